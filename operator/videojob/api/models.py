@@ -1,0 +1,653 @@
+"""The VideoJob resource: spec and status as pydantic models.
+
+This module is the contract between users, the operator and the transcoder. It imports nothing of Kopf,
+Kubernetes or FFmpeg. Field names are camelCase on the wire (Kubernetes API conventions) and snake_case in
+Python. Every string has a length bound and, where it can, a pattern or an enum; every number has bounds: the
+CRD generated from these models (`make crds`) lets the API server refuse bad input at `kubectl apply`.
+
+Cross-field rules live in two places that must agree: the `model_validator`s below (used by the operator and
+the transcoder) and the CEL rules attached to the schema through `json_schema_extra` (used by the API server).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "videojob.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "VideoJob"
+PLURAL = "videojobs"
+SINGULAR = "videojob"
+SHORT_NAMES = ["vj"]
+CATEGORIES = ["media"]
+
+MAX_SECONDS = 86_400.0  # a day: bound for every time offset inside a media file
+MAX_INPUTS = 16
+MAX_OPERATIONS = 32
+
+
+def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; `field_path` makes the API server's error name the field."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def _validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as it appears in the Kubernetes API (camelCase, unset optionals omitted)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scalars
+# ---------------------------------------------------------------------------------------------------------------
+
+# DNS-1123 label: input names are referenced by operations and end up in file names.
+InputName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+
+# s3://bucket/key or http(s)://host/path. Bucket names follow S3's rules; keys may not start with "/" nor hold a
+# ".." segment; no whitespace or control characters anywhere. Whether http:// and which hosts are allowed is the
+# operator's configuration, checked at admission (not expressible in the CRD).
+_CHAR = r"[^/\s\x00-\x1f\x7f]"
+# A key segment that is neither empty, "." nor "..": written without look-around, which neither the API
+# server's regexes (RE2) nor pydantic's support.
+_SEGMENT = rf"([^./\s\x00-\x1f\x7f]{_CHAR}*|\.[^./\s\x00-\x1f\x7f]{_CHAR}*|\.\.{_CHAR}+)"
+_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_S3_URI = rf"s3://{_BUCKET}/{_SEGMENT}(/{_SEGMENT})*"
+_HTTP_URI = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s\x00-\x1f\x7f]*)?"
+InputURI = Annotated[str, StringConstraints(min_length=6, max_length=2048, pattern=rf"^({_S3_URI}|{_HTTP_URI})$")]
+
+# Output prefix: an S3 "folder"; artifacts are written under it.
+_S3_PREFIX = rf"s3://{_BUCKET}(/({_SEGMENT}/)*({_SEGMENT})?)?"
+OutputURI = Annotated[str, StringConstraints(min_length=6, max_length=1024, pattern=rf"^{_S3_PREFIX}$")]
+
+# A file name without directories; used for artifact names.
+FileStem = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
+
+# A colour: an FFmpeg/CSS colour name or #RRGGBB / #RRGGBBAA.
+Color = Annotated[str, StringConstraints(min_length=3, max_length=32, pattern=r"^([a-zA-Z]{3,20}|#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?)$")]
+
+# A bitrate such as 128k or 4M (bits per second).
+Bitrate = Annotated[str, StringConstraints(min_length=2, max_length=8, pattern=r"^[1-9][0-9]{0,5}[kM]$")]
+
+# A font family name (fontconfig). Letters, digits, spaces, dashes and underscores only: never a path.
+FontFamily = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _-]*$")]
+
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+Duration = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+
+ResourceName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+
+_RESOLUTION = re.compile(r"^([0-9]{2,4})x([0-9]{2,4})$")
+
+
+class Hardware(StrEnum):
+    CPU = "cpu"
+    NVIDIA = "nvidia"
+    AUTO = "auto"
+
+
+class Position(StrEnum):
+    TOP_LEFT = "top-left"
+    TOP_CENTER = "top-center"
+    TOP_RIGHT = "top-right"
+    CENTER_LEFT = "center-left"
+    CENTER = "center"
+    CENTER_RIGHT = "center-right"
+    BOTTOM_LEFT = "bottom-left"
+    BOTTOM_CENTER = "bottom-center"
+    BOTTOM_RIGHT = "bottom-right"
+
+
+class Corner(StrEnum):
+    TOP_LEFT = "top-left"
+    TOP_RIGHT = "top-right"
+    BOTTOM_LEFT = "bottom-left"
+    BOTTOM_RIGHT = "bottom-right"
+
+
+class Container(StrEnum):
+    MP4 = "mp4"
+    MKV = "mkv"
+    WEBM = "webm"
+    MOV = "mov"
+
+
+class VideoCodec(StrEnum):
+    H264 = "h264"
+    H265 = "h265"
+    VP9 = "vp9"
+    AV1 = "av1"
+    COPY = "copy"
+
+
+class AudioCodec(StrEnum):
+    AAC = "aac"
+    MP3 = "mp3"
+    OPUS = "opus"
+    COPY = "copy"
+
+
+class Preset(StrEnum):
+    """x264-style speed presets; the transcoder maps them to each encoder's own scale."""
+
+    ULTRAFAST = "ultrafast"
+    SUPERFAST = "superfast"
+    VERYFAST = "veryfast"
+    FASTER = "faster"
+    FAST = "fast"
+    MEDIUM = "medium"
+    SLOW = "slow"
+    SLOWER = "slower"
+    VERYSLOW = "veryslow"
+
+
+class AudioMode(StrEnum):
+    MIX = "mix"
+    REPLACE = "replace"
+
+
+class SubtitleFormat(StrEnum):
+    SRT = "srt"
+    VTT = "vtt"
+
+
+class SpeechEngine(StrEnum):
+    WHISPER = "whisper"
+
+
+class ArtifactReclaimPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Spec
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Trim(_Model):
+    """Use only part of an input: from `start` seconds, for `duration` seconds (to the end when unset)."""
+
+    start: Seconds = 0
+    duration: Duration | None = None
+
+
+class Input(_Model):
+    """A named source file. Operations refer to inputs by name."""
+
+    name: InputName = Field(description="Name operations use to refer to this input (DNS label).")
+    uri: InputURI = Field(
+        description="s3://bucket/key or https://host/path (http:// only if the operator allows it)."
+    )
+    trim: Trim | None = Field(default=None, description="Use only part of this input.")
+
+
+class Concat(_Model):
+    """Join inputs one after another. Sizes, frame rates and sample rates are normalised to the first one's.
+
+    Must be the first operation: its result becomes the stream the following operations work on.
+    """
+
+    inputs: list[InputName] = Field(min_length=2, max_length=MAX_INPUTS, description="Inputs to join, in order.")
+
+
+class Audio(_Model):
+    """Put an audio input under the video: replace the original sound or mix with it."""
+
+    input: InputName = Field(description="The audio input (MP3, AAC, WAV, or the audio of any media input).")
+    mode: AudioMode = Field(default=AudioMode.MIX, description="replace: drop the original sound; mix: add to it.")
+    offset: Seconds = Field(default=0, description="Seconds into the video where the added audio starts.")
+    volume: float = Field(default=1.0, ge=0, le=10, description="Gain of the added audio (1.0 = unchanged).")
+    fade_in: Annotated[float, Field(ge=0, le=600)] = Field(default=0, description="Fade-in seconds.")
+    fade_out: Annotated[float, Field(ge=0, le=600)] = Field(default=0, description="Fade-out seconds at its end.")
+
+
+class Text(_Model):
+    """Draw text over the video. The text is rendered literally; it never becomes part of a filter graph."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(
+        cel("!has(self.end) || self.end > self.start", "end must be greater than start", ".end"),
+    ))
+
+    text: str = Field(min_length=1, max_length=1000, description="The text, rendered literally (UTF-8).")
+    font: FontFamily = Field(default="DejaVu Sans", description="Font family (fontconfig name).")
+    size: int = Field(default=36, ge=6, le=400, description="Font size in pixels.")
+    color: Color = Field(default="white", description="Colour name or #RRGGBB[AA].")
+    position: Position = Field(default=Position.BOTTOM_CENTER, description="Anchor on the frame.")
+    offset_x: int = Field(default=0, ge=-4096, le=4096, description="Horizontal shift from the anchor, pixels.")
+    offset_y: int = Field(default=0, ge=-4096, le=4096, description="Vertical shift from the anchor, pixels.")
+    box: bool = Field(default=False, description="Draw a filled box behind the text.")
+    box_color: Color = Field(default="#00000099", description="Box colour.")
+    border: int = Field(default=0, ge=0, le=20, description="Outline width around glyphs, pixels.")
+    border_color: Color = Field(default="black", description="Outline colour.")
+    start: Seconds = Field(default=0, description="Seconds when the text appears.")
+    end: Seconds | None = Field(default=None, description="Seconds when it disappears (the end when unset).")
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Text:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("end must be greater than start")
+        return self
+
+
+class SubtitleStyle(_Model):
+    """How burned-in subtitles look (overrides the file's own style)."""
+
+    size: int | None = Field(default=None, ge=6, le=200, description="Font size.")
+    color: Color | None = Field(default=None, description="Text colour.")
+    outline: int | None = Field(default=None, ge=0, le=10, description="Outline width.")
+    outline_color: Color | None = Field(default=None, description="Outline colour.")
+    font: FontFamily | None = Field(default=None, description="Font family.")
+
+
+class GenerateSubtitles(_Model):
+    """Transcribe the speech of the current stream into subtitles."""
+
+    language: Annotated[str, StringConstraints(pattern=r"^([a-z]{2,3}|auto)$", max_length=4)] = Field(
+        default="auto", description="ISO 639-1/3 code of the spoken language, or auto to detect it."
+    )
+    engine: SpeechEngine = Field(default=SpeechEngine.WHISPER, description="Speech-to-text engine.")
+    model: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = (
+        Field(default="bundled", description="Model name, mapped to a model directory by the operator's settings.")
+    )
+
+
+class Subtitles(_Model):
+    """Burn in subtitles from an input (SRT, VTT, ASS/SSA) or generated from speech; optionally emit files."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(
+        cel("has(self.input) != has(self.generate)", "exactly one of input or generate must be set"),
+        cel("self.burn || size(self.emit) > 0", "subtitles must be burned in or emitted (or both)"),
+    ))
+
+    input: InputName | None = Field(default=None, description="A subtitle input (SRT, VTT, ASS/SSA).")
+    generate: GenerateSubtitles | None = Field(default=None, description="Generate subtitles from speech.")
+    burn: bool = Field(default=True, description="Render the subtitles into the video frames.")
+    emit: list[SubtitleFormat] = Field(
+        default_factory=list, max_length=2, description="Also store the subtitles as these files (srt, vtt)."
+    )
+    style: SubtitleStyle | None = Field(default=None, description="Style for burned-in subtitles.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Subtitles:
+        if (self.input is None) == (self.generate is None):
+            raise ValueError("exactly one of input or generate must be set")
+        if not self.burn and not self.emit:
+            raise ValueError("subtitles must be burned in or emitted (or both)")
+        if len(set(self.emit)) != len(self.emit):
+            raise ValueError("emit formats must be unique")
+        return self
+
+
+class PictureInPicture(_Model):
+    """Overlay another video, scaled down, in a corner of the frame."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(
+        cel("!has(self.end) || self.end > self.start", "end must be greater than start", ".end"),
+    ))
+
+    input: InputName = Field(description="The video to overlay.")
+    position: Corner = Field(default=Corner.TOP_RIGHT, description="Corner of the frame.")
+    scale: float = Field(default=0.25, ge=0.05, le=1.0, description="Width of the overlay relative to the frame.")
+    margin: int = Field(default=16, ge=0, le=1000, description="Distance from the frame edges, pixels.")
+    start: Seconds = Field(default=0, description="Seconds when the overlay appears.")
+    end: Seconds | None = Field(default=None, description="Seconds when it disappears (the end when unset).")
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> PictureInPicture:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("end must be greater than start")
+        return self
+
+
+OPERATION_KINDS = ("concat", "audio", "text", "subtitles", "pip")
+# Operations that change the picture: a `copy` video codec cannot carry them out.
+VIDEO_OPERATIONS = ("concat", "text", "subtitles", "pip")
+# Operations that change the sound: a `copy` audio codec cannot carry them out.
+AUDIO_OPERATIONS = ("concat", "audio")
+
+
+class Operation(_Model):
+    """One step of the chain: exactly one of its fields is set."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    concat: Concat | None = None
+    audio: Audio | None = None
+    text: Text | None = None
+    subtitles: Subtitles | None = None
+    pip: PictureInPicture | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Operation:
+        set_fields = [k for k in OPERATION_KINDS if getattr(self, k) is not None]
+        if len(set_fields) != 1:
+            raise ValueError(f"an operation sets exactly one of {', '.join(OPERATION_KINDS)}; got {set_fields}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in OPERATION_KINDS if getattr(self, k) is not None)
+
+    @property
+    def body(self) -> Concat | Audio | Text | Subtitles | PictureInPicture:
+        return getattr(self, self.kind)  # type: ignore[no-any-return]
+
+    def input_refs(self) -> list[str]:
+        """Names of the inputs this operation reads."""
+        body = self.body
+        if isinstance(body, Concat):
+            return list(body.inputs)
+        ref = getattr(body, "input", None)
+        return [ref] if ref else []
+
+
+class VideoOutput(_Model):
+    model_config = ConfigDict(json_schema_extra=_validations(
+        cel("!(has(self.crf) && has(self.bitrate))", "crf and bitrate are mutually exclusive", ".crf"),
+        cel(
+            "self.codec != 'copy' || (!has(self.crf) && !has(self.bitrate) && !has(self.resolution) && !has(self.fps))",
+            "codec copy cannot be combined with crf, bitrate, resolution or fps",
+            ".codec",
+        ),
+    ))
+
+    codec: VideoCodec = Field(default=VideoCodec.H264, description="h264, h265, vp9, av1, or copy (no re-encode).")
+    crf: int | None = Field(default=None, ge=0, le=63, description="Constant quality (lower is better).")
+    bitrate: Bitrate | None = Field(default=None, description="Target bitrate, e.g. 4M. Exclusive with crf.")
+    preset: Preset = Field(default=Preset.MEDIUM, description="Speed/quality trade-off.")
+    resolution: Annotated[str, StringConstraints(max_length=9, pattern=r"^[0-9]{2,4}x[0-9]{2,4}$")] | None = Field(
+        default=None, description="WIDTHxHEIGHT, e.g. 1280x720 (even numbers, 16 to 7680)."
+    )
+    fps: float | None = Field(default=None, gt=0, le=240, description="Output frame rate.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VideoOutput:
+        if self.crf is not None and self.bitrate is not None:
+            raise ValueError("crf and bitrate are mutually exclusive")
+        if self.codec == VideoCodec.COPY and any(v is not None for v in (self.crf, self.bitrate, self.resolution, self.fps)):
+            raise ValueError("codec copy cannot be combined with crf, bitrate, resolution or fps")
+        if self.resolution is not None:
+            width, height = self.size  # type: ignore[misc]
+            if not (16 <= width <= 7680 and 16 <= height <= 7680) or width % 2 or height % 2:
+                raise ValueError("resolution must be even numbers between 16 and 7680")
+        return self
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        if self.resolution is None:
+            return None
+        match = _RESOLUTION.match(self.resolution)
+        assert match is not None
+        return int(match.group(1)), int(match.group(2))
+
+
+class AudioOutput(_Model):
+    model_config = ConfigDict(json_schema_extra=_validations(
+        cel(
+            "self.codec != 'copy' || (!has(self.bitrate) && !has(self.channels) && !has(self.sampleRate))",
+            "codec copy cannot be combined with bitrate, channels or sampleRate",
+            ".codec",
+        ),
+    ))
+
+    codec: AudioCodec = Field(default=AudioCodec.AAC, description="aac, mp3, opus, or copy (no re-encode).")
+    bitrate: Bitrate | None = Field(default=None, description="e.g. 128k.")
+    channels: int | None = Field(default=None, ge=1, le=8, description="Number of channels.")
+    sample_rate: Literal[8000, 16000, 22050, 24000, 32000, 44100, 48000] | None = Field(
+        default=None, description="Sample rate in Hz."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AudioOutput:
+        if self.codec == AudioCodec.COPY and any(v is not None for v in (self.bitrate, self.channels, self.sample_rate)):
+            raise ValueError("codec copy cannot be combined with bitrate, channels or sampleRate")
+        return self
+
+
+class Thumbnail(_Model):
+    """A JPEG still taken from the result."""
+
+    at: Seconds = Field(default=0, description="Seconds into the result.")
+    width: int | None = Field(default=None, ge=16, le=7680, description="Width in pixels (height keeps the ratio).")
+
+
+class Output(_Model):
+    model_config = ConfigDict(json_schema_extra=_validations(
+        cel(
+            "self.container != 'webm' || ((!has(self.video) || self.video.codec in ['vp9', 'av1', 'copy'])"
+            " && (!has(self.audio) || self.audio.codec in ['opus', 'copy']))",
+            "container webm needs video codec vp9 or av1 and audio codec opus",
+            ".container",
+        ),
+    ))
+
+    uri: OutputURI = Field(description="s3://bucket/prefix/ under which the artifacts are written.")
+    name: FileStem = Field(default="output", description="File name (without extension) of the main artifact.")
+    container: Container = Field(default=Container.MP4, description="mp4, mkv, webm or mov.")
+    video: VideoOutput = Field(default_factory=VideoOutput, description="Video encoding.")
+    audio: AudioOutput = Field(default_factory=AudioOutput, description="Audio encoding.")
+    thumbnail: Thumbnail | None = Field(default=None, description="Also store a JPEG still.")
+
+    @model_validator(mode="after")
+    def _container_codecs(self) -> Output:
+        if self.container == Container.WEBM and (
+            self.video.codec not in (VideoCodec.VP9, VideoCodec.AV1, VideoCodec.COPY)
+            or self.audio.codec not in (AudioCodec.OPUS, AudioCodec.COPY)
+        ):
+            raise ValueError("container webm needs video codec vp9 or av1 and audio codec opus")
+        return self
+
+
+class SecretReference(_Model):
+    name: ResourceName = Field(description="Name of a Secret in the VideoJob's namespace.")
+
+
+class VideoJobSpec(_Model):
+    """What to make: inputs, a chain of operations, and the output."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(
+        cel(
+            "self.inputs.all(a, self.inputs.exists_one(b, b.name == a.name))",
+            "input names must be unique",
+            ".inputs",
+        ),
+        cel(
+            "self.operations.all(o, (!has(o.concat) || o.concat.inputs.all(n, self.inputs.exists(i, i.name == n)))"
+            " && (!has(o.audio) || self.inputs.exists(i, i.name == o.audio.input))"
+            " && (!has(o.pip) || self.inputs.exists(i, i.name == o.pip.input))"
+            " && (!has(o.subtitles) || !has(o.subtitles.input)"
+            " || self.inputs.exists(i, i.name == o.subtitles.input)))",
+            "every input an operation names must be declared in spec.inputs",
+            ".operations",
+        ),
+        cel(
+            "self.operations.all(o, !has(o.concat)) || (has(self.operations[0].concat)"
+            " && self.operations.filter(o, has(o.concat)).size() == 1)",
+            "concat must be the first operation, and appear once",
+            ".operations",
+        ),
+        cel(
+            "!has(self.output.video) || self.output.video.codec != 'copy'"
+            " || self.operations.all(o, !has(o.concat) && !has(o.text) && !has(o.pip)"
+            " && (!has(o.subtitles) || !o.subtitles.burn))",
+            "video codec copy cannot be used with concat, text, pip or burned-in subtitles",
+            ".output.video.codec",
+        ),
+        cel(
+            "!has(self.output.audio) || self.output.audio.codec != 'copy'"
+            " || self.operations.all(o, !has(o.concat) && !has(o.audio))",
+            "audio codec copy cannot be used with concat or audio operations",
+            ".output.audio.codec",
+        ),
+        # Transition rules: a submitted job's work is fixed; only priority and cancel may change.
+        cel("self.inputs == oldSelf.inputs", "inputs are immutable", ".inputs"),
+        cel("self.operations == oldSelf.operations", "operations are immutable", ".operations"),
+        cel("self.output == oldSelf.output", "output is immutable", ".output"),
+        cel("self.hardware == oldSelf.hardware", "hardware is immutable", ".hardware"),
+        cel("self.retries == oldSelf.retries", "retries is immutable", ".retries"),
+        cel(
+            "has(self.activeDeadlineSeconds) == has(oldSelf.activeDeadlineSeconds)"
+            " && (!has(self.activeDeadlineSeconds) || self.activeDeadlineSeconds == oldSelf.activeDeadlineSeconds)",
+            "activeDeadlineSeconds is immutable",
+            ".activeDeadlineSeconds",
+        ),
+        cel(
+            "has(self.credentialsSecretRef) == has(oldSelf.credentialsSecretRef)"
+            " && (!has(self.credentialsSecretRef) || self.credentialsSecretRef == oldSelf.credentialsSecretRef)",
+            "credentialsSecretRef is immutable",
+            ".credentialsSecretRef",
+        ),
+        cel("oldSelf.cancel == false || self.cancel == true", "cancel cannot be undone", ".cancel"),
+    ))
+
+    priority: int = Field(default=5, ge=1, le=10, description="1 (highest) to 10 (lowest).")
+    hardware: Hardware = Field(
+        default=Hardware.AUTO, description="cpu, nvidia (NVENC on a GPU node), or auto (a GPU when one is free)."
+    )
+    inputs: list[Input] = Field(min_length=1, max_length=MAX_INPUTS, description="Named source files.")
+    operations: list[Operation] = Field(
+        default_factory=list,
+        max_length=MAX_OPERATIONS,
+        description="Applied in order, each on the result of the previous one. Starts from the first input.",
+    )
+    output: Output = Field(description="Where and how to write the result.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries after a transient failure.")
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, le=604_800, description="Time limit for one run; the operator's default when unset."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, le=31_536_000, description="Delete the VideoJob this long after it finishes."
+    )
+    cancel: bool = Field(default=False, description="Set to true to cancel; cannot be set back.")
+    credentials_secret_ref: SecretReference | None = Field(
+        default=None,
+        description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3; the operator's default when unset.",
+    )
+    artifact_reclaim_policy: ArtifactReclaimPolicy = Field(
+        default=ArtifactReclaimPolicy.RETAIN, description="Retain or Delete the artifacts when the VideoJob is deleted."
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> VideoJobSpec:
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError("input names must be unique")
+        for index, op in enumerate(self.operations):
+            for ref in op.input_refs():
+                if ref not in names:
+                    raise ValueError(f"operations[{index}].{op.kind} names undeclared input {ref!r}")
+        kinds = [op.kind for op in self.operations]
+        if "concat" in kinds and (kinds[0] != "concat" or kinds.count("concat") > 1):
+            raise ValueError("concat must be the first operation, and appear once")
+        if self.output.video.codec == VideoCodec.COPY and any(
+            k in ("concat", "text", "pip") or (k == "subtitles" and op.subtitles and op.subtitles.burn)
+            for k, op in zip(kinds, self.operations, strict=True)
+        ):
+            raise ValueError("video codec copy cannot be used with concat, text, pip or burned-in subtitles")
+        if self.output.audio.codec == AudioCodec.COPY and any(k in AUDIO_OPERATIONS for k in kinds):
+            raise ValueError("audio codec copy cannot be used with concat or audio operations")
+        return self
+
+    def input(self, name: str) -> Input:
+        return next(i for i in self.inputs if i.name == name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Status
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+TERMINAL_PHASES = (Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED)
+
+Timestamp = Annotated[str, StringConstraints(max_length=64)]  # RFC 3339, as Kubernetes writes them
+
+
+class Condition(_Model):
+    """Kubernetes API conventions: metav1.Condition."""
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9_./-]*$")]
+    status: Literal["True", "False", "Unknown"]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
+    message: Annotated[str, StringConstraints(max_length=32768)] = ""
+    last_transition_time: Timestamp
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class Artifact(_Model):
+    """A file the job produced, with the facts ffprobe and sha256 give about it."""
+
+    uri: Annotated[str, StringConstraints(max_length=2048)]
+    kind: Literal["video", "subtitles", "thumbnail"] = "video"
+    size: int = Field(ge=0)
+    sha256: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
+    content_type: Annotated[str, StringConstraints(max_length=128)] | None = None
+    duration: float | None = Field(default=None, ge=0)
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    fps: float | None = Field(default=None, ge=0)
+    video_codec: Annotated[str, StringConstraints(max_length=64)] | None = None
+    audio_codec: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class VideoJobStatus(_Model):
+    model_config = ConfigDict(frozen=False)
+
+    phase: Phase = Phase.PENDING
+    queue_position: int | None = Field(default=None, ge=1, description="1 = next to be admitted; unset when not queued.")
+    progress: float = Field(default=0, ge=0, le=100, description="Percent complete.")
+    attempts: int = Field(default=0, ge=0, description="Runs started so far.")
+    job_name: Annotated[str, StringConstraints(max_length=63)] | None = None
+    hardware: Literal["cpu", "nvidia"] | None = None
+    node: Annotated[str, StringConstraints(max_length=253)] | None = None
+    queued_at: Timestamp | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
+    artifacts: list[Artifact] = Field(default_factory=list, max_length=16)
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    message: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=128)] | None = None
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class VideoJob(_Model):
+    """The whole resource, for tools that handle complete objects (samples, tests)."""
+
+    api_version: Literal["videojob.dev/v1alpha1"] = API_VERSION  # type: ignore[assignment]
+    kind: Literal["VideoJob"] = KIND  # type: ignore[assignment]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: VideoJobSpec
+    status: VideoJobStatus | None = None

@@ -1,0 +1,64 @@
+"""The contract between the operator and the transcoder container it starts.
+
+The operator builds a Job whose container gets these environment variables; the transcoder reads them, and
+reports back through its exit code and a JSON `TranscodeResult` written to the termination-message path.
+Both sides import this module, so a name changes in one place.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from videojob.api.models import Artifact, _Model
+
+# --- environment of the transcoder container -------------------------------------------------------------------
+ENV_SPEC = "VIDEOJOB_SPEC"  # the VideoJob spec as JSON (wire form, camelCase)
+ENV_SPEC_FILE = "VIDEOJOB_SPEC_FILE"  # alternatively, a path to that JSON
+ENV_NAME = "VIDEOJOB_NAME"  # the VideoJob's name, for progress reports
+ENV_NAMESPACE = "VIDEOJOB_NAMESPACE"
+ENV_HARDWARE = "VIDEOJOB_HARDWARE"  # "cpu" or "nvidia": what the operator chose, never "auto"
+ENV_WORKDIR = "VIDEOJOB_WORKDIR"  # scratch space (an emptyDir); the only place the transcoder writes files
+ENV_RESULT_PATH = "VIDEOJOB_RESULT_PATH"  # where to write the TranscodeResult (the termination-message path)
+ENV_PROGRESS = "VIDEOJOB_PROGRESS"  # "kubernetes" (patch the VideoJob's status), "log", or "none"
+ENV_PROGRESS_INTERVAL = "VIDEOJOB_PROGRESS_INTERVAL"  # seconds between progress reports
+ENV_SERVICEACCOUNT_DIR = "VIDEOJOB_SERVICEACCOUNT_DIR"  # token, ca.crt and namespace for the Kubernetes reporter
+ENV_ALLOW_HTTP = "VIDEOJOB_ALLOW_HTTP"  # "true" lets inputs use http://
+ENV_ALLOWED_HOSTS = "VIDEOJOB_ALLOWED_HOSTS"  # comma-separated host names/suffixes for http(s) inputs; empty = any public
+ENV_ALLOW_PRIVATE_NETWORKS = "VIDEOJOB_ALLOW_PRIVATE_NETWORKS"  # "true" allows loopback/private/link-local hosts
+ENV_MAX_INPUT_BYTES = "VIDEOJOB_MAX_INPUT_BYTES"
+ENV_MAX_INPUT_SECONDS = "VIDEOJOB_MAX_INPUT_SECONDS"
+ENV_STT_MODEL_DIRS = "VIDEOJOB_STT_MODEL_DIRS"  # JSON object: model name -> directory of a CTranslate2 Whisper model
+ENV_S3_ENDPOINT = "S3_ENDPOINT_URL"  # plus the standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
+
+DEFAULT_RESULT_PATH = "/dev/termination-log"
+DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TERMINATION_MESSAGE_LIMIT = 4096  # bytes the kubelet keeps of a termination message
+
+
+class ExitCode(IntEnum):
+    """How the transcoder ends. The operator's podFailurePolicy turns BAD_INPUT and UNSUPPORTED into FailJob
+    (retrying cannot help); anything else non-zero is retried up to `spec.retries` times."""
+
+    OK = 0
+    TRANSIENT = 75  # EX_TEMPFAIL: network, storage, a killed process: worth retrying
+    BAD_INPUT = 65  # EX_DATAERR: missing or unreadable input, spec the media cannot satisfy
+    UNSUPPORTED = 69  # EX_UNAVAILABLE: e.g. NVENC requested where no encoder is present
+    INTERNAL = 70  # EX_SOFTWARE: a bug; retried like a transient failure
+
+
+NOT_RETRIED = (ExitCode.BAD_INPUT, ExitCode.UNSUPPORTED)
+
+
+class TranscodeResult(_Model):
+    """What the transcoder leaves in its termination message (compact JSON, under 4 KiB)."""
+
+    ok: bool
+    reason: Annotated[str, StringConstraints(max_length=64)] = "Succeeded"
+    message: Annotated[str, StringConstraints(max_length=1024)] = ""
+    artifacts: list[Artifact] = Field(default_factory=list)
+    bytes_in: int = Field(default=0, ge=0)
+    bytes_out: int = Field(default=0, ge=0)
+    seconds: float = Field(default=0, ge=0)

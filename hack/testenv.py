@@ -1,0 +1,823 @@
+#!/usr/bin/env python3
+"""The local test environment: a real Kubernetes control plane, MinIO and the node agent, on 127.0.0.1.
+
+    hack/testenv.py up       start everything (idempotent), write .testenv/kubeconfig and .testenv/env
+    hack/testenv.py down     stop everything (no orphan processes) and remove the data, keeping .testenv/bin
+    hack/testenv.py status   show each component; exit 0 when the environment is up and healthy
+    hack/testenv.py env      print the sourceable environment (`eval "$(hack/testenv.py env)"`)
+
+Components, each a detached process (own session) logging to .testenv/logs/<name>.log:
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler (binaries from hack/build-tools.sh in
+.testenv/bin), MinIO, and hack/node_agent.py (Nodes cpu-0 and gpu-0 running pods as local processes).
+Certificates and keys are generated at every start with the openssl CLI under .testenv/pki: a CA, the
+apiserver's serving certificate, a service-account signing key pair and client certificates for the admin
+(O=system:masters), the controller-manager (CN=system:kube-controller-manager) and the scheduler
+(CN=system:kube-scheduler), so RBAC applies to the controllers as it does in a real cluster. The node agent
+uses the admin identity: it serves two Nodes, and the Node authorizer would confine a node identity to one.
+
+`--dir DIR` (or $TESTENV_DIR) runs a second, independent environment under DIR (tests of this script use it).
+Every process started here carries TESTENV_TOKEN=<random> in its environment; `down` stops the recorded
+processes, their descendants and any process still carrying the token, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = REPO / ".testenv"
+BIN_DIR = Path(os.environ.get("TESTENV_BIN", DEFAULT_DIR / "bin"))
+AGENT = REPO / "hack" / "node_agent.py"
+
+SERVICE_CIDR = "10.96.0.0/24"
+SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+REGION = "us-east-1"
+NODES = ("cpu-0", "gpu-0")
+# Stop order: the agent first (it stops its pods' processes), the control plane last but for the stores.
+STOP_ORDER = ("node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd", "minio")
+STOP_TIMEOUT = {"node-agent": 45.0}  # pods get their grace period; everything else gets the default
+DEFAULT_STOP_TIMEOUT = 15.0
+
+
+class StartError(Exception):
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(f"{component}: {message}")
+        self.component = component
+        self.message = message
+
+
+def log(msg: str) -> None:
+    print(f"testenv: {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paths and state
+
+
+class Env:
+    """Paths of one environment directory and its recorded state (state.json)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.pki = self.root / "pki"
+        self.logs = self.root / "logs"
+        self.etcd_data = self.root / "etcd"
+        self.minio_data = self.root / "minio"
+        self.agent_state = self.root / "agent"
+        self.run = self.root / "run"  # cert dirs of the control-plane components
+        self.state_file = self.root / "state.json"
+        self.kubeconfig = self.root / "kubeconfig"
+        self.env_file = self.root / "env"
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def save(self, state: dict[str, Any]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    @contextlib.contextmanager
+    def locked(self) -> Any:
+        """Serialise up/down of this directory across processes (flock on the directory itself)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def clean(self) -> None:
+        """Remove everything under the directory except bin/."""
+        if not self.root.exists():
+            return
+        for p in self.root.iterdir():
+            if p.name == "bin":
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def binary(name: str) -> str:
+    p = BIN_DIR / name
+    if p.exists():
+        return str(p)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise StartError(name, f"binary not found in {BIN_DIR} or PATH; build it with `make tools`")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Processes (Linux /proc)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat from field 3 (state) on, or None when there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    f = _stat(pid)
+    return int(f[19]) if f else None  # field 22: starttime
+
+
+def alive(pid: int, started: int | None = None) -> bool:
+    """True when PID runs (zombies count as gone) and, if given, started at `started` (no reused pid)."""
+    f = _stat(pid)
+    if f is None or f[0] in ("Z", "X"):
+        return False
+    return started is None or int(f[19]) == started
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, starttime) of every descendant of PID."""
+    children: dict[int, list[int]] = {}
+    for p in _all_pids():
+        f = _stat(p)
+        if f:
+            children.setdefault(int(f[1]), []).append(p)
+    out: list[tuple[int, int]] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        st = start_time(p)
+        if st is not None:
+            out.append((p, st))
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tagged(token: str) -> list[tuple[int, int]]:
+    """(pid, starttime) of every process whose environment carries TESTENV_TOKEN=token."""
+    needle = f"TESTENV_TOKEN={token}".encode()
+    out = []
+    for p in _all_pids():
+        if p == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{p}/environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            st = start_time(p)
+            if st is not None:
+                out.append((p, st))
+    return out
+
+
+def _signal(pid: int, started: int | None, sig: int) -> None:
+    if alive(pid, started):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _wait_gone(procs: list[tuple[int, int | None]], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p, st) for p, st in procs):
+            return True
+        time.sleep(0.1)
+    return not any(alive(p, st) for p, st in procs)
+
+
+def terminate(procs: list[tuple[int, int | None]], timeout: float) -> list[int]:
+    """SIGTERM, wait up to `timeout`, SIGKILL what is left. Returns the pids that needed SIGKILL."""
+    procs = [(p, st) for p, st in procs if alive(p, st)]
+    for p, st in procs:
+        _signal(p, st, signal.SIGTERM)
+    if _wait_gone(procs, timeout):
+        return []
+    killed = [p for p, st in procs if alive(p, st)]
+    for p, st in procs:
+        _signal(p, st, signal.SIGKILL)
+    _wait_gone(procs, 5.0)
+    return killed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Certificates (openssl CLI, argument lists only)
+
+
+def _openssl(*args: str) -> None:
+    r = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise StartError("pki", f"openssl {args[0]} failed: {r.stderr.strip()}")
+
+
+def _ec_key(path: Path) -> None:
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
+    path.chmod(0o600)
+
+
+def _ca(pki: Path, name: str, common_name: str) -> None:
+    """A self-signed CA: pki/NAME.key, pki/NAME.crt."""
+    _ec_key(pki / f"{name}.key")
+    (pki / f"{name}.cnf").write_text(
+        f"[req]\nprompt = no\ndistinguished_name = dn\nx509_extensions = ext\n[dn]\nCN = {common_name}\n"
+        "[ext]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,digitalSignature,keyCertSign,cRLSign\n"
+        "subjectKeyIdentifier = hash\n"
+    )
+    _openssl(
+        "req", "-x509", "-new", "-key", str(pki / f"{name}.key"), "-config", str(pki / f"{name}.cnf"),
+        "-days", "30", "-sha256", "-out", str(pki / f"{name}.crt"),
+    )  # fmt: skip
+
+
+def _leaf(pki: Path, name: str, subject: dict[str, str], extensions: list[str], ca: str = "ca") -> None:
+    """Key pki/NAME.key and certificate pki/NAME.crt signed by pki/CA."""
+    key, csr, crt, cnf = (pki / f"{name}.{ext}" for ext in ("key", "csr", "crt", "cnf"))
+    _ec_key(key)
+    dn = "\n".join(f"{k} = {v}" for k, v in subject.items())
+    cnf.write_text(
+        "[req]\nprompt = no\ndistinguished_name = dn\n[dn]\n" + dn + "\n[ext]\n" + "\n".join(extensions) + "\n"
+    )
+    _openssl("req", "-new", "-key", str(key), "-config", str(cnf), "-out", str(csr))
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(pki / f"{ca}.crt"), "-CAkey", str(pki / f"{ca}.key"),
+        "-set_serial", str(secrets.randbits(63)), "-days", "30", "-sha256",
+        "-extfile", str(cnf), "-extensions", "ext", "-out", str(crt),
+    )  # fmt: skip
+    csr.unlink()
+
+
+def make_pki(pki: Path) -> None:
+    pki.mkdir(parents=True, exist_ok=True)
+    _ca(pki, "ca", "videojob-testenv-ca")
+    server_sans = ",".join(
+        [
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+            "IP:127.0.0.1",
+            f"IP:{SERVICE_IP}",
+        ]
+    )
+    common = ["basicConstraints = critical,CA:FALSE", "keyUsage = critical,digitalSignature,keyEncipherment"]
+    _leaf(
+        pki,
+        "apiserver",
+        {"CN": "kube-apiserver"},
+        [*common, "extendedKeyUsage = serverAuth", f"subjectAltName = {server_sans}"],
+    )
+    client = [*common, "extendedKeyUsage = clientAuth"]
+    _leaf(pki, "admin", {"O": "system:masters", "CN": "testenv-admin"}, client)
+    _leaf(pki, "controller-manager", {"CN": "system:kube-controller-manager"}, client)
+    _leaf(pki, "scheduler", {"CN": "system:kube-scheduler"}, client)
+    # The front proxy (aggregation layer) identity: the apiserver publishes its CA in
+    # kube-system/extension-apiserver-authentication, which the controller-manager and scheduler read.
+    _ca(pki, "front-proxy-ca", "videojob-testenv-front-proxy-ca")
+    _leaf(pki, "front-proxy-client", {"CN": "front-proxy-client"}, client, ca="front-proxy-ca")
+    # Service-account token signing pair: the apiserver signs with sa.key and verifies with sa.pub; the
+    # controller-manager signs legacy token Secrets with sa.key.
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki / "sa.key"))
+    (pki / "sa.key").chmod(0o600)
+    _openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: testenv
+  cluster:
+    server: {server}
+    certificate-authority-data: {b64(pki / "ca.crt")}
+users:
+- name: {user}
+  user:
+    client-certificate-data: {b64(pki / f"{user}.crt")}
+    client-key-data: {b64(pki / f"{user}.key")}
+contexts:
+- name: testenv
+  context:
+    cluster: testenv
+    user: {user}
+    namespace: default
+current-context: testenv
+"""
+    )
+    path.chmod(0o600)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTTP probes
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def admin_ssl(pki: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return ctx
+
+
+def insecure_ssl() -> ssl.SSLContext:
+    """For the /healthz of the controller-manager and scheduler, which serve self-signed certificates."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_get(url: str, ctx: ssl.SSLContext | None = None, timeout: float = 3.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# up
+
+
+class Starter:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.token = secrets.token_hex(12)
+        self.state: dict[str, Any] = {"token": self.token, "dir": str(env.root), "components": {}, "ready": False}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.t0 = time.monotonic()
+        self.timings: dict[str, float] = {}  # seconds since the start at which each readiness check passed
+        path = os.environ.get("PATH", "")
+        self.child_env = {**os.environ, "TESTENV_TOKEN": self.token, "PATH": f"{BIN_DIR}{os.pathsep}{path}"}
+        # Nothing of a caller's environment (e.g. a sourced .testenv/env) leaks into the components and so into
+        # the pods: a pod sees S3 credentials only when its spec gives them (secretKeyRef).
+        for var in list(self.child_env):
+            if var in ("KUBECONFIG", "TESTENV_DIR", "S3_ENDPOINT_URL") or var.startswith(("AWS_", "MINIO_")):
+                del self.child_env[var]
+
+    def spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
+        logfile = self.env.logs / f"{name}.log"
+        with open(logfile, "ab") as out:
+            out.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {shlex.join(argv)}\n".encode())
+            out.flush()
+            p = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.env.root,
+                env={**self.child_env, **(extra_env or {})},
+                start_new_session=True,
+            )
+        self.procs[name] = p
+        self.state["components"][name] = {"pid": p.pid, "start": start_time(p.pid), "log": str(logfile)}
+        self.env.save(self.state)
+
+    def check_running(self) -> None:
+        for name, p in self.procs.items():
+            rc = p.poll()
+            if rc is not None:
+                raise StartError(name, f"exited with code {rc} during start-up")
+
+    def wait(self, component: str, what: str, probe: Callable[[], Any], timeout: float) -> None:
+        """Poll `probe` until it returns a truthy value; fail with its last result or error."""
+        start = time.monotonic()
+        deadline = start + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                if value := probe():
+                    self.timings[f"{component}: {what}"] = round(time.monotonic() - self.t0, 1)
+                    return
+                last = value
+            except (OSError, ValueError) as e:
+                last = e
+            time.sleep(0.2)
+        raise StartError(component, f"not ready after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+    def up(self) -> None:
+        env = self.env
+        t0 = self.t0 = time.monotonic()
+        bins = {n: binary(n) for n in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")}
+        bins["minio"] = binary("minio")
+        if not AGENT.exists():
+            raise StartError("node-agent", f"{AGENT} is missing")
+        for d in (env.logs, env.etcd_data, env.minio_data, env.agent_state, env.run):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env.save(self.state)
+        make_pki(env.pki)
+        self.timings["pki"] = round(time.monotonic() - t0, 1)
+        etcd_port, peer_port, api_port, kcm_port, sched_port, s3_port, console_port = free_ports(7)
+        api = f"https://127.0.0.1:{api_port}"
+        s3 = f"http://127.0.0.1:{s3_port}"
+        s3_user, s3_password = "testenv-" + secrets.token_hex(4), secrets.token_urlsafe(24)
+        self.state.update(
+            apiserver=api,
+            s3={"endpoint": s3, "access_key": s3_user, "secret_key": s3_password, "region": REGION},
+            ports={"etcd": etcd_port, "etcd-peer": peer_port, "kube-apiserver": api_port,
+                   "kube-controller-manager": kcm_port, "kube-scheduler": sched_port,
+                   "minio": s3_port, "minio-console": console_port},
+        )  # fmt: skip
+        pki = env.pki
+
+        self.spawn(
+            "etcd",
+            [
+                bins["etcd"],
+                "--name=testenv",
+                f"--data-dir={env.etcd_data}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=testenv=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",  # throw-away data: no fsync keeps the apiserver fast on slow disks
+                "--log-level=warn",
+            ],
+        )
+        self.spawn(
+            "minio",
+            [
+                bins["minio"],
+                "server",
+                str(env.minio_data),
+                "--address",
+                f"127.0.0.1:{s3_port}",
+                "--console-address",
+                f"127.0.0.1:{console_port}",
+                "--quiet",
+            ],
+            {"MINIO_ROOT_USER": s3_user, "MINIO_ROOT_PASSWORD": s3_password, "MINIO_UPDATE": "off"},
+        )
+
+        def etcd_healthy() -> bool:
+            status, body = http_get(f"http://127.0.0.1:{etcd_port}/health")
+            return status == 200 and json.loads(body).get("health") == "true"
+
+        self.wait("etcd", "/health", etcd_healthy, 60)
+
+        self.spawn(
+            "kube-apiserver",
+            [
+                bins["kube-apiserver"],
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                # The `kubernetes` Service cannot have a loopback endpoint (validation rejects 127.0.0.0/8), so the
+                # apiserver does not try to publish one: pods here are local processes that reach the apiserver
+                # at 127.0.0.1 directly.
+                "--endpoint-reconciler-type=none",
+                f"--secure-port={api_port}",
+                f"--cert-dir={env.run / 'kube-apiserver'}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+                "--authorization-mode=Node,RBAC",
+                # On top of the default admission plugins (NamespaceLifecycle, LimitRanger, ServiceAccount,
+                # Priority, DefaultTolerationSeconds, TaintNodesByCondition, ResourceQuota, ...).
+                "--enable-admission-plugins=NodeRestriction",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--profiling=false",
+            ],
+        )
+        actx = admin_ssl(pki)
+
+        def api_get(path: str) -> tuple[int, Any]:
+            status, body = http_get(api + path, actx)
+            return status, (json.loads(body) if status == 200 and path.startswith("/api") else body)
+
+        self.wait("kube-apiserver", "/readyz", lambda: api_get("/readyz")[0] == 200, 180)
+
+        write_kubeconfig(env.kubeconfig, api, pki, "admin")
+        kcm_kubeconfig = env.run / "controller-manager.kubeconfig"
+        sched_kubeconfig = env.run / "scheduler.kubeconfig"
+        write_kubeconfig(kcm_kubeconfig, api, pki, "controller-manager")
+        write_kubeconfig(sched_kubeconfig, api, pki, "scheduler")
+
+        self.spawn(
+            "kube-controller-manager",
+            [
+                bins["kube-controller-manager"],
+                f"--kubeconfig={kcm_kubeconfig}",
+                f"--authentication-kubeconfig={kcm_kubeconfig}",
+                f"--authorization-kubeconfig={kcm_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--cert-dir={env.run / 'kube-controller-manager'}",
+                "--leader-elect=false",
+                "--controllers=*",  # every default controller: job, garbagecollector, nodelifecycle, podgc, ...
+                f"--root-ca-file={pki / 'ca.crt'}",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                "--use-service-account-credentials=true",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--cluster-name=testenv",
+            ],
+        )
+        self.spawn(
+            "kube-scheduler",
+            [
+                bins["kube-scheduler"],
+                f"--kubeconfig={sched_kubeconfig}",
+                f"--authentication-kubeconfig={sched_kubeconfig}",
+                f"--authorization-kubeconfig={sched_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                f"--cert-dir={env.run / 'kube-scheduler'}",
+                "--leader-elect=false",
+            ],
+        )
+        self.spawn(
+            "node-agent",
+            [
+                sys.executable,
+                str(AGENT),
+                "--kubeconfig",
+                str(env.kubeconfig),
+                "--state-dir",
+                str(env.agent_state),
+                "--apiserver-url",
+                api,
+            ],
+        )
+
+        ictx = insecure_ssl()
+        self.wait("minio", "/minio/health/live", lambda: http_get(f"{s3}/minio/health/live")[0] == 200, 60)
+        self.wait(
+            "kube-controller-manager",
+            "/healthz",
+            lambda: http_get(f"https://127.0.0.1:{kcm_port}/healthz", ictx)[0] == 200,
+            60,
+        )
+        self.wait(
+            "kube-scheduler",
+            "/healthz",
+            lambda: http_get(f"https://127.0.0.1:{sched_port}/healthz", ictx)[0] == 200,
+            60,
+        )
+
+        def nodes_ready() -> Any:
+            status, body = api_get("/api/v1/nodes")
+            if status != 200:
+                return f"HTTP {status}"
+            seen = {}
+            for n in body["items"]:
+                ready = any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+                # TaintNodesByCondition: the node lifecycle controller lifts not-ready once it saw Ready.
+                not_ready_taint = any(
+                    t["key"] == "node.kubernetes.io/not-ready" for t in n["spec"].get("taints", []) or []
+                )
+                seen[n["metadata"]["name"]] = ready and not not_ready_taint
+            return all(seen.get(name) for name in NODES) or f"nodes schedulable: {seen}"
+
+        self.wait("node-agent", f"Nodes {', '.join(NODES)} Ready", nodes_ready, 90)
+        self.wait(
+            "kube-controller-manager",
+            "ServiceAccount default/default",
+            lambda: api_get("/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+            60,
+        )
+
+        write_env_file(env, self.state)
+        self.state["ready"] = True
+        self.state["started_in_s"] = round(time.monotonic() - t0, 1)
+        self.state["timings"] = self.timings
+        env.save(self.state)
+        log(f"up in {time.monotonic() - t0:.1f}s: apiserver {api}, S3 {s3}")
+        log(f"source {env.env_file}   # KUBECONFIG, S3_ENDPOINT_URL, AWS_*, PATH")
+
+
+def write_env_file(env: Env, state: dict[str, Any]) -> None:
+    s3 = state["s3"]
+    values = {
+        "KUBECONFIG": str(env.kubeconfig),
+        "S3_ENDPOINT_URL": s3["endpoint"],
+        "AWS_ACCESS_KEY_ID": s3["access_key"],
+        "AWS_SECRET_ACCESS_KEY": s3["secret_key"],
+        "AWS_DEFAULT_REGION": s3["region"],
+        "TESTENV_DIR": str(env.root),
+    }
+    lines = [f"# Written by hack/testenv.py up. Source it: . {env.env_file}"]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+    lines.append(f'export PATH={shlex.quote(str(BIN_DIR))}:"$PATH"')
+    env.env_file.write_text("\n".join(lines) + "\n")
+    env.env_file.chmod(0o600)
+
+
+def tail(path: str | Path, lines: int = 40) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        return f"(no log: {e})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# health, down
+
+
+def health(env: Env, state: dict[str, Any] | None) -> dict[str, str]:
+    """Per component: "ok" or what is wrong. Empty dict when no environment is recorded."""
+    if not state:
+        return {}
+    out: dict[str, str] = {}
+    comps = state.get("components", {})
+    for name in reversed(STOP_ORDER):
+        c = comps.get(name)
+        if c is None:
+            out[name] = "not started"
+        elif not alive(c["pid"], c.get("start")):
+            out[name] = f"pid {c['pid']} not running (log: {c['log']})"
+        else:
+            out[name] = "ok"
+    if out.get("kube-apiserver") == "ok":
+        try:
+            status, _ = http_get(state["apiserver"] + "/readyz", admin_ssl(env.pki))
+            if status != 200:
+                out["kube-apiserver"] = f"/readyz HTTP {status}"
+        except (OSError, ssl.SSLError) as e:
+            out["kube-apiserver"] = f"/readyz: {e}"
+    if out.get("minio") == "ok":
+        try:
+            status, _ = http_get(state["s3"]["endpoint"] + "/minio/health/live")
+            if status != 200:
+                out["minio"] = f"/minio/health/live HTTP {status}"
+        except OSError as e:
+            out["minio"] = f"/minio/health/live: {e}"
+    if not state.get("ready"):
+        out["environment"] = "start-up did not finish"
+    return out
+
+
+def down(env: Env, quiet: bool = False) -> None:
+    state = env.load()
+    if state:
+        comps = state.get("components", {})
+        for name in STOP_ORDER:
+            c = comps.get(name)
+            if not c:
+                continue
+            pid, started = c["pid"], c.get("start")
+            # Remember the whole tree first: once the parent is gone its children are re-parented.
+            tree = descendants(pid) if alive(pid, started) else []
+            killed = terminate([(pid, started)], STOP_TIMEOUT.get(name, DEFAULT_STOP_TIMEOUT))
+            leftovers = [(p, st) for p, st in tree if alive(p, st)]
+            if leftovers:
+                terminate(leftovers, 5.0)
+            if not quiet:
+                note = " (SIGKILL)" if killed else ""
+                extra = f", {len(leftovers)} leftover child process(es) stopped" if leftovers else ""
+                log(f"stopped {name} (pid {pid}){note}{extra}")
+        if state.get("token"):
+            stray = tagged(state["token"])
+            if stray:
+                terminate(stray, 5.0)
+                if not quiet:
+                    log(f"stopped {len(stray)} stray process(es): {[p for p, _ in stray]}")
+    env.clean()
+    if not quiet:
+        log(f"down; removed everything under {env.root} but bin/")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_up(env: Env) -> int:
+    with env.locked():
+        state = env.load()
+        if state:
+            problems = {k: v for k, v in health(env, state).items() if v != "ok"}
+            if not problems:
+                log(f"already up (apiserver {state['apiserver']}); source {env.env_file}")
+                return 0
+            log(f"found a half-dead environment ({problems}); tearing it down and starting fresh")
+            down(env, quiet=True)
+        else:
+            env.clean()  # leftovers of an environment whose state was lost
+        starter = Starter(env)
+        try:
+            starter.up()
+            return 0
+        except (StartError, KeyboardInterrupt) as e:
+            component = e.component if isinstance(e, StartError) else "start-up"
+            reason = e.message if isinstance(e, StartError) else "interrupted"
+            print(f"testenv: FAILED to start {component}: {reason}", file=sys.stderr)
+            comp = starter.state["components"].get(component)
+            if comp:
+                print(f"--- last lines of {comp['log']} ---\n{tail(comp['log'])}\n---", file=sys.stderr)
+            print("testenv: tearing down what was started", file=sys.stderr)
+            down(env, quiet=True)
+            return 1
+
+
+def cmd_down(env: Env) -> int:
+    with env.locked():
+        down(env)
+    return 0
+
+
+def cmd_status(env: Env, quiet: bool) -> int:
+    state = env.load()
+    report = health(env, state)
+    if not report:
+        if not quiet:
+            print(f"no environment recorded in {env.root}")
+        return 3
+    if not quiet:
+        comps = state.get("components", {}) if state else {}
+        for name, h in report.items():
+            pid = comps.get(name, {}).get("pid", "-")
+            port = (state or {}).get("ports", {}).get(name, "-")
+            print(f"{name:25} pid {pid!s:8} port {port!s:6} {h}")
+        print(f"logs: {env.logs}")
+    return 0 if all(v == "ok" for v in report.values()) else 1
+
+
+def cmd_env(env: Env) -> int:
+    if not env.env_file.exists():
+        print(f"no environment in {env.root}; run hack/testenv.py up", file=sys.stderr)
+        return 1
+    sys.stdout.write(env.env_file.read_text())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TESTENV_DIR") or DEFAULT_DIR))
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="start the environment (idempotent)")
+    sub.add_parser("down", help="stop everything and remove its data")
+    st = sub.add_parser("status", help="show the components; exit 0 when healthy, 1 unhealthy, 3 absent")
+    st.add_argument("-q", "--quiet", action="store_true")
+    sub.add_parser("env", help="print the sourceable environment")
+    args = ap.parse_args(argv)
+    env = Env(args.dir)
+    if args.cmd == "up":
+        return cmd_up(env)
+    if args.cmd == "down":
+        return cmd_down(env)
+    if args.cmd == "status":
+        return cmd_status(env, args.quiet)
+    return cmd_env(env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The operator's configuration: one typed model, read from environment variables.
+
+Every field is one environment variable, named in its `env` metadata and documented in its description
+(`python -m videojob.controller.settings` prints the table; the Helm chart maps its values onto these).
+Scalars are written plainly (`VIDEOJOB_MAX_RUNNING=4`), lists of names comma-separated
+(`VIDEOJOB_NAMESPACES=media,ads`), structured values as JSON (`VIDEOJOB_GPU_NODE_SELECTOR={"pool": "gpu"}`).
+An unknown `VIDEOJOB_*` variable is not an error (the transcoder shares the prefix), a malformed one is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from videojob.api.models import Hardware
+
+PriorityBand = Literal["urgent", "normal", "low"]
+
+
+def priority_band(priority: int) -> PriorityBand:
+    """The seeds' bands: 1-3 urgent, 4-7 normal, 8-10 low."""
+    if priority <= 3:
+        return "urgent"
+    if priority <= 7:
+        return "normal"
+    return "low"
+
+
+def _env(name: str, description: str, default: Any = ..., **kw: Any) -> Any:
+    if default is ...:
+        return Field(description=description, json_schema_extra={"env": name}, **kw)
+    if callable(default):
+        return Field(default_factory=default, description=description, json_schema_extra={"env": name}, **kw)
+    return Field(default=default, description=description, json_schema_extra={"env": name}, **kw)
+
+
+def _default_gpu_tolerations() -> list[dict[str, Any]]:
+    return [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def _default_cpu_resources() -> dict[str, Any]:
+    return {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+
+
+def _default_nvidia_resources() -> dict[str, Any]:
+    return {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "8Gi"}}
+
+
+def _default_priority_classes() -> dict[str, str]:
+    return {"urgent": "videojob-urgent", "normal": "videojob-normal", "low": "videojob-low"}
+
+
+class Settings(BaseModel):
+    """Everything the platform team can tune. Defaults suit a small production cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- scope and queue -----------------------------------------------------------------------------------
+    namespaces: list[str] = _env(
+        "VIDEOJOB_NAMESPACES",
+        "Namespaces to watch, comma-separated; empty watches the whole cluster.",
+        list,
+    )
+    max_running: int = _env(
+        "VIDEOJOB_MAX_RUNNING", "Most VideoJobs running at once (all hardware together).", 10, ge=1, le=100_000
+    )
+    max_running_gpu: int = _env(
+        "VIDEOJOB_MAX_RUNNING_GPU",
+        "Most VideoJobs running on GPU nodes at once (normally the number of GPUs); 0 disables GPU jobs.",
+        1,
+        ge=0,
+        le=10_000,
+    )
+
+    # --- the transcoder Job --------------------------------------------------------------------------------
+    transcoder_image: str = _env(
+        "VIDEOJOB_TRANSCODER_IMAGE", "Image of the transcoder container.", "videojob-transcoder:dev", min_length=1
+    )
+    transcoder_pull_policy: Literal["Always", "IfNotPresent", "Never"] = _env(
+        "VIDEOJOB_TRANSCODER_PULL_POLICY", "imagePullPolicy of the transcoder container.", "IfNotPresent"
+    )
+    transcoder_command: list[str] = _env(
+        "VIDEOJOB_TRANSCODER_COMMAND",
+        "Command of the transcoder container: a JSON list or a shell-style string (split, never run by a shell).",
+        lambda: ["videojob-transcode"],
+        min_length=1,
+    )
+    transcoder_env: dict[str, str] = _env(
+        "VIDEOJOB_TRANSCODER_ENV",
+        "Extra environment for the transcoder, JSON object (e.g. VIDEOJOB_STT_MODEL_DIRS, VIDEOJOB_MAX_INPUT_BYTES).",
+        dict,
+    )
+    transcoder_service_account: str = _env(
+        "VIDEOJOB_TRANSCODER_SERVICE_ACCOUNT",
+        "ServiceAccount (and Role/RoleBinding) the operator keeps in each namespace for transcoder pods.",
+        "videojob-transcoder",
+        min_length=1,
+    )
+    cpu_resources: dict[str, Any] = _env(
+        "VIDEOJOB_CPU_RESOURCES", "Container resources (requests/limits, JSON) of a CPU job.", _default_cpu_resources
+    )
+    nvidia_resources: dict[str, Any] = _env(
+        "VIDEOJOB_NVIDIA_RESOURCES",
+        "Container resources (JSON) of a GPU job; the GPU limit is added from VIDEOJOB_GPU_RESOURCE.",
+        _default_nvidia_resources,
+    )
+    workdir_size_limit: str | None = _env(
+        "VIDEOJOB_WORKDIR_SIZE_LIMIT", "sizeLimit of the /work emptyDir (e.g. 20Gi); unset = no limit.", None
+    )
+    priority_classes: dict[PriorityBand, str] = _env(
+        "VIDEOJOB_PRIORITY_CLASSES",
+        'PriorityClass per band, JSON {"urgent": .., "normal": .., "low": ..} (priority 1-3, 4-7, 8-10); '
+        "an empty name sets none.",
+        _default_priority_classes,
+    )
+    default_active_deadline_seconds: int = _env(
+        "VIDEOJOB_DEFAULT_ACTIVE_DEADLINE_SECONDS",
+        "activeDeadlineSeconds of a Job whose VideoJob sets none.",
+        6 * 3600,
+        ge=1,
+    )
+    default_ttl_seconds: int | None = _env(
+        "VIDEOJOB_DEFAULT_TTL_SECONDS",
+        "Delete a finished VideoJob this long after it finishes, unless it sets its own; unset keeps it.",
+        7 * 86_400,
+        ge=0,
+    )
+    progress_interval: float = _env(
+        "VIDEOJOB_PROGRESS_INTERVAL", "Seconds between the transcoder's progress patches.", 5.0, gt=0, le=3600
+    )
+
+    # --- GPU placement ---------------------------------------------------------------------------------------
+    gpu_node_selector: dict[str, str] = _env(
+        "VIDEOJOB_GPU_NODE_SELECTOR",
+        "nodeSelector of GPU jobs, JSON.",
+        lambda: {"nvidia.com/gpu.present": "true"},
+    )
+    gpu_tolerations: list[dict[str, Any]] = _env(
+        "VIDEOJOB_GPU_TOLERATIONS", "Tolerations of GPU jobs, JSON list.", _default_gpu_tolerations
+    )
+    gpu_resource: str = _env(
+        "VIDEOJOB_GPU_RESOURCE", "Extended resource a GPU job requests one of.", "nvidia.com/gpu", min_length=1
+    )
+
+    # --- storage and inputs ----------------------------------------------------------------------------------
+    s3_secret: str = _env(
+        "VIDEOJOB_S3_SECRET",
+        "Default Secret (in the VideoJob's namespace) with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+        "videojob-s3",
+        min_length=1,
+    )
+    s3_endpoint_url: str | None = _env(
+        "VIDEOJOB_S3_ENDPOINT_URL",
+        "S3 endpoint for transcoders and artifact deletion (MinIO etc.); falls back to S3_ENDPOINT_URL; unset = AWS.",
+        None,
+    )
+    s3_region: str = _env("VIDEOJOB_S3_REGION", "AWS_DEFAULT_REGION given to transcoders.", "us-east-1")
+    allow_http: bool = _env("VIDEOJOB_ALLOW_HTTP", "Accept http:// inputs (https:// and s3:// always).", False)
+    allowed_hosts: list[str] = _env(
+        "VIDEOJOB_ALLOWED_HOSTS",
+        "Hosts (or .suffixes) http(s) inputs may come from, comma-separated; empty = any public host.",
+        list,
+    )
+
+    # --- the operator process --------------------------------------------------------------------------------
+    metrics_port: int = _env(
+        "VIDEOJOB_METRICS_PORT", "Port of /metrics (Prometheus) and /healthz; 0 disables.", 8080, ge=0, le=65535
+    )
+    resync_seconds: float = _env(
+        "VIDEOJOB_RESYNC_SECONDS", "Reconcile everything at least this often, even without events.", 30.0, gt=0
+    )
+    debounce_seconds: float = _env(
+        "VIDEOJOB_DEBOUNCE_SECONDS", "Gather events this long before a reconcile pass.", 0.05, ge=0, le=10
+    )
+    api_workers: int = _env(
+        "VIDEOJOB_API_WORKERS", "Parallel API requests when applying a pass (creates, patches).", 8, ge=1, le=64
+    )
+    worker_limit: int = _env("VIDEOJOB_WORKER_LIMIT", "Kopf's limit of concurrent per-object workers.", 20, ge=1)
+    watch_server_timeout: int = _env(
+        "VIDEOJOB_WATCH_SERVER_TIMEOUT", "Seconds the API server keeps one watch request open.", 300, ge=1
+    )
+    watch_client_timeout: int = _env(
+        "VIDEOJOB_WATCH_CLIENT_TIMEOUT", "Seconds before the operator abandons a silent watch request.", 330, ge=1
+    )
+    log_format: Literal["json", "text"] = _env("VIDEOJOB_LOG_FORMAT", "json (structured) or text logs.", "json")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("VIDEOJOB_LOG_LEVEL", "Log level.", "INFO")
+
+    @field_validator("transcoder_command", mode="before")
+    @classmethod
+    def _split_command(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return json.loads(value) if value.startswith("[") else shlex.split(value)
+        return value
+
+    @field_validator("namespaces", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    # --- derived ---------------------------------------------------------------------------------------------
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    def priority_class(self, priority: int) -> str | None:
+        return self.priority_classes.get(priority_band(priority)) or None
+
+    def resources(self, hardware: Hardware | str) -> dict[str, Any]:
+        """Container resources for a job on this hardware (a fresh copy, GPU limit included for nvidia)."""
+        if hardware == Hardware.NVIDIA:
+            res = json.loads(json.dumps(self.nvidia_resources))
+            res.setdefault("limits", {})[self.gpu_resource] = 1
+            return res  # type: ignore[no-any-return]
+        return json.loads(json.dumps(self.cpu_resources))  # type: ignore[no-any-return]
+
+    # --- reading the environment -----------------------------------------------------------------------------
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Field name -> environment variable name."""
+        return {name: (f.json_schema_extra or {})["env"] for name, f in cls.model_fields.items()}  # type: ignore[index,misc]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `environ` (default: the process environment). Raises ValueError naming the
+        variable when one is malformed."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, var in cls.env_names().items():
+            raw = environ.get(var)
+            if raw is None and name == "s3_endpoint_url":
+                raw = environ.get("S3_ENDPOINT_URL")
+            if raw is None or raw == "":
+                continue
+            values[name] = _parse(cls.model_fields[name].annotation, raw, var)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            env = cls.env_names()
+            problems = "; ".join(
+                f"{env.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ValueError(f"invalid operator settings: {problems}") from None
+
+
+def _parse(annotation: Any, raw: str, var: str) -> Any:
+    """Strings stay strings (validators split lists); JSON for dicts and lists of objects; bools by word."""
+    text = str(annotation)
+    if annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"invalid operator settings: {var}: expected true or false, got {raw!r}")
+    if text.startswith(("dict", "list[dict")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"invalid operator settings: {var}: not valid JSON ({exc.msg})") from None
+    return raw
+
+
+def describe() -> str:
+    """A Markdown table of every setting: variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    defaults = Settings()
+    for name, field in Settings.model_fields.items():
+        var = (field.json_schema_extra or {})["env"]  # type: ignore[index,call-overload]
+        default = getattr(defaults, name)
+        shown = json.dumps(default) if isinstance(default, dict | list) else ("" if default is None else str(default))
+        rows.append(f"| `{var}` | `{shown}` | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write(describe() + "\n")

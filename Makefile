@@ -62,8 +62,8 @@ testenv-down: $(PY) ## Stop the local environment and remove its data.
 	$(PY) hack/testenv.py down
 
 .PHONY: run
-run: testenv-up ## Run the operator against the local environment.
-	source $(TESTENV)/env && $(PY) -m videojob.controller.main
+run: testenv-up ## Install the CRD and run the operator in the foreground against the local environment.
+	source $(TESTENV)/env && kubectl apply --server-side -f crds/ && $(VENV)/bin/videojob-operator
 
 .PHONY: demo
 demo: testenv-up ## Run a VideoJob end to end on the local environment and list its artifacts.

@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from videojob.api import runtime
 from videojob.transcoder.errors import BadInput, TranscodeError, Transient
@@ -293,13 +294,28 @@ class _CheckedRedirectHandler(urllib.request.HTTPRedirectHandler):
         super().__init__()
         self._policy = policy
 
+    def _check_target(self, req: urllib.request.Request, location: str) -> None:
+        target = urljoin(req.full_url, location)
+        try:
+            check_uri(target, self._policy)
+        except BadInput as e:
+            raise BadInput(f"input URI {req.full_url!r} redirects to a refused location: {e}") from None
+
+    def http_error_302(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any
+    ) -> Any:
+        # Checked before urllib's own scheme check, so every refusal reads the same way.
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            self._check_target(req, location)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
     def redirect_request(
         self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> urllib.request.Request | None:
-        try:
-            check_uri(newurl, self._policy)
-        except BadInput as e:
-            raise BadInput(f"input URI {req.full_url!r} redirects to a refused location: {e}") from None
+        self._check_target(req, newurl)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 

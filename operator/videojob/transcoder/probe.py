@@ -1,0 +1,158 @@
+"""What ffprobe says about a media file, as a small frozen record.
+
+`parse_ffprobe` is pure (the JSON of `ffprobe -print_format json -show_format -show_streams` in, `MediaFacts`
+out) and unit-tested; `probe` runs ffprobe on a local file with an argument list and raises BadInput naming the
+file when ffprobe cannot read it as media.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from videojob.transcoder.errors import BadInput
+
+FFPROBE = "ffprobe"
+PROBE_TIMEOUT = 60.0  # seconds: ffprobe reads headers (and a little data), never the whole file
+# Formats ffprobe recognises for subtitle and image files: a file of these is "media" only for its own purpose.
+SUBTITLE_FORMATS = frozenset({"srt", "webvtt", "ass", "subrip"})
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """The facts about one file that planning and checking need. Times in seconds, rates in Hz / frames per s."""
+
+    duration: float | None
+    format_name: str
+    has_video: bool = False
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    video_codec: str | None = None
+    pixel_format: str | None = None
+    has_audio: bool = False
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    channel_layout: str | None = None
+    bit_rate: int | None = None
+    size: int | None = None
+    nb_frames: int | None = None
+    subtitle_codec: str | None = None
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """ffprobe's format names: "mov,mp4,m4a,3gp,3g2,mj2" → ("mov", "mp4", ...)."""
+        return tuple(self.format_name.split(","))
+
+    @property
+    def is_subtitles(self) -> bool:
+        return not self.has_video and not self.has_audio and self.subtitle_codec is not None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if result == result and result not in (float("inf"), float("-inf")) else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate(value: Any) -> float | None:
+    """"30000/1001" → 29.97; "0/0" (unknown) → None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        rate = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return float(rate) if rate > 0 else None
+
+
+def _first(streams: list[dict[str, Any]], codec_type: str) -> dict[str, Any] | None:
+    """The first stream of a type, skipping cover art (an attached picture is a "video" stream of one frame)."""
+    for stream in streams:
+        if stream.get("codec_type") != codec_type:
+            continue
+        if codec_type == "video" and (stream.get("disposition") or {}).get("attached_pic"):
+            continue
+        return stream
+    return None
+
+
+def parse_ffprobe(data: dict[str, Any]) -> MediaFacts:
+    """MediaFacts from ffprobe's JSON. Missing fields become None; a file without any stream raises ValueError."""
+    fmt = data.get("format") or {}
+    streams = [s for s in data.get("streams") or [] if isinstance(s, dict)]
+    if not streams:
+        raise ValueError("no media streams")
+    video = _first(streams, "video")
+    audio = _first(streams, "audio")
+    subtitle = _first(streams, "subtitle")
+    duration = _float(fmt.get("duration"))
+    if duration is None:  # some containers (raw streams, WebM written live) only know stream durations
+        durations = [d for s in streams if (d := _float(s.get("duration"))) is not None]
+        duration = max(durations) if durations else None
+    fps = None
+    if video is not None:
+        # avg_frame_rate is what a player sees; r_frame_rate is the timebase guess (e.g. 1000 for WebM).
+        fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    return MediaFacts(
+        duration=duration,
+        format_name=str(fmt.get("format_name") or ""),
+        has_video=video is not None,
+        width=_int(video.get("width")) if video else None,
+        height=_int(video.get("height")) if video else None,
+        fps=fps,
+        video_codec=video.get("codec_name") if video else None,
+        pixel_format=video.get("pix_fmt") if video else None,
+        has_audio=audio is not None,
+        audio_codec=audio.get("codec_name") if audio else None,
+        sample_rate=_int(audio.get("sample_rate")) if audio else None,
+        channels=_int(audio.get("channels")) if audio else None,
+        channel_layout=audio.get("channel_layout") if audio else None,
+        bit_rate=_int(fmt.get("bit_rate")),
+        size=_int(fmt.get("size")),
+        nb_frames=_int(video.get("nb_frames")) if video else None,
+        subtitle_codec=subtitle.get("codec_name") if subtitle else None,
+    )
+
+
+def ffprobe_argv(path: Path) -> list[str]:
+    """The ffprobe command for a local file. `file:` keeps a name like "concat:x" from being read as a protocol."""
+    return [
+        FFPROBE, "-v", "error", "-protocol_whitelist", "file",
+        "-print_format", "json", "-show_format", "-show_streams",
+        f"file:{path}",
+    ]
+
+
+def probe(path: Path, label: str | None = None) -> MediaFacts:
+    """Probe a local file. Raises BadInput naming `label` (or the file) when it is not readable media."""
+    name = label or str(path)
+    try:
+        completed = subprocess.run(
+            ffprobe_argv(Path(path)), capture_output=True, timeout=PROBE_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        message = f"{name}: ffprobe did not finish within {PROBE_TIMEOUT:.0f} s"
+        raise BadInput(message, reason="UnreadableMedia") from None
+    error = completed.stderr.decode("utf-8", "replace").strip().splitlines()
+    detail = error[-1] if error else f"ffprobe exit status {completed.returncode}"
+    if completed.returncode != 0:
+        raise BadInput(f"{name} is not readable media: {detail}", reason="UnreadableMedia")
+    try:
+        return parse_ffprobe(json.loads(completed.stdout or b"{}"))
+    except (ValueError, json.JSONDecodeError) as e:
+        raise BadInput(f"{name} is not readable media: {e}", reason="UnreadableMedia") from None

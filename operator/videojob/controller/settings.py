@@ -220,8 +220,8 @@ class Settings(BaseModel):
         if hardware == Hardware.NVIDIA:
             res = json.loads(json.dumps(self.nvidia_resources))
             res.setdefault("limits", {})[self.gpu_resource] = 1
-            return res  # type: ignore[no-any-return]
-        return json.loads(json.dumps(self.cpu_resources))  # type: ignore[no-any-return]
+            return res
+        return json.loads(json.dumps(self.cpu_resources))
 
     # --- reading the environment -----------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ def describe() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     defaults = Settings()
     for name, field in Settings.model_fields.items():
-        var = (field.json_schema_extra or {})["env"]  # type: ignore[index,call-overload]
+        var = (field.json_schema_extra or {})["env"]  # type: ignore[index]
         default = getattr(defaults, name)
         shown = json.dumps(default) if isinstance(default, dict | list) else ("" if default is None else str(default))
         rows.append(f"| `{var}` | `{shown}` | {field.description} |")

@@ -1,0 +1,121 @@
+"""The admission queue: which pending VideoJobs start now, on which hardware, and where the rest wait.
+
+Pure functions over raw VideoJob bodies (the dicts the API server returns); no I/O.
+
+Order: priority 1 first; within a priority, first come first served by `creationTimestamp`, then namespace and
+name (timestamps have one-second resolution, so ties are common and must still be deterministic). Raising the
+priority of a pending job simply moves it on the next pass, as the order is recomputed every time.
+
+Limits: `maxRunning` counts every admitted, unfinished VideoJob; `maxRunningGpu` those placed on GPU nodes.
+
+Head-of-line rule (a decision, written down): the total limit is strict priority order: once it is reached,
+nothing more is admitted, so a lower-priority job never overtakes a higher one for a general slot. A
+`hardware: nvidia` job that waits only for a GPU slot does *not* block the jobs behind it: they do not need
+that GPU, and holding CPU work back while a GPU is busy would idle the cluster. The waiting GPU job keeps its
+place: it is the first to be considered when either kind of slot frees, so it cannot be starved by CPU jobs
+beyond the moment a GPU slot is free. `hardware: auto` takes a free GPU slot when the output codec has an NVENC
+encoder (h264, h265), and otherwise runs on CPU rather than waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from videojob.api.models import Hardware, VideoCodec, VideoJobSpec
+from videojob.controller.settings import Settings
+
+# Output codecs an NVENC encoder exists for (FFmpeg's h264_nvenc, hevc_nvenc).
+NVENC_CODECS = frozenset({VideoCodec.H264.value, VideoCodec.H265.value})
+
+Body = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunningCounts:
+    """Admitted, unfinished VideoJobs: all of them, and those on GPU nodes."""
+
+    total: int = 0
+    gpu: int = 0
+
+
+def _sort_key(vj: Body) -> tuple[int, str, str, str]:
+    meta = vj.get("metadata", {})
+    priority = int(vj.get("spec", {}).get("priority", 5))
+    # RFC 3339 timestamps in UTC ("2026-01-02T03:04:05Z") sort correctly as strings.
+    return (priority, str(meta.get("creationTimestamp", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def admission_order(videojobs: Iterable[Body]) -> list[Body]:
+    """Priority 1 first, then oldest first, then by namespace and name."""
+    return sorted(videojobs, key=_sort_key)
+
+
+def wants_gpu(vj: Body) -> bool | None:
+    """True: only a GPU will do (nvidia); None: either (auto with an NVENC codec); False: CPU only."""
+    spec = vj.get("spec", {})
+    hardware = spec.get("hardware", Hardware.AUTO.value)
+    if hardware == Hardware.NVIDIA.value:
+        return True
+    if hardware == Hardware.CPU.value:
+        return False
+    codec = spec.get("output", {}).get("video", {}).get("codec", VideoCodec.H264.value)
+    return None if codec in NVENC_CODECS else False
+
+
+def plan_admission(
+    pending: Iterable[Body], running: RunningCounts, settings: Settings
+) -> tuple[list[tuple[Body, str]], dict[str, int]]:
+    """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia").
+
+    Returns (to_admit in admission order, queue positions by uid for those left waiting: 1 = next).
+    """
+    free_total = settings.max_running - running.total
+    free_gpu = settings.max_running_gpu - running.gpu
+    to_admit: list[tuple[Body, str]] = []
+    waiting: list[Body] = []
+    for vj in admission_order(pending):
+        if free_total <= 0:
+            waiting.append(vj)
+            continue
+        gpu = wants_gpu(vj)
+        if gpu is True and free_gpu <= 0:
+            waiting.append(vj)  # waits for a GPU slot without blocking the jobs behind it
+            continue
+        hardware = Hardware.NVIDIA.value if gpu is not False and free_gpu > 0 else Hardware.CPU.value
+        if hardware == Hardware.NVIDIA.value:
+            free_gpu -= 1
+        free_total -= 1
+        to_admit.append((vj, hardware))
+    positions = {str(vj["metadata"]["uid"]): index for index, vj in enumerate(waiting, start=1)}
+    return to_admit, positions
+
+
+def check_admissible(spec: VideoJobSpec, settings: Settings) -> str | None:
+    """Operator-level rules the CRD cannot express; a message when the VideoJob can never run, else None."""
+    if spec.hardware == Hardware.NVIDIA and settings.max_running_gpu == 0:
+        return "hardware nvidia was requested but GPU jobs are disabled (maxRunningGpu is 0)"
+    for item in spec.inputs:
+        parts = urlsplit(item.uri)
+        if parts.scheme == "http" and not settings.allow_http:
+            return f"input {item.name!r}: http:// is not allowed by the operator ({item.uri}); use https:// or s3://"
+        if parts.scheme in ("http", "https") and settings.allowed_hosts and not _host_allowed(
+            parts.hostname or "", settings.allowed_hosts
+        ):
+            return f"input {item.name!r}: host {parts.hostname!r} is not in the operator's allowed hosts"
+    return None
+
+
+def _host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """An entry "example.com" allows that host only; ".example.com" allows its subdomains."""
+    host = host.lower().rstrip(".")
+    for entry in allowed:
+        entry = entry.lower().rstrip(".")
+        if entry.startswith("."):
+            if host.endswith(entry):
+                return True
+        elif host == entry:
+            return True
+    return False

@@ -1,0 +1,242 @@
+"""The Kubernetes Job that runs one VideoJob: pure builders, no I/O.
+
+How the spec reaches the transcoder: the `VIDEOJOB_SPEC` environment variable (the validated spec in wire form,
+defaults filled in). Not a ConfigMap, because
+- the Job stays one self-contained object: nothing extra to create before it, to garbage-collect after it, or to
+  grant RBAC for, and no window in which the pod starts before its ConfigMap exists;
+- the parts of the spec the transcoder reads are immutable (CEL transition rules), so a copy taken at admission
+  never goes stale;
+- the schema bounds the spec (16 inputs of at most 2 KiB, 32 operations with at most 1000 characters of text
+  each), far below the kernel's 128 KiB limit on one environment string.
+
+Security: the pod runs under the "restricted" Pod Security Standard (non-root uid 65532, no privilege escalation,
+all capabilities dropped, seccomp RuntimeDefault, read-only root filesystem); FFmpeg writes only to the
+`/work` and `/tmp` emptyDirs.
+
+Progress reporting, and why its ServiceAccount is least privilege: the transcoder patches `status.progress` of
+its own VideoJob through the API, with a per-namespace ServiceAccount bound to a Role that grants exactly
+`patch` on `videojobs/status` (see rbac.py) — it can read nothing (not even the spec, which it gets in its
+environment), and cannot touch any other resource or namespace. Alternatives considered:
+- the operator tails pod logs for progress: needs `pods/log` for the operator and a stream per running pod,
+  which does not scale to hundreds of jobs and lags behind;
+- progress only in the termination message: arrives only at the end, so no live progress;
+- an HTTP endpoint on the operator: needs its own authentication and a network path from every job;
+- a Role per VideoJob restricted by `resourceNames`: one more Role and RoleBinding per job (API churn) to
+  guard against a transcoder forging another job's progress in the same namespace, which the operator corrects
+  anyway: phase, conditions and artifacts are recomputed from the Job and pods on every pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from videojob.api import runtime
+from videojob.api.models import API_VERSION, KIND, Hardware, VideoJobSpec
+from videojob.controller.settings import Settings
+
+CONTAINER_NAME = "transcode"
+WORKDIR = "/work"
+TMPDIR = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, not a shared host directory
+RUN_AS_USER = 65532  # the conventional "nonroot" uid of distroless images
+
+MANAGED_BY = "videojob-operator"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_NAME = "videojob.dev/name"
+LABEL_UID = "videojob.dev/uid"
+LABEL_HARDWARE = "videojob.dev/hardware"
+ANNOTATION_NAME = "videojob.dev/name"
+ANNOTATION_PRIORITY = "videojob.dev/priority"
+
+# Selects every Job and pod this operator made (the operator's watches use it server-side).
+SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+
+MAX_NAME_PREFIX = 52  # 52 + "-" + 10 hex digits = 63, the limit of a label value (pods get job-name labels)
+
+# Environment variables that identify the job: transcoder_env from the settings may not override them.
+_PROTECTED_ENV = frozenset({runtime.ENV_SPEC, runtime.ENV_NAME, runtime.ENV_NAMESPACE, runtime.ENV_HARDWARE})
+
+
+def job_name(vj: Mapping[str, Any]) -> str:
+    """`<name, at most 52 characters>-<10 hex digits of sha256(uid)>`: deterministic for a VideoJob, different for
+    a VideoJob re-created under the same name (so a restarted operator finds its Job, and never adopts another's)."""
+    meta = vj["metadata"]
+    digest = hashlib.sha256(str(meta["uid"]).encode()).hexdigest()[:10]
+    prefix = str(meta["name"])[:MAX_NAME_PREFIX].rstrip("-.")
+    return f"{prefix}-{digest}"
+
+
+def label_value(text: str) -> str:
+    """A label value (at most 63 characters, alphanumeric at both ends) made from a name."""
+    value = re.sub(r"[^A-Za-z0-9._-]", "-", text)[:63]
+    return value.strip("-._")
+
+
+def owner_reference(vj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = vj["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def labels(vj: Mapping[str, Any], hardware: str) -> dict[str, str]:
+    meta = vj["metadata"]
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_COMPONENT: "transcoder",
+        LABEL_NAME: label_value(str(meta["name"])),
+        LABEL_UID: str(meta["uid"]),
+        LABEL_HARDWARE: hardware,
+    }
+
+
+def transcoder_env(
+    vj: Mapping[str, Any], spec: VideoJobSpec, hardware: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """The container's environment: the runtime contract of videojob.api.runtime, then the platform's extras."""
+    meta = vj["metadata"]
+    plain: dict[str, str] = {
+        runtime.ENV_SPEC: json.dumps(spec.to_wire(), separators=(",", ":"), sort_keys=True),
+        runtime.ENV_NAME: str(meta["name"]),
+        runtime.ENV_NAMESPACE: str(meta["namespace"]),
+        runtime.ENV_HARDWARE: hardware,
+        runtime.ENV_WORKDIR: WORKDIR,
+        runtime.ENV_RESULT_PATH: runtime.DEFAULT_RESULT_PATH,
+        runtime.ENV_PROGRESS: "kubernetes",
+        runtime.ENV_PROGRESS_INTERVAL: f"{settings.progress_interval:g}",
+        runtime.ENV_SERVICEACCOUNT_DIR: runtime.DEFAULT_SERVICEACCOUNT_DIR,
+        runtime.ENV_ALLOW_HTTP: "true" if settings.allow_http else "false",
+        runtime.ENV_ALLOWED_HOSTS: ",".join(settings.allowed_hosts),
+        # Libraries that cache (fontconfig, model hubs) write under HOME: keep them off the read-only root.
+        "HOME": TMPDIR,
+        "XDG_CACHE_HOME": f"{TMPDIR}/.cache",
+        "AWS_DEFAULT_REGION": settings.s3_region,
+    }
+    if settings.s3_endpoint_url:
+        plain[runtime.ENV_S3_ENDPOINT] = settings.s3_endpoint_url
+    for key, value in settings.transcoder_env.items():
+        if key not in _PROTECTED_ENV:
+            plain[key] = value
+    secret = spec.credentials_secret_ref.name if spec.credentials_secret_ref else settings.s3_secret
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
+    env += [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    ]
+    return env
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Bad input and unsupported requests fail the Job at once (a retry cannot help); a pod evicted or pre-empted
+    (DisruptionTarget) is replaced without spending a retry."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME,
+                    "operator": "In",
+                    "values": sorted(int(code) for code in runtime.NOT_RETRIED),
+                },
+            },
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+
+
+def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings) -> dict[str, Any]:
+    """The batch/v1 Job for a VideoJob admitted on `hardware` ("cpu" or "nvidia").
+
+    No `ttlSecondsAfterFinished` on the Job: it is owned by the VideoJob, whose own TTL removes both.
+    """
+    if hardware not in (Hardware.CPU.value, Hardware.NVIDIA.value):
+        raise ValueError(f"hardware must be cpu or nvidia, not {hardware!r}")
+    spec = VideoJobSpec.model_validate(vj["spec"])
+    meta = vj["metadata"]
+    job_labels = labels(vj, hardware)
+    annotations = {ANNOTATION_NAME: str(meta["name"]), ANNOTATION_PRIORITY: str(spec.priority)}
+
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": settings.transcoder_image,
+        "imagePullPolicy": settings.transcoder_pull_policy,
+        "command": list(settings.transcoder_command),
+        "env": transcoder_env(vj, spec, hardware, settings),
+        "resources": settings.resources(hardware),
+        "workingDir": WORKDIR,
+        "terminationMessagePath": runtime.DEFAULT_RESULT_PATH,
+        "terminationMessagePolicy": "File",  # the TranscodeResult JSON, not the log tail
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": TMPDIR}],
+    }
+    work_volume: dict[str, Any] = {}
+    if settings.workdir_size_limit:
+        work_volume["sizeLimit"] = settings.workdir_size_limit
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": settings.transcoder_service_account,
+        "automountServiceAccountToken": True,  # for the progress patches (see the module docstring)
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [{"name": "work", "emptyDir": work_volume}, {"name": "tmp", "emptyDir": {}}],
+    }
+    priority_class = settings.priority_class(spec.priority)
+    if priority_class:
+        pod_spec["priorityClassName"] = priority_class
+    if hardware == Hardware.NVIDIA.value:
+        pod_spec["nodeSelector"] = dict(settings.gpu_node_selector)
+        pod_spec["tolerations"] = [dict(t) for t in settings.gpu_tolerations]
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(vj),
+            "namespace": meta["namespace"],
+            "labels": job_labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(vj)],
+        },
+        "spec": {
+            "backoffLimit": spec.retries,
+            "activeDeadlineSeconds": spec.active_deadline_seconds or settings.default_active_deadline_seconds,
+            "podFailurePolicy": pod_failure_policy(),
+            "template": {
+                "metadata": {"labels": dict(job_labels), "annotations": dict(annotations)},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """True when a Job (or pod) carries this VideoJob's uid label or controller reference."""
+    meta = obj.get("metadata", {})
+    if (meta.get("labels") or {}).get(LABEL_UID) == uid:
+        return True
+    return any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [])

@@ -1,0 +1,341 @@
+"""The VideoJob's status, derived from what is observed: pure functions, no I/O.
+
+Level-based: the status is recomputed on every pass from the VideoJob, its Job (or None) and the Job's pods, so
+a restarted operator converges to the truth instead of replaying remembered events. Terminal phases are sticky.
+
+Conditions (metav1.Condition, all five always present, positive polarity):
+
+| type        | True when                               | so that                                              |
+| ----------- | --------------------------------------- | ---------------------------------------------------- |
+| `Admitted`  | a Job was created for it                | `kubectl wait --for=condition=Admitted vj/x`          |
+| `Running`   | a transcoder pod is running             |                                                      |
+| `Succeeded` | finished with artifacts                 | `kubectl wait --for=condition=Succeeded vj/x`         |
+| `Failed`    | finished without (reason says why)      | `kubectl wait --for=condition=Failed vj/x`            |
+| `Cancelled` | stopped by `spec.cancel: true`          |                                                      |
+
+`lastTransitionTime` changes only when a condition's status does; `observedGeneration` is the VideoJob's.
+
+`progress` belongs to the transcoder while the job runs (it patches it itself), so `status_patch` leaves it out
+unless the job succeeded (100) or the field was never set.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from videojob.api.models import Phase
+from videojob.api.runtime import ExitCode, TranscodeResult
+from videojob.controller.jobs import CONTAINER_NAME, LABEL_HARDWARE
+
+CONDITION_TYPES = ("Admitted", "Running", "Succeeded", "Failed", "Cancelled")
+TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
+MAX_MESSAGE = 4096
+
+_REASON_CHARS = re.compile(r"[^A-Za-z0-9_,:]")
+_EXIT_REASONS = {
+    ExitCode.BAD_INPUT: "BadInput",
+    ExitCode.UNSUPPORTED: "Unsupported",
+    ExitCode.TRANSIENT: "TransientError",
+    ExitCode.INTERNAL: "InternalError",
+}
+
+Body = Mapping[str, Any]
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with seconds, as Kubernetes writes metav1.Time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def reason_word(text: str, fallback: str = "Failed") -> str:
+    """A CamelCase reason as metav1.Condition allows (letters first, [A-Za-z0-9_,:], at most 128)."""
+    word = _REASON_CHARS.sub("", text)[:128].rstrip(",:")
+    return word if word and word[0].isalpha() else fallback
+
+
+def parse_result(message: str | None) -> TranscodeResult | None:
+    """The transcoder's TranscodeResult from a termination message, or None when it is not one."""
+    if not message:
+        return None
+    try:
+        return TranscodeResult.model_validate(json.loads(message))
+    except (ValueError, ValidationError):
+        return None
+
+
+# --- reading Jobs and pods ------------------------------------------------------------------------------------
+
+
+def job_condition(job: Body | None, *types: str) -> dict[str, Any] | None:
+    """The first True condition of the Job among `types`."""
+    for condition in ((job or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") in types and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def transcoder_state(pod: Body) -> dict[str, Any]:
+    """The transcoder container's state ({"running": ...} / {"terminated": ...} / {"waiting": ...}) or {}."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == CONTAINER_NAME:
+            return dict(status.get("state") or {})
+    return {}
+
+
+def pod_started(pod: Body) -> bool:
+    """The pod got as far as running its container (an attempt that counts)."""
+    phase = (pod.get("status") or {}).get("phase")
+    state = transcoder_state(pod)
+    return phase in ("Running", "Succeeded", "Failed") and ("running" in state or "terminated" in state)
+
+
+def _pod_created(pod: Body) -> str:
+    return str(pod.get("metadata", {}).get("creationTimestamp", ""))
+
+
+def _finished_at(pod: Body) -> str:
+    return str(transcoder_state(pod).get("terminated", {}).get("finishedAt") or _pod_created(pod))
+
+
+def _scheduling_problem(pods: Sequence[Body]) -> str | None:
+    """Why the newest pod waits, when the scheduler said so (e.g. no free GPU)."""
+    for pod in sorted(pods, key=_pod_created, reverse=True):
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                return str(condition.get("message") or condition.get("reason") or "unschedulable")
+        return None
+    return None
+
+
+def failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
+    """(reason, message) of a failed Job: the transcoder's own words when it left them, else its exit code, else
+    the Job controller's reason (DeadlineExceeded, BackoffLimitExceeded, PodFailurePolicy)."""
+    job_failed = job_condition(job, "Failed", "FailureTarget") or {}
+    job_reason = str(job_failed.get("reason") or "")
+    job_message = str(job_failed.get("message") or "")
+    failed = [p for p in pods if "terminated" in transcoder_state(p) and transcoder_state(p)["terminated"].get(
+        "exitCode", 0) != 0]
+    last = max(failed, key=_finished_at) if failed else None
+    terminated = transcoder_state(last)["terminated"] if last is not None else {}
+    result = parse_result(terminated.get("message"))
+    if job_reason == "DeadlineExceeded":
+        return "DeadlineExceeded", job_message or "the job ran longer than its activeDeadlineSeconds"
+    if result is not None and not result.ok:
+        return reason_word(result.reason), result.message or f"the transcoder failed ({result.reason})"
+    if terminated:
+        code = int(terminated.get("exitCode", 1))
+        if terminated.get("reason") == "OOMKilled":
+            return "OOMKilled", f"the transcoder ran out of memory (exit code {code})"
+        try:
+            reason = _EXIT_REASONS.get(ExitCode(code), f"ExitCode{code}")
+        except ValueError:
+            reason = f"ExitCode{code}"
+        detail = str(terminated.get("message") or "").strip()
+        message = f"the transcoder exited with code {code}" + (f": {detail}" if detail else "")
+        if job_reason == "BackoffLimitExceeded":
+            message += " (no retries left)"
+        return reason, message
+    return reason_word(job_reason or "JobFailed"), job_message or "the Job failed"
+
+
+def succeeded_result(pods: Sequence[Body]) -> TranscodeResult | None:
+    for pod in sorted(pods, key=_finished_at, reverse=True):
+        terminated = transcoder_state(pod).get("terminated") or {}
+        if terminated.get("exitCode") == 0:
+            return parse_result(terminated.get("message"))
+    return None
+
+
+# --- the status ---------------------------------------------------------------------------------------------
+
+
+def derive_status(
+    vj: Body,
+    job: Body | None,
+    pods: Sequence[Body],
+    now: datetime,
+    queue_position: int | None = None,
+    problem: str | None = None,
+) -> dict[str, Any]:
+    """The VideoJob's status (wire form) from what is observed.
+
+    `queue_position`: its place in the admission queue when it waits; `problem`: why its spec can never run
+    (operator-level validation), which fails it without a Job.
+    """
+    meta = vj.get("metadata", {})
+    spec = vj.get("spec", {})
+    old: dict[str, Any] = dict(vj.get("status") or {})
+    old_phase = old.get("phase")
+    new: dict[str, Any] = {k: v for k, v in old.items() if k not in ("queuePosition", "conditions")}
+    new.setdefault("progress", 0)
+    new.setdefault("attempts", 0)
+    new.setdefault("artifacts", [])
+    new["queuedAt"] = old.get("queuedAt") or meta.get("creationTimestamp") or timestamp(now)
+    if meta.get("generation") is not None:
+        new["observedGeneration"] = meta["generation"]
+
+    if job is not None:
+        new["jobName"] = job["metadata"]["name"]
+        hardware = (job["metadata"].get("labels") or {}).get(LABEL_HARDWARE)
+        if hardware in ("cpu", "nvidia"):
+            new["hardware"] = hardware
+    started = sorted((p for p in pods if pod_started(p)), key=_pod_created)
+    new["attempts"] = max(int(new["attempts"]), len(started))
+    if started:
+        new["node"] = started[-1].get("spec", {}).get("nodeName") or new.get("node")
+        new["startedAt"] = new.get("startedAt") or (started[0].get("status") or {}).get("startTime") or timestamp(now)
+    if new.get("node") is None:
+        new.pop("node", None)
+
+    if old_phase in TERMINAL:
+        phase = old_phase
+    elif problem is not None:
+        phase, new["reason"], new["message"] = Phase.FAILED.value, "InvalidSpec", problem
+    elif job_condition(job, "Complete", "SuccessCriteriaMet"):
+        phase = Phase.SUCCEEDED.value
+        result = succeeded_result(pods)
+        new["progress"] = 100
+        new["reason"] = "Succeeded"
+        if result is not None:
+            new["artifacts"] = [a.to_wire() for a in result.artifacts]
+            new["message"] = result.message or f"{len(result.artifacts)} artifact(s) written"
+        else:
+            new["message"] = "the transcoder succeeded but left no readable result"
+    elif job_condition(job, "Failed", "FailureTarget"):
+        phase = Phase.FAILED.value
+        new["reason"], new["message"] = failure(job, pods)
+    elif spec.get("cancel"):
+        phase, new["reason"] = Phase.CANCELLED.value, "Cancelled"
+        new["message"] = "cancelled by spec.cancel" if new.get("jobName") else "cancelled before it started"
+    elif job is None and new.get("jobName"):
+        phase, new["reason"] = Phase.FAILED.value, "JobDeleted"
+        new["message"] = f"its Job {new['jobName']} was deleted before it finished"
+    elif job is None:
+        phase, new["reason"] = Phase.PENDING.value, "Queued"
+        new["message"] = f"position {queue_position} in the queue" if queue_position else "waiting for admission"
+    elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):
+        phase, new["reason"] = Phase.RUNNING.value, "Running"
+        new["message"] = f"running on {new.get('node', 'a node')} (attempt {new['attempts']})"
+    elif old_phase == Phase.RUNNING.value:
+        phase, new["reason"] = Phase.RUNNING.value, "Retrying"  # between attempts: the Job starts another pod
+        new["message"] = f"attempt {new['attempts']} failed; the Job starts another"
+    else:
+        phase = Phase.PENDING.value
+        waiting = _scheduling_problem(pods)
+        new["reason"] = "Scheduling" if waiting else "Admitted"
+        new["message"] = waiting or f"Job {new['jobName']} created; waiting for its pod to start"
+
+    new["phase"] = phase
+    if phase == Phase.PENDING.value and job is None and queue_position:
+        new["queuePosition"] = queue_position
+    if phase in TERMINAL and old_phase not in TERMINAL:
+        completed = job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") or {}
+        new["completedAt"] = ((job or {}).get("status") or {}).get("completionTime") or completed.get(
+            "lastTransitionTime") or timestamp(now)
+        if not started and new.get("startedAt") is None and phase == Phase.SUCCEEDED.value:
+            new["startedAt"] = new["completedAt"]
+    if "message" in new and isinstance(new["message"], str):
+        new["message"] = new["message"][:MAX_MESSAGE]
+    if "reason" in new:
+        new["reason"] = reason_word(str(new["reason"]))
+    new["conditions"] = conditions(new, old.get("conditions") or [], now)
+    return new
+
+
+def conditions(status: Mapping[str, Any], old: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The five conditions of a status, keeping lastTransitionTime where a condition's status did not change."""
+    phase = status["phase"]
+    reason = str(status.get("reason") or phase)
+    message = str(status.get("message") or "")
+    admitted = bool(status.get("jobName"))
+    wanted: list[tuple[str, bool, str, str]] = [
+        (
+            "Admitted",
+            admitted,
+            "JobCreated" if admitted else (reason if phase in TERMINAL else "Queued"),
+            f"Job {status['jobName']} on {status.get('hardware', 'cpu')}" if admitted else message,
+        ),
+        ("Running", phase == Phase.RUNNING.value, reason if phase == Phase.RUNNING.value else phase, message),
+        ("Succeeded", phase == Phase.SUCCEEDED.value, reason if phase == Phase.SUCCEEDED.value else phase, message),
+        ("Failed", phase == Phase.FAILED.value, reason if phase == Phase.FAILED.value else phase, message),
+        ("Cancelled", phase == Phase.CANCELLED.value, reason if phase == Phase.CANCELLED.value else phase, message),
+    ]
+    previous = {str(c.get("type")): c for c in old}
+    out = []
+    for kind, true, why, text in wanted:
+        value = "True" if true else "False"
+        before = previous.get(kind)
+        since = before.get("lastTransitionTime") if before and before.get("status") == value else None
+        condition: dict[str, Any] = {
+            "type": kind,
+            "status": value,
+            "reason": reason_word(why, fallback=phase),
+            "message": text[:MAX_MESSAGE],
+            "lastTransitionTime": since or timestamp(now),
+        }
+        if status.get("observedGeneration") is not None:
+            condition["observedGeneration"] = status["observedGeneration"]
+        out.append(condition)
+    return out
+
+
+def status_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """The smallest JSON merge patch turning `old` into `new` (an empty dict when nothing changed).
+
+    `progress` is left to the transcoder: it is only sent when the job succeeded (100) or when it was never set.
+    """
+    old = old or {}
+    patch: dict[str, Any] = {key: value for key, value in new.items() if old.get(key) != value}
+    patch.update({key: None for key in old if key not in new})
+    if "progress" in patch and "progress" in old and new.get("phase") != Phase.SUCCEEDED.value:
+        del patch["progress"]
+    return patch
+
+
+def transition_events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Kubernetes Events (type, reason, message) for what changed between two statuses."""
+    old = old or {}
+    old_phase, phase = old.get("phase"), new["phase"]
+    events: list[tuple[str, str, str]] = []
+    if old_phase is None and phase == Phase.PENDING.value and not new.get("jobName"):
+        events.append(("Normal", "Queued", str(new.get("message") or "queued")))
+    if new.get("jobName") and not old.get("jobName"):
+        events.append(("Normal", "Admitted", f"created Job {new['jobName']} on {new.get('hardware', 'cpu')}"))
+    was_started = old_phase in (Phase.RUNNING.value, *TERMINAL) or int(old.get("attempts") or 0) > 0
+    if not was_started and (phase == Phase.RUNNING.value or (phase in TERMINAL and int(new.get("attempts") or 0))):
+        events.append(("Normal", "Started", f"running on {new.get('node', 'a node')} (attempt 1)"))
+    elif int(new.get("attempts") or 0) > int(old.get("attempts") or 0) > 0:
+        events.append(("Warning", "Retrying", f"attempt {new['attempts']} started on {new.get('node', 'a node')}"))
+    if phase != old_phase and phase in TERMINAL:
+        kind = "Warning" if phase == Phase.FAILED.value else "Normal"
+        reason = str(new.get("reason") or phase)
+        text = str(new.get("message") or phase)
+        events.append((kind, phase, f"{reason}: {text}" if phase == Phase.FAILED.value else text))
+    return events
+
+
+def ttl_remaining(vj: Body, default_ttl: int | None, now: datetime) -> float | None:
+    """Seconds until a finished VideoJob is due for deletion (<= 0: now); None when it is kept."""
+    status = vj.get("status") or {}
+    if status.get("phase") not in TERMINAL:
+        return None
+    ttl = (vj.get("spec") or {}).get("ttlSecondsAfterFinished", default_ttl)
+    finished = parse_time(status.get("completedAt"))
+    if ttl is None or finished is None:
+        return None
+    return float(ttl) - (now - finished).total_seconds()

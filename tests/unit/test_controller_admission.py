@@ -1,0 +1,191 @@
+"""The admission queue: order, limits, hardware choice, queue positions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from videojob.api.models import VideoJobSpec
+from videojob.controller.admission import (
+    RunningCounts,
+    admission_order,
+    check_admissible,
+    plan_admission,
+)
+from videojob.controller.settings import Settings
+
+
+def vj(name: str, priority: int = 5, created: str = "2026-01-01T00:00:00Z", hardware: str = "auto",
+       codec: str = "h264", namespace: str = "media") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "creationTimestamp": created},
+        "spec": {"priority": priority, "hardware": hardware, "output": {"video": {"codec": codec}}},
+    }
+
+
+def names(items: list[Any]) -> list[str]:
+    return [(i[0] if isinstance(i, tuple) else i)["metadata"]["name"] for i in items]
+
+
+@pytest.mark.parametrize(
+    ("jobs", "expected"),
+    [
+        pytest.param([vj("a", 5), vj("b", 1), vj("c", 10)], ["b", "a", "c"], id="priority 1 comes first"),
+        pytest.param(
+            [vj("late", 3, "2026-01-01T00:00:09Z"), vj("early", 3, "2026-01-01T00:00:01Z")],
+            ["early", "late"],
+            id="first come first served within a priority",
+        ),
+        pytest.param([vj("b", 3), vj("a", 3)], ["a", "b"], id="same second: name breaks the tie"),
+        pytest.param(
+            [vj("x", 3, namespace="zz"), vj("x", 3, namespace="aa")], ["x", "x"], id="namespaces sort too"
+        ),
+        pytest.param(
+            [vj("old-low", 9, "2026-01-01T00:00:00Z"), vj("new-high", 2, "2026-01-02T00:00:00Z")],
+            ["new-high", "old-low"],
+            id="priority outranks age",
+        ),
+    ],
+)
+def test_admission_order(jobs: list[dict[str, Any]], expected: list[str]) -> None:
+    assert names(admission_order(jobs)) == expected
+
+
+def test_admission_order_ties_across_namespaces_are_deterministic() -> None:
+    ordered = admission_order([vj("x", 3, namespace="zz"), vj("x", 3, namespace="aa")])
+    assert [j["metadata"]["namespace"] for j in ordered] == ["aa", "zz"]
+
+
+S = Settings(max_running=2, max_running_gpu=1)
+
+
+@pytest.mark.parametrize(
+    ("pending", "running", "settings", "admitted", "positions"),
+    [
+        pytest.param(
+            [vj("a", 5, "2026-01-01T00:00:02Z", "cpu"), vj("b", 1, "2026-01-01T00:00:03Z", "cpu"),
+             vj("c", 5, "2026-01-01T00:00:01Z", "cpu")],
+            RunningCounts(),
+            S,
+            [("b", "cpu"), ("c", "cpu")],
+            {"uid-a": 1},
+            id="two slots go to the highest priority then the oldest",
+        ),
+        pytest.param(
+            [vj("a", hardware="cpu"), vj("b", hardware="cpu")],
+            RunningCounts(total=2),
+            S,
+            [],
+            {"uid-a": 1, "uid-b": 2},
+            id="full: nothing admitted, positions from 1",
+        ),
+        pytest.param(
+            [vj("a"), vj("b")], RunningCounts(), S, [("a", "nvidia"), ("b", "cpu")], {},
+            id="auto takes the free GPU, the next auto runs on CPU",
+        ),
+        pytest.param(
+            [vj("a", codec="vp9")], RunningCounts(), S, [("a", "cpu")], {},
+            id="auto with a codec without NVENC stays on CPU",
+        ),
+        pytest.param(
+            [vj("a", codec="h265")], RunningCounts(), S, [("a", "nvidia")], {},
+            id="auto with h265 uses NVENC",
+        ),
+        pytest.param(
+            [vj("a")], RunningCounts(total=1, gpu=1), S, [("a", "cpu")], {},
+            id="auto with the GPU busy runs on CPU",
+        ),
+        pytest.param(
+            [vj("gpu", 1, hardware="nvidia"), vj("cpu", 5, hardware="cpu")],
+            RunningCounts(total=1, gpu=1),
+            S,
+            [("cpu", "cpu")],
+            {"uid-gpu": 1},
+            id="a job waiting for a GPU slot does not block CPU jobs behind it",
+        ),
+        pytest.param(
+            [vj("gpu", 1, hardware="nvidia"), vj("cpu", 5, hardware="cpu")],
+            RunningCounts(total=1, gpu=0),
+            S,
+            [("gpu", "nvidia")],
+            {"uid-cpu": 1},
+            id="the total limit is strict priority order",
+        ),
+        pytest.param(
+            [vj("g1", 1, hardware="nvidia"), vj("g2", 2, hardware="nvidia")],
+            RunningCounts(),
+            Settings(max_running=5, max_running_gpu=1),
+            [("g1", "nvidia")],
+            {"uid-g2": 1},
+            id="one GPU slot: the second nvidia job waits",
+        ),
+        pytest.param(
+            [vj("a")], RunningCounts(), Settings(max_running=1, max_running_gpu=0), [("a", "cpu")], {},
+            id="GPUs disabled: auto runs on CPU",
+        ),
+        pytest.param(
+            [vj("a", hardware="cpu")], RunningCounts(total=3), S, [], {"uid-a": 1},
+            id="over the limit (after the limit was lowered): nothing admitted",
+        ),
+    ],
+)
+def test_plan_admission(
+    pending: list[dict[str, Any]],
+    running: RunningCounts,
+    settings: Settings,
+    admitted: list[tuple[str, str]],
+    positions: dict[str, int],
+) -> None:
+    to_admit, queue = plan_admission(pending, running, settings)
+    assert [(v["metadata"]["name"], hw) for v, hw in to_admit] == admitted
+    assert queue == positions
+
+
+def test_raising_priority_of_a_pending_job_moves_it_ahead() -> None:
+    settings = Settings(max_running=1, max_running_gpu=0)
+    a, b = vj("a", 5, "2026-01-01T00:00:01Z"), vj("b", 5, "2026-01-01T00:00:02Z")
+    _, queue = plan_admission([a, b], RunningCounts(total=1), settings)
+    assert queue == {"uid-a": 1, "uid-b": 2}
+    b["spec"]["priority"] = 2
+    _, queue = plan_admission([a, b], RunningCounts(total=1), settings)
+    assert queue == {"uid-b": 1, "uid-a": 2}
+
+
+def spec(uri: str, hardware: str = "auto") -> VideoJobSpec:
+    return VideoJobSpec.model_validate(
+        {"hardware": hardware, "inputs": [{"name": "in", "uri": uri}], "output": {"uri": "s3://out/x/"}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("uri", "hardware", "settings", "problem"),
+    [
+        pytest.param("s3://media/in.mp4", "auto", Settings(), None, id="s3 is always fine"),
+        pytest.param("https://cdn.example.com/a.mp4", "auto", Settings(), None, id="https to any host by default"),
+        pytest.param("http://cdn.example.com/a.mp4", "auto", Settings(), "http:// is not allowed", id="http refused"),
+        pytest.param("http://cdn.example.com/a.mp4", "auto", Settings(allow_http=True), None, id="http allowed"),
+        pytest.param(
+            "https://evil.test/a.mp4", "auto", Settings(allowed_hosts=[".example.com"]), "not in the operator",
+            id="host outside the allowed suffixes",
+        ),
+        pytest.param(
+            "https://cdn.example.com/a.mp4", "auto", Settings(allowed_hosts=[".example.com"]), None,
+            id="host under an allowed suffix",
+        ),
+        pytest.param(
+            "https://example.com.evil.test/a.mp4", "auto", Settings(allowed_hosts=["example.com"]), "not in the",
+            id="exact host entries match exactly",
+        ),
+        pytest.param(
+            "s3://media/in.mp4", "nvidia", Settings(max_running_gpu=0), "GPU jobs are disabled",
+            id="nvidia with GPUs disabled can never run",
+        ),
+    ],
+)
+def test_check_admissible(uri: str, hardware: str, settings: Settings, problem: str | None) -> None:
+    result = check_admissible(spec(uri, hardware), settings)
+    if problem is None:
+        assert result is None
+    else:
+        assert result is not None and problem in result

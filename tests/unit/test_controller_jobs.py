@@ -1,0 +1,239 @@
+"""The transcoder Job manifest and the RBAC objects: pure builders, checked fact by fact."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from videojob.api.models import VideoJobSpec
+from videojob.controller.jobs import build_job_manifest, job_name, label_value, owned_by
+from videojob.controller.rbac import OPERATOR_CLUSTER_RULES, TRANSCODER_RULES, build_transcoder_rbac
+from videojob.controller.settings import Settings
+
+UID = "0b6e2a3c-5d4e-4f00-9a1b-123456789abc"
+
+
+def vj(name: str = "promo", uid: str = UID, **spec: Any) -> dict[str, Any]:
+    body = {"inputs": [{"name": "in", "uri": "s3://media/in.mp4"}], "output": {"uri": "s3://media/out/"}}
+    body.update(spec)
+    return {"metadata": {"name": name, "namespace": "media", "uid": uid}, "spec": body}
+
+
+def env_of(job: dict[str, Any]) -> dict[str, Any]:
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def container_of(job: dict[str, Any]) -> dict[str, Any]:
+    return job["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("name", "uid", "expected_prefix"),
+    [
+        pytest.param("promo", UID, "promo-", id="short names are kept"),
+        pytest.param("a" * 200, UID, "a" * 52 + "-", id="long names are cut to 52 characters"),
+        pytest.param("x" * 51 + "-yyy", UID, "x" * 51 + "-", id="a cut never leaves a dash before the hash"),
+        pytest.param("v1.2.clip", UID, "v1.2.clip-", id="dots are kept"),
+    ],
+)
+def test_job_name(name: str, uid: str, expected_prefix: str) -> None:
+    result = job_name(vj(name, uid))
+    assert len(result) <= 63
+    assert result.startswith(expected_prefix)
+    assert result == job_name(vj(name, uid)), "deterministic"
+    assert result != job_name(vj(name, "another-uid")), "a re-created VideoJob gets a different Job"
+
+
+def test_label_value_is_valid_for_long_names() -> None:
+    value = label_value("a" * 70 + ".b")
+    assert len(value) <= 63 and value[0].isalnum() and value[-1].isalnum()
+
+
+S = Settings(s3_endpoint_url="http://minio:9000", workdir_size_limit="20Gi", allowed_hosts=["cdn.example.com"])
+
+
+def test_metadata_labels_and_owner() -> None:
+    job = build_job_manifest(vj(), "cpu", S)
+    meta = job["metadata"]
+    assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
+    assert meta["name"] == job_name(vj()) and meta["namespace"] == "media"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "videojob-operator"
+    assert meta["labels"]["videojob.dev/name"] == "promo"
+    assert meta["labels"]["videojob.dev/uid"] == UID
+    assert meta["ownerReferences"] == [{
+        "apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob", "name": "promo", "uid": UID,
+        "controller": True, "blockOwnerDeletion": True,
+    }]
+    assert job["spec"]["template"]["metadata"]["labels"] == meta["labels"]
+    assert owned_by(job, UID) and not owned_by(job, "other")
+    assert "ttlSecondsAfterFinished" not in job["spec"], "the VideoJob's TTL governs its owned Job"
+
+
+def test_spec_and_runtime_env() -> None:
+    job = build_job_manifest(vj(priority=2), "cpu", S)
+    env = env_of(job)
+    spec = VideoJobSpec.model_validate(json.loads(env["VIDEOJOB_SPEC"]))
+    assert spec.priority == 2 and spec.inputs[0].uri == "s3://media/in.mp4"
+    assert env["VIDEOJOB_NAME"] == "promo" and env["VIDEOJOB_NAMESPACE"] == "media"
+    assert env["VIDEOJOB_HARDWARE"] == "cpu"
+    assert env["VIDEOJOB_WORKDIR"] == "/work"
+    assert env["VIDEOJOB_RESULT_PATH"] == "/dev/termination-log"
+    assert env["VIDEOJOB_PROGRESS"] == "kubernetes"
+    assert env["VIDEOJOB_PROGRESS_INTERVAL"] == "5"
+    assert env["VIDEOJOB_SERVICEACCOUNT_DIR"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert env["VIDEOJOB_ALLOW_HTTP"] == "false"
+    assert env["VIDEOJOB_ALLOWED_HOSTS"] == "cdn.example.com"
+    assert env["S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "videojob-s3", "key": "AWS_ACCESS_KEY_ID"}}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "videojob-s3", "key": "AWS_SECRET_ACCESS_KEY"}}
+
+
+def test_credentials_secret_of_the_videojob_wins() -> None:
+    env = env_of(build_job_manifest(vj(credentialsSecretRef={"name": "team-s3"}), "cpu", S))
+    assert env["AWS_ACCESS_KEY_ID"]["secretKeyRef"]["name"] == "team-s3"
+
+
+def test_transcoder_env_extends_but_cannot_change_identity() -> None:
+    settings = Settings(transcoder_env={"VIDEOJOB_STT_MODEL_DIRS": '{"bundled": "/models"}', "VIDEOJOB_NAME": "x"})
+    env = env_of(build_job_manifest(vj(), "cpu", settings))
+    assert env["VIDEOJOB_STT_MODEL_DIRS"] == '{"bundled": "/models"}'
+    assert env["VIDEOJOB_NAME"] == "promo"
+
+
+def test_restricted_pod_security() -> None:
+    job = build_job_manifest(vj(), "cpu", S)
+    pod = job["spec"]["template"]["spec"]
+    sc = container_of(job)["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    mounts = {m["mountPath"]: m["name"] for m in container_of(job)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/work"]]["emptyDir"] == {"sizeLimit": "20Gi"}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "videojob-transcoder"
+    assert pod["automountServiceAccountToken"] is True
+
+
+def test_job_policy() -> None:
+    job = build_job_manifest(vj(retries=3, activeDeadlineSeconds=600), "cpu", S)
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 3
+    assert spec["activeDeadlineSeconds"] == 600
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "transcode", "operator": "In", "values": [65, 69]},
+    }
+    assert rules[1]["action"] == "Ignore" and rules[1]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    container = container_of(job)
+    assert container["terminationMessagePolicy"] == "File"
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["command"] == ["videojob-transcode"]
+    assert container["image"] == "videojob-transcoder:dev" and container["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_default_deadline_from_settings() -> None:
+    assert build_job_manifest(vj(), "cpu", Settings(default_active_deadline_seconds=99))["spec"][
+        "activeDeadlineSeconds"
+    ] == 99
+
+
+@pytest.mark.parametrize(
+    ("priority", "priority_class"),
+    [(1, "videojob-urgent"), (3, "videojob-urgent"), (4, "videojob-normal"), (7, "videojob-normal"),
+     (8, "videojob-low"), (10, "videojob-low")],
+    ids=lambda v: str(v),
+)
+def test_priority_class_by_band(priority: int, priority_class: str) -> None:
+    job = build_job_manifest(vj(priority=priority), "cpu", S)
+    assert job["spec"]["template"]["spec"]["priorityClassName"] == priority_class
+
+
+def test_empty_priority_class_sets_none() -> None:
+    settings = Settings(priority_classes={"urgent": "", "normal": "", "low": ""})
+    assert "priorityClassName" not in build_job_manifest(vj(), "cpu", settings)["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("hardware", "gpu"),
+    [pytest.param("nvidia", True, id="nvidia gets selector, toleration and GPU limit"),
+     pytest.param("cpu", False, id="cpu gets none of them")],
+)
+def test_gpu_placement(hardware: str, gpu: bool) -> None:
+    job = build_job_manifest(vj(), hardware, S)
+    pod = job["spec"]["template"]["spec"]
+    limits = container_of(job)["resources"].get("limits", {})
+    assert ("nodeSelector" in pod) is gpu
+    assert ("nvidia.com/gpu" in limits) is gpu
+    if gpu:
+        assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert limits["nvidia.com/gpu"] == 1
+    assert env_of(job)["VIDEOJOB_HARDWARE"] == hardware
+    assert job["metadata"]["labels"]["videojob.dev/hardware"] == hardware
+
+
+def test_auto_is_not_a_placement() -> None:
+    with pytest.raises(ValueError, match="cpu or nvidia"):
+        build_job_manifest(vj(), "auto", S)
+
+
+def test_transcoder_rbac_is_patch_on_status_only() -> None:
+    sa, role, binding = build_transcoder_rbac("media", Settings())
+    assert sa["kind"] == "ServiceAccount" and sa["metadata"] == {**sa["metadata"], "name": "videojob-transcoder",
+                                                                  "namespace": "media"}
+    assert role["rules"] == [{"apiGroups": ["videojob.dev"], "resources": ["videojobs/status"], "verbs": ["patch"]}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "videojob-transcoder", "namespace": "media"}]
+
+
+def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "verb"),
+    [
+        ("videojob.dev", "videojobs", "watch"),
+        ("videojob.dev", "videojobs", "delete"),
+        ("videojob.dev", "videojobs/status", "patch"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "delete"),
+        ("", "pods", "list"),
+        ("", "events", "create"),
+        ("rbac.authorization.k8s.io", "roles", "create"),
+        ("rbac.authorization.k8s.io", "rolebindings", "create"),
+        ("", "serviceaccounts", "create"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ],
+    ids=lambda v: str(v) or "core",
+)
+def test_operator_holds_what_it_needs(group: str, resource: str, verb: str) -> None:
+    assert _grants(OPERATOR_CLUSTER_RULES, group, resource, verb)
+
+
+def test_operator_holds_everything_it_grants_transcoders() -> None:
+    for rule in TRANSCODER_RULES:
+        for resource in rule["resources"]:
+            for verb in rule["verbs"]:
+                assert _grants(OPERATOR_CLUSTER_RULES, rule["apiGroups"][0], resource, verb)
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "verb"),
+    [("", "secrets", "get"), ("", "pods", "delete"), ("", "pods/exec", "create"), ("*", "*", "*"),
+     ("rbac.authorization.k8s.io", "clusterroles", "create"), ("", "pods/log", "get")],
+    ids=lambda v: str(v) or "core",
+)
+def test_operator_holds_nothing_more(group: str, resource: str, verb: str) -> None:
+    assert not _grants(OPERATOR_CLUSTER_RULES, group, resource, verb)
+    assert all("*" not in r["verbs"] and "*" not in r["resources"] for r in OPERATOR_CLUSTER_RULES)

@@ -1,0 +1,259 @@
+"""Status derivation: phases, conditions, failure reasons, the minimal patch, and the Events of a transition."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from videojob.api.models import VideoJobStatus
+from videojob.controller.status import (
+    derive_status,
+    failure,
+    reason_word,
+    status_patch,
+    transition_events,
+    ttl_remaining,
+)
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+SHA = "a" * 64
+
+
+def vj(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {"name": "promo", "namespace": "media", "uid": "u1", "generation": 3,
+                     "creationTimestamp": "2026-01-01T11:00:00Z"},
+        "spec": {"inputs": [{"name": "in", "uri": "s3://m/in.mp4"}], "output": {"uri": "s3://m/out/"}, **spec},
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def job(*conditions: tuple[str, str], hardware: str = "cpu", completion: str | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "conditions": [{"type": t, "status": "True", "reason": r, "message": f"job {r}",
+                        "lastTransitionTime": "2026-01-01T11:59:00Z"} for t, r in conditions]
+    }
+    if completion:
+        status["completionTime"] = completion
+    return {"metadata": {"name": "promo-abc", "labels": {"videojob.dev/hardware": hardware}}, "status": status}
+
+
+def pod(state: str, exit_code: int = 0, message: str | None = None, node: str = "cpu-0",
+        created: str = "2026-01-01T11:50:00Z", oom: bool = False) -> dict[str, Any]:
+    phase = {"running": "Running", "waiting": "Pending"}.get(state, "Succeeded" if exit_code == 0 else "Failed")
+    container_state: dict[str, Any]
+    if state == "terminated":
+        terminated: dict[str, Any] = {"exitCode": exit_code, "finishedAt": created,
+                                      "reason": "OOMKilled" if oom else ("Completed" if exit_code == 0 else "Error")}
+        if message is not None:
+            terminated["message"] = message
+        container_state = {"terminated": terminated}
+    elif state == "running":
+        container_state = {"running": {"startedAt": created}}
+    else:
+        container_state = {"waiting": {"reason": "ContainerCreating"}}
+    return {
+        "metadata": {"name": f"promo-abc-{created[-3:-1]}", "creationTimestamp": created},
+        "spec": {"nodeName": node},
+        "status": {"phase": phase, "startTime": created,
+                   "containerStatuses": [{"name": "transcode", "state": container_state}]},
+    }
+
+
+def result(ok: bool = True, **kw: Any) -> str:
+    body: dict[str, Any] = {"ok": ok, **kw}
+    if ok:
+        body.setdefault("artifacts", [{"uri": "s3://m/out/output.mp4", "size": 10, "sha256": SHA, "width": 320}])
+    return json.dumps(body)
+
+
+def conditions_of(status: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "the_job", "pods", "position", "phase", "reason", "true_conditions"),
+    [
+        pytest.param(vj(), None, [], 3, "Pending", "Queued", set(), id="new: queued with its position"),
+        pytest.param(vj({"phase": "Pending"}), job(), [], None, "Pending", "Admitted", {"Admitted"},
+                     id="Job created, no pod yet"),
+        pytest.param(vj({"phase": "Pending"}), job(), [pod("running")], None, "Running", "Running",
+                     {"Admitted", "Running"}, id="pod running"),
+        pytest.param(vj({"phase": "Running"}), job(("Complete", "Completed")), [pod("terminated", 0, result())],
+                     None, "Succeeded", "Succeeded", {"Admitted", "Succeeded"}, id="Job complete"),
+        pytest.param(vj({"phase": "Running"}), job(("SuccessCriteriaMet", "CompletionsReached")),
+                     [pod("terminated", 0, result())], None, "Succeeded", "Succeeded", {"Admitted", "Succeeded"},
+                     id="success criteria met counts as success"),
+        pytest.param(vj({"phase": "Running"}), job(("Failed", "PodFailurePolicy")),
+                     [pod("terminated", 65, result(False, reason="InputNotFound", message="s3://m/in.mp4 missing"))],
+                     None, "Failed", "InputNotFound", {"Admitted", "Failed"}, id="bad input: the transcoder's reason"),
+        pytest.param(vj({"phase": "Running"}), job(("FailureTarget", "DeadlineExceeded")), [pod("running")],
+                     None, "Failed", "DeadlineExceeded", {"Admitted", "Failed"}, id="deadline exceeded"),
+        pytest.param(vj({"phase": "Running"}, cancel=True), job(), [pod("running")], None, "Cancelled",
+                     "Cancelled", {"Admitted", "Cancelled"}, id="cancel while running"),
+        pytest.param(vj(cancel=True), None, [], 1, "Cancelled", "Cancelled", {"Cancelled"},
+                     id="cancel while queued"),
+        pytest.param(vj({"phase": "Running", "jobName": "promo-abc"}), None, [], None, "Failed", "JobDeleted",
+                     {"Admitted", "Failed"}, id="the Job vanished"),
+        pytest.param(vj({"phase": "Running", "attempts": 1}), job(), [pod("terminated", 75)], None, "Running",
+                     "Retrying", {"Admitted", "Running"}, id="between retries stays Running"),
+        pytest.param(vj({"phase": "Succeeded", "jobName": "promo-abc"}), None, [], 4, "Succeeded", "Succeeded",
+                     {"Admitted", "Succeeded"}, id="terminal phases are sticky"),
+        pytest.param(vj(), None, [], None, "Failed", "InvalidSpec", {"Failed"}, id="an operator-level problem"),
+    ],
+)
+def test_phases(body: dict[str, Any], the_job: dict[str, Any] | None, pods: list[dict[str, Any]],
+                position: int | None, phase: str, reason: str, true_conditions: set[str]) -> None:
+    problem = "http:// is not allowed" if reason == "InvalidSpec" else None
+    if body.get("status", {}).get("phase") == "Succeeded":
+        body["status"].update(reason="Succeeded", message="done", completedAt="2026-01-01T11:59:00Z")
+    status = derive_status(body, the_job, pods, NOW, queue_position=position, problem=problem)
+    VideoJobStatus.model_validate(status)  # the result fits the CRD's status schema
+    assert status["phase"] == phase
+    assert status["reason"] == reason
+    assert {t for t, s in conditions_of(status).items() if s == "True"} == true_conditions
+    assert [c["type"] for c in status["conditions"]] == ["Admitted", "Running", "Succeeded", "Failed", "Cancelled"]
+    assert all(c["observedGeneration"] == 3 for c in status["conditions"])
+    assert ("queuePosition" in status) == (phase == "Pending" and the_job is None and position is not None)
+
+
+def test_success_fills_artifacts_progress_and_times() -> None:
+    status = derive_status(
+        vj({"phase": "Running", "progress": 40}),
+        job(("Complete", "Completed"), completion="2026-01-01T11:59:30Z"),
+        [pod("terminated", 0, result(bytes_in=5, bytes_out=10))],
+        NOW,
+    )
+    assert status["progress"] == 100
+    assert status["artifacts"][0]["uri"] == "s3://m/out/output.mp4" and status["artifacts"][0]["width"] == 320
+    assert status["completedAt"] == "2026-01-01T11:59:30Z"
+    assert status["startedAt"] == "2026-01-01T11:50:00Z"
+    assert status["attempts"] == 1 and status["node"] == "cpu-0" and status["hardware"] == "cpu"
+    assert status["jobName"] == "promo-abc"
+
+
+def test_running_records_node_attempts_and_start() -> None:
+    status = derive_status(vj({"phase": "Pending"}), job(hardware="nvidia"), [pod("running", node="gpu-0")], NOW)
+    assert (status["node"], status["attempts"], status["hardware"]) == ("gpu-0", 1, "nvidia")
+    assert status["startedAt"] == "2026-01-01T11:50:00Z"
+
+
+def test_attempts_count_started_pods_only() -> None:
+    pods = [pod("terminated", 75, created="2026-01-01T11:50:01Z"), pod("running", created="2026-01-01T11:51:02Z"),
+            pod("waiting", created="2026-01-01T11:52:03Z")]
+    assert derive_status(vj({"phase": "Running"}), job(), pods, NOW)["attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("the_job", "pods", "reason", "in_message"),
+    [
+        pytest.param(job(("Failed", "PodFailurePolicy")),
+                     [pod("terminated", 65, result(False, reason="InputNotFound", message="s3://b/k not found"))],
+                     "InputNotFound", "s3://b/k not found", id="the transcoder's result wins"),
+        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 75)], "TransientError",
+                     "no retries left", id="exit code without a message"),
+        pytest.param(job(("Failed", "PodFailurePolicy")), [pod("terminated", 69, "NVENC not available")],
+                     "Unsupported", "NVENC not available", id="plain-text termination message"),
+        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 137, oom=True)], "OOMKilled",
+                     "memory", id="out of memory"),
+        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 3)], "ExitCode3", "code 3",
+                     id="an unknown exit code"),
+        pytest.param(job(("Failed", "DeadlineExceeded")), [pod("terminated", 143)], "DeadlineExceeded", "job",
+                     id="the deadline outranks the exit code"),
+        pytest.param(job(("Failed", "BackoffLimitExceeded")), [], "BackoffLimitExceeded", "job",
+                     id="no pods left: the Job's reason"),
+        pytest.param(job(("Failed", "BackoffLimitExceeded")),
+                     [pod("terminated", 75, result(False, reason="S3 error!"), created="2026-01-01T11:50:01Z"),
+                      pod("terminated", 75, result(False, reason="Timeout"), created="2026-01-01T11:55:01Z")],
+                     "Timeout", "Timeout", id="the last attempt's reason"),
+    ],
+)
+def test_failure(the_job: dict[str, Any], pods: list[dict[str, Any]], reason: str, in_message: str) -> None:
+    got_reason, message = failure(the_job, pods)
+    assert got_reason == reason
+    assert in_message in message
+
+
+@pytest.mark.parametrize(("text", "word"), [("S3 error!", "S3error"), ("", "Failed"), ("9lives", "Failed"),
+                                            ("Ok:done,", "Ok:done")])
+def test_reason_word(text: str, word: str) -> None:
+    assert reason_word(text) == word
+
+
+def test_last_transition_time_is_kept_when_status_does_not_change() -> None:
+    first = derive_status(vj({"phase": "Pending"}), job(), [pod("running")], NOW)
+    later = NOW + timedelta(minutes=5)
+    second = derive_status(vj(first), job(), [pod("running")], later)
+    times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
+    assert times["Running"] == "2026-01-01T12:00:00Z"
+    done = derive_status(vj(second), job(("Complete", "Completed")), [pod("terminated", 0, result())], later)
+    times = {c["type"]: c["lastTransitionTime"] for c in done["conditions"]}
+    assert times["Running"] == times["Succeeded"] == "2026-01-01T12:05:00Z"
+    assert times["Admitted"] == "2026-01-01T12:00:00Z"
+
+
+def test_status_patch_is_minimal_and_leaves_progress_to_the_transcoder() -> None:
+    old = {"phase": "Running", "progress": 42.5, "queuePosition": 2, "node": "cpu-0"}
+    new = {"phase": "Running", "progress": 0, "node": "cpu-0"}
+    assert status_patch(old, new) == {"queuePosition": None}
+    assert status_patch(old, {**new, "phase": "Succeeded", "progress": 100}) == {
+        "phase": "Succeeded", "progress": 100, "queuePosition": None}
+    assert status_patch(None, {"phase": "Pending", "progress": 0}) == {"phase": "Pending", "progress": 0}
+    assert status_patch(new, dict(new)) == {}
+
+
+def test_a_second_pass_patches_nothing() -> None:
+    first = derive_status(vj({"phase": "Pending"}), job(), [pod("running")], NOW)
+    second = derive_status(vj(first), job(), [pod("running")], NOW + timedelta(seconds=7))
+    assert status_patch(first, second) == {}
+
+
+def phases(*steps: dict[str, Any]) -> list[list[str]]:
+    return [[reason for _, reason, _ in transition_events(a, b)] for a, b in itertools.pairwise(steps)]
+
+
+def test_events_per_transition() -> None:
+    queued = {"phase": "Pending", "queuePosition": 1, "message": "position 1"}
+    admitted = {"phase": "Pending", "jobName": "j", "hardware": "cpu"}
+    running = {"phase": "Running", "jobName": "j", "attempts": 1, "node": "cpu-0"}
+    retry = {"phase": "Running", "jobName": "j", "attempts": 2, "node": "cpu-0"}
+    done = {"phase": "Succeeded", "jobName": "j", "attempts": 2, "message": "1 artifact(s) written"}
+    assert phases({}, queued, admitted, running, retry, done) == [
+        ["Queued"], ["Admitted"], ["Started"], ["Retrying"], ["Succeeded"]]
+    assert transition_events(running, running) == []
+
+
+def test_a_job_too_fast_to_be_seen_running_still_gets_started() -> None:
+    reasons = [r for _, r, _ in transition_events({"phase": "Pending", "jobName": "j"},
+                                                  {"phase": "Succeeded", "jobName": "j", "attempts": 1})]
+    assert reasons == ["Started", "Succeeded"]
+
+
+def test_failed_event_is_a_warning_with_the_reason() -> None:
+    events = transition_events({"phase": "Running", "attempts": 1, "jobName": "j"},
+                               {"phase": "Failed", "attempts": 1, "jobName": "j", "reason": "BadInput",
+                                "message": "no such key"})
+    assert events == [("Warning", "Failed", "BadInput: no such key")]
+
+
+@pytest.mark.parametrize(
+    ("status", "spec_ttl", "default", "remaining"),
+    [
+        pytest.param({"phase": "Running"}, None, 60, None, id="running jobs are kept"),
+        pytest.param({"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, None, 600, 540.0,
+                     id="default TTL"),
+        pytest.param({"phase": "Failed", "completedAt": "2026-01-01T11:59:00Z"}, 30, 600, -30.0,
+                     id="the VideoJob's own TTL, expired"),
+        pytest.param({"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, None, None, None,
+                     id="no TTL keeps it"),
+    ],
+)
+def test_ttl(status: dict[str, Any], spec_ttl: int | None, default: int | None, remaining: float | None) -> None:
+    body = vj(status) if spec_ttl is None else vj(status, ttlSecondsAfterFinished=spec_ttl)
+    assert ttl_remaining(body, default, NOW) == remaining

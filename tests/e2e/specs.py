@@ -1,0 +1,68 @@
+"""Small VideoJob specs for the e2e tests: the cheapest work that still runs the real transcoder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+
+def encode_spec(input_uri: str, output_uri: str, **overrides: Any) -> dict[str, Any]:
+    """Re-encode one input with the fastest settings (ultrafast, low quality, tiny audio)."""
+    spec: dict[str, Any] = {
+        "inputs": [{"name": "main", "uri": input_uri}],
+        "output": {
+            "uri": output_uri,
+            "container": "mp4",
+            "video": {"codec": "h264", "preset": "ultrafast", "crf": 35},
+            "audio": {"codec": "aac", "bitrate": "64k"},
+        },
+        "retries": 0,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def copy_spec(input_uri: str, output_uri: str, **overrides: Any) -> dict[str, Any]:
+    """Remux one input without re-encoding: the least CPU a real transcode can take."""
+    spec: dict[str, Any] = {
+        "inputs": [{"name": "main", "uri": input_uri}],
+        "output": {"uri": output_uri, "container": "mp4", "video": {"codec": "copy"}, "audio": {"codec": "copy"}},
+        "retries": 0,
+        "hardware": "cpu",
+    }
+    spec.update(overrides)
+    return spec
+
+
+# --- processes of pods (the node agent runs containers as local processes) ---------------------------------------
+
+
+def container_pid(pod: Any) -> int | None:
+    """The pid of a pod's first running container: the node agent reports containerID agent://<pid>."""
+    for cs in pod.status.container_statuses or []:
+        if cs.state and cs.state.running and cs.container_id and cs.container_id.startswith("agent://"):
+            return int(cs.container_id.removeprefix("agent://"))
+    return None
+
+
+def process_group_alive(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is `pgid`: the container and anything it started."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            state, pgrp = fields[0], int(fields[2])
+            if pgrp == pgid and state not in ("Z", "X"):
+                alive.append(int(entry.name))
+    return alive
+
+
+def kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)

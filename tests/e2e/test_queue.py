@@ -1,0 +1,98 @@
+"""Priority queueing end to end: maxRunning 1, six VideoJobs of mixed priorities.
+
+Every VideoJob's input is served by a loopback HTTP server that holds the download until the test releases it,
+so the test decides when the running job finishes and can check the queue at every step, without racing it.
+
+The six VideoJobs are created before the operator starts, in two batches whose creationTimestamps differ (they
+have one-second resolution): first come, first served is then well defined within each priority. The names
+sort against creation order, so an operator that breaks ties by name instead of age fails.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.e2e.conftest import MediaFactory
+from tests.e2e.harness import Diagnostics, JobRecorder, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.specs import encode_spec
+
+pytestmark = pytest.mark.e2e
+
+# (name, priority), in creation order, two batches.
+FIRST_BATCH = [("z-five", 5), ("y-one", 1), ("x-three", 3)]
+SECOND_BATCH = [("c-five", 5), ("b-one", 1), ("a-nine", 9)]
+EXPECTED_ORDER = ["y-one", "b-one", "x-three", "z-five", "c-five", "a-nine"]
+
+
+def test_jobs_start_in_priority_order_with_right_queue_positions(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+) -> None:
+    data = media.video().read_bytes()
+    releases: dict[str, threading.Event] = {}
+    uris: dict[str, str] = {}
+    for name, _ in FIRST_BATCH + SECOND_BATCH:
+        releases[name] = threading.Event()
+        http_server.stall[f"/{name}.mp4"] = releases[name]
+        uris[name] = http_server.add(f"/{name}.mp4", data)
+
+    def create(batch: list[tuple[str, int]]) -> str:
+        stamps = [
+            videojobs.create(name, encode_spec(uris[name], f"s3://{bucket}/out/{name}/", priority=prio,
+                                               hardware="cpu"))["metadata"]["creationTimestamp"]
+            for name, prio in batch
+        ]
+        return max(stamps)
+
+    last_first = create(FIRST_BATCH)
+    first_second = datetime.fromisoformat(last_first.replace("Z", "+00:00")).timestamp()
+    wait_for(lambda: time.time() >= first_second + 1.05, timeout=5, interval=0.05, message="the next second")
+    create(SECOND_BATCH)
+    created = {o["metadata"]["name"]: o["metadata"]["creationTimestamp"] for o in videojobs.list()}
+    assert created[SECOND_BATCH[0][0]] > last_first, created
+
+    run_operator(max_running=1, allow_http=True)
+
+    def queue_state() -> dict[str, tuple[str | None, int | None]]:
+        return {
+            o["metadata"]["name"]: ((o.get("status") or {}).get("phase"), (o.get("status") or {}).get("queuePosition"))
+            for o in videojobs.list()
+        }
+
+    for step, running in enumerate(EXPECTED_ORDER, start=1):
+        def jobs_created(step: int = step) -> bool:
+            return len(job_recorder.snapshot()) >= step
+
+        diagnostics.wait(jobs_created, timeout=120, interval=0.1, message=f"Job #{step} ({running})")
+        owners = [j.owner for j in job_recorder.snapshot()]
+        assert owners == EXPECTED_ORDER[:step], (
+            f"Jobs created in order {owners}, expected {EXPECTED_ORDER[:step]}"
+        )
+        waiting = EXPECTED_ORDER[step:]
+        expected = {name: ("Pending", index) for index, name in enumerate(waiting, start=1)}
+
+        def positions_right(expected: dict[str, tuple[str, int]] = expected) -> bool | dict[str, Any]:
+            state = queue_state()
+            observed = {name: state.get(name) for name in expected}
+            return observed == expected or observed
+
+        diagnostics.wait(positions_right, timeout=30, interval=0.2,
+                 message=f"queue positions at step {step} (running {running}): {expected}")
+        diagnostics.wait_phase(running, "Running", timeout=60)
+        state = queue_state()
+        assert state[running][1] is None, f"the running job {running} still has a queuePosition: {state}"
+        assert len(job_recorder.snapshot()) == step, (
+            f"more than maxRunning=1 Jobs exist at step {step}: {[j.owner for j in job_recorder.snapshot()]}"
+        )
+        releases[running].set()
+        diagnostics.wait_phase(running, "Succeeded", timeout=120)
+
+    assert [j.owner for j in job_recorder.snapshot()] == EXPECTED_ORDER
+    assert not job_recorder.duplicates(), job_recorder.duplicates()

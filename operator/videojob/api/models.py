@@ -30,6 +30,11 @@ CATEGORIES = ["media"]
 MAX_SECONDS = 86_400.0  # a day: bound for every time offset inside a media file
 MAX_INPUTS = 16
 MAX_OPERATIONS = 32
+# The operator names the Kubernetes Job after the VideoJob plus a suffix ("-a<attempt>-<hash>"); Job names are
+# DNS labels (63 characters) whose pods add their own suffix, so the VideoJob's name is held to 52.
+MAX_NAME_LENGTH = 52
+MAX_INT64 = 2**63 - 1
+MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer JSON consumers read exactly
 
 
 def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
@@ -87,7 +92,9 @@ OutputURI = Annotated[str, StringConstraints(min_length=6, max_length=1024, patt
 FileStem = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
 
 # A colour: an FFmpeg/CSS colour name or #RRGGBB / #RRGGBBAA.
-Color = Annotated[str, StringConstraints(min_length=3, max_length=32, pattern=r"^([a-zA-Z]{3,20}|#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?)$")]
+Color = Annotated[
+    str, StringConstraints(min_length=3, max_length=32, pattern=r"^([a-zA-Z]{3,20}|#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?)$")
+]
 
 # A bitrate such as 128k or 4M (bits per second).
 Bitrate = Annotated[str, StringConstraints(min_length=2, max_length=8, pattern=r"^[1-9][0-9]{0,5}[kM]$")]
@@ -103,6 +110,11 @@ ResourceName = Annotated[
 ]
 
 _RESOLUTION = re.compile(r"^([0-9]{2,4})x([0-9]{2,4})$")
+# An even number of pixels from 16 to 7680, as a regex (RE2 and pydantic alike), so the API server checks it too.
+_EVEN_16_7680 = r"(1[68]|[2-9][02468]|[1-9][0-9][02468]|[1-6][0-9]{2}[02468]|7[0-5][0-9][02468]|76[0-7][02468]|7680)"
+Resolution = Annotated[
+    str, StringConstraints(min_length=5, max_length=9, pattern=rf"^{_EVEN_16_7680}x{_EVEN_16_7680}$")
+]
 
 
 class Hardware(StrEnum):
@@ -193,8 +205,8 @@ class ArtifactReclaimPolicy(StrEnum):
 class Trim(_Model):
     """Use only part of an input: from `start` seconds, for `duration` seconds (to the end when unset)."""
 
-    start: Seconds = 0
-    duration: Duration | None = None
+    start: Seconds = Field(default=0, description="Seconds into the input where the used part starts.")
+    duration: Duration | None = Field(default=None, description="Seconds to use (to the end of the input when unset).")
 
 
 class Input(_Model):
@@ -272,9 +284,9 @@ class GenerateSubtitles(_Model):
         default="auto", description="ISO 639-1/3 code of the spoken language, or auto to detect it."
     )
     engine: SpeechEngine = Field(default=SpeechEngine.WHISPER, description="Speech-to-text engine.")
-    model: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = (
-        Field(default="bundled", description="Model name, mapped to a model directory by the operator's settings.")
-    )
+    model: Annotated[
+        str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    ] = Field(default="bundled", description="Model name, mapped to a model directory by the operator's settings.")
 
 
 class Subtitles(_Model):
@@ -289,7 +301,10 @@ class Subtitles(_Model):
     generate: GenerateSubtitles | None = Field(default=None, description="Generate subtitles from speech.")
     burn: bool = Field(default=True, description="Render the subtitles into the video frames.")
     emit: list[SubtitleFormat] = Field(
-        default_factory=list, max_length=2, description="Also store the subtitles as these files (srt, vtt)."
+        default_factory=list,
+        max_length=2,
+        description="Also store the subtitles as these files (srt, vtt).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     style: SubtitleStyle | None = Field(default=None, description="Style for burned-in subtitles.")
 
@@ -356,7 +371,8 @@ class Operation(_Model):
 
     @property
     def body(self) -> Concat | Audio | Text | Subtitles | PictureInPicture:
-        return getattr(self, self.kind)  # type: ignore[no-any-return]
+        body: Concat | Audio | Text | Subtitles | PictureInPicture = getattr(self, self.kind)
+        return body
 
     def input_refs(self) -> list[str]:
         """Names of the inputs this operation reads."""
@@ -381,7 +397,7 @@ class VideoOutput(_Model):
     crf: int | None = Field(default=None, ge=0, le=63, description="Constant quality (lower is better).")
     bitrate: Bitrate | None = Field(default=None, description="Target bitrate, e.g. 4M. Exclusive with crf.")
     preset: Preset = Field(default=Preset.MEDIUM, description="Speed/quality trade-off.")
-    resolution: Annotated[str, StringConstraints(max_length=9, pattern=r"^[0-9]{2,4}x[0-9]{2,4}$")] | None = Field(
+    resolution: Resolution | None = Field(
         default=None, description="WIDTHxHEIGHT, e.g. 1280x720 (even numbers, 16 to 7680)."
     )
     fps: float | None = Field(default=None, gt=0, le=240, description="Output frame rate.")
@@ -390,7 +406,8 @@ class VideoOutput(_Model):
     def _consistent(self) -> VideoOutput:
         if self.crf is not None and self.bitrate is not None:
             raise ValueError("crf and bitrate are mutually exclusive")
-        if self.codec == VideoCodec.COPY and any(v is not None for v in (self.crf, self.bitrate, self.resolution, self.fps)):
+        encoding = (self.crf, self.bitrate, self.resolution, self.fps)
+        if self.codec == VideoCodec.COPY and any(v is not None for v in encoding):
             raise ValueError("codec copy cannot be combined with crf, bitrate, resolution or fps")
         if self.resolution is not None:
             width, height = self.size  # type: ignore[misc]
@@ -425,7 +442,8 @@ class AudioOutput(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> AudioOutput:
-        if self.codec == AudioCodec.COPY and any(v is not None for v in (self.bitrate, self.channels, self.sample_rate)):
+        encoding = (self.bitrate, self.channels, self.sample_rate)
+        if self.codec == AudioCodec.COPY and any(v is not None for v in encoding):
             raise ValueError("codec copy cannot be combined with bitrate, channels or sampleRate")
         return self
 
@@ -547,7 +565,9 @@ class VideoJobSpec(_Model):
     cancel: bool = Field(default=False, description="Set to true to cancel; cannot be set back.")
     credentials_secret_ref: SecretReference | None = Field(
         default=None,
-        description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3; the operator's default when unset.",
+        description=(
+            "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3; the operator's default when unset."
+        ),
     )
     artifact_reclaim_policy: ArtifactReclaimPolicy = Field(
         default=ArtifactReclaimPolicy.RETAIN, description="Retain or Delete the artifacts when the VideoJob is deleted."
@@ -599,48 +619,93 @@ Timestamp = Annotated[str, StringConstraints(max_length=64)]  # RFC 3339, as Kub
 class Condition(_Model):
     """Kubernetes API conventions: metav1.Condition."""
 
-    type: Annotated[str, StringConstraints(min_length=1, max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9_./-]*$")]
-    status: Literal["True", "False", "Unknown"]
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
-    message: Annotated[str, StringConstraints(max_length=32768)] = ""
-    last_transition_time: Timestamp
-    observed_generation: int | None = Field(default=None, ge=0)
+    type: Annotated[str, StringConstraints(min_length=1, max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9_./-]*$")] = (
+        Field(description="Condition type in CamelCase, e.g. Admitted, Running, Complete.")
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: Annotated[
+        str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    ] = Field(description="Machine-readable CamelCase reason for the last transition.")
+    message: Annotated[str, StringConstraints(max_length=32768)] = Field(
+        default="", description="Human-readable details."
+    )
+    last_transition_time: Timestamp = Field(description="When the status last changed (RFC 3339).")
+    observed_generation: int | None = Field(
+        default=None, ge=0, le=MAX_INT64, description="metadata.generation the condition was set for."
+    )
 
 
 class Artifact(_Model):
     """A file the job produced, with the facts ffprobe and sha256 give about it."""
 
-    uri: Annotated[str, StringConstraints(max_length=2048)]
-    kind: Literal["video", "subtitles", "thumbnail"] = "video"
-    size: int = Field(ge=0)
-    sha256: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
-    content_type: Annotated[str, StringConstraints(max_length=128)] | None = None
-    duration: float | None = Field(default=None, ge=0)
-    width: int | None = Field(default=None, ge=0)
-    height: int | None = Field(default=None, ge=0)
-    fps: float | None = Field(default=None, ge=0)
-    video_codec: Annotated[str, StringConstraints(max_length=64)] | None = None
-    audio_codec: Annotated[str, StringConstraints(max_length=64)] | None = None
+    uri: Annotated[str, StringConstraints(max_length=2048)] = Field(description="Where the file is (s3://...).")
+    kind: Literal["video", "subtitles", "thumbnail"] = Field(default="video", description="What the file is.")
+    size: int = Field(ge=0, le=MAX_SAFE_INTEGER, description="Size in bytes.")
+    sha256: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of the content, hex."
+    )
+    content_type: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        default=None, description="MIME type."
+    )
+    duration: float | None = Field(default=None, ge=0, le=MAX_SAFE_INTEGER, description="Seconds (media files).")
+    width: int | None = Field(default=None, ge=0, le=65_535, description="Frame width in pixels.")
+    height: int | None = Field(default=None, ge=0, le=65_535, description="Frame height in pixels.")
+    fps: float | None = Field(default=None, ge=0, le=10_000, description="Frame rate.")
+    video_codec: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="Video codec as ffprobe names it."
+    )
+    audio_codec: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="Audio codec as ffprobe names it."
+    )
 
 
 class VideoJobStatus(_Model):
+    """What the operator observed. Written by the operator only (status subresource)."""
+
     model_config = ConfigDict(frozen=False)
 
-    phase: Phase = Phase.PENDING
-    queue_position: int | None = Field(default=None, ge=1, description="1 = next to be admitted; unset when not queued.")
+    phase: Phase = Field(default=Phase.PENDING, description="Pending, Running, Succeeded, Failed or Cancelled.")
+    queue_position: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="1 = next to be admitted; unset when not queued."
+    )
     progress: float = Field(default=0, ge=0, le=100, description="Percent complete.")
-    attempts: int = Field(default=0, ge=0, description="Runs started so far.")
-    job_name: Annotated[str, StringConstraints(max_length=63)] | None = None
-    hardware: Literal["cpu", "nvidia"] | None = None
-    node: Annotated[str, StringConstraints(max_length=253)] | None = None
-    queued_at: Timestamp | None = None
-    started_at: Timestamp | None = None
-    completed_at: Timestamp | None = None
-    artifacts: list[Artifact] = Field(default_factory=list, max_length=16)
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)
-    message: Annotated[str, StringConstraints(max_length=4096)] | None = None
-    reason: Annotated[str, StringConstraints(max_length=128)] | None = None
-    observed_generation: int | None = Field(default=None, ge=0)
+    attempts: int = Field(default=0, ge=0, le=1000, description="Runs started so far.")
+    job_name: Annotated[str, StringConstraints(max_length=63)] | None = Field(
+        default=None, description="The Kubernetes Job of the current (or last) attempt."
+    )
+    hardware: Literal["cpu", "nvidia"] | None = Field(default=None, description="Hardware the job runs on.")
+    node: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="Node the job's pod runs on."
+    )
+    queued_at: Timestamp | None = Field(default=None, description="When the operator first queued the job.")
+    started_at: Timestamp | None = Field(default=None, description="When the first attempt started.")
+    completed_at: Timestamp | None = Field(default=None, description="When the job reached a terminal phase.")
+    artifacts: list[Artifact] = Field(default_factory=list, max_length=16, description="Files the job produced.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16, description="Standard conditions (Kubernetes API conventions)."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        default=None, description="Human-readable summary of the current state."
+    )
+    reason: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        default=None, description="Machine-readable reason of the current state, e.g. BadInput."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, le=MAX_INT64, description="metadata.generation the status was computed for."
+    )
+
+
+# Rules at the root of the resource: only there can CEL see spec and status together. (The name bound,
+# MAX_NAME_LENGTH, is a maxLength on metadata.name in the CRD: the API server checks it before any CEL rule.)
+RESOURCE_VALIDATIONS = [
+    # Priority may change only while the job waits; spec rules cannot see status, so this one sits at the root.
+    cel(
+        "self.spec.priority == oldSelf.spec.priority || !has(oldSelf.status) || !has(oldSelf.status.phase)"
+        " || oldSelf.status.phase == 'Pending'",
+        "priority can change only while the job is Pending",
+        ".spec.priority",
+    ),
+]
 
 
 class VideoJob(_Model):
@@ -651,3 +716,10 @@ class VideoJob(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: VideoJobSpec
     status: VideoJobStatus | None = None
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> VideoJob:
+        name = self.metadata.get("name")
+        if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+            raise ValueError(f"metadata.name must be at most {MAX_NAME_LENGTH} characters")
+        return self

@@ -150,6 +150,12 @@ def transcribe(
         raise BadInput(f"{media_path.name} has no audio stream to transcribe", reason="NoAudio")
     threads = cpu_threads or min(4, os.cpu_count() or 1)
     model = _load_model(str(model_dir), threads)
+    if language not in ("auto", "en") and not model.model.is_multilingual:
+        # faster-whisper would quietly transcribe as English; the user asked for something else.
+        raise BadInput(
+            f"speech model in {model_dir} understands only English; language {language!r} was asked for",
+            reason="UnsupportedLanguage",
+        )
     try:
         segments, _info = model.transcribe(
             str(media_path),

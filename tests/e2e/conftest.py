@@ -16,7 +16,6 @@ Settings given to run_operator are either VIDEOJOB_* names or Settings field nam
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tests.conftest import TestEnv
 from tests.e2e.harness import (
     Diagnostics,
     JobRecorder,
+    MediaFactory,
     OperatorProcess,
     ScriptedHTTPServer,
     VideoJobs,
@@ -118,90 +118,6 @@ def http_server() -> Iterator[ScriptedHTTPServer]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Media
-
-
-class MediaFactory:
-    """Tiny media made with FFmpeg's lavfi sources (and espeak-ng for speech), cached per test session."""
-
-    def __init__(self, root: Path, s3: Any) -> None:
-        self.root = root
-        self.s3 = s3
-        self._made: dict[tuple[Any, ...], Path] = {}
-
-    def video(
-        self, seconds: float = 1.0, size: str = "160x120", fps: int = 15, audio: bool = True, container: str = "mp4",
-        color: bool = False,
-    ) -> Path:
-        key = ("video", seconds, size, fps, audio, container, color)
-        if key in self._made:
-            return self._made[key]
-        path = self.root / f"v-{seconds}-{size}-{fps}-{int(audio)}-{int(color)}.{container}"
-        source = f"color=c=blue:size={size}:rate={fps}" if color else f"testsrc2=size={size}:rate={fps}"
-        argv = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}:duration={seconds}"]
-        if audio:
-            argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
-        vcodec = {"webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]}.get(
-            container, ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-        )
-        acodec = {"webm": ["-c:a", "libopus"], "avi": ["-c:a", "libmp3lame"]}.get(container, ["-c:a", "aac"])
-        argv += vcodec + (acodec if audio else []) + ["-shortest", str(path)]
-        self._run(argv)
-        self._made[key] = path
-        return path
-
-    def audio(self, seconds: float = 1.0, fmt: str = "mp3") -> Path:
-        key = ("audio", seconds, fmt)
-        if key in self._made:
-            return self._made[key]
-        path = self.root / f"a-{seconds}.{fmt}"
-        self._run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                   f"sine=frequency=660:sample_rate=44100:duration={seconds}", str(path)])
-        self._made[key] = path
-        return path
-
-    def speech(self, text: str = "hello world this is a test of subtitles") -> Path:
-        key = ("speech", text)
-        if key in self._made:
-            return self._made[key]
-        path = self.root / "speech.wav"
-        self._run(["espeak-ng", "-w", str(path), text])
-        self._made[key] = path
-        return path
-
-    def with_speech(self, video: Path) -> Path:
-        """The video with its sound replaced by espeak-ng speech (for speech-to-text)."""
-        path = video.with_name(f"{video.stem}-speech{video.suffix}")
-        if path.exists():
-            return path
-        ext = video.suffix.lstrip(".")
-        acodec = {"webm": "libopus", "avi": "libmp3lame"}.get(ext, "aac")
-        self._run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(self.speech()),
-                   "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", acodec, str(path)])
-        return path
-
-    def subtitles(self, fmt: str = "srt") -> Path:
-        path = self.root / f"subs.{fmt}"
-        if fmt == "srt":
-            path.write_text("1\n00:00:00,000 --> 00:00:01,000\nHello <b>world</b>\n")
-        elif fmt == "vtt":
-            path.write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello world\n")
-        else:
-            path.write_text(
-                "[Script Info]\nScriptType: v4.00+\nPlayResX: 320\nPlayResY: 240\n\n[V4+ Styles]\n"
-                "Format: Name, Fontname, Fontsize, PrimaryColour, Alignment\n"
-                "Style: Default,DejaVu Sans,20,&H00FFFFFF,2\n"
-                "\n[Events]\nFormat: Layer, Start, End, Style, Text\nDialogue: 0,0:00:00.00,0:00:01.00,Default,Hello\n"
-            )
-        return path
-
-    def upload(self, path: Path, bucket: str, key: str) -> str:
-        self.s3.upload_file(str(path), bucket, key)
-        return f"s3://{bucket}/{key}"
-
-    @staticmethod
-    def _run(argv: list[str]) -> None:
-        out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
-        assert out.returncode == 0, f"{argv[0]} failed ({out.returncode}): {out.stderr[-2000:]}"
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import MediaFactory
-from tests.e2e.harness import Diagnostics, JobRecorder, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, OperatorProcess, ScriptedHTTPServer, VideoJobs
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e

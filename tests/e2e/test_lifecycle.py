@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.conftest import MediaFactory
-from tests.e2e.harness import Diagnostics, JobRecorder, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, OperatorProcess, ScriptedHTTPServer, VideoJobs
 from tests.e2e.specs import container_pid, encode_spec, process_group_alive
 
 pytestmark = pytest.mark.e2e

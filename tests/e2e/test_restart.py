@@ -15,8 +15,15 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import MediaFactory
-from tests.e2e.harness import Diagnostics, JobAdded, JobRecorder, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import (
+    Diagnostics,
+    JobAdded,
+    JobRecorder,
+    MediaFactory,
+    OperatorProcess,
+    ScriptedHTTPServer,
+    VideoJobs,
+)
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e

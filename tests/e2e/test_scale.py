@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.conftest import MediaFactory
-from tests.e2e.harness import Diagnostics, JobRecorder, OperatorProcess, VideoJobs
+from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, OperatorProcess, VideoJobs
 from tests.e2e.specs import copy_spec
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""How much the transcoder runner costs on top of FFmpeg itself.
+
+Measured side by side in one run, alternating, on the same clip (1080p, 60 s, testsrc2 + sine; generated once and
+cached in the temp dir):
+
+- raw:    `ffmpeg -i clip.mp4 <encoder options> out.mp4` on a local file;
+- runner: `videojob-transcode` end to end with the same encoder options: spec from VIDEOJOB_SPEC, input fetched
+          from MinIO (the local environment's, loopback), probe, FFmpeg with progress, output uploaded, sha256,
+          result JSON.
+
+Prints the median wall time of each, their ratio (target <= 1.03), and the runner's peak RSS: the Python process
+alone (VmHWM polled from /proc) and its whole process tree including FFmpeg (wait4's ru_maxrss).
+
+    .venv/bin/python bench/transcoder_overhead.py            # 3 runs each (a few minutes on 2 cores)
+    .venv/bin/python bench/transcoder_overhead.py --quick    # 5 s clip, 1 run each: a smoke run
+
+Needs the local environment up (`hack/testenv.py status`); it reads S3 settings from `.testenv/env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "operator"))
+
+from videojob.api.models import VideoJobSpec  # noqa: E402
+from videojob.storage import s3_client_from_env, upload  # noqa: E402
+from videojob.transcoder import encoders  # noqa: E402
+
+TARGET_RATIO = 1.03
+
+
+@dataclass
+class Timing:
+    seconds: float
+    tree_max_rss_kib: int
+    own_hwm_kib: int | None = None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `export NAME=value` lines of .testenv/env (PATH is left to the caller's)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^export ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line.strip())
+        if m and m.group(1) != "PATH":
+            values[m.group(1)] = "".join(shlex.split(m.group(2)))
+    return values
+
+
+def make_clip(path: Path, seconds: float, size: str = "1920x1080", fps: int = 30) -> Path:
+    """A test clip (moving test pattern + tone), made once and reused."""
+    if path.exists():
+        return path
+    partial = path.with_suffix(".part.mp4")
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "128k", "-shortest", str(partial)],
+        check=True,
+    )
+    partial.replace(path)
+    return path
+
+
+def encoder_args(spec: VideoJobSpec) -> tuple[list[str], str]:
+    """The output options the runner's FFmpeg gets for `spec` on the CPU, and where they came from.
+
+    Prefers the planner (what the runner really runs); falls back to the encoder tables it is built on.
+    """
+    planner: Any
+    try:
+        planner = importlib.import_module("videojob.transcoder.planner")
+    except ImportError:
+        planner = None
+    if planner is not None and hasattr(planner, "output_options"):
+        return list(planner.output_options(spec, "cpu")), "planner.output_options"
+    output = spec.output
+    return (
+        encoders.video_options(output.video, "cpu", output.container)
+        + encoders.audio_options(output.audio)
+        + encoders.muxer_options(output.container),
+        "encoders.video_options/audio_options/muxer_options",
+    )
+
+
+def _poll_hwm(pid: int, sink: list[int], done: threading.Event) -> None:
+    status = Path(f"/proc/{pid}/status")
+    while not done.is_set():
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    sink.append(int(line.split()[1]))
+                    break
+        except OSError:
+            return
+        done.wait(0.1)
+
+
+def timed(argv: list[str], env: dict[str, str], poll_own_rss: bool = False) -> Timing:
+    """Run a command, return its wall time and peak RSS; fail loudly with its output if it fails."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    hwm: list[int] = []
+    done = threading.Event()
+    poller = threading.Thread(target=_poll_hwm, args=(proc.pid, hwm, done), daemon=True)
+    if poll_own_rss:
+        poller.start()
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.append(proc.stdout.read() if proc.stdout else b""), daemon=True)
+    reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    reader.join()
+    if poll_own_rss:
+        poller.join()
+    if proc.returncode != 0:
+        sys.stderr.write(b"".join(output).decode(errors="replace")[-4000:])
+        raise SystemExit(f"{argv[0]} exited {proc.returncode}")
+    return Timing(elapsed, usage.ru_maxrss, max(hwm) if hwm else None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 s clip, one run each (smoke run)")
+    parser.add_argument("--runs", type=int, default=None, help="runs of each (default 3, 1 with --quick)")
+    parser.add_argument("--preset", default="veryfast", help="x264 preset of the spec (default veryfast)")
+    parser.add_argument("--testenv", type=Path, default=REPO / ".testenv", help="the local environment's dir")
+    args = parser.parse_args()
+    seconds = 5 if args.quick else 60
+    runs = args.runs or (1 if args.quick else 3)
+
+    env_file = args.testenv / "env"
+    if not env_file.exists():
+        raise SystemExit(f"{env_file} not found: the local environment is not up (hack/testenv.py status)")
+    s3_env = read_env_file(env_file)
+    env = {**os.environ, **s3_env}
+    runner = REPO / ".venv" / "bin" / "videojob-transcode"
+    if not runner.exists():
+        raise SystemExit(f"{runner} not found: install the package into .venv")
+
+    cache = Path(tempfile.gettempdir()) / "videojob-bench"
+    cache.mkdir(exist_ok=True)
+    clip = make_clip(cache / f"clip-1080p-{seconds}s.mp4", seconds)
+
+    s3 = s3_client_from_env(s3_env)
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    upload(clip, f"s3://{bucket}/in/clip.mp4", s3=s3)
+    spec = VideoJobSpec.model_validate({
+        "hardware": "cpu",
+        "inputs": [{"name": "clip", "uri": f"s3://{bucket}/in/clip.mp4"}],
+        "output": {
+            "uri": f"s3://{bucket}/out/",
+            "container": "mp4",
+            "video": {"codec": "h264", "crf": 23, "preset": args.preset},
+            "audio": {"codec": "aac", "bitrate": "128k"},
+        },
+    })
+    options, source = encoder_args(spec)
+
+    raw: list[Timing] = []
+    wrapped: list[Timing] = []
+    results: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="videojob-bench-") as scratch:
+            work = Path(scratch)
+            for i in range(runs):
+                def run_raw(i: int = i) -> None:
+                    out = work / f"raw-{i}.mp4"
+                    raw.append(timed(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(clip),
+                                      *options, str(out)], env))
+                    out.unlink()
+
+                def run_runner(i: int = i) -> None:
+                    run_spec = spec.model_copy(update={"output": spec.output.model_copy(
+                        update={"uri": f"s3://{bucket}/out/run-{i}/"})})
+                    workdir = work / f"runner-{i}"
+                    workdir.mkdir()
+                    result = work / f"result-{i}.json"
+                    run_env = {**env,
+                               "VIDEOJOB_SPEC": json.dumps(run_spec.to_wire()),
+                               "VIDEOJOB_WORKDIR": str(workdir),
+                               "VIDEOJOB_RESULT_PATH": str(result),
+                               "VIDEOJOB_HARDWARE": "cpu",
+                               "VIDEOJOB_PROGRESS": "none"}
+                    wrapped.append(timed([str(runner)], run_env, poll_own_rss=True))
+                    results.append(json.loads(result.read_text()))
+                    subprocess.run(["rm", "-rf", str(workdir)], check=True)
+
+                # Alternate which goes first, so a drift in machine load hits both sides alike.
+                for step in ((run_raw, run_runner) if i % 2 == 0 else (run_runner, run_raw)):
+                    step()
+    finally:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+    bad = [r for r in results if not r.get("ok")]
+    if bad:
+        raise SystemExit(f"the runner reported failure: {bad[0]}")
+    raw_median = statistics.median(t.seconds for t in raw)
+    runner_median = statistics.median(t.seconds for t in wrapped)
+    ratio = runner_median / raw_median
+    own = [t.own_hwm_kib for t in wrapped if t.own_hwm_kib]
+    artifact = results[-1]["artifacts"][0]
+    report = {
+        "clip": f"1920x1080 30 fps {seconds} s ({clip.stat().st_size / 1e6:.1f} MB)",
+        "encoder_options": options,
+        "encoder_options_from": source,
+        "runs_each": runs,
+        "raw_seconds": [round(t.seconds, 2) for t in raw],
+        "runner_seconds": [round(t.seconds, 2) for t in wrapped],
+        "raw_median_s": round(raw_median, 2),
+        "runner_median_s": round(runner_median, 2),
+        "ratio": round(ratio, 4),
+        "target_ratio": TARGET_RATIO,
+        "runner_python_peak_rss_mib": round(max(own) / 1024, 1) if own else None,
+        "runner_tree_peak_rss_mib": round(max(t.tree_max_rss_kib for t in wrapped) / 1024, 1),
+        "raw_ffmpeg_peak_rss_mib": round(max(t.tree_max_rss_kib for t in raw) / 1024, 1),
+        "output": {k: artifact.get(k) for k in ("size", "duration", "width", "height", "videoCodec")},
+    }
+    print(f"clip                 {report['clip']}")
+    print(f"encoder options      {' '.join(options)}  (from {source})")
+    print(f"raw ffmpeg           median {raw_median:.2f} s  runs {report['raw_seconds']}")
+    print(f"videojob-transcode   median {runner_median:.2f} s  runs {report['runner_seconds']}  (S3 get/put included)")
+    verdict = "within" if ratio <= TARGET_RATIO else "OVER"
+    print(f"ratio runner/raw     {ratio:.4f}  ({verdict} the target {TARGET_RATIO})")
+    print(f"runner peak RSS      python {report['runner_python_peak_rss_mib']} MiB, "
+          f"with ffmpeg {report['runner_tree_peak_rss_mib']} MiB (raw ffmpeg {report['raw_ffmpeg_peak_rss_mib']} MiB)")
+    out_dir = REPO / "bench" / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"transcoder_overhead{'-quick' if args.quick else ''}.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -122,10 +122,20 @@ def check_artifact(artifact: dict[str, Any], spec: dict[str, Any], tmp: Path, s3
         assert f"{video[0]['width']}x{video[0]['height']}" == resolution, f"{video[0]['width']}x{video[0]['height']}"
     if artifact.get("width"):
         assert (video[0]["width"], video[0]["height"]) == (artifact["width"], artifact["height"])
+    fps = (out.get("video") or {}).get("fps")
+    if fps:
+        num, _, den = video[0]["avg_frame_rate"].partition("/")
+        measured = float(num) / float(den or 1)
+        assert abs(measured - fps) < 0.5, f"frame rate {measured}, spec {fps}"
     audio = [s for s in streams if s["codec_type"] == "audio"]
-    acodec = (out.get("audio") or {}).get("codec", "aac")
+    audio_spec = out.get("audio") or {}
+    acodec = audio_spec.get("codec", "aac")
     if audio and acodec != "copy":
         assert audio[0]["codec_name"] == CODEC_NAMES[acodec], f"audio codec {audio[0]['codec_name']}, spec {acodec}"
+        if audio_spec.get("channels"):
+            assert audio[0]["channels"] == audio_spec["channels"], f"{audio[0]['channels']} audio channels"
+        if audio_spec.get("sampleRate"):
+            assert int(audio[0]["sample_rate"]) == audio_spec["sampleRate"], f"sample rate {audio[0]['sample_rate']}"
     container = out.get("container", "mp4")
     assert key.endswith(f".{container}"), f"{artifact['uri']} does not end with .{container}"
     format_names = facts["format"]["format_name"]

@@ -38,3 +38,103 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $band := index .root.Values.priorityClasses.bands .band -}}
 {{- default (printf "%s-%s" (include "videojob.fullname" .root) .band) $band.name }}
 {{- end }}
+
+{{/* image reference: repository:tag, the tag defaulting to the chart's appVersion. Call with an image dict and the root. */}}
+{{- define "videojob.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/* PriorityClass name a band's Jobs get: the created class, a given existing class, or none (empty). */}}
+{{- define "videojob.bandClassName" -}}
+{{- if .root.Values.priorityClasses.create }}
+{{- include "videojob.priorityClassName" . }}
+{{- else }}
+{{- (index .root.Values.priorityClasses.bands .band).name }}
+{{- end }}
+{{- end }}
+
+{{/* Namespaces that get the chart's S3 Secret and, with watchNamespaces, the operator's RoleBindings. */}}
+{{- define "videojob.secretNamespaces" -}}
+{{- if .Values.watchNamespaces }}
+{{- toJson .Values.watchNamespaces }}
+{{- else }}
+{{- toJson (list .Release.Namespace) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's settings as container env: one variable per field of videojob.controller.settings.Settings, always
+all of them (an empty value means "the operator's default"), so tests/unit/test_chart.py can check the names
+against Settings.env_names(). Integers go through int64, or large ones would print as 1e+06.
+*/}}
+{{- define "videojob.settingsEnv" -}}
+{{- $v := .Values -}}
+{{- $classes := dict -}}
+{{- range $band := list "urgent" "normal" "low" }}
+{{- $_ := set $classes $band (include "videojob.bandClassName" (dict "root" $ "band" $band)) }}
+{{- end }}
+- name: VIDEOJOB_NAMESPACES
+  value: {{ join "," $v.watchNamespaces | quote }}
+- name: VIDEOJOB_MAX_RUNNING
+  value: {{ $v.maxRunning | int64 | quote }}
+- name: VIDEOJOB_MAX_RUNNING_GPU
+  value: {{ $v.maxRunningGpu | int64 | quote }}
+- name: VIDEOJOB_TRANSCODER_IMAGE
+  value: {{ include "videojob.image" (dict "image" $v.transcoder.image "root" $) | quote }}
+- name: VIDEOJOB_TRANSCODER_PULL_POLICY
+  value: {{ $v.transcoder.image.pullPolicy | quote }}
+- name: VIDEOJOB_TRANSCODER_COMMAND
+  value: {{ if $v.transcoder.command }}{{ toJson $v.transcoder.command | quote }}{{ else }}""{{ end }}
+- name: VIDEOJOB_TRANSCODER_ENV
+  value: {{ toJson $v.transcoder.env | quote }}
+- name: VIDEOJOB_TRANSCODER_SERVICE_ACCOUNT
+  value: {{ $v.transcoder.serviceAccountName | quote }}
+- name: VIDEOJOB_CPU_RESOURCES
+  value: {{ toJson $v.transcoder.resources.cpu | quote }}
+- name: VIDEOJOB_NVIDIA_RESOURCES
+  value: {{ toJson $v.transcoder.resources.nvidia | quote }}
+- name: VIDEOJOB_WORKDIR_SIZE_LIMIT
+  value: {{ $v.transcoder.workdirSizeLimit | quote }}
+- name: VIDEOJOB_PRIORITY_CLASSES
+  value: {{ toJson $classes | quote }}
+- name: VIDEOJOB_DEFAULT_ACTIVE_DEADLINE_SECONDS
+  value: {{ $v.transcoder.activeDeadlineSeconds | int64 | quote }}
+- name: VIDEOJOB_DEFAULT_TTL_SECONDS
+  value: {{ if kindIs "invalid" $v.defaultTtlSeconds }}""{{ else }}{{ $v.defaultTtlSeconds | int64 | quote }}{{ end }}
+- name: VIDEOJOB_PROGRESS_INTERVAL
+  value: {{ $v.transcoder.progressInterval | toString | quote }}
+- name: VIDEOJOB_GPU_NODE_SELECTOR
+  value: {{ toJson $v.gpu.nodeSelector | quote }}
+- name: VIDEOJOB_GPU_TOLERATIONS
+  value: {{ toJson $v.gpu.tolerations | quote }}
+- name: VIDEOJOB_GPU_RESOURCE
+  value: {{ $v.gpu.resourceName | quote }}
+- name: VIDEOJOB_S3_SECRET
+  value: {{ $v.s3.secretName | quote }}
+- name: VIDEOJOB_S3_ENDPOINT_URL
+  value: {{ $v.s3.endpointUrl | quote }}
+- name: VIDEOJOB_S3_REGION
+  value: {{ $v.s3.region | quote }}
+- name: VIDEOJOB_ALLOW_HTTP
+  value: {{ $v.inputs.allowHttp | toString | quote }}
+- name: VIDEOJOB_ALLOWED_HOSTS
+  value: {{ join "," $v.inputs.allowedHosts | quote }}
+- name: VIDEOJOB_METRICS_PORT
+  value: {{ $v.metrics.port | int64 | quote }}
+- name: VIDEOJOB_RESYNC_SECONDS
+  value: {{ $v.reconcile.resyncSeconds | toString | quote }}
+- name: VIDEOJOB_DEBOUNCE_SECONDS
+  value: {{ $v.reconcile.debounceSeconds | toString | quote }}
+- name: VIDEOJOB_API_WORKERS
+  value: {{ $v.reconcile.apiWorkers | int64 | quote }}
+- name: VIDEOJOB_WORKER_LIMIT
+  value: {{ $v.reconcile.workerLimit | int64 | quote }}
+- name: VIDEOJOB_WATCH_SERVER_TIMEOUT
+  value: {{ $v.reconcile.watchServerTimeout | int64 | quote }}
+- name: VIDEOJOB_WATCH_CLIENT_TIMEOUT
+  value: {{ $v.reconcile.watchClientTimeout | int64 | quote }}
+- name: VIDEOJOB_LOG_FORMAT
+  value: {{ $v.logging.format | quote }}
+- name: VIDEOJOB_LOG_LEVEL
+  value: {{ $v.logging.level | quote }}
+{{- end }}

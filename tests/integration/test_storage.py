@@ -26,7 +26,6 @@ from videojob.api.runtime import ExitCode
 from videojob.storage import (
     delete_prefix,
     fetch,
-    parse_s3_uri,
     s3_client_from_env,
     sha256_file,
     transfer_config,
@@ -142,15 +141,6 @@ def test_delete_prefix_removes_only_that_folder(client: Any, s3: Any, bucket: st
         delete_prefix(f"s3://{bucket}", s3=client)
     with pytest.raises(BadInput, match="whole bucket"):
         delete_prefix(f"s3://{bucket}/", s3=client)
-
-
-def test_parse_s3_uri() -> None:
-    assert parse_s3_uri("s3://media/out/job/") == ("media", "out/job/")
-    assert parse_s3_uri("s3://media/out/a.mp4") == ("media", "out/a.mp4")
-    assert parse_s3_uri("s3://media") == ("media", "")
-    for bad in ("s3://media/../x", "s3://media//x", "s3://media/a//b/", "https://media/x", "s3://M/x"):
-        with pytest.raises(BadInput):
-            parse_s3_uri(bad)
 
 
 _MEMORY_PROBE = """
@@ -403,3 +393,25 @@ def test_connection_refused_is_transient(tmp_path: Path) -> None:
     port = _closed_port()
     with pytest.raises(Transient, match=f"127.0.0.1:{port}"):
         fetch(f"http://127.0.0.1:{port}/x.mp4", tmp_path / "in.mp4", LOOPBACK)
+
+
+def test_every_connection_is_checked_not_only_the_first_resolution(tmp_path: Path, http_server: str) -> None:
+    # Bypass check_uri, as a DNS answer that changed after it (rebinding) would: the opener itself refuses.
+    from videojob.storage import _opener
+
+    with pytest.raises(BadInput, match=r"resolves to 127\.0\.0\.1, a loopback address"):
+        _opener(InputPolicy(allow_http=True)).open(f"http://{http_server}/file.mp4", timeout=10)
+    with _opener(LOOPBACK).open(f"http://{http_server}/file.mp4", timeout=10) as response:
+        assert response.read() == BODY
+
+
+def test_the_opener_speaks_only_http(tmp_path: Path) -> None:
+    import urllib.error
+
+    from videojob.storage import _opener
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("never read")
+    for url in (secret.as_uri(), "data:text/plain,hello", "ftp://127.0.0.1/x"):
+        with pytest.raises(urllib.error.URLError, match="unknown url type"):
+            _opener(LOOPBACK).open(url, timeout=5)

@@ -631,7 +631,7 @@ class Condition(_Model):
     )
     last_transition_time: Timestamp = Field(description="When the status last changed (RFC 3339).")
     observed_generation: int | None = Field(
-        default=None, ge=0, le=MAX_INT64, description="metadata.generation the condition was set for."
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="metadata.generation the condition was set for."
     )
 
 
@@ -691,7 +691,7 @@ class VideoJobStatus(_Model):
         default=None, description="Machine-readable reason of the current state, e.g. BadInput."
     )
     observed_generation: int | None = Field(
-        default=None, ge=0, le=MAX_INT64, description="metadata.generation the status was computed for."
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="metadata.generation the status was computed for."
     )
 
 

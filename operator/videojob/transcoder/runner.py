@@ -1,0 +1,335 @@
+"""The one place the transcoder touches files, storage and processes: fetch → probe → plan → FFmpeg → upload.
+
+`run(job)` does a whole VideoJob and returns the TranscodeResult, or raises a TranscodeError (BadInput,
+Unsupported, Transient) that the CLI turns into an exit code and one line. FFmpeg runs from an argument list,
+its `-progress` output feeds the reporter, its stderr is kept in a bounded buffer for the error message, and it
+is killed at the deadline or when the runner itself is told to stop.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from videojob import storage
+from videojob.api.models import Artifact, VideoJobSpec
+from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult
+from videojob.transcoder import planner
+from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
+from videojob.transcoder.inputs import InputPolicy
+from videojob.transcoder.probe import MediaFacts, probe
+from videojob.transcoder.progress import NullReporter, ProgressParser, Reporter
+from videojob.transcoder.subtitle_files import PreparedSubtitles, prepare
+
+STDERR_LINES = 40  # what we keep of FFmpeg's stderr for the error message
+TERM_GRACE = 5.0  # seconds FFmpeg gets to finish writing after SIGTERM before SIGKILL
+
+# FFmpeg/driver messages that mean "no usable NVENC here": not worth retrying on this node.
+NVENC_UNAVAILABLE = re.compile(
+    r"Cannot load libcuda|Cannot load libnvidia-encode|No capable devices found|OpenEncodeSessionEx failed"
+    r"|No NVENC capable devices found|Driver does not support the required nvenc API version"
+    r"|CUDA_ERROR_NO_DEVICE|cuInit\(0\) failed|cuda_dl->cuInit|nvenc.*(?:not supported|unsupported device)",
+    re.IGNORECASE,
+)
+INPUT_PROBLEM = re.compile(
+    r"Invalid data found when processing input|moov atom not found|Error while decoding|could not find codec"
+    r"|Invalid argument|No such file or directory|Stream specifier .* matches no streams|does not contain any stream",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Job:
+    """Everything one run needs. `local_inputs`/`output_dir` switch to local files (the --local mode)."""
+
+    spec: VideoJobSpec
+    workdir: Path
+    hardware: str = "cpu"
+    policy: InputPolicy = field(default_factory=InputPolicy)
+    reporter: Reporter = field(default_factory=NullReporter)
+    local_inputs: Mapping[str, Path] | None = None
+    output_dir: Path | None = None
+    deadline_seconds: float | None = None
+    model_dirs: Mapping[str, str] = field(default_factory=dict)
+    s3: Any = None
+
+
+class Stopped(Transient):
+    """The runner was told to stop (SIGTERM: the Job was cancelled or the pod evicted)."""
+
+    reason = "Terminated"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FFmpeg
+
+
+class FFmpegRun:
+    """One FFmpeg process; `stop()` may be called from a signal handler or a timer."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = list(argv)
+        self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.process: subprocess.Popen[str] | None = None
+        self.stop_reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+
+    def run(self, parser: ProgressParser | None, reporter: Reporter, deadline: float | None) -> None:
+        timer = None
+        try:
+            self.process = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, errors="replace", bufsize=1,
+            )
+        except OSError as e:
+            raise Unsupported(f"cannot start {self.argv[0]}: {e}", reason="FFmpegMissing") from None
+        reader = threading.Thread(target=self._drain_stderr, daemon=True)
+        reader.start()
+        if deadline is not None:
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), self.stop, args=("deadline",))
+            timer.daemon = True
+            timer.start()
+        try:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                if parser is not None:
+                    percent = parser.feed(line)
+                    if percent is not None:
+                        reporter.report(min(percent, 99.0))
+            self.process.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            reader.join(timeout=5)
+        self._check(self.process.returncode)
+
+    def _drain_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            line = line.strip()
+            if line:
+                self.stderr.append(line[:500])
+
+    def _check(self, returncode: int) -> None:
+        if self.stop_reason == "deadline":
+            raise Transient("ffmpeg was stopped at the job's deadline", reason="DeadlineExceeded")
+        if self.stop_reason is not None:
+            raise Stopped(f"ffmpeg was stopped: {self.stop_reason}")
+        if returncode == 0:
+            return
+        raise classify_failure(returncode, list(self.stderr))
+
+
+def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
+    """An FFmpeg exit → the error class and one line: NVENC trouble, bad media, a kill, or something else."""
+    text = "\n".join(stderr)
+    last = next((line for line in reversed(stderr) if not line.startswith("Conversion failed")), "")
+    if NVENC_UNAVAILABLE.search(text):
+        line = next(line for line in stderr if NVENC_UNAVAILABLE.search(line))
+        return Unsupported(f"NVENC is not available on this node: {line}", reason="NvencUnavailable")
+    if returncode < 0 or returncode in (137, 143):
+        return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}", reason="FFmpegKilled")
+    if INPUT_PROBLEM.search(text):
+        return BadInput(f"ffmpeg cannot process the input: {last}", reason="FFmpegFailed")
+    return BadInput(f"ffmpeg failed (status {returncode}): {last or 'no message'}", reason="FFmpegFailed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The job
+
+
+def _fetch_inputs(job: Job, names: Sequence[str]) -> tuple[dict[str, Path], int]:
+    paths: dict[str, Path] = {}
+    total = 0
+    for name in names:
+        if job.local_inputs is not None:
+            if name not in job.local_inputs:
+                raise BadInput(f"input {name}: no local file given (use --input {name}=PATH)", reason="InputNotFound")
+            path = Path(job.local_inputs[name])
+            if not path.is_file():
+                raise BadInput(f"input {name}: {path} is not a file", reason="InputNotFound")
+            paths[name] = path
+        else:
+            dest = job.workdir / "in" / name
+            storage.fetch(job.spec.input(name).uri, dest, job.policy, job.s3)
+            paths[name] = dest
+        total += paths[name].stat().st_size
+    return paths, total
+
+
+def _prepare_subtitles(job: Job, paths: Mapping[str, Path], names: Sequence[str]) -> dict[str, PreparedSubtitles]:
+    prepared: dict[str, PreparedSubtitles] = {}
+    for name in names:
+        prepared[name] = prepare(paths[name].read_bytes(), f"input {name}")
+    return prepared
+
+
+def _probe_inputs(job: Job, paths: Mapping[str, Path], names: Sequence[str]) -> dict[str, MediaFacts]:
+    facts: dict[str, MediaFacts] = {}
+    for name in names:
+        f = probe(paths[name], label=f"input {name}")
+        if f.duration is not None and f.duration > job.policy.max_seconds:
+            raise BadInput(
+                f"input {name} is {f.duration:.0f} s long, over the limit of {job.policy.max_seconds:.0f} s",
+                reason="InputTooLong",
+            )
+        facts[name] = f
+    return facts
+
+
+def _transcribe(job: Job, step: planner.Transcription, deadline: float | None) -> list[Any]:
+    from videojob.transcoder import stt
+
+    FFmpegRun(step.extract).run(None, NullReporter(), deadline)
+    cues = stt.transcribe(step.wav, stt.resolve_model_dir(step.model, job.model_dirs), step.language)
+    text = stt.to_srt(cues)
+    # libass needs at least one cue to open the file: an invisible one stands for "no speech"
+    step.srt.write_text(text or "1\n00:00:00,000 --> 00:00:00,001\n\u200b\n", encoding="utf-8")
+    return list(cues)
+
+
+def output_uri(prefix: str, filename: str) -> str:
+    return (prefix if prefix.endswith("/") else prefix + "/") + filename
+
+
+def _deliver(job: Job, path: Path, filename: str, content_type: str) -> tuple[str, int]:
+    if job.output_dir is not None:
+        job.output_dir.mkdir(parents=True, exist_ok=True)
+        dest = job.output_dir / filename
+        if path.resolve() != dest.resolve():
+            shutil.copyfile(path, dest)
+        return dest.resolve().as_uri(), dest.stat().st_size
+    uri = output_uri(job.spec.output.uri, filename)
+    return uri, storage.upload(path, uri, content_type, job.s3)
+
+
+def _artifact(uri: str, path: Path, kind: str, content_type: str, facts: MediaFacts | None) -> Artifact:
+    return Artifact.model_validate({
+        "uri": uri, "kind": kind, "size": path.stat().st_size, "sha256": storage.sha256_file(path),
+        "contentType": content_type,
+        **({
+            "duration": round(facts.duration, 3) if facts.duration is not None else None,
+            "width": facts.width, "height": facts.height,
+            "fps": round(facts.fps, 3) if facts.fps is not None else None,
+            "videoCodec": facts.video_codec, "audioCodec": facts.audio_codec,
+        } if facts is not None else {}),
+    })
+
+
+def run(job: Job) -> TranscodeResult:
+    started = time.monotonic()
+    deadline = started + job.deadline_seconds if job.deadline_seconds else None
+    spec = job.spec
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    (job.workdir / "out").mkdir(exist_ok=True)
+    job.reporter.report(0.0)
+    if job.local_inputs is None and job.s3 is None:
+        job.s3 = storage.s3_client_from_env()
+
+    subtitle_names = planner.subtitle_inputs(spec)
+    used = {name for op in spec.operations for name in op.input_refs()} | {spec.inputs[0].name}
+    media_names = [i.name for i in spec.inputs if i.name in used and i.name not in subtitle_names]
+    paths, bytes_in = _fetch_inputs(job, [i.name for i in spec.inputs if i.name in used])
+    prepared = _prepare_subtitles(job, paths, subtitle_names)
+    subtitle_paths: dict[str, Path] = {}
+    for name, sub in prepared.items():
+        subtitle_paths[name] = job.workdir / f"subtitles-{name}{sub.burn_suffix}"
+        subtitle_paths[name].write_text(sub.burn_text, encoding="utf-8")
+    facts = _probe_inputs(job, paths, media_names)
+
+    the_plan = planner.plan(spec, facts, {n: paths[n] for n in media_names}, job.hardware, job.workdir,
+                            subtitle_paths)
+    for text_file in the_plan.files:
+        text_file.path.write_text(text_file.text, encoding="utf-8")
+    generated: dict[int, list[Any]] = {}
+    for step in the_plan.transcriptions:
+        generated[step.op_index] = _transcribe(job, step, deadline)
+
+    FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
+    if the_plan.thumbnail is not None:
+        FFmpegRun(the_plan.thumbnail).run(None, NullReporter(), deadline)
+
+    artifacts: list[Artifact] = []
+    bytes_out = 0
+    out_facts = probe(the_plan.output, label="the result")
+    uri, size = _deliver(job, the_plan.output, the_plan.output_filename, the_plan.content_type)
+    artifacts.append(_artifact(uri, the_plan.output, "video", the_plan.content_type, out_facts))
+    bytes_out += size
+    if the_plan.thumbnail_path is not None:
+        thumb = the_plan.thumbnail_path
+        uri, size = _deliver(job, thumb, thumb.name, "image/jpeg")
+        image = probe(thumb, label="the thumbnail")
+        still = MediaFacts(duration=None, format_name=image.format_name, has_video=True, width=image.width,
+                           height=image.height, video_codec=image.video_codec)
+        artifacts.append(_artifact(uri, thumb, "thumbnail", "image/jpeg", still))
+        bytes_out += size
+    for emitted in the_plan.emitted:
+        path = job.workdir / "out" / emitted.filename
+        path.write_text(_subtitle_text(emitted, prepared, generated), encoding="utf-8")
+        content_type = "text/vtt" if emitted.fmt == "vtt" else "application/x-subrip"
+        uri, size = _deliver(job, path, emitted.filename, content_type)
+        artifacts.append(_artifact(uri, path, "subtitles", content_type, None))
+        bytes_out += size
+
+    job.reporter.report(100.0)
+    return TranscodeResult(
+        ok=True, artifacts=artifacts, bytes_in=bytes_in, bytes_out=bytes_out,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _subtitle_text(
+    emitted: planner.EmittedSubtitles, prepared: Mapping[str, PreparedSubtitles], generated: Mapping[int, list[Any]]
+) -> str:
+    from videojob.transcoder import stt
+
+    if emitted.source_input is not None:
+        return prepared[emitted.source_input].emit(emitted.fmt)
+    cues = generated.get(emitted.op_index, [])
+    return stt.to_vtt(cues) if emitted.fmt == "vtt" else stt.to_srt(cues)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The result
+
+
+def result_json(result: TranscodeResult, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
+    """Compact JSON under `limit` bytes: the message is cut first, then artifacts beyond what fits are left out
+    (the message says how many)."""
+    text = result.model_dump_json(by_alias=True, exclude_none=True)
+    if len(text.encode()) < limit:
+        return text
+    message = result.message
+    if len(message) > 300:
+        message = message[:297] + "..."
+    artifacts = list(result.artifacts)
+    dropped = 0
+    while True:
+        note = f" ({dropped} more artifacts not listed)" if dropped else ""
+        trimmed = result.model_copy(update={"message": (message + note)[:1024], "artifacts": artifacts})
+        text = trimmed.model_dump_json(by_alias=True, exclude_none=True)
+        if len(text.encode()) < limit or not artifacts:
+            return text
+        artifacts.pop()
+        dropped += 1
+
+
+def failure_result(error: TranscodeError, seconds: float = 0.0) -> TranscodeResult:
+    message = " ".join(str(error).split())
+    return TranscodeResult(ok=False, reason=error.reason[:64], message=message[:1024], seconds=round(seconds, 3))

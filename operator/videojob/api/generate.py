@@ -395,6 +395,8 @@ def docs_markdown() -> str:
         "",
         "## Resource-wide rules",
         "",
+        f"- `metadata.name` is at most {models.MAX_NAME_LENGTH} characters (a `maxLength` on the name: the"
+        " operator's Job name adds a suffix to it).",
     ]
     for rule in schema["x-kubernetes-validations"]:
         lines.append(f"- {rule['message']} (field `{rule['fieldPath'].lstrip('.')}`): `{rule['rule']}`")

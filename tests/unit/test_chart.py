@@ -1,0 +1,600 @@
+"""The Helm chart, rendered by the real helm binary: lint, the objects it makes for default and varied values, the
+values schema refusing bad values, and the operator image's Dockerfile.
+
+The chart's contract with the operator is checked against the operator's own code: the env vars the chart sets are
+exactly `Settings.env_names()` and parse (with `Settings.from_env`) into the values given; its RBAC rules equal
+`OPERATOR_CLUSTER_RULES`; the dashboard's and alerts' metric names exist in `Metrics`.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from videojob.controller.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "videojob-operator"
+HELM = REPO / ".testenv" / "bin" / "helm"
+RELEASE = "vj"
+NAMESPACE = "videojob-system"
+FULLNAME = "vj-videojob-operator"
+
+pytestmark = pytest.mark.skipif(
+    not HELM.exists(), reason=f"{HELM.relative_to(REPO)} is absent: build it with `make tools` (hack/build-tools.sh)"
+)
+
+
+def kube_version() -> str:
+    """The Kubernetes version the local environment runs (hack/versions.env): helm built from Go modules reports
+    v1.20 unless told, which the chart's kubeVersion refuses."""
+    text = (REPO / "hack" / "versions.env").read_text()
+    match = re.search(r"^K8S_VERSION=v?(\S+)$", text, re.MULTILINE)
+    assert match, "K8S_VERSION missing from hack/versions.env"
+    return match.group(1)
+
+
+def helm(*args: str, values: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as f:
+        json.dump(values or {}, f)  # JSON is YAML
+        f.flush()
+        return subprocess.run(
+            [str(HELM), *args, "--kube-version", kube_version(), "-f", f.name],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _render(values_json: str) -> tuple[dict[str, Any], ...]:
+    r = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, values=json.loads(values_json))
+    assert r.returncode == 0, f"helm template failed:\n{r.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(r.stdout) if doc)
+
+
+def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The chart's objects for these values (a fresh copy each call: tests may change them)."""
+    return json.loads(json.dumps(_render(json.dumps(values or {}, sort_keys=True))))
+
+
+def objects(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in objects(docs, kind) if name is None or d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def settings_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """The VIDEOJOB_* settings the Deployment hands the operator (literal values only)."""
+    names = set(Settings.env_names().values())
+    return {e["name"]: e["value"] for e in container(docs)["env"] if e["name"] in names}
+
+
+def settings_of(values: dict[str, Any] | None = None) -> Settings:
+    return Settings.from_env(settings_env(render(values)))
+
+
+def rule_set(rules: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], ...]]:
+    """Rules in a comparable form (order of rules and of the lists inside them does not matter)."""
+    return sorted(
+        (tuple(sorted(r.get("apiGroups", []))), tuple(sorted(r.get("resources", []))), tuple(sorted(r["verbs"])))
+        for r in rules
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# lint
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({}, id="default values lint clean"),
+        pytest.param(
+            {
+                "watchNamespaces": ["media", "ads"],
+                "metrics": {"serviceMonitor": {"enabled": True}},
+                "prometheusRule": {"enabled": True},
+                "s3": {"createSecret": True, "credentials": {"accessKeyId": "AK", "secretAccessKey": "SK"}},
+                "rbac": {"readSecrets": True},
+            },
+            id="every optional object on lints clean",
+        ),
+    ],
+)
+def test_helm_lint(values: dict[str, Any]) -> None:
+    r = helm("lint", "--strict", str(CHART), values=values)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_chart_metadata_follows_helm_v2() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["kubeVersion"].startswith(">=")
+    assert chart["appVersion"] and chart["version"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the operator's settings
+
+
+def test_the_chart_sets_every_operator_setting_and_nothing_else() -> None:
+    env = [e["name"] for e in container(render())["env"]]
+    assert len(env) == len(set(env)), f"duplicate env vars: {env}"
+    assert set(env) == set(Settings.env_names().values())
+
+
+def test_default_values_match_the_operators_defaults() -> None:
+    """The chart's defaults are the operator's, except the two the chart must decide: the transcoder image is the
+    chart's appVersion (not :dev), and the PriorityClasses are the release's own."""
+    chart = settings_of().model_dump()
+    operator = Settings().model_dump()
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert chart.pop("transcoder_image") == f"videojob-transcoder:{app_version}"
+    assert chart.pop("priority_classes") == {band: f"{FULLNAME}-{band}" for band in ("urgent", "normal", "low")}
+    operator.pop("transcoder_image")
+    operator.pop("priority_classes")
+    assert chart == operator
+
+
+GPU_VALUES = {
+    "maxRunningGpu": 4,
+    "gpu": {
+        # Helm merges maps with the defaults: null drops the default label.
+        "nodeSelector": {"cloud.example.com/accelerator": "l4", "nvidia.com/gpu.present": None},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}],
+        "resourceName": "amd.com/gpu",
+    },
+    "transcoder": {"resources": {"nvidia": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "16Gi"}}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(
+            {"watchNamespaces": ["media", "ads"]}, {"namespaces": ["media", "ads"]}, id="watched namespaces as a list"
+        ),
+        pytest.param(
+            GPU_VALUES,
+            {
+                "max_running_gpu": 4,
+                "gpu_node_selector": {"cloud.example.com/accelerator": "l4"},
+                "gpu_tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}],
+                "gpu_resource": "amd.com/gpu",
+                "nvidia_resources": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "16Gi"}},
+            },
+            id="GPU placement and resources changed",
+        ),
+        pytest.param(
+            {"maxRunning": 100000, "defaultTtlSeconds": 31536000, "transcoder": {"activeDeadlineSeconds": 1000000}},
+            {"max_running": 100000, "default_ttl_seconds": 31536000, "default_active_deadline_seconds": 1000000},
+            id="large integers stay integers not 1e+05",
+        ),
+        pytest.param(
+            {"transcoder": {"progressInterval": 0.5}, "reconcile": {"debounceSeconds": 0, "resyncSeconds": 12.5}},
+            {"progress_interval": 0.5, "debounce_seconds": 0.0, "resync_seconds": 12.5},
+            id="fractional seconds",
+        ),
+        pytest.param(
+            {
+                "transcoder": {
+                    "image": {"repository": "registry.example.com/media/transcoder", "tag": "1.2.3",
+                              "pullPolicy": "Always"},
+                    "command": ["python", "-m", "videojob.transcoder.cli", "--flag with space"],
+                    "env": {"VIDEOJOB_MAX_INPUT_BYTES": "2000000000"},
+                    "serviceAccountName": "media-transcoder",
+                    "workdirSizeLimit": "20Gi",
+                }
+            },
+            {
+                "transcoder_image": "registry.example.com/media/transcoder:1.2.3",
+                "transcoder_pull_policy": "Always",
+                "transcoder_command": ["python", "-m", "videojob.transcoder.cli", "--flag with space"],
+                "transcoder_env": {"VIDEOJOB_MAX_INPUT_BYTES": "2000000000"},
+                "transcoder_service_account": "media-transcoder",
+                "workdir_size_limit": "20Gi",
+            },
+            id="transcoder image command env and workdir",
+        ),
+        pytest.param(
+            {
+                "s3": {"secretName": "media-s3", "endpointUrl": "http://minio.storage:9000", "region": "eu-west-1"},
+                "inputs": {"allowHttp": True, "allowedHosts": ["cdn.example.com", ".example.org"]},
+            },
+            {
+                "s3_secret": "media-s3",
+                "s3_endpoint_url": "http://minio.storage:9000",
+                "s3_region": "eu-west-1",
+                "allow_http": True,
+                "allowed_hosts": ["cdn.example.com", ".example.org"],
+            },
+            id="storage and input policy",
+        ),
+        pytest.param(
+            {"priorityClasses": {"create": False, "bands": {"urgent": {"name": "media-high", "value": 1},
+                                                             "normal": {"name": "", "value": 1},
+                                                             "low": {"name": "", "value": 1}}}},
+            {"priority_classes": {"urgent": "media-high", "normal": "", "low": ""}},
+            id="existing PriorityClass for one band and none for the others",
+        ),
+        pytest.param(
+            {"logging": {"format": "text", "level": "DEBUG"}, "metrics": {"port": 9090},
+             "reconcile": {"apiWorkers": 16, "workerLimit": 50, "watchServerTimeout": 60, "watchClientTimeout": 90}},
+            {"log_format": "text", "log_level": "DEBUG", "metrics_port": 9090, "api_workers": 16, "worker_limit": 50,
+             "watch_server_timeout": 60, "watch_client_timeout": 90},
+            id="process tuning",
+        ),
+    ],
+)
+def test_values_reach_the_operator_as_settings(values: dict[str, Any], expected: dict[str, Any]) -> None:
+    settings = settings_of(values)
+    assert {name: getattr(settings, name) for name in expected} == expected
+
+
+def test_priority_classes_off_means_no_class_on_jobs() -> None:
+    docs = render({"priorityClasses": {"create": False}})
+    assert objects(docs, "PriorityClass") == []
+    settings = Settings.from_env(settings_env(docs))
+    assert [settings.priority_class(p) for p in (1, 5, 10)] == [None, None, None]
+
+
+def test_priority_classes_are_the_ones_jobs_get_ordered_by_band() -> None:
+    docs = render()
+    classes = {pc["metadata"]["name"]: pc for pc in objects(docs, "PriorityClass")}
+    settings = Settings.from_env(settings_env(docs))
+    names = [settings.priority_class(p) for p in (1, 5, 10)]
+    assert set(names) == set(classes), "the operator must name exactly the classes the chart creates"
+    values = [classes[n]["value"] for n in names]
+    assert values == sorted(values, reverse=True) and len(set(values)) == 3, values
+    assert all(pc["globalDefault"] is False and pc["preemptionPolicy"] == "Never" for pc in classes.values())
+
+
+def test_extra_env_comes_after_the_settings() -> None:
+    extra = [{"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": "ops-s3", "key": "id"}}}]
+    env = container(render({"extraEnv": extra}))["env"]
+    assert env[-1] == extra[0]
+    assert set(settings_env(render({"extraEnv": extra}))) == set(Settings.env_names().values())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the Deployment
+
+
+def test_deployment_is_one_restricted_replica_recreated_on_upgrade() -> None:
+    deploy = one(render(), "Deployment")
+    assert deploy["metadata"]["namespace"] == NAMESPACE
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = pod["containers"][0]
+    sc = c["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert "command" not in c and "args" not in c, "the image's ENTRYPOINT is the operator"
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    assert deploy["spec"]["selector"]["matchLabels"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("port", [8080, 9443], ids=["default port", "changed port"])
+def test_probes_and_service_use_the_metrics_port(port: int) -> None:
+    docs = render({"metrics": {"port": port}})
+    c = container(docs)
+    assert c["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"]["port"] == "metrics"
+    assert settings_env(docs)["VIDEOJOB_METRICS_PORT"] == str(port)
+    svc = one(docs, "Service")
+    assert svc["spec"]["ports"][0]["port"] == port and svc["spec"]["ports"][0]["targetPort"] == "metrics"
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_image_tag_defaults_to_app_version_and_scheduling_values_pass_through() -> None:
+    values = {
+        "image": {"repository": "example.com/videojob-operator", "tag": "", "pullPolicy": "Always"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "infra", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+        "priorityClassName": "system-cluster-critical",
+    }
+    deploy = one(render(values), "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert pod["containers"][0]["image"] == f"example.com/videojob-operator:{app_version}"
+    assert pod["nodeSelector"] == values["nodeSelector"]
+    assert pod["tolerations"] == values["tolerations"]
+    assert pod["affinity"] == values["affinity"]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# RBAC
+
+try:
+    from videojob.controller import rbac as operator_rbac
+except ImportError:  # pragma: no cover - the operator's module not written yet
+    operator_rbac = None  # type: ignore[assignment]
+
+needs_rules = pytest.mark.skipif(operator_rbac is None, reason="videojob.controller.rbac not there yet")
+SECRETS_GET = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
+
+
+def cluster_roles(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return one(docs, "ClusterRole", FULLNAME), one(docs, "ClusterRole", f"{FULLNAME}-cluster")
+
+
+@needs_rules
+@pytest.mark.parametrize(
+    ("values", "extra_rules"),
+    [
+        pytest.param({}, [], id="the chart grants exactly the operator's rules"),
+        pytest.param({"rbac": {"readSecrets": True}}, [SECRETS_GET], id="readSecrets adds get on secrets only"),
+        pytest.param({"watchNamespaces": ["media"]}, [], id="the same rules when watching namespaces"),
+    ],
+)
+def test_rbac_rules_equal_the_operators(values: dict[str, Any], extra_rules: list[dict[str, Any]]) -> None:
+    namespaced, cluster = cluster_roles(render(values))
+    expected = operator_rbac.OPERATOR_CLUSTER_RULES + extra_rules
+    assert rule_set(namespaced["rules"] + cluster["rules"]) == rule_set(expected)
+    assert all(set(r["resources"]) <= CLUSTER_SCOPED for r in cluster["rules"])
+    assert not any(set(r["resources"]) & CLUSTER_SCOPED for r in namespaced["rules"])
+
+
+def subject() -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+
+
+def test_clusterwide_by_default_binds_both_roles_to_the_operators_service_account() -> None:
+    docs = render()
+    sa = one(docs, "ServiceAccount")
+    assert sa["metadata"] == {**sa["metadata"], "name": FULLNAME, "namespace": NAMESPACE}
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
+    bindings = {b["roleRef"]["name"]: b for b in objects(docs, "ClusterRoleBinding")}
+    assert set(bindings) == {FULLNAME, f"{FULLNAME}-cluster"}
+    assert all(b["subjects"] == [subject()] for b in bindings.values())
+    assert objects(docs, "RoleBinding") == []
+
+
+def test_watch_namespaces_binds_the_namespaced_rules_in_those_namespaces_only() -> None:
+    docs = render({"watchNamespaces": ["media", "ads"]})
+    crbs = objects(docs, "ClusterRoleBinding")
+    assert [b["roleRef"]["name"] for b in crbs] == [f"{FULLNAME}-cluster"]
+    rbs = objects(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in rbs) == ["ads", "media"]
+    for b in rbs:
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": FULLNAME}
+        assert b["subjects"] == [subject()]
+
+
+def test_rbac_and_service_account_can_be_left_to_the_platform_team() -> None:
+    docs = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops-videojob"}})
+    assert {d["kind"] for d in docs} & {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding"} == set()
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-videojob"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# S3 credentials
+
+
+def test_no_secret_by_default() -> None:
+    assert objects(render(), "Secret") == []
+
+
+@pytest.mark.parametrize(
+    ("watch", "namespaces"),
+    [pytest.param([], [NAMESPACE], id="in the release namespace"),
+     pytest.param(["media", "ads"], ["media", "ads"], id="in each watched namespace")],
+)
+def test_created_s3_secret_holds_the_credentials_and_no_configmap_does(watch: list[str], namespaces: list[str]) -> None:
+    docs = render({"watchNamespaces": watch, "s3": {"createSecret": True, "secretName": "media-s3",
+                                                     "credentials": {"accessKeyId": "AKIDEXAMPLE",
+                                                                     "secretAccessKey": "wJalr-SECRET"}}})
+    secrets = objects(docs, "Secret")
+    assert [s["metadata"]["namespace"] for s in secrets] == namespaces
+    for s in secrets:
+        assert s["metadata"]["name"] == "media-s3"
+        decoded = {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+        assert decoded == {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalr-SECRET"}
+    leaked = [d["metadata"]["name"] for d in docs if d["kind"] != "Secret" and "wJalr-SECRET" in json.dumps(d)]
+    assert leaked == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# monitoring
+
+try:
+    from videojob.controller import metrics as operator_metrics
+except ImportError:  # pragma: no cover - the operator's module not written yet
+    operator_metrics = None  # type: ignore[assignment]
+
+METRIC = re.compile(r"\bvideojob_[a-z0-9_]+\b")
+
+
+def exported_series() -> set[str]:
+    """Every series name the operator's metrics expose (counters as _total, histograms as _bucket/_sum/_count)."""
+    suffixes = {
+        "counter": ["_total", "_created"],
+        "gauge": [""],
+        "histogram": ["_bucket", "_sum", "_count", "_created"],
+    }
+    registry = operator_metrics.Metrics().registry
+    return {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
+
+
+def dashboard(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    cm = one(docs, "ConfigMap", f"{FULLNAME}-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    return json.loads(cm["data"]["videojob-operator.json"])
+
+
+def test_dashboard_has_the_panels_the_platform_team_needs() -> None:
+    dash = dashboard(render())
+    titles = " | ".join(p["title"].lower() for p in dash["panels"])
+    for needed in ("phase", "queue", "admission wait", "run duration", "bytes", "failures by reason", "success rate",
+                   "retries"):
+        assert needed in titles, f"no panel about {needed}: {titles}"
+    assert all(p["targets"] and p["datasource"]["uid"] == "${datasource}" for p in dash["panels"])
+    assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
+
+
+@pytest.mark.skipif(operator_metrics is None, reason="videojob.controller.metrics not there yet")
+def test_dashboard_and_alerts_use_only_metrics_the_operator_exports() -> None:
+    docs = render({"prometheusRule": {"enabled": True}, "metrics": {"serviceMonitor": {"enabled": True}}})
+    exprs = [t["expr"] for p in dashboard(docs)["panels"] for t in p["targets"]]
+    rules = one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    exprs += [r["expr"] for r in rules]
+    used = {m for e in exprs for m in METRIC.findall(e)}
+    assert used, "no videojob_ metric found in the expressions"
+    assert used - exported_series() == set()
+
+
+def test_service_monitor_selects_the_metrics_service() -> None:
+    docs = render({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}})
+    sm = one(docs, "ServiceMonitor")
+    svc = one(docs, "Service")
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert [e["port"] for e in sm["spec"]["endpoints"]] == [p["name"] for p in svc["spec"]["ports"]]
+
+
+def test_monitoring_crd_objects_are_off_by_default() -> None:
+    kinds = {d["kind"] for d in render()}
+    assert kinds.isdisjoint({"ServiceMonitor", "PrometheusRule"})
+
+
+def test_alerts_are_scoped_to_this_release_and_template_their_values() -> None:
+    rules = one(render({"prometheusRule": {"enabled": True}}), "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert len(rules) >= 4
+    for rule in rules:
+        assert f'job="{FULLNAME}-metrics"' in rule["expr"], rule["alert"]
+        assert rule["labels"]["severity"] in ("warning", "critical")
+    assert any("{{ $value" in r["annotations"]["description"] for r in rules), "Prometheus templates must survive"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the values schema
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param({"maxRunning": 0}, "/maxRunning", id="maxRunning 0"),
+        pytest.param({"maxRunning": "ten"}, "/maxRunning", id="maxRunning not a number"),
+        pytest.param({"maxRunningGpu": -1}, "/maxRunningGpu", id="negative GPU limit"),
+        pytest.param({"replicas": 2}, "additional properties 'replicas'", id="unknown top-level key"),
+        pytest.param({"transcoder": {"imag": {}}}, "additional properties 'imag'", id="misspelt nested key"),
+        pytest.param({"transcoder": {"progressInterval": 0}}, "/transcoder/progressInterval", id="progress 0"),
+        pytest.param({"image": {"repository": "x", "tag": "1", "pullPolicy": "Sometimes"}}, "/image/pullPolicy",
+                     id="unknown pull policy"),
+        pytest.param({"watchNamespaces": ["Media_NS"]}, "/watchNamespaces/0", id="namespace not a DNS label"),
+        pytest.param({"metrics": {"port": 80}}, "/metrics/port", id="privileged metrics port"),
+        pytest.param({"logging": {"level": "TRACE"}}, "/logging/level", id="unknown log level"),
+        pytest.param({"s3": {"createSecret": True}}, "/s3/credentials", id="secret without credentials"),
+        pytest.param({"priorityClasses": {"bands": {"urgent": {"name": "", "value": 2000000000}}}},
+                     "/priorityClasses/bands/urgent/value", id="class value in the system range"),
+        pytest.param({"gpu": {"nodeSelector": {"gpu": True}}}, "/gpu/nodeSelector/gpu", id="label value not a string"),
+        pytest.param({"defaultTtlSeconds": -1}, "/defaultTtlSeconds", id="negative TTL"),
+    ],
+)
+def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
+    r = helm("template", RELEASE, str(CHART), values=values)
+    assert r.returncode != 0, f"accepted {values}"
+    assert "schema" in r.stderr and message in r.stderr, r.stderr
+
+
+def test_schema_bounds_match_the_operators_settings() -> None:
+    """Where a value maps onto a bounded setting, the schema holds the same bounds (or stricter, and says why)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def at(path: str) -> dict[str, Any]:
+        node = schema
+        for key in path.split("."):
+            node = node["properties"][key]
+        return node
+
+    def bounds(field: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for m in Settings.model_fields[field].metadata:
+            for attr, key in (("ge", "minimum"), ("le", "maximum"), ("gt", "exclusiveMinimum")):
+                if getattr(m, attr, None) is not None:
+                    out[key] = getattr(m, attr)
+        return out
+
+    table = {
+        "maxRunning": "max_running",
+        "maxRunningGpu": "max_running_gpu",
+        "transcoder.activeDeadlineSeconds": "default_active_deadline_seconds",
+        "transcoder.progressInterval": "progress_interval",
+        "defaultTtlSeconds": "default_ttl_seconds",
+        "reconcile.resyncSeconds": "resync_seconds",
+        "reconcile.debounceSeconds": "debounce_seconds",
+        "reconcile.apiWorkers": "api_workers",
+        "reconcile.workerLimit": "worker_limit",
+        "reconcile.watchServerTimeout": "watch_server_timeout",
+        "reconcile.watchClientTimeout": "watch_client_timeout",
+    }
+    for path, field in table.items():
+        node = at(path)
+        assert {k: node[k] for k in ("minimum", "maximum", "exclusiveMinimum") if k in node} == bounds(field), path
+    # The one deliberate difference: the chart needs the port (probes), and a non-root pod cannot bind below 1024.
+    assert at("metrics.port")["minimum"] == 1024 and bounds("metrics_port")["maximum"] == at("metrics.port")["maximum"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Argo CD and the operator image
+
+
+def test_argocd_application_installs_this_chart_with_valid_values() -> None:
+    app = yaml.safe_load((REPO / "manifests" / "argocd" / "application.yaml").read_text())
+    source = app["spec"]["source"]
+    assert (REPO / source["path"]) == CHART
+    assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    assert one(render(source["helm"]["valuesObject"]), "Deployment")
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
+
+
+def test_operator_dockerfile_runs_the_operator_as_non_root_in_exec_form() -> None:
+    steps = dockerfile_instructions(REPO / "Dockerfile")
+    final = steps[max(i for i, (ins, _) in enumerate(steps) if ins == "FROM"):]  # the last stage is the image
+    assert final[0][1].startswith("python:3.11-slim")
+    users = [args for ins, args in final if ins == "USER"]
+    assert users and users[-1].split(":")[0] == "65532", "the image must end as uid 65532, the chart's runAsUser"
+    entrypoints = [args for ins, args in final if ins == "ENTRYPOINT"]
+    assert entrypoints and json.loads(entrypoints[-1]) == ["videojob-operator"], "exec form: signals reach Python"
+    installs = [args for ins, args in final if ins == "RUN" and "pip install" in args]
+    assert installs and not any("[" in a for a in installs), "the operator image installs no extras"
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".testenv"} <= set(ignored)

@@ -177,6 +177,8 @@ INVALID: list[Invalid] = [
     Invalid("crf with bitrate", {"spec.output.video": {"crf": 23, "bitrate": "4M"}}, "spec.output.video.crf",
             "crf and bitrate are mutually exclusive"),
     Invalid("crf 64", {"spec.output.video": {"crf": 64}}, "spec.output.video.crf"),
+    Invalid("crf 52 with h264", {"spec.output.video": {"codec": "h264", "crf": 52}}, "spec.output.video.crf",
+            "crf of h264 and h265 is 0 to 51"),
     Invalid("bitrate with unit bps", {"spec.output.audio": {"bitrate": "128kbps"}}, "spec.output.audio.bitrate"),
     Invalid("unknown sample rate", {"spec.output.audio": {"sampleRate": 12345}}, "spec.output.audio.sampleRate"),
     Invalid("fps 0", {"spec.output.video": {"fps": 0}}, "spec.output.video.fps"),

@@ -65,6 +65,8 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("webm with vp9 and opus",
      {"spec.output.container": "webm", "spec.output.video": {"codec": "vp9"}, "spec.output.audio": {"codec": "opus"}}),
     ("bitrate without crf", {"spec.output.video": {"bitrate": "4M"}}),
+    ("crf 63 with vp9", {"spec.output.container": "mkv", "spec.output.video": {"codec": "vp9", "crf": 63}}),
+    ("crf 51 with h265", {"spec.output.video": {"codec": "h265", "crf": 51}}),
     ("smallest and largest resolutions", {"spec.output.video": {"resolution": "16x7680"}}),
     ("a name of exactly 52 characters", {"metadata.name": "n" * MAX_NAME_LENGTH}),
     ("a credentials secret", {"spec.credentialsSecretRef": {"name": "s3-creds"}}),

@@ -35,6 +35,7 @@ MAX_OPERATIONS = 32
 MAX_NAME_LENGTH = 52
 MAX_INT64 = 2**63 - 1
 MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer JSON consumers read exactly
+MAX_CRF_H26X = 51  # x264/x265's scale; libvpx-vp9 and AV1 encoders go to 63
 
 
 def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
@@ -391,10 +392,17 @@ class VideoOutput(_Model):
             "codec copy cannot be combined with crf, bitrate, resolution or fps",
             ".codec",
         ),
+        cel(
+            f"!has(self.crf) || !(self.codec in ['h264', 'h265']) || self.crf <= {MAX_CRF_H26X}",
+            f"crf of h264 and h265 is 0 to {MAX_CRF_H26X} (vp9 and av1: 0 to 63)",
+            ".crf",
+        ),
     ))
 
     codec: VideoCodec = Field(default=VideoCodec.H264, description="h264, h265, vp9, av1, or copy (no re-encode).")
-    crf: int | None = Field(default=None, ge=0, le=63, description="Constant quality (lower is better).")
+    crf: int | None = Field(
+        default=None, ge=0, le=63, description="Constant quality, lower is better: h264/h265 0-51, vp9/av1 0-63."
+    )
     bitrate: Bitrate | None = Field(default=None, description="Target bitrate, e.g. 4M. Exclusive with crf.")
     preset: Preset = Field(default=Preset.MEDIUM, description="Speed/quality trade-off.")
     resolution: Resolution | None = Field(
@@ -409,6 +417,8 @@ class VideoOutput(_Model):
         encoding = (self.crf, self.bitrate, self.resolution, self.fps)
         if self.codec == VideoCodec.COPY and any(v is not None for v in encoding):
             raise ValueError("codec copy cannot be combined with crf, bitrate, resolution or fps")
+        if self.crf is not None and self.codec in (VideoCodec.H264, VideoCodec.H265) and self.crf > MAX_CRF_H26X:
+            raise ValueError(f"crf of h264 and h265 is 0 to {MAX_CRF_H26X} (vp9 and av1: 0 to 63)")
         if self.resolution is not None:
             width, height = self.size  # type: ignore[misc]
             if not (16 <= width <= 7680 and 16 <= height <= 7680) or width % 2 or height % 2:

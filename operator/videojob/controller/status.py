@@ -112,12 +112,20 @@ def _finished_at(pod: Body) -> str:
     return str(transcoder_state(pod).get("terminated", {}).get("finishedAt") or _pod_created(pod))
 
 
-def _scheduling_problem(pods: Sequence[Body]) -> str | None:
-    """Why the newest pod waits, when the scheduler said so (e.g. no free GPU)."""
+# Container waiting reasons that need a person (a missing Secret, a wrong image), shown in the status.
+_STUCK = ("CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff")
+
+
+def _waiting_problem(pods: Sequence[Body]) -> tuple[str, str] | None:
+    """(reason, message) when the newest pod waits for something: the scheduler (e.g. no free GPU) or a container
+    that cannot start (e.g. its credentials Secret is missing)."""
     for pod in sorted(pods, key=_pod_created, reverse=True):
         for condition in (pod.get("status") or {}).get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-                return str(condition.get("message") or condition.get("reason") or "unschedulable")
+                return "Unschedulable", str(condition.get("message") or condition.get("reason") or "unschedulable")
+        waiting = transcoder_state(pod).get("waiting") or {}
+        if waiting.get("reason") in _STUCK:
+            return str(waiting["reason"]), str(waiting.get("message") or waiting["reason"])
         return None
     return None
 
@@ -236,9 +244,8 @@ def derive_status(
         new["message"] = f"attempt {new['attempts']} failed; the Job starts another"
     else:
         phase = Phase.PENDING.value
-        waiting = _scheduling_problem(pods)
-        new["reason"] = "Scheduling" if waiting else "Admitted"
-        new["message"] = waiting or f"Job {new['jobName']} created; waiting for its pod to start"
+        waiting = _waiting_problem(pods)
+        new["reason"], new["message"] = waiting or ("Admitted", f"Job {new['jobName']} created; waiting for its pod")
 
     new["phase"] = phase
     if phase == Phase.PENDING.value and job is None and queue_position:

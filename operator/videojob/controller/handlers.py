@@ -1,0 +1,105 @@
+"""Kopf wiring: watches feed the reconciler's index; the reconcile loop and the metrics server run beside them.
+
+Only `@kopf.on.event` handlers are used, so Kopf itself never writes to a VideoJob: no finalizers of its own,
+no handler progress, no results in `status` (its progress and diff-base storage are set to annotations under
+the `videojob.dev` prefix anyway, in case a change-detecting handler is ever added). Jobs and pods are watched
+with a server-side label selector (`app.kubernetes.io/managed-by=videojob-operator`), so the operator never
+holds other workloads' pods in memory.
+
+Kopf settings: standalone (no peering): run ONE replica with the Deployment strategy `Recreate`, so two operators
+never run at once; watch timeouts from the settings (a silent watch is re-established instead of leaving the
+operator blind); a worker limit; Kopf posts its own Events at WARNING and above only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from videojob.api.models import GROUP, PLURAL, VERSION
+from videojob.controller.jobs import SELECTOR
+from videojob.controller.metrics import Metrics, serve
+from videojob.controller.reconciler import Reconciler
+from videojob.controller.settings import Settings
+
+log = logging.getLogger("videojob.operator")
+
+
+def stall_after(settings: Settings) -> float:
+    """Seconds without a completed pass after which /healthz reports the loop stalled."""
+    return 3 * settings.resync_seconds + 30
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
+    kopf_settings.peering.standalone = True
+    kopf_settings.peering.clusterwide = settings.clusterwide
+    kopf_settings.watching.server_timeout = settings.watch_server_timeout
+    kopf_settings.watching.client_timeout = settings.watch_client_timeout
+    kopf_settings.watching.connect_timeout = 30
+    kopf_settings.queueing.worker_limit = settings.worker_limit
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    kopf_settings.watching.label_selectors["batch", "v1", "jobs"] = SELECTOR
+    kopf_settings.watching.label_selectors["v1", "pods"] = SELECTOR
+
+
+def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics) -> kopf.OperatorRegistry:
+    """A Kopf registry with the operator's handlers (a registry of its own: importing this module registers
+    nothing globally, so tests can build several)."""
+    registry = kopf.OperatorRegistry()
+    tasks: list[asyncio.Task[Any]] = []
+    runners: list[web.AppRunner] = []
+
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, reconciler.settings)
+        port = reconciler.settings.metrics_port
+        if port:
+            try:
+                runners.append(await serve(metrics, port, stall_after(reconciler.settings)))
+            except OSError as e:  # fatal: a liveness probe could never succeed
+                raise kopf.PermanentError(f"cannot serve /metrics and /healthz on port {port}: {e}") from e
+        tasks.append(asyncio.create_task(reconciler.run(), name="videojob-reconcile"))
+        log.info(
+            "operator started",
+            extra={
+                "namespaces": ",".join(reconciler.settings.namespaces) or "*",
+                "max_running": reconciler.settings.max_running,
+                "max_running_gpu": reconciler.settings.max_running_gpu,
+                "metrics_port": reconciler.settings.metrics_port,
+            },
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for runner in runners:
+            await runner.cleanup()
+        reconciler.executor.shutdown(wait=False, cancel_futures=True)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def videojob_event(event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.observe("videojobs", event.get("type"), dict(event["object"]))
+
+    @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": "videojob-operator"},
+                   registry=registry)
+    async def job_event(event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.observe("jobs", event.get("type"), dict(event["object"]))
+
+    @kopf.on.event("v1", "pods", labels={"app.kubernetes.io/managed-by": "videojob-operator"}, registry=registry)
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.observe("pods", event.get("type"), dict(event["object"]))
+
+    return registry

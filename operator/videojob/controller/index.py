@@ -1,0 +1,115 @@
+"""The operator's in-memory view of VideoJobs, their Jobs and their pods, fed by watches and lists.
+
+Watch events and list results can arrive out of order relative to the objects the operator stores from its own
+API responses (a created Job, a patched status), so every update keeps the newer of two versions of an object,
+comparing resourceVersions as numbers (what etcd-backed API servers hand out); an object whose version is not a
+number is simply replaced. A list replaces the view of its kind, except for objects newer than the list itself
+(created while it was being read).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from videojob.controller.jobs import LABEL_UID
+
+Body = dict[str, Any]
+
+
+def _version(body: Mapping[str, Any]) -> int | None:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion", ""))
+    except (TypeError, ValueError):
+        return None
+
+
+def newer_or_same(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    if current is None:
+        return True
+    a, b = _version(candidate), _version(current)
+    return a is None or b is None or a >= b
+
+
+class Store:
+    """Objects of one kind by uid."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Body] = {}
+        # uid -> resourceVersion of deletions seen since the last list: a list read before a deletion
+        # must not bring the object back.
+        self.tombstones: dict[str, int | None] = {}
+
+    def upsert(self, body: Body) -> bool:
+        uid = str(body["metadata"]["uid"])
+        if newer_or_same(body, self.items.get(uid)):
+            self.items[uid] = body
+            return True
+        return False
+
+    def remove(self, body: Mapping[str, Any]) -> None:
+        uid = str(body["metadata"]["uid"])
+        self.items.pop(uid, None)
+        self.tombstones[uid] = _version(body)
+
+    def replace(self, bodies: Iterable[Body], list_version: str) -> None:
+        """Take a complete list as the truth, keeping objects newer than the list (stored meanwhile)."""
+        try:
+            listed_at: int | None = int(list_version)
+        except ValueError:
+            listed_at = None
+        fresh: dict[str, Body] = {}
+        for body in bodies:
+            uid = str(body["metadata"]["uid"])
+            if uid in self.tombstones and newer_or_same({"metadata": {"resourceVersion": self.tombstones[uid]}}, body):
+                continue  # deleted after the list was read
+            current = self.items.get(uid)
+            fresh[uid] = current if current is not None and not newer_or_same(body, current) else body
+        for uid, current in self.items.items():
+            version = _version(current)
+            if uid not in fresh and listed_at is not None and version is not None and version > listed_at:
+                fresh[uid] = current
+        self.items = fresh
+        self.tombstones = {
+            uid: version for uid, version in self.tombstones.items()
+            if listed_at is None or version is None or version > listed_at
+        }
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class Index:
+    """VideoJobs by uid; Jobs and pods grouped by the uid of the VideoJob they belong to (their uid label)."""
+
+    def __init__(self) -> None:
+        self.videojobs = Store()
+        self.jobs = Store()
+        self.pods = Store()
+
+    def store(self, kind: str) -> Store:
+        return {"videojobs": self.videojobs, "jobs": self.jobs, "pods": self.pods}[kind]
+
+    def observe(self, kind: str, event_type: str | None, body: Body) -> None:
+        store = self.store(kind)
+        if event_type == "DELETED":
+            store.remove(body)
+        else:
+            store.upsert(body)
+
+    def jobs_by_videojob(self) -> dict[str, Body]:
+        out: dict[str, Body] = {}
+        for job in self.jobs.items.values():
+            owner = (job["metadata"].get("labels") or {}).get(LABEL_UID)
+            if owner:
+                out[owner] = job
+        return out
+
+    def pods_by_videojob(self) -> dict[str, list[Body]]:
+        out: dict[str, list[Body]] = defaultdict(list)
+        for pod in self.pods.items.values():
+            owner = (pod["metadata"].get("labels") or {}).get(LABEL_UID)
+            if owner:
+                out[owner].append(pod)
+        return out

@@ -1,0 +1,237 @@
+"""The operator's thin layer of Kubernetes API calls (synchronous; the reconcile loop runs them in threads).
+
+Objects travel as plain dicts (the JSON the API server speaks): the generated client's model classes are slow to
+build for hundreds of objects and would be converted back to dicts anyway. Every call is idempotent, so a pass
+that is interrupted, or repeated after a restart, does no harm:
+- creating a Job that already exists (409) returns the existing one if it belongs to the same VideoJob (uid label
+  or controller reference), which is how a restarted operator adopts its Jobs instead of duplicating them;
+- deleting something already gone (404) is success; status patches of a VideoJob that is gone return None.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from videojob.api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from videojob.controller.jobs import MANAGED_BY, owned_by
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+LIST_PAGE = 500
+
+
+class NotOurs(Exception):
+    """A Job with the deterministic name exists but belongs to something else."""
+
+
+def describe(error: BaseException) -> str:
+    """One line about a failed call: the API server's status and message, not the whole response."""
+    if isinstance(error, ApiException):
+        message = ""
+        try:
+            message = json.loads(error.body or "{}").get("message", "")
+        except (ValueError, AttributeError):
+            message = str(error.body or "")[:300]
+        return f"{error.status} {error.reason}: {message}".strip()
+    return f"{type(error).__name__}: {error}"
+
+
+def api_client(pool_size: int = 8) -> client.ApiClient:
+    """An ApiClient for the cluster we run in, or for the current kubeconfig outside a cluster."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = max(pool_size, 4)
+    return client.ApiClient(configuration)
+
+
+def videojobs_path(namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+    path = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{quote(namespace)}" if namespace else "") + f"/{PLURAL}"
+    if name:
+        path += f"/{quote(name)}"
+    if sub:
+        path += f"/{sub}"
+    return path
+
+
+def jobs_path(namespace: str | None = None, name: str | None = None) -> str:
+    path = "/apis/batch/v1" + (f"/namespaces/{quote(namespace)}" if namespace else "") + "/jobs"
+    return path + (f"/{quote(name)}" if name else "")
+
+
+def pods_path(namespace: str | None = None) -> str:
+    return "/api/v1" + (f"/namespaces/{quote(namespace)}" if namespace else "") + "/pods"
+
+
+class Kube:
+    """Kubernetes API calls the operator makes; nothing else in the operator talks to the API server."""
+
+    def __init__(self, api: client.ApiClient, component: str = MANAGED_BY) -> None:
+        self.api = api
+        self.component = component
+        self.instance = os.environ.get("POD_NAME") or socket.gethostname()
+
+    # --- transport ----------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        content_type: str = JSON,
+        timeout: float = 30,
+    ) -> dict[str, Any]:
+        headers = {"Accept": JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        url = path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
+        serialized = self.api.param_serialize(
+            method=method, resource_path=url, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(*serialized, _request_timeout=timeout)
+        response.read()
+        text = response.data.decode("utf-8", "replace") if response.data else ""
+        if not 200 <= response.status <= 299:
+            raise ApiException(status=response.status, reason=response.reason, body=text)
+        return json.loads(text) if text else {}
+
+    def list_all(self, path: str, label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Every item of a collection (paged) and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self.request(
+                "GET", path, query={"labelSelector": label_selector, "limit": LIST_PAGE, "continue": token}
+            )
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items, str((page.get("metadata") or {}).get("resourceVersion", ""))
+
+    # --- VideoJobs -----------------------------------------------------------------------------------------
+
+    def patch_videojob_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch the status subresource; None when the VideoJob is gone."""
+        try:
+            return self.request(
+                "PATCH", videojobs_path(namespace, name, "status"), {"status": dict(status)}, content_type=MERGE_PATCH
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def patch_videojob_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> dict[str, Any] | None:
+        """Set metadata.finalizers, only if the object is unchanged since `resource_version` (409 otherwise)."""
+        body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+        try:
+            return self.request("PATCH", videojobs_path(namespace, name), body, content_type=MERGE_PATCH)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def delete_videojob(self, namespace: str, name: str, uid: str) -> None:
+        """Delete this very VideoJob (uid precondition: never a re-created one of the same name)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid},
+                "propagationPolicy": "Background"}
+        try:
+            self.request("DELETE", videojobs_path(namespace, name), body)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+
+    # --- Jobs ----------------------------------------------------------------------------------------------
+
+    def create_job(self, manifest: Mapping[str, Any], owner_uid: str) -> tuple[dict[str, Any], bool]:
+        """Create the Job: (job, True); if it exists already and is this VideoJob's: (that job, False), which is
+        how a restarted operator adopts its Jobs. NotOurs when the name is taken by something else."""
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            return self.request("POST", jobs_path(namespace), manifest), True
+        except ApiException as e:
+            if e.status != 409:
+                raise
+        existing = self.request("GET", jobs_path(namespace, manifest["metadata"]["name"]))
+        if not owned_by(existing, owner_uid):
+            raise NotOurs(f"Job {namespace}/{manifest['metadata']['name']} exists and belongs to another owner")
+        return existing, False
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job; its pods go through the garbage collector (Background), which stops them with SIGTERM."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            self.request("DELETE", jobs_path(namespace, name), body)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    # --- Events --------------------------------------------------------------------------------------------
+
+    def create_event(
+        self, vj: Mapping[str, Any], event_type: str, reason: str, message: str, timestamp: str
+    ) -> None:
+        """A core/v1 Event about a VideoJob (what `kubectl describe vj` and `kubectl get events` show)."""
+        meta = vj["metadata"]
+        namespace = meta["namespace"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name'][:200]}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": namespace,
+                "uid": meta["uid"],
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": timestamp,
+            "lastTimestamp": timestamp,
+            "count": 1,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance[:128],
+        }
+        self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", event)
+
+    # --- per-namespace objects -----------------------------------------------------------------------------
+
+    def ensure(self, manifests: Iterable[Mapping[str, Any]]) -> None:
+        """Create each object, or merge-patch it to the manifest when it exists (e.g. a Role's rules)."""
+        for manifest in manifests:
+            path = _collection_path(manifest)
+            try:
+                self.request("POST", path, manifest)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                self.request("PATCH", f"{path}/{quote(manifest['metadata']['name'])}", manifest,
+                             content_type=MERGE_PATCH)
+
+
+def _collection_path(manifest: Mapping[str, Any]) -> str:
+    api_version, kind = manifest["apiVersion"], manifest["kind"]
+    namespace = quote(manifest["metadata"]["namespace"])
+    plural = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}[kind]
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{prefix}/namespaces/{namespace}/{plural}"

@@ -1,0 +1,54 @@
+"""`videojob-operator`: run the operator against the current kubeconfig (or in-cluster configuration).
+
+Configuration is entirely environment variables (`python -m videojob.controller.settings` lists them); a bad one
+stops the operator at once with a message naming it (exit code 2).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from videojob.controller.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        from videojob.controller.settings import describe
+
+        sys.stdout.write(__doc__ or "")
+        sys.stdout.write("\n" + describe() + "\n")
+        return 0
+    try:
+        settings = Settings.from_env()
+    except ValueError as e:
+        sys.stderr.write(f"videojob-operator: {e}\n")
+        return 2
+
+    import kopf
+
+    from videojob.controller.handlers import build_registry
+    from videojob.controller.kube import Kube, api_client
+    from videojob.controller.metrics import Metrics, configure_logging
+    from videojob.controller.reconciler import Reconciler
+
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        kube = Kube(api_client(settings.api_workers))
+    except Exception as e:
+        sys.stderr.write(f"videojob-operator: no usable Kubernetes configuration (kubeconfig or in-cluster): {e}\n")
+        return 2
+    metrics = Metrics()
+    reconciler = Reconciler(settings, kube, metrics)
+    registry = build_registry(settings, reconciler, metrics)
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=settings.clusterwide,
+        namespaces=settings.namespaces,
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""The reconcile loop: one debounced pass over every VideoJob at a time.
+
+Watches (handlers.py) only feed the index and wake the loop. A pass then
+1. sorts the VideoJobs: finished (TTL), active (a Job exists or was made), impossible (operator-level problem,
+   cancelled before admission) and pending;
+2. derives each active VideoJob's status from its Job and pods, which frees the slots of the finished ones;
+3. plans admission for all namespaces together (admission.plan_admission) and creates the Jobs, with bounded
+   parallelism (`settings.api_workers` threads);
+4. deletes the Jobs of cancelled VideoJobs and the VideoJobs whose TTL ran out, keeps the artifact finalizer;
+5. patches every status that changed (a minimal merge patch) and posts an Event per transition.
+
+Why it is restart-safe: nothing is remembered between passes that is not in the API server. On start the index
+is filled from a list before the first pass (and relisted every `resync_seconds`); a Job's name is derived from
+its VideoJob's uid, so creating it again answers 409 and the existing Job is adopted (checked by its uid label);
+admission counts Jobs that exist *and* VideoJobs whose status names a Job, so an operator killed between
+creating a Job and recording it neither over-admits nor duplicates; statuses are recomputed from the real Job
+and pods, so they converge to the truth whatever happened while the operator was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from videojob.api.models import GROUP, ArtifactReclaimPolicy, VideoJobSpec
+from videojob.controller.admission import RunningCounts, check_admissible, plan_admission
+from videojob.controller.index import Body, Index
+from videojob.controller.jobs import SELECTOR, build_job_manifest
+from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
+from videojob.controller.metrics import Metrics
+from videojob.controller.rbac import build_transcoder_rbac
+from videojob.controller.settings import Settings
+from videojob.controller.status import (
+    TERMINAL,
+    derive_status,
+    job_condition,
+    parse_time,
+    status_patch,
+    succeeded_result,
+    timestamp,
+    transition_events,
+    ttl_remaining,
+)
+
+log = logging.getLogger("videojob.operator")
+
+# Kept only on VideoJobs with artifactReclaimPolicy: Delete, so deleting any other VideoJob never waits on us.
+FINALIZER = f"{GROUP}/artifacts"
+ARTIFACT_DELETION_GIVE_UP_SECONDS = 300
+RETRY_SECONDS = 1.0  # after a failed call, the next pass comes this soon, doubling up to MAX_RETRY_SECONDS
+MAX_RETRY_SECONDS = 30.0
+
+T = TypeVar("T")
+Desired = tuple[Mapping[str, Any], dict[str, Any], list[Body]]  # the VideoJob, its new status, its pods
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"invalid spec: {where}: {first.get('msg')}" if where else f"invalid spec: {first.get('msg')}"
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, kube: Kube, metrics: Metrics, index: Index | None = None) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.metrics = metrics
+        self.index = index or Index()
+        self.executor = ThreadPoolExecutor(max_workers=settings.api_workers, thread_name_prefix="kube")
+        self.rbac_done: set[str] = set()
+        self.deleting_jobs: set[str] = set()
+        self.last_list = 0.0
+        self._wakeup: asyncio.Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self.failed_passes = 0
+
+    # --- feeding -------------------------------------------------------------------------------------------
+
+    @property
+    def wakeup(self) -> asyncio.Event:
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        return self._wakeup
+
+    def observe(self, kind: str, event_type: str | None, body: Body) -> None:
+        """A watch event (kind: videojobs, jobs or pods): update the index and ask for a pass."""
+        self.index.observe(kind, event_type, body)
+        self.wakeup.set()
+
+    def wake_in(self, seconds: float) -> None:
+        """Ask for a pass in `seconds` (the earliest of the requests wins)."""
+        loop = asyncio.get_running_loop()
+        at = loop.time() + max(seconds, 0)
+        if self._timer is not None and not self._timer.cancelled() and loop.time() < self._timer_at <= at:
+            return  # an earlier wake-up is already due
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = loop.call_at(at, self.wakeup.set)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def relist(self) -> None:
+        """Replace the index with fresh lists (on start, then every resync_seconds)."""
+        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
+        kinds: list[tuple[str, Callable[[str | None], str], str | None]] = [
+            ("videojobs", lambda ns: videojobs_path(ns), None),
+            ("jobs", lambda ns: jobs_path(ns), SELECTOR),
+            ("pods", lambda ns: pods_path(ns), SELECTOR),
+        ]
+        for kind, path, selector in kinds:
+            items: list[Body] = []
+            versions: list[str] = []
+            for namespace in namespaces:
+                got, version = await self.call(self.kube.list_all, path(namespace), selector)
+                items.extend(got)
+                versions.append(version)
+            oldest = min(versions, key=lambda v: int(v) if v.isdigit() else 0)
+            self.index.store(kind).replace(items, oldest)
+        self.last_list = time.monotonic()
+        self.rbac_done.clear()  # re-ensured on the next admission in each namespace, in case someone removed them
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """List everything, then reconcile whenever something changes, and at least every resync_seconds."""
+        settings = self.settings
+        while True:
+            try:
+                await self.relist()
+                break
+            except Exception:
+                log.exception("initial list failed; retrying")
+                await asyncio.sleep(2)
+        log.info("index built", extra={"videojobs": len(self.index.videojobs), "jobs": len(self.index.jobs)})
+        try:
+            while True:
+                await self._pass_once()
+                remaining = settings.resync_seconds - (time.monotonic() - self.last_list)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=max(remaining, 0.01))
+                if settings.debounce_seconds:
+                    await asyncio.sleep(settings.debounce_seconds)  # gather a burst of events into one pass
+                self.wakeup.clear()
+                if time.monotonic() - self.last_list >= settings.resync_seconds:
+                    try:
+                        await self.relist()
+                    except Exception:
+                        log.exception("resync list failed")
+                        self.metrics.reconcile_errors.inc()
+        finally:
+            self.metrics.loop_alive = False
+
+    async def _pass_once(self) -> None:
+        started = time.perf_counter()
+        try:
+            await self.reconcile()
+        except Exception:
+            log.exception("reconcile pass failed")
+            self.metrics.reconcile_errors.inc()
+            self.wake_in(MAX_RETRY_SECONDS)
+        self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+        self.metrics.last_pass = time.monotonic()
+
+    async def reconcile(self, now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        settings = self.settings
+        jobs = self.index.jobs_by_videojob()
+        pods = self.index.pods_by_videojob()
+        desired: dict[str, Desired] = {}
+        pending: list[Mapping[str, Any]] = []
+        running = {"cpu": 0, "nvidia": 0}
+        work: list[Any] = []
+        next_ttl: float | None = None
+
+        vj: Mapping[str, Any]
+        for uid, vj in list(self.index.videojobs.items.items()):
+            meta = vj["metadata"]
+            finalizers = list(meta.get("finalizers") or [])
+            if meta.get("deletionTimestamp"):
+                if FINALIZER in finalizers:
+                    work.append(self.reclaim_artifacts(vj, now))
+                continue
+            spec: VideoJobSpec | None = None
+            problem: str | None = None
+            try:
+                spec = VideoJobSpec.model_validate(vj.get("spec") or {})
+            except ValidationError as e:
+                problem = _first_error(e)
+            if spec is not None and spec.artifact_reclaim_policy == ArtifactReclaimPolicy.DELETE and (
+                FINALIZER not in finalizers
+            ):
+                work.append(self.set_finalizers(vj, [*finalizers, FINALIZER]))
+            status = vj.get("status") or {}
+            job = jobs.get(uid)
+            its_pods = pods.get(uid, [])
+            if status.get("phase") in TERMINAL:
+                desired[uid] = (vj, derive_status(vj, job, its_pods, now), its_pods)
+                left = ttl_remaining(vj, settings.default_ttl_seconds, now)
+                if left is not None and left <= 0:
+                    work.append(self.call(self.kube.delete_videojob, meta["namespace"], meta["name"], uid))
+                elif left is not None:
+                    next_ttl = left if next_ttl is None else min(next_ttl, left)
+                if status.get("phase") == "Cancelled" and job is not None:
+                    work.append(self.stop_job(job))
+                continue
+            if job is None and not status.get("jobName"):
+                if problem is None and spec is not None:
+                    problem = check_admissible(spec, settings)
+                if problem is None and not (vj.get("spec") or {}).get("cancel"):
+                    pending.append(vj)
+                    continue
+                desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem), [])
+                continue
+            new = derive_status(vj, job, its_pods, now)
+            desired[uid] = (vj, new, its_pods)
+            if new["phase"] not in TERMINAL:
+                running["nvidia" if new.get("hardware") == "nvidia" else "cpu"] += 1
+            if new["phase"] == "Cancelled" and job is not None:
+                work.append(self.stop_job(job))
+
+        counts = RunningCounts(total=running["cpu"] + running["nvidia"], gpu=running["nvidia"])
+        to_admit, positions = plan_admission(pending, counts, settings)
+        for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
+            await self.ensure_rbac(namespace)
+        admitted = await asyncio.gather(*(self.admit(vj, hardware, now) for vj, hardware in to_admit))
+        for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
+            uid = str(vj["metadata"]["uid"])
+            desired[uid] = (vj, derive_status(vj, job, [], now, problem=problem), [])
+            if job is not None:
+                running[hardware] += 1
+        admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
+        for vj in pending:
+            uid = str(vj["metadata"]["uid"])
+            if uid not in admitted_uids:
+                desired[uid] = (vj, derive_status(vj, None, [], now, queue_position=positions.get(uid)), [])
+
+        for vj, new, its_pods in desired.values():
+            patch = status_patch(vj.get("status"), new)
+            if patch:
+                work.append(self.apply_status(vj, new, patch, its_pods, now))
+        results = await asyncio.gather(*work, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            log.warning("API call failed: %s", describe(failure))
+        if failures:
+            self.metrics.reconcile_errors.inc(len(failures))
+            self.failed_passes += 1
+            self.wake_in(min(RETRY_SECONDS * 2 ** (self.failed_passes - 1), MAX_RETRY_SECONDS))
+        else:
+            self.failed_passes = 0
+        if next_ttl is not None:
+            self.wake_in(next_ttl + 0.5)
+        self._record(desired, positions, running)
+
+    def _record(self, desired: Mapping[str, Desired], positions: Mapping[str, int], running: Mapping[str, int]) -> None:
+        by_phase = dict.fromkeys(("Pending", "Running", "Succeeded", "Failed", "Cancelled"), 0)
+        for _, new, _ in desired.values():
+            by_phase[new["phase"]] = by_phase.get(new["phase"], 0) + 1
+        for phase, count in by_phase.items():
+            self.metrics.videojobs.labels(phase=phase).set(count)
+        self.metrics.queue_depth.set(len(positions))
+        for hardware, count in running.items():
+            self.metrics.running.labels(hardware=hardware).set(count)
+
+    # --- actions -------------------------------------------------------------------------------------------
+
+    async def ensure_rbac(self, namespace: str) -> None:
+        try:
+            await self.call(self.kube.ensure, build_transcoder_rbac(namespace, self.settings))
+            self.rbac_done.add(namespace)
+        except ApiException as e:
+            # The Job is still created: its pods wait for the ServiceAccount, and the next pass retries.
+            log.warning("cannot ensure transcoder RBAC in %s: %s", namespace, describe(e),
+                        extra={"namespace": namespace})
+
+    async def admit(self, vj: Mapping[str, Any], hardware: str, now: datetime) -> tuple[Body | None, str | None]:
+        """Create the Job: (job, None), or (None, problem) when the API server refuses it for good, or
+        (None, None) when it should be tried again."""
+        meta = vj["metadata"]
+        try:
+            manifest = build_job_manifest(vj, hardware, self.settings)
+            job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
+        except NotOurs as e:
+            return None, str(e)
+        except ApiException as e:
+            if e.status in (400, 422):
+                return None, f"the API server refused its Job: {describe(e)}"
+            log.warning("creating the Job of %s/%s failed: %s", meta["namespace"], meta["name"], describe(e),
+                        extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            self.metrics.reconcile_errors.inc()
+            self.wake_in(RETRY_SECONDS)
+            return None, None
+        self.index.jobs.upsert(job)
+        if created:
+            self.metrics.jobs_created.inc()
+            queued = parse_time(meta.get("creationTimestamp"))
+            if queued is not None:
+                self.metrics.admission_wait.observe(max((now - queued).total_seconds(), 0))
+            log.info("created Job %s on %s", job["metadata"]["name"], hardware,
+                     extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+        return job, None
+
+    async def stop_job(self, job: Body) -> None:
+        """Delete a cancelled VideoJob's Job once (its pods get SIGTERM through the garbage collector)."""
+        meta = job["metadata"]
+        if meta.get("deletionTimestamp") or meta["uid"] in self.deleting_jobs:
+            return
+        if job_condition(job, "Complete", "Failed"):
+            return
+        self.deleting_jobs.add(meta["uid"])
+        try:
+            await self.call(self.kube.delete_job, meta["namespace"], meta["name"])
+        except BaseException:
+            self.deleting_jobs.discard(meta["uid"])
+            raise
+
+    async def apply_status(
+        self, vj: Mapping[str, Any], new: dict[str, Any], patch: dict[str, Any], its_pods: list[Body], now: datetime
+    ) -> None:
+        meta = vj["metadata"]
+        old = dict(vj.get("status") or {})
+        response = await self.call(self.kube.patch_videojob_status, meta["namespace"], meta["name"], patch)
+        if response is None:
+            self.index.videojobs.remove(vj)
+            return
+        self.index.videojobs.upsert(response)
+        for event_type, reason, message in transition_events(old, new):
+            log.info("%s: %s", reason, message, extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            try:
+                await self.call(self.kube.create_event, vj, event_type, reason, message, timestamp(now))
+            except Exception as e:  # the transition itself is recorded; a lost Event is not worth a retry
+                log.warning("cannot post Event %s: %s", reason, describe(e))
+        self._count_transition(old, new, its_pods)
+
+    def _count_transition(self, old: Mapping[str, Any], new: Mapping[str, Any], its_pods: list[Body]) -> None:
+        phase = new["phase"]
+        if phase == old.get("phase") or phase not in TERMINAL:
+            return
+        started, completed = parse_time(new.get("startedAt")), parse_time(new.get("completedAt"))
+        if started is not None and completed is not None:
+            self.metrics.run_duration.labels(hardware=new.get("hardware", "cpu"), phase=phase).observe(
+                max((completed - started).total_seconds(), 0)
+            )
+        self.metrics.retries.inc(max(int(new.get("attempts") or 0) - 1, 0))
+        if phase == "Succeeded":
+            self.metrics.succeeded.inc()
+            result = succeeded_result(its_pods)
+            if result is not None:
+                self.metrics.bytes_in.inc(result.bytes_in)
+                self.metrics.bytes_out.inc(result.bytes_out)
+        elif phase == "Failed":
+            self.metrics.failures.labels(reason=str(new.get("reason") or "Failed")).inc()
+        else:
+            self.metrics.cancelled.inc()
+
+    async def set_finalizers(self, vj: Body, finalizers: list[str]) -> None:
+        meta = vj["metadata"]
+        try:
+            response = await self.call(
+                self.kube.patch_videojob_finalizers, meta["namespace"], meta["name"], finalizers,
+                str(meta.get("resourceVersion", "")),
+            )
+        except ApiException as e:
+            if e.status == 409:  # changed meanwhile: the next pass sees the new version
+                self.wake_in(RETRY_SECONDS)
+                return
+            raise
+        if response is not None:
+            self.index.videojobs.upsert(response)
+
+    async def reclaim_artifacts(self, vj: Body, now: datetime) -> None:
+        """artifactReclaimPolicy: Delete: remove the artifacts listed in the status, then the finalizer.
+
+        Only the listed objects are deleted, never the whole output prefix: several VideoJobs may share one.
+        The operator uses its own S3 credentials (its environment, e.g. from the chart's default Secret) and
+        never reads the Secrets of user namespaces. If deletion keeps failing, the finalizer is removed after
+        ARTIFACT_DELETION_GIVE_UP_SECONDS with a Warning Event, so deleting a VideoJob never hangs."""
+        meta = vj["metadata"]
+        uris = [str(a["uri"]) for a in (vj.get("status") or {}).get("artifacts") or [] if a.get("uri")]
+        try:
+            if uris:
+                await self.call(self._delete_objects, uris)
+                await self.call(self.kube.create_event, vj, "Normal", "ArtifactsDeleted",
+                                f"deleted {len(uris)} artifact(s)", timestamp(now))
+        except Exception as e:
+            deleted_at = parse_time(meta.get("deletionTimestamp")) or now
+            if (now - deleted_at).total_seconds() < ARTIFACT_DELETION_GIVE_UP_SECONDS:
+                log.warning("deleting artifacts failed, will retry: %s", e,
+                            extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+                self.wake_in(10)
+                return
+            await self.call(self.kube.create_event, vj, "Warning", "ArtifactDeletionFailed",
+                            f"gave up deleting the artifacts: {e}"[:1024], timestamp(now))
+        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        await self.set_finalizers(vj, finalizers)
+
+    def _delete_objects(self, uris: list[str]) -> None:
+        from videojob import storage  # boto3 is loaded only by operators that reclaim artifacts
+
+        env = dict(os.environ)
+        if self.settings.s3_endpoint_url:
+            env["S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
+        env.setdefault("AWS_DEFAULT_REGION", self.settings.s3_region)
+        s3 = storage.s3_client_from_env(env)
+        for uri in uris:
+            bucket, key = storage.parse_s3_uri(uri)
+            s3.delete_object(Bucket=bucket, Key=key)

@@ -175,6 +175,17 @@ def test_every_string_list_and_number_is_bounded(schema: dict[str, Any]) -> None
     assert not unbounded, f"unbounded fields make CEL cost estimates explode: {unbounded}"
 
 
+def test_every_bound_is_exact_as_a_float64(schema: dict[str, Any]) -> None:
+    """The API server reads minimum/maximum as float64; 2**63-1 overflowed there and refused every value."""
+    inexact = [
+        (path, key, node[key])
+        for path, node in nodes(schema)
+        for key in ("minimum", "maximum")
+        if key in node and abs(node[key]) > models.MAX_SAFE_INTEGER
+    ]
+    assert not inexact, inexact
+
+
 def test_every_spec_field_has_a_description(schema: dict[str, Any]) -> None:
     missing = [
         path for path, node in nodes(schema["properties"]["spec"], ".spec")

@@ -33,8 +33,9 @@ MAX_OPERATIONS = 32
 # The operator names the Kubernetes Job after the VideoJob plus a suffix ("-a<attempt>-<hash>"); Job names are
 # DNS labels (63 characters) whose pods add their own suffix, so the VideoJob's name is held to 52.
 MAX_NAME_LENGTH = 52
-MAX_INT64 = 2**63 - 1
-MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer JSON consumers read exactly
+# The largest integer a float64 holds exactly. The API server reads a schema's `maximum` as a float64: a bound of
+# 2**63-1 overflows there and refuses every value, so no bound in the models may exceed this one.
+MAX_SAFE_INTEGER = 2**53 - 1
 MAX_CRF_H26X = 51  # x264/x265's scale; libvpx-vp9 and AV1 encoders go to 63
 
 

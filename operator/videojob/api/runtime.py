@@ -26,7 +26,7 @@ ENV_PROGRESS = "VIDEOJOB_PROGRESS"  # "kubernetes" (patch the VideoJob's status)
 ENV_PROGRESS_INTERVAL = "VIDEOJOB_PROGRESS_INTERVAL"  # seconds between progress reports
 ENV_SERVICEACCOUNT_DIR = "VIDEOJOB_SERVICEACCOUNT_DIR"  # token, ca.crt and namespace for the Kubernetes reporter
 ENV_ALLOW_HTTP = "VIDEOJOB_ALLOW_HTTP"  # "true" lets inputs use http://
-ENV_ALLOWED_HOSTS = "VIDEOJOB_ALLOWED_HOSTS"  # comma-separated host names/suffixes for http(s) inputs; empty = any public
+ENV_ALLOWED_HOSTS = "VIDEOJOB_ALLOWED_HOSTS"  # comma-separated hosts/.suffixes for http(s) inputs; empty = any public
 ENV_ALLOW_PRIVATE_NETWORKS = "VIDEOJOB_ALLOW_PRIVATE_NETWORKS"  # "true" allows loopback/private/link-local hosts
 ENV_MAX_INPUT_BYTES = "VIDEOJOB_MAX_INPUT_BYTES"
 ENV_MAX_INPUT_SECONDS = "VIDEOJOB_MAX_INPUT_SECONDS"

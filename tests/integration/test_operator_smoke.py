@@ -1,0 +1,330 @@
+"""The operator's lifecycle on the real local environment: `videojob-operator` runs as a subprocess against the
+control plane, the Job controller and the node agent run the pods it creates.
+
+The transcoder is replaced by a tiny stand-in (STAND_IN below) because these tests are about the operator: the
+stand-in reads its spec like the real one, and behaves by the output name: "output" succeeds after two seconds
+(long enough for the Running phase to be observed), "slow" runs until stopped, "bad" fails like a missing
+input (exit 65 with a TranscodeResult). The e2e tests run the real transcoder.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, TestEnv, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+GROUP, VERSION, PLURAL = "videojob.dev", "v1alpha1", "videojobs"
+
+STAND_IN = r"""
+import json, os, sys, time
+spec = json.loads(os.environ["VIDEOJOB_SPEC"])
+name = spec["output"]["name"]
+result_path = os.environ["VIDEOJOB_RESULT_PATH"]
+def finish(code, result):
+    with open(result_path, "w") as f:
+        json.dump(result, f)
+    sys.exit(code)
+if name == "bad":
+    uri = spec["inputs"][0]["uri"]
+    finish(65, {"ok": False, "reason": "InputNotFound", "message": f"{uri} does not exist"})
+time.sleep(600 if name == "slow" else 2)
+uri = spec["output"]["uri"] + name + ".mp4"
+finish(0, {"ok": True, "artifacts": [{"uri": uri, "size": 1234, "sha256": "0" * 64, "width": 320, "height": 240}],
+           "bytes_in": 1000, "bytes_out": 1234, "seconds": 2.0})
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """`videojob-operator` as a subprocess watching one namespace; start, kill, start again."""
+
+    def __init__(self, testenv: TestEnv, namespace: str, log_path: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.env = {
+            **testenv.subprocess_env(),
+            "VIDEOJOB_NAMESPACES": namespace,
+            "VIDEOJOB_METRICS_PORT": str(self.port),
+            "VIDEOJOB_TRANSCODER_COMMAND": json.dumps(["python3", "-c", STAND_IN]),
+            "VIDEOJOB_S3_ENDPOINT_URL": testenv.s3_endpoint_url,
+            "VIDEOJOB_PRIORITY_CLASSES": json.dumps(
+                {"urgent": f"{namespace}-urgent", "normal": f"{namespace}-normal", "low": f"{namespace}-low"}
+            ),
+            "VIDEOJOB_LOG_FORMAT": "json",
+            **settings,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "videojob-operator")], env=self.env, stdout=log, stderr=log, cwd=REPO
+        )
+        wait_for(self.healthy, timeout=60, message=f"operator /healthz on port {self.port}; log: {self.log_path}")
+
+    def healthy(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, self.log()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def operator(
+    testenv: TestEnv, namespace: str, core_v1: Any, k8s_client: Any, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    from kubernetes import client
+
+    subprocess.run(
+        [str(testenv.dir / "bin" / "kubectl"), "apply", "--server-side", "--force-conflicts", "-f",
+         str(REPO / "crds" / "videojobs.yaml")],
+        env=testenv.subprocess_env(), check=True, capture_output=True,
+    )
+    core_v1.create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="videojob-s3"),
+        string_data={"AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
+                     "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key},
+    ))
+    scheduling = client.SchedulingV1Api(k8s_client)
+    classes = [f"{namespace}-{band}" for band in ("urgent", "normal", "low")]
+    for value, name in zip((3000, 2000, 1000), classes, strict=True):
+        scheduling.create_priority_class(client.V1PriorityClass(metadata=client.V1ObjectMeta(name=name), value=value))
+    process = OperatorProcess(testenv, namespace, tmp_path / "operator.log")
+    try:
+        process.start()
+        yield process
+    finally:
+        process.stop()
+        for name in classes:
+            scheduling.delete_priority_class(name)
+        sys.stderr.write(f"\n--- operator log (tail) ---\n{process.log()}\n")
+
+
+def videojob(name: str, output: str = "output", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VideoJob",
+        "metadata": {"name": name},
+        "spec": {
+            "inputs": [{"name": "main", "uri": "s3://media/in/main.mp4"}],
+            "output": {"uri": f"s3://media/out/{name}/", "name": output},
+            **spec,
+        },
+    }
+
+
+def get_vj(custom_objects: Any, namespace: str, name: str) -> dict[str, Any]:
+    return custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)  # type: ignore[no-any-return]
+
+
+def events_for(core_v1: Any, namespace: str, name: str) -> list[tuple[str, str]]:
+    events = core_v1.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+    ordered = sorted(events, key=lambda e: (e.last_timestamp or e.event_time, e.metadata.creation_timestamp))
+    return [(e.type, e.reason) for e in ordered if e.source and e.source.component == "videojob-operator"]
+
+
+def test_a_videojob_goes_pending_running_succeeded(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any, testenv: TestEnv
+) -> None:
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, videojob("promo", priority=2, hardware="cpu", retries=3)
+    )
+    seen: list[str] = []
+
+    def phase() -> str | None:
+        status = get_vj(custom_objects, namespace, "promo").get("status") or {}
+        if status.get("phase") and (not seen or seen[-1] != status["phase"]):
+            seen.append(status["phase"])
+        return status.get("phase") if status.get("phase") in ("Succeeded", "Failed") else None
+
+    jobs = wait_for(lambda: batch_v1.list_namespaced_job(namespace).items, timeout=30, interval=0.1,
+                    message="the Job to be created")
+    assert len(jobs) == 1
+    job = jobs[0]
+    vj = get_vj(custom_objects, namespace, "promo")
+    owner = job.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid, owner.controller, owner.block_owner_deletion) == (
+        "VideoJob", "promo", vj["metadata"]["uid"], True, True)
+    assert job.metadata.labels["app.kubernetes.io/managed-by"] == "videojob-operator"
+    assert job.metadata.labels["videojob.dev/uid"] == vj["metadata"]["uid"]
+    assert job.spec.backoff_limit == 3
+    assert [r.action for r in job.spec.pod_failure_policy.rules] == ["FailJob", "Ignore"]
+    pod_spec = job.spec.template.spec
+    assert pod_spec.priority_class_name == f"{namespace}-urgent"
+    assert pod_spec.service_account_name == "videojob-transcoder"
+    container = pod_spec.containers[0]
+    assert container.security_context.read_only_root_filesystem is True
+    assert container.security_context.capabilities.drop == ["ALL"]
+    env = {e.name: e for e in container.env}
+    assert json.loads(env["VIDEOJOB_SPEC"].value)["priority"] == 2
+    assert env["AWS_ACCESS_KEY_ID"].value_from.secret_key_ref.name == "videojob-s3"
+
+    assert wait_for(phase, timeout=90, interval=0.1, message="the VideoJob to finish") == "Succeeded", seen
+    assert seen[-2:] == ["Running", "Succeeded"], f"phases observed: {seen}"
+    status = get_vj(custom_objects, namespace, "promo")["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Succeeded"]["status"] == "True" and conditions["Admitted"]["status"] == "True"
+    assert conditions["Running"]["status"] == conditions["Failed"]["status"] == "False"
+    assert all(c["observedGeneration"] == 1 for c in conditions.values())
+    assert status["attempts"] == 1
+    assert status["node"] == "cpu-0" and status["hardware"] == "cpu"
+    assert status["progress"] == 100
+    assert status["artifacts"][0]["uri"] == "s3://media/out/promo/output.mp4"
+    assert status["startedAt"] <= status["completedAt"]
+    assert "queuePosition" not in status
+
+    # The transcoder's SA may patch videojobs/status in this namespace, and nothing else.
+    from kubernetes import client
+
+    rules = client.RbacAuthorizationV1Api(batch_v1.api_client).read_namespaced_role(
+        "videojob-transcoder", namespace).rules
+    assert [(r.api_groups, r.resources, r.verbs) for r in rules] == [(["videojob.dev"], ["videojobs/status"],
+                                                                       ["patch"])]
+
+    def transition_events() -> list[str] | None:
+        reasons = [reason for _, reason in events_for(core_v1, namespace, "promo")]
+        return reasons if {"Admitted", "Started", "Succeeded"} <= set(reasons) else None
+
+    reasons = wait_for(transition_events, timeout=15, message="Admitted, Started and Succeeded Events")
+    assert len(reasons) == len(set(reasons)), f"one Event per transition, none twice: {reasons}"
+
+    kubectl_wait = subprocess.run(
+        [str(testenv.dir / "bin" / "kubectl"), "wait", "-n", namespace, "--for=condition=Succeeded",
+         "videojob/promo", "--timeout=10s"],
+        env=testenv.subprocess_env(), capture_output=True, text=True, check=False,
+    )
+    assert kubectl_wait.returncode == 0, kubectl_wait.stderr
+
+    def metrics_show_it() -> dict[str, float] | None:
+        metrics = operator.metrics()
+        return metrics if metrics.get('videojob_videojobs{phase="Succeeded"}') == 1 else None
+
+    metrics = wait_for(metrics_show_it, timeout=15, message="metrics to show the VideoJob")
+    assert metrics["videojob_succeeded_total"] == 1
+    assert metrics["videojob_jobs_created_total"] == 1
+    assert metrics["videojob_bytes_out_total"] == 1234
+    assert metrics["videojob_admission_wait_seconds_count"] == 1
+
+
+def test_bad_input_fails_at_once_with_the_reason(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, core_v1: Any
+) -> None:
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                   videojob("broken", output="bad", retries=3, hardware="cpu"))
+
+    def failed() -> dict[str, Any] | None:
+        status = get_vj(custom_objects, namespace, "broken").get("status") or {}
+        return status if status.get("phase") == "Failed" else None
+
+    status = wait_for(failed, timeout=90, message="the VideoJob to fail")
+    assert status["reason"] == "InputNotFound"
+    assert "s3://media/in/main.mp4" in status["message"]
+    assert status["attempts"] == 1, "exit code 65 is never retried (podFailurePolicy FailJob)"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Failed"] == "True"
+    wait_for(lambda: ("Warning", "Failed") in events_for(core_v1, namespace, "broken"), timeout=15,
+             message="a Warning Event for the failure")
+
+
+def test_cancel_stops_the_job(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
+) -> None:
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                   videojob("long", output="slow", hardware="cpu"))
+    wait_for(lambda: (get_vj(custom_objects, namespace, "long").get("status") or {}).get("phase") == "Running",
+             timeout=60, message="the VideoJob to run")
+    custom_objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "long", {"spec": {"cancel": True}})
+    wait_for(lambda: (get_vj(custom_objects, namespace, "long").get("status") or {}).get("phase") == "Cancelled",
+             timeout=30, message="the VideoJob to be Cancelled")
+    wait_for(lambda: not batch_v1.list_namespaced_job(namespace).items, timeout=30, message="the Job to go")
+    wait_for(lambda: not core_v1.list_namespaced_pod(namespace).items, timeout=60,
+             message="its pod to be stopped and removed")
+
+
+def test_restart_adopts_jobs_and_never_duplicates(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any
+) -> None:
+    operator.stop()
+    operator.env["VIDEOJOB_MAX_RUNNING"] = "1"
+    operator.start()
+    for index, priority in enumerate((5, 5, 1)):
+        custom_objects.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, videojob(f"job{index}", output="slow", hardware="cpu",
+                                                        priority=priority)
+        )
+    first = wait_for(lambda: batch_v1.list_namespaced_job(namespace).items, timeout=30, message="a Job")
+    operator.stop(signal.SIGKILL)
+
+    def statuses() -> dict[str, dict[str, Any]]:
+        items = custom_objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return {i["metadata"]["name"]: i.get("status") or {} for i in items}
+
+    operator.start()
+
+    def converged() -> dict[str, dict[str, Any]] | None:
+        s = statuses()
+        running = [n for n, st in s.items() if st.get("jobName")]
+        queued = {n: st.get("queuePosition") for n, st in s.items() if not st.get("jobName")}
+        return s if len(running) == 1 and sorted(queued.values(), key=str) == [1, 2] else None
+
+    final = wait_for(converged, timeout=30, message="one admitted, two queued with positions 1 and 2")
+    jobs = batch_v1.list_namespaced_job(namespace).items
+    assert len(jobs) == 1, [j.metadata.name for j in jobs]
+    assert jobs[0].metadata.uid == first[0].metadata.uid, "the Job made before the kill was adopted"
+    admitted = next(n for n, st in final.items() if st.get("jobName"))
+    priorities = {"job0": 5, "job1": 5, "job2": 1}
+    waiting = sorted((n for n in priorities if n != admitted), key=lambda n: (priorities[n], n))
+    assert [final[n]["queuePosition"] for n in waiting] == [1, 2], "positions follow priority, then age and name"
+    assert jobs[0].metadata.labels["videojob.dev/name"] == admitted
+
+
+def test_bad_settings_stop_the_operator_with_a_clear_message(testenv: TestEnv) -> None:
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "videojob-operator")],
+        env={**testenv.subprocess_env(), "VIDEOJOB_MAX_RUNNING": "none"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "VIDEOJOB_MAX_RUNNING" in result.stderr
+

@@ -44,6 +44,7 @@ from tests.e2e.harness import (  # noqa: E402
     PLURAL,
     VERSION,
     JobRecorder,
+    NotYet,
     OperatorProcess,
     VideoJobs,
     ensure_s3_secret,
@@ -84,10 +85,10 @@ def run_round(n: int, prefix: str, videojobs: VideoJobs, recorder: JobRecorder) 
         list(pool.map(create, names))
     created_s = time.monotonic() - t0
 
-    def all_seen() -> bool | int:
+    def all_seen() -> bool | NotYet:
         seen = {e.owner for e in recorder.snapshot()}
         missing = sum(1 for name in names if name not in seen)
-        return missing == 0 or -missing
+        return missing == 0 or NotYet(f"{missing} missing")
 
     wait_for(all_seen, timeout=max(60, n * 0.5), interval=0.05, message=f"Jobs for all {n} VideoJobs")
     seen_at = {e.owner: e.seen for e in recorder.snapshot() if e.owner in sent}

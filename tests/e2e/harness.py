@@ -45,6 +45,19 @@ S3_SECRET = "videojob-s3"
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
+class NotYet:
+    """A falsy value for wait_for() predicates that still says what was observed (shown when it times out)."""
+
+    def __init__(self, observed: Any) -> None:
+        self.observed = observed
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return repr(self.observed)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,7 +100,7 @@ def install_crd(apiextensions_v1: Any, path: Path = CRD_FILE, timeout: float = 6
         crd = apiextensions_v1.read_custom_resource_definition(CRD_NAME)
         conds = {c.type: c.status for c in (crd.status.conditions or [])}
         ok = conds.get("Established") == "True" and conds.get("NamesAccepted") == "True"
-        return crd if ok else conds
+        return crd if ok else NotYet(conds)
 
     wait_for(established, timeout=timeout, message=f"CRD {CRD_NAME} Established")
     return body
@@ -185,7 +198,7 @@ class OperatorProcess:
         return self
 
     def wait_healthy(self, timeout: float = 60) -> None:
-        def healthy() -> bool | str:
+        def healthy() -> bool | NotYet:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(
                     f"the operator exited with {self.proc.returncode} before it was healthy:\n{self.log_tail()}"
@@ -194,7 +207,7 @@ class OperatorProcess:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=2) as r:
                     return bool(r.status == 200)
             except (urllib.error.URLError, OSError) as e:
-                return f"{e}"
+                return NotYet(f"{e}")
 
         try:
             wait_for(healthy, timeout=timeout, interval=0.2, message="operator /healthz")
@@ -670,7 +683,7 @@ class Diagnostics:
         """Wait until the VideoJob is in one of `phases`; fail with the diagnostics if it ends elsewhere."""
         wanted = {phases} if isinstance(phases, str) else set(phases)
 
-        def reached() -> dict[str, Any] | str:
+        def reached() -> dict[str, Any] | NotYet:
             obj = self.videojobs.get(name)
             phase = (obj.get("status") or {}).get("phase")
             if phase in wanted:
@@ -679,7 +692,7 @@ class Diagnostics:
                 raise AssertionError(
                     f"VideoJob {name} ended {phase}, expected {sorted(wanted)}\n{self.report([name])}"
                 )
-            return describe_videojob(obj)
+            return NotYet(describe_videojob(obj))
 
         try:
             message = f"VideoJob {name} in {sorted(wanted)}"
@@ -694,7 +707,7 @@ class Diagnostics:
     ) -> None:
         names = list(names)
 
-        def done() -> bool | dict[str, int]:
+        def done() -> bool | NotYet:
             phases = self.videojobs.phases()
             bad = [n for n in names if phases.get(n) in TERMINAL and phases.get(n) != phase]
             if bad:
@@ -707,7 +720,7 @@ class Diagnostics:
             counts: dict[str, int] = defaultdict(int)
             for n in names:
                 counts[str(phases.get(n))] += 1
-            return dict(counts)
+            return NotYet(dict(counts))
 
         try:
             wait_for(done, timeout=timeout, interval=interval, message=f"{len(names)} VideoJobs {phase}")

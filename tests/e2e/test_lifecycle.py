@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import (
+    Diagnostics,
+    JobRecorder,
+    MediaFactory,
+    NotYet,
+    OperatorProcess,
+    ScriptedHTTPServer,
+    VideoJobs,
+)
 from tests.e2e.specs import container_pid, encode_spec, process_group_alive
 
 pytestmark = pytest.mark.e2e
@@ -156,7 +164,7 @@ def test_transient_failure_is_retried_and_succeeds(
     def first_pod_failed() -> Any:
         pods = core_v1.list_namespaced_pod(namespace).items
         failed = [p for p in pods if p.status.phase == "Failed"]
-        return failed[0] if failed else [(p.metadata.name, p.status.phase) for p in pods]
+        return failed[0] if failed else NotYet([(p.metadata.name, p.status.phase) for p in pods])
 
     pod = diagnostics.wait(first_pod_failed, timeout=180, interval=0.5,
                    message="the first attempt to fail on 503")

@@ -14,12 +14,19 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import pytest
 
 from tests.conftest import wait_for
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import (
+    Diagnostics,
+    JobRecorder,
+    MediaFactory,
+    NotYet,
+    OperatorProcess,
+    ScriptedHTTPServer,
+    VideoJobs,
+)
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
@@ -77,10 +84,10 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
         waiting = EXPECTED_ORDER[step:]
         expected = {name: ("Pending", index) for index, name in enumerate(waiting, start=1)}
 
-        def positions_right(expected: dict[str, tuple[str, int]] = expected) -> bool | dict[str, Any]:
+        def positions_right(expected: dict[str, tuple[str, int]] = expected) -> bool | NotYet:
             state = queue_state()
             observed = {name: state.get(name) for name in expected}
-            return observed == expected or observed
+            return observed == expected or NotYet(observed)
 
         diagnostics.wait(positions_right, timeout=30, interval=0.2,
                  message=f"queue positions at step {step} (running {running}): {expected}")

@@ -257,3 +257,27 @@ def test_failed_event_is_a_warning_with_the_reason() -> None:
 def test_ttl(status: dict[str, Any], spec_ttl: int | None, default: int | None, remaining: float | None) -> None:
     body = vj(status) if spec_ttl is None else vj(status, ttlSecondsAfterFinished=spec_ttl)
     assert ttl_remaining(body, default, NOW) == remaining
+
+
+@pytest.mark.parametrize(
+    ("pod_status", "reason", "in_message"),
+    [
+        pytest.param({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                          "reason": "Unschedulable",
+                                                          "message": "0/2 nodes: Insufficient nvidia.com/gpu"}]},
+                     "Unschedulable", "nvidia.com/gpu", id="waiting for a GPU"),
+        pytest.param({"phase": "Pending", "containerStatuses": [
+            {"name": "transcode", "state": {"waiting": {"reason": "CreateContainerConfigError",
+                                                        "message": 'secret "videojob-s3" not found'}}}]},
+                     "CreateContainerConfigError", "videojob-s3", id="its credentials Secret is missing"),
+        pytest.param({"phase": "Pending", "containerStatuses": [
+            {"name": "transcode", "state": {"waiting": {"reason": "ContainerCreating"}}}]},
+                     "Admitted", "waiting for its pod", id="just starting"),
+    ],
+)
+def test_a_waiting_pod_says_why(pod_status: dict[str, Any], reason: str, in_message: str) -> None:
+    waiting_pod = {"metadata": {"name": "p", "creationTimestamp": "2026-01-01T11:50:00Z"}, "spec": {},
+                   "status": pod_status}
+    status = derive_status(vj({"phase": "Pending"}), job(), [waiting_pod], NOW)
+    assert (status["phase"], status["reason"]) == ("Pending", reason)
+    assert in_message in status["message"]

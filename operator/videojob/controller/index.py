@@ -10,7 +10,7 @@ number is simply replaced. A list replaces the view of its kind, except for obje
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from videojob.controller.jobs import LABEL_UID
@@ -32,19 +32,42 @@ def newer_or_same(candidate: Mapping[str, Any], current: Mapping[str, Any] | Non
     return a is None or b is None or a >= b
 
 
-class Store:
-    """Objects of one kind by uid."""
+def _slim_metadata(body: Mapping[str, Any]) -> Body:
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in ("managedFields", "annotations")}
+    return {"metadata": meta}
 
-    def __init__(self) -> None:
+
+def slim_videojob(body: Mapping[str, Any]) -> Body:
+    """What a pass reads of a VideoJob: all of it but the server's field-ownership bookkeeping."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    return {**body, "metadata": meta}
+
+
+def slim_job(body: Mapping[str, Any]) -> Body:
+    """A Job's identity and status; its pod template (with the spec in its environment) stays out of memory."""
+    return {**_slim_metadata(body), "status": body.get("status") or {}}
+
+
+def slim_pod(body: Mapping[str, Any]) -> Body:
+    """A pod's identity, node and status."""
+    return {**_slim_metadata(body), "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+            "status": body.get("status") or {}}
+
+
+class Store:
+    """Objects of one kind by uid, slimmed to what the operator reads (memory for thousands of them)."""
+
+    def __init__(self, slim: Callable[[Mapping[str, Any]], Body] = dict) -> None:
+        self.slim = slim
         self.items: dict[str, Body] = {}
         # uid -> resourceVersion of deletions seen since the last list: a list read before a deletion
         # must not bring the object back.
         self.tombstones: dict[str, int | None] = {}
 
-    def upsert(self, body: Body) -> bool:
+    def upsert(self, body: Mapping[str, Any]) -> bool:
         uid = str(body["metadata"]["uid"])
         if newer_or_same(body, self.items.get(uid)):
-            self.items[uid] = body
+            self.items[uid] = self.slim(body)
             return True
         return False
 
@@ -53,7 +76,7 @@ class Store:
         self.items.pop(uid, None)
         self.tombstones[uid] = _version(body)
 
-    def replace(self, bodies: Iterable[Body], list_version: str) -> None:
+    def replace(self, bodies: Iterable[Mapping[str, Any]], list_version: str) -> None:
         """Take a complete list as the truth, keeping objects newer than the list (stored meanwhile)."""
         try:
             listed_at: int | None = int(list_version)
@@ -65,7 +88,7 @@ class Store:
             if uid in self.tombstones and newer_or_same({"metadata": {"resourceVersion": self.tombstones[uid]}}, body):
                 continue  # deleted after the list was read
             current = self.items.get(uid)
-            fresh[uid] = current if current is not None and not newer_or_same(body, current) else body
+            fresh[uid] = current if current is not None and not newer_or_same(body, current) else self.slim(body)
         for uid, current in self.items.items():
             version = _version(current)
             if uid not in fresh and listed_at is not None and version is not None and version > listed_at:
@@ -84,14 +107,14 @@ class Index:
     """VideoJobs by uid; Jobs and pods grouped by the uid of the VideoJob they belong to (their uid label)."""
 
     def __init__(self) -> None:
-        self.videojobs = Store()
-        self.jobs = Store()
-        self.pods = Store()
+        self.videojobs = Store(slim_videojob)
+        self.jobs = Store(slim_job)
+        self.pods = Store(slim_pod)
 
     def store(self, kind: str) -> Store:
         return {"videojobs": self.videojobs, "jobs": self.jobs, "pods": self.pods}[kind]
 
-    def observe(self, kind: str, event_type: str | None, body: Body) -> None:
+    def observe(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         store = self.store(kind)
         if event_type == "DELETED":
             store.remove(body)

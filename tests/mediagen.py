@@ -79,7 +79,7 @@ def video(
 ) -> Path:
     """A clip: testsrc2 (or a solid `color`) with a sine tone (`audio="sine"`), silence ("silence") or no audio.
 
-    `volume` is the sine's amplitude (0.25 ≈ -15 dBFS RMS).
+    `volume` scales lavfi's sine (itself 1/8 of full scale): 0.25 gives about -33 dBFS RMS.
     """
     key = _key(container, color, size, fps, duration, audio, frequency, sample_rate, volume, channels)
     out = media_dir() / f"video-{key}.{container}"

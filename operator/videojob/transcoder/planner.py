@@ -369,6 +369,8 @@ def _audio(graph: _Graph, stream: _Stream, op: Audio) -> None:
     filters.append(f"apad=whole_dur={duration},atrim=duration={duration}")
     added = graph.add([audio], ",".join(filters), graph.label("aa"))
     if op.mode == AudioMode.REPLACE or stream.audio is None:
+        if stream.audio is not None:  # every pad of the graph must lead somewhere: the old sound ends here
+            graph.chains.append(f"[{stream.audio}]anullsink")
         stream.audio = added
     else:
         # normalize=0: the original keeps its level, the added audio comes on top (amix halves both otherwise)

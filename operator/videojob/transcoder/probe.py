@@ -20,6 +20,9 @@ FFPROBE = "ffprobe"
 PROBE_TIMEOUT = 60.0  # seconds: ffprobe reads headers (and a little data), never the whole file
 # Formats ffprobe recognises for subtitle and image files: a file of these is "media" only for its own purpose.
 SUBTITLE_FORMATS = frozenset({"srt", "webvtt", "ass", "subrip"})
+# Demuxers an input may be opened with (FFmpeg's -format_whitelist): playlists (hls, dash), concat scripts,
+# image sequences and the like, which make FFmpeg open further files, are refused before they are parsed.
+INPUT_FORMATS = "mov,matroska,avi,mp3,aac,wav,ogg,flac"
 
 
 @dataclass(frozen=True)
@@ -129,21 +132,23 @@ def parse_ffprobe(data: dict[str, Any]) -> MediaFacts:
     )
 
 
-def ffprobe_argv(path: Path) -> list[str]:
-    """The ffprobe command for a local file. `file:` keeps a name like "concat:x" from being read as a protocol."""
+def ffprobe_argv(path: Path, formats: str | None = INPUT_FORMATS) -> list[str]:
+    """The ffprobe command for a local file. `file:` keeps a name like "concat:x" from being read as a protocol;
+    `formats` limits the demuxers (None: any, for files we made ourselves)."""
+    whitelist = ["-format_whitelist", formats] if formats else []
     return [
-        FFPROBE, "-v", "error", "-protocol_whitelist", "file",
+        FFPROBE, "-v", "error", "-protocol_whitelist", "file", *whitelist,
         "-print_format", "json", "-show_format", "-show_streams",
         f"file:{path}",
     ]
 
 
-def probe(path: Path, label: str | None = None) -> MediaFacts:
+def probe(path: Path, label: str | None = None, formats: str | None = INPUT_FORMATS) -> MediaFacts:
     """Probe a local file. Raises BadInput naming `label` (or the file) when it is not readable media."""
     name = label or str(path)
     try:
         completed = subprocess.run(
-            ffprobe_argv(Path(path)), capture_output=True, timeout=PROBE_TIMEOUT, check=False
+            ffprobe_argv(Path(path), formats), capture_output=True, timeout=PROBE_TIMEOUT, check=False
         )
     except subprocess.TimeoutExpired:
         message = f"{name}: ffprobe did not finish within {PROBE_TIMEOUT:.0f} s"
@@ -151,7 +156,8 @@ def probe(path: Path, label: str | None = None) -> MediaFacts:
     error = completed.stderr.decode("utf-8", "replace").strip().splitlines()
     detail = error[-1] if error else f"ffprobe exit status {completed.returncode}"
     if completed.returncode != 0:
-        raise BadInput(f"{name} is not readable media: {detail}", reason="UnreadableMedia")
+        accepted = " (accepted containers: MP4, MOV, MKV, WebM, AVI, MP3, AAC, WAV, Ogg, FLAC)" if formats else ""
+        raise BadInput(f"{name} is not readable media{accepted}: {detail}", reason="UnreadableMedia")
     try:
         return parse_ffprobe(json.loads(completed.stdout or b"{}"))
     except (ValueError, json.JSONDecodeError) as e:

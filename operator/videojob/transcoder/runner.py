@@ -267,14 +267,14 @@ def run(job: Job) -> TranscodeResult:
 
     artifacts: list[Artifact] = []
     bytes_out = 0
-    out_facts = probe(the_plan.output, label="the result")
+    out_facts = probe(the_plan.output, label="the result", formats=None)
     uri, size = _deliver(job, the_plan.output, the_plan.output_filename, the_plan.content_type)
     artifacts.append(_artifact(uri, the_plan.output, "video", the_plan.content_type, out_facts))
     bytes_out += size
     if the_plan.thumbnail_path is not None:
         thumb = the_plan.thumbnail_path
         uri, size = _deliver(job, thumb, thumb.name, "image/jpeg")
-        image = probe(thumb, label="the thumbnail")
+        image = probe(thumb, label="the thumbnail", formats=None)
         still = MediaFacts(duration=None, format_name=image.format_name, has_video=True, width=image.width,
                            height=image.height, video_codec=image.video_codec)
         artifacts.append(_artifact(uri, thumb, "thumbnail", "image/jpeg", still))

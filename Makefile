@@ -88,5 +88,7 @@ install: ## Install the CRD into the current kubectl context.
 	kubectl apply --server-side -f crds/
 
 .PHONY: deploy
-deploy: ## Install the Helm chart into the current kubectl context.
-	helm upgrade --install videojob-operator charts/videojob-operator -n videojob-system --create-namespace
+deploy: install ## Install (or upgrade) the Helm chart into the current kubectl context, with the images of docker-build.
+	helm upgrade --install videojob-operator charts/videojob-operator -n videojob-system --create-namespace --wait \
+	  --set image.repository=$(firstword $(subst :, ,$(IMG_OPERATOR))),image.tag=$(lastword $(subst :, ,$(IMG_OPERATOR))) \
+	  --set transcoder.image.repository=$(firstword $(subst :, ,$(IMG_TRANSCODER))),transcoder.image.tag=$(lastword $(subst :, ,$(IMG_TRANSCODER)))

@@ -2,7 +2,7 @@
 # Builds the local environment's binaries from their published Go modules, once per machine.
 #
 # Results are cached outside the repository, keyed by version:
-#   ${XDG_CACHE_HOME:-~/.cache}/videojob-operator/tools/<name>-<version>
+#   ${XDG_CACHE_HOME:-~/.cache}/videojob-operator/tools/<name>-<version>-r<recipe>
 # and linked into .testenv/bin. A warm run only checks that the files exist.
 #
 # Usage: hack/build-tools.sh [component...]   (components: etcd kubernetes minio helm; default all)
@@ -38,20 +38,23 @@ wrapper_module() {
   echo "package toolbuild" >"$dir/doc.go"
 }
 
-# build NAME VERSION MODULE SIBLING_VERSION BINARY=PACKAGE...
+# Bump when the way a tool is built changes (flags, not versions), so cached binaries are rebuilt.
+RECIPE=2
+
+# build NAME VERSION MODULE SIBLING_VERSION LDFLAGS BINARY=PACKAGE...
 build() {
-  local name=$1 version=$2 module=$3 sibling=$4; shift 4
-  local out=$cache/$name-$version missing=0 spec pkgs=()
+  local name=$1 version=$2 module=$3 sibling=$4 ldflags=$5; shift 5
+  local out=$cache/$name-$version-r$RECIPE missing=0 spec pkgs=()
   for spec in "$@"; do [ -x "$out/${spec%%=*}" ] || missing=1; pkgs+=("${spec#*=}"); done
   if [ $missing = 1 ]; then
     local work log
-    work=$(mktemp -d) log=$cache/$name-$version.log
+    work=$(mktemp -d) log=$out.log
     echo ">> building $name $version (first time on this machine; log: $log)"
     if ! {
       wrapper_module "$work" "$module" "$version" "$sibling" && rm -rf "$out.tmp" && mkdir -p "$out.tmp" &&
         (cd "$work" && go get "$module@$version" &&
           for spec in "$@"; do
-            go build -trimpath -ldflags="-s -w" -o "$out.tmp/${spec%%=*}" "${spec#*=}" || exit 1
+            go build -trimpath -ldflags="-s -w $ldflags" -o "$out.tmp/${spec%%=*}" "${spec#*=}" || exit 1
           done)
     } >"$log" 2>&1; then
       echo "!! building $name $version failed; last lines of $log:" >&2
@@ -64,16 +67,30 @@ build() {
   for spec in "$@"; do ln -sf "$out/${spec%%=*}" "$bin_link/${spec%%=*}"; done
 }
 
+# Version stamps the projects' own release builds set: without them kube-apiserver reports v0.0.0-master, and
+# `helm install` refuses charts with a kubeVersion constraint against it.
+k8s_major=${K8S_VERSION#v}; k8s_major=${k8s_major%%.*}
+k8s_minor=${K8S_VERSION#v*.}; k8s_minor=${k8s_minor%%.*}
+k8s_ldflags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$k8s_major -X $pkg.gitMinor=$k8s_minor"
+  k8s_ldflags+=" -X $pkg.gitTreeState=clean"
+done
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=$k8s_major -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+
 want=${*:-etcd kubernetes minio helm}
 for c in $want; do
   case $c in
-    etcd) build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" etcd=go.etcd.io/etcd/server/v3 ;;
-    kubernetes) build kubernetes "$K8S_VERSION" k8s.io/kubernetes "v0.${K8S_VERSION#v1.}" \
+    etcd) build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "" etcd=go.etcd.io/etcd/server/v3 ;;
+    kubernetes) build kubernetes "$K8S_VERSION" k8s.io/kubernetes "v0.${K8S_VERSION#v1.}" "$k8s_ldflags" \
       kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
       kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
       kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubectl=k8s.io/kubernetes/cmd/kubectl ;;
-    minio) build minio "$MINIO_VERSION" github.com/minio/minio "$MINIO_VERSION" minio=github.com/minio/minio ;;
-    helm) build helm "$HELM_VERSION" helm.sh/helm/v3 "$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm ;;
+    minio) build minio "$MINIO_VERSION" github.com/minio/minio "$MINIO_VERSION" "" minio=github.com/minio/minio ;;
+    helm) build helm "$HELM_VERSION" helm.sh/helm/v3 "$HELM_VERSION" "$helm_ldflags" helm=helm.sh/helm/v3/cmd/helm ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
 done

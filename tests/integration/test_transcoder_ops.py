@@ -345,3 +345,32 @@ def test_a_subtitle_input_that_is_a_playlist_is_refused(tmp_path: Path) -> None:
     playlist.write_text("#EXTM3U\n#EXTINF:10,\nfile:///etc/passwd\n")
     with pytest.raises(BadInput, match="input subs is not a subtitle file"):
         transcode(tmp_path, {"base": mg.video("mp4"), "subs": playlist}, [{"subtitles": {"input": "subs"}}])
+
+
+SENTENCE = "hello world this is a test of subtitles"
+
+
+@pytest.mark.stt
+def test_generated_subtitles_from_speech_are_emitted_and_burned(tmp_path: Path) -> None:
+    speech = mg.speech_wav(SENTENCE)
+    speech_seconds = probe(speech).duration or 0
+    base = mg.video("mp4", color="navy", duration=round(speech_seconds + 1.0, 1))
+    operations = [
+        {"audio": {"input": "speech", "mode": "replace", "offset": 0.5}},
+        {"subtitles": {"generate": {"language": "en"}, "emit": ["srt", "vtt"], "style": {"size": 24}}},
+    ]
+    result, out = transcode(tmp_path, {"base": base, "speech": speech}, operations)
+    assert [a.kind for a in result.artifacts] == ["video", "subtitles", "subtitles"]
+    srt_path, vtt_path = (Path(a.uri.removeprefix("file://")) for a in result.artifacts[1:])
+    from videojob.transcoder.stt import parse_srt, parse_vtt
+
+    cues = parse_srt(srt_path.read_text())
+    assert cues and parse_vtt(vtt_path.read_text()) == cues
+    # within the speech (placed at 0.5 s), give or take Whisper's word timing (a few tenths of a second)
+    assert all(c.start >= 0.5 - 0.4 and c.end <= 0.5 + speech_seconds + 0.4 for c in cues), cues
+    heard = {w.strip(".,!?").lower() for c in cues for w in c.text.split()}
+    spoken = set(SENTENCE.split())
+    assert len(heard & spoken) >= len(spoken) / 2, heard
+    _, plain = transcode(tmp_path / "plain", {"base": base})
+    middle = (cues[0].start + cues[0].end) / 2
+    assert mg.changed_fraction(mg.frame_rgb(plain, middle), mg.frame_rgb(out, middle), (0, 0, 320, 240)) > 0.004

@@ -113,8 +113,9 @@ class OperatorProcess:
 
 @pytest.fixture
 def operator(
-    testenv: TestEnv, namespace: str, core_v1: Any, k8s_client: Any, tmp_path: Path
+    request: pytest.FixtureRequest, testenv: TestEnv, namespace: str, core_v1: Any, k8s_client: Any, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
+    """The operator watching the test's namespace; extra settings by indirect parametrisation (env var -> value)."""
     from kubernetes import client
 
     subprocess.run(
@@ -131,7 +132,7 @@ def operator(
     classes = [f"{namespace}-{band}" for band in ("urgent", "normal", "low")]
     for value, name in zip((3000, 2000, 1000), classes, strict=True):
         scheduling.create_priority_class(client.V1PriorityClass(metadata=client.V1ObjectMeta(name=name), value=value))
-    process = OperatorProcess(testenv, namespace, tmp_path / "operator.log")
+    process = OperatorProcess(testenv, namespace, tmp_path / "operator.log", **getattr(request, "param", {}))
     try:
         process.start()
         yield process
@@ -328,3 +329,117 @@ def test_bad_settings_stop_the_operator_with_a_clear_message(testenv: TestEnv) -
     assert result.returncode == 2
     assert "VIDEOJOB_MAX_RUNNING" in result.stderr
 
+
+
+def phase_of(custom_objects: Any, namespace: str, name: str) -> str | None:
+    return (get_vj(custom_objects, namespace, name).get("status") or {}).get("phase")  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("operator", [{"VIDEOJOB_MAX_RUNNING_GPU": "1"}], indirect=True, ids=["one GPU slot"])
+def test_nvidia_lands_on_the_gpu_node_and_auto_falls_back_to_cpu(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
+) -> None:
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                   videojob("gpu", output="slow", hardware="nvidia"))
+    wait_for(lambda: phase_of(custom_objects, namespace, "gpu") == "Running", timeout=60, message="GPU job running")
+    status = get_vj(custom_objects, namespace, "gpu")["status"]
+    assert (status["node"], status["hardware"]) == ("gpu-0", "nvidia")
+    pod_spec = batch_v1.read_namespaced_job(status["jobName"], namespace).spec.template.spec
+    assert pod_spec.node_selector == {"nvidia.com/gpu.present": "true"}
+    assert [(t.key, t.operator, t.effect) for t in pod_spec.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    assert pod_spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, videojob("auto"))
+    wait_for(lambda: phase_of(custom_objects, namespace, "auto") == "Succeeded", timeout=60,
+             message="the auto job to succeed on CPU while the GPU is busy")
+    status = get_vj(custom_objects, namespace, "auto")["status"]
+    assert (status["node"], status["hardware"]) == ("cpu-0", "cpu")
+    custom_objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gpu", {"spec": {"cancel": True}})
+    wait_for(lambda: phase_of(custom_objects, namespace, "gpu") == "Cancelled", timeout=30, message="cancelled")
+
+
+@pytest.mark.parametrize("operator", [{"VIDEOJOB_MAX_RUNNING": "1"}], indirect=True, ids=["one slot"])
+def test_queue_positions_follow_priority_and_move_with_it(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any
+) -> None:
+    create = custom_objects.create_namespaced_custom_object
+    create(GROUP, VERSION, namespace, PLURAL, videojob("first", output="slow", hardware="cpu"))
+    wait_for(lambda: batch_v1.list_namespaced_job(namespace).items, timeout=30, message="the first Job")
+    create(GROUP, VERSION, namespace, PLURAL, videojob("a", output="slow", hardware="cpu", priority=5))
+    create(GROUP, VERSION, namespace, PLURAL, videojob("b", output="slow", hardware="cpu", priority=5))
+    create(GROUP, VERSION, namespace, PLURAL, videojob("c", output="slow", hardware="cpu", priority=1))
+
+    def positions(expected: dict[str, int]) -> Any:
+        def check() -> dict[str, Any] | None:
+            got = {n: (get_vj(custom_objects, namespace, n).get("status") or {}).get("queuePosition")
+                   for n in expected}
+            return got if got == expected else None
+        return check
+
+    wait_for(positions({"c": 1, "a": 2, "b": 3}), timeout=30, message="priority 1 ahead of older priority 5 jobs")
+    # a was created before c (or in the same second, and "a" < "c"): at the same priority it goes first.
+    patch = custom_objects.patch_namespaced_custom_object
+    patch(GROUP, VERSION, namespace, PLURAL, "a", {"spec": {"priority": 1}})
+    wait_for(positions({"a": 1, "c": 2, "b": 3}), timeout=30, message="raising a's priority moves it up")
+    assert len(batch_v1.list_namespaced_job(namespace).items) == 1, "maxRunning 1 holds"
+
+    patch(GROUP, VERSION, namespace, PLURAL, "first", {"spec": {"cancel": True}})
+    wait_for(lambda: get_vj(custom_objects, namespace, "a")["status"].get("jobName"), timeout=30,
+             message="a admitted when the slot frees")
+    wait_for(positions({"c": 1, "b": 2}), timeout=30, message="the queue moves up")
+    for name in ("a", "b", "c"):
+        patch(GROUP, VERSION, namespace, PLURAL, name, {"spec": {"cancel": True}})
+
+
+def test_deleting_a_videojob_removes_its_job_and_pods(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
+) -> None:
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                   videojob("doomed", output="slow", hardware="cpu"))
+    wait_for(lambda: phase_of(custom_objects, namespace, "doomed") == "Running", timeout=60, message="running")
+    vj = get_vj(custom_objects, namespace, "doomed")
+    assert not vj["metadata"].get("finalizers"), "no finalizer when artifacts are retained: deletion never waits"
+    custom_objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "doomed")
+    wait_for(lambda: not batch_v1.list_namespaced_job(namespace).items, timeout=60, message="the Job collected")
+    wait_for(lambda: not core_v1.list_namespaced_pod(namespace).items, timeout=60, message="the pod stopped")
+
+
+@pytest.mark.parametrize("operator", [{"VIDEOJOB_DEFAULT_TTL_SECONDS": "2"}], indirect=True, ids=["2 s TTL"])
+def test_finished_videojobs_are_deleted_after_their_ttl(
+    operator: OperatorProcess, namespace: str, custom_objects: Any
+) -> None:
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, videojob("brief", hardware="cpu"))
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, videojob("kept", hardware="cpu", ttlSecondsAfterFinished=3600))
+    wait_for(lambda: phase_of(custom_objects, namespace, "kept") == "Succeeded", timeout=60, message="kept succeeds")
+
+    def brief_gone() -> bool:
+        items = custom_objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return "brief" not in {i["metadata"]["name"] for i in items}
+
+    wait_for(brief_gone, timeout=30, message="the VideoJob with the 2 s default TTL to be deleted")
+    assert phase_of(custom_objects, namespace, "kept") == "Succeeded", "its own TTL of an hour keeps it"
+
+
+def test_artifact_reclaim_policy_delete_removes_the_artifacts(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, s3: Any, bucket: str
+) -> None:
+    body = videojob("reclaim", hardware="cpu", artifactReclaimPolicy="Delete")
+    body["spec"]["output"]["uri"] = f"s3://{bucket}/out/reclaim/"
+    s3.put_object(Bucket=bucket, Key="out/reclaim/output.mp4", Body=b"artifact")  # what the stand-in reports
+    s3.put_object(Bucket=bucket, Key="out/reclaim/not-an-artifact.txt", Body=b"someone else's")
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    wait_for(lambda: "videojob.dev/artifacts" in (get_vj(custom_objects, namespace, "reclaim")["metadata"].get(
+        "finalizers") or []), timeout=30, message="the artifact finalizer")
+    wait_for(lambda: phase_of(custom_objects, namespace, "reclaim") == "Succeeded", timeout=60, message="success")
+    custom_objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "reclaim")
+
+    def keys() -> set[str]:
+        return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+    def reclaimed() -> bool:
+        items = custom_objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return not items and "out/reclaim/output.mp4" not in keys()
+
+    wait_for(reclaimed, timeout=30, message="the VideoJob gone and its artifact deleted")
+    assert keys() == {"out/reclaim/not-an-artifact.txt"}, "only the listed artifacts are deleted, never the prefix"

@@ -1,0 +1,96 @@
+"""The operator runs with exactly OPERATOR_CLUSTER_RULES (the chart's ClusterRole) and nothing more.
+
+A ServiceAccount bound to a ClusterRole made from the rules gets a token; the operator runs with a kubeconfig
+holding only that token, and a VideoJob must go all the way to Succeeded, with its Events and the per-namespace
+transcoder Role (which the API server only lets it create because it holds `patch videojobs/status` itself).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import TestEnv, wait_for
+from tests.integration.test_operator_smoke import GROUP, PLURAL, VERSION, OperatorProcess, get_vj, videojob
+from videojob.controller.rbac import OPERATOR_CLUSTER_RULES
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture
+def operator_kubeconfig(
+    testenv: TestEnv, namespace: str, core_v1: Any, rbac_v1: Any, tmp_path: Path
+) -> Iterator[Path]:
+    """A kubeconfig for a ServiceAccount that holds OPERATOR_CLUSTER_RULES only."""
+    from kubernetes import client
+
+    name = f"{namespace}-operator"
+    rbac_v1.create_cluster_role({"metadata": {"name": name}, "rules": OPERATOR_CLUSTER_RULES})
+    core_v1.create_namespaced_service_account(namespace, {"metadata": {"name": "videojob-operator"}})
+    rbac_v1.create_cluster_role_binding({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "videojob-operator", "namespace": namespace}],
+    })
+    try:
+        token = core_v1.create_namespaced_service_account_token(
+            "videojob-operator", namespace,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)),
+        ).status.token
+        admin = yaml.safe_load(Path(testenv.kubeconfig).read_text())
+        cluster = admin["clusters"][0]["cluster"]
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "testenv", "cluster": cluster}],
+            "users": [{"name": "operator", "user": {"token": token}}],
+            "contexts": [{"name": "operator", "context": {"cluster": "testenv", "user": "operator"}}],
+            "current-context": "operator",
+        }
+        path = tmp_path / "operator.kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig))
+        path.chmod(0o600)
+        yield path
+    finally:
+        rbac_v1.delete_cluster_role_binding(name)
+        rbac_v1.delete_cluster_role(name)
+
+
+def test_the_operator_needs_nothing_beyond_its_cluster_rules(
+    testenv: TestEnv, namespace: str, operator_kubeconfig: Path, core_v1: Any, custom_objects: Any, rbac_v1: Any,
+    tmp_path: Path,
+) -> None:
+    core_v1.create_namespaced_secret(namespace, {
+        "metadata": {"name": "videojob-s3"},
+        "stringData": {"AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
+                       "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key},
+    })
+    process = OperatorProcess(
+        testenv, namespace, tmp_path / "operator.log",
+        KUBECONFIG=str(operator_kubeconfig),
+        VIDEOJOB_PRIORITY_CLASSES=json.dumps({"urgent": "", "normal": "", "low": ""}),
+    )
+    try:
+        process.start()
+        custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                       videojob("least", hardware="cpu"))
+
+        def finished() -> dict[str, Any] | None:
+            status = get_vj(custom_objects, namespace, "least").get("status") or {}
+            return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+        status = wait_for(finished, timeout=90, message=f"the VideoJob to finish; log:\n{process.log()}")
+        assert status["phase"] == "Succeeded", status
+        reasons = {e.reason for e in core_v1.list_namespaced_event(
+            namespace, field_selector="involvedObject.name=least").items}
+        assert {"Admitted", "Succeeded"} <= reasons
+        role = rbac_v1.read_namespaced_role("videojob-transcoder", namespace)
+        assert role.rules[0].resources == ["videojobs/status"]
+        assert "Forbidden" not in process.log() and "403" not in process.log(), process.log()
+    finally:
+        process.stop()

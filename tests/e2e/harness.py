@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from tests import mediagen
 from tests.conftest import REPO, TestEnv, WaitTimeout, wait_for
 
 GROUP = "videojob.dev"
@@ -326,12 +327,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 def probe(path: Path) -> dict[str, Any]:
     """ffprobe's JSON (format and streams) for a local file."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-        capture_output=True, text=True, check=False, timeout=60,
-    )
-    assert out.returncode == 0, f"ffprobe {path} failed: {out.stderr[-2000:]}"
-    return json.loads(out.stdout)
+    return mediagen.probe_json(path)
 
 
 def sha256_file(path: Path) -> str:
@@ -347,79 +343,43 @@ def sha256_file(path: Path) -> str:
 
 
 class MediaFactory:
-    """Tiny media made with FFmpeg's lavfi sources (and espeak-ng for speech), cached per test session."""
+    """Tiny media from tests/mediagen.py (FFmpeg lavfi sources, espeak-ng), plus the one combination it lacks
+    (a video whose sound is speech), and uploads to MinIO. mediagen caches by parameters."""
+
+    SPEECH = "hello world this is a test of subtitles"
 
     def __init__(self, root: Path, s3: Any) -> None:
         self.root = root
         self.s3 = s3
-        self._made: dict[tuple[Any, ...], Path] = {}
 
     def video(
         self, seconds: float = 1.0, size: str = "160x120", fps: int = 15, audio: bool = True, container: str = "mp4",
         color: bool = False,
     ) -> Path:
-        key = ("video", seconds, size, fps, audio, container, color)
-        if key in self._made:
-            return self._made[key]
-        path = self.root / f"v-{seconds}-{size}-{fps}-{int(audio)}-{int(color)}.{container}"
-        source = f"color=c=blue:size={size}:rate={fps}" if color else f"testsrc2=size={size}:rate={fps}"
-        argv = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}:duration={seconds}"]
-        if audio:
-            argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
-        vcodec = {
-            "webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"],
-            "avi": ["-c:v", "mpeg4", "-q:v", "5"],
-        }.get(container, ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
-        acodec = {"webm": ["-c:a", "libopus"], "avi": ["-c:a", "libmp3lame"]}.get(container, ["-c:a", "aac"])
-        argv += vcodec + (acodec if audio else []) + ["-shortest", str(path)]
-        self._run(argv)
-        self._made[key] = path
-        return path
+        width, height = (int(x) for x in size.split("x"))
+        return mediagen.video(
+            container, size=(width, height), fps=fps, duration=seconds, audio="sine" if audio else None,
+            color="blue" if color else None,
+        )
 
     def audio(self, seconds: float = 1.0, fmt: str = "mp3") -> Path:
-        key = ("audio", seconds, fmt)
-        if key in self._made:
-            return self._made[key]
-        path = self.root / f"a-{seconds}.{fmt}"
-        self._run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                   f"sine=frequency=660:sample_rate=44100:duration={seconds}", str(path)])
-        self._made[key] = path
-        return path
+        return mediagen.audio(fmt, duration=seconds)
 
-    def speech(self, text: str = "hello world this is a test of subtitles") -> Path:
-        key = ("speech", text)
-        if key in self._made:
-            return self._made[key]
-        path = self.root / "speech.wav"
-        self._run(["espeak-ng", "-w", str(path), text])
-        self._made[key] = path
-        return path
+    def speech(self, text: str = SPEECH) -> Path:
+        return mediagen.speech_wav(text)
 
     def with_speech(self, video: Path) -> Path:
         """The video with its sound replaced by espeak-ng speech (for speech-to-text)."""
-        path = video.with_name(f"{video.stem}-speech{video.suffix}")
+        path = self.root / f"{video.stem}-speech{video.suffix}"
         if path.exists():
             return path
-        ext = video.suffix.lstrip(".")
-        acodec = {"webm": "libopus", "avi": "libmp3lame"}.get(ext, "aac")
+        acodec = {"webm": "libopus", "avi": "libmp3lame"}.get(video.suffix.lstrip("."), "aac")
         self._run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(self.speech()),
                    "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", acodec, str(path)])
         return path
 
     def subtitles(self, fmt: str = "srt") -> Path:
-        path = self.root / f"subs.{fmt}"
-        if fmt == "srt":
-            path.write_text("1\n00:00:00,000 --> 00:00:01,000\nHello <b>world</b>\n")
-        elif fmt == "vtt":
-            path.write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello world\n")
-        else:
-            path.write_text(
-                "[Script Info]\nScriptType: v4.00+\nPlayResX: 320\nPlayResY: 240\n\n[V4+ Styles]\n"
-                "Format: Name, Fontname, Fontsize, PrimaryColour, Alignment\n"
-                "Style: Default,DejaVu Sans,20,&H00FFFFFF,2\n"
-                "\n[Events]\nFormat: Layer, Start, End, Style, Text\nDialogue: 0,0:00:00.00,0:00:01.00,Default,Hello\n"
-            )
-        return path
+        return mediagen.subtitles(fmt, [(0.0, 1.0, "Hello world"), (1.2, 2.5, "A second cue")])
 
     def upload(self, path: Path, bucket: str, key: str) -> str:
         self.s3.upload_file(str(path), bucket, key)

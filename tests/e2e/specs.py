@@ -34,7 +34,10 @@ def copy_spec(input_uri: str, output_uri: str, **overrides: Any) -> dict[str, An
     spec: dict[str, Any] = {
         "inputs": [{"name": "main", "uri": input_uri}],
         "output": {
-            "uri": output_uri, "container": "mp4", "video": {"codec": "copy"}, "audio": {"codec": "aac", "bitrate": "32k"},
+            "uri": output_uri,
+            "container": "mp4",
+            "video": {"codec": "copy"},
+            "audio": {"codec": "aac", "bitrate": "32k"},
         },
         "retries": 0,
         "hardware": "cpu",

@@ -236,6 +236,9 @@ def main() -> int:
     raw_median = statistics.median(t.seconds for t in raw)
     runner_median = statistics.median(t.seconds for t in wrapped)
     ratio = runner_median / raw_median
+    # On a shared machine the run-to-run spread can exceed the overhead itself; the ratio of the fastest runs
+    # (each side's least-disturbed run) is the steadier estimate, printed beside the medians.
+    best_ratio = min(t.seconds for t in wrapped) / min(t.seconds for t in raw)
     own = [t.own_hwm_kib for t in wrapped if t.own_hwm_kib]
     artifact = results[-1]["artifacts"][0]
     argv, _, source = raw_ffmpeg_argv(spec, clip, Path("/tmp/bench"))
@@ -249,7 +252,10 @@ def main() -> int:
         "raw_median_s": round(raw_median, 2),
         "runner_median_s": round(runner_median, 2),
         "ratio": round(ratio, 4),
+        "ratio_of_fastest": round(best_ratio, 4),
         "target_ratio": TARGET_RATIO,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
         "runner_python_peak_rss_mib": round(max(own) / 1024, 1) if own else None,
         "runner_tree_peak_rss_mib": round(max(t.tree_max_rss_kib for t in wrapped) / 1024, 1),
         "raw_ffmpeg_peak_rss_mib": round(max(t.tree_max_rss_kib for t in raw) / 1024, 1),
@@ -260,7 +266,9 @@ def main() -> int:
     print(f"raw ffmpeg           median {raw_median:.2f} s  runs {report['raw_seconds']}")
     print(f"videojob-transcode   median {runner_median:.2f} s  runs {report['runner_seconds']}  (S3 get/put included)")
     verdict = "within" if ratio <= TARGET_RATIO else "OVER"
-    print(f"ratio runner/raw     {ratio:.4f}  ({verdict} the target {TARGET_RATIO})")
+    print(f"ratio runner/raw     {ratio:.4f} of medians ({verdict} the target {TARGET_RATIO}), "
+          f"{best_ratio:.4f} of the fastest runs; load average {report['load_average_1m_at_end']} "
+          f"on {report['cpus']} CPUs")
     print(f"runner peak RSS      python {report['runner_python_peak_rss_mib']} MiB, "
           f"with ffmpeg {report['runner_tree_peak_rss_mib']} MiB (raw ffmpeg {report['raw_ffmpeg_peak_rss_mib']} MiB)")
     out_dir = REPO / "bench" / "out"

@@ -222,7 +222,8 @@ The environment is still up. Look around:
     kubectl get vj -A
     kubectl describe vj -n {NAMESPACE} {name}
     kubectl get jobs,pods -n {NAMESPACE}
-The operator was stopped; `make run` starts it again (needed before deleting VideoJobs, which carry its finalizer).
+The operator was stopped; `make run` starts it again (VideoJobs with artifactReclaimPolicy: Delete carry
+its finalizer, so deleting those waits for it).
 Stop the environment: make testenv-down""")
     return 0
 

@@ -181,7 +181,13 @@ class Settings(BaseModel):
     api_workers: int = _env(
         "VIDEOJOB_API_WORKERS", "Parallel API requests when applying a pass (creates, patches).", 8, ge=1, le=64
     )
-    worker_limit: int = _env("VIDEOJOB_WORKER_LIMIT", "Kopf's limit of concurrent per-object workers.", 20, ge=1)
+    worker_limit: int = _env(
+        "VIDEOJOB_WORKER_LIMIT",
+        "Kopf's limit of concurrent per-object workers. The operator's handlers only update memory (API calls are "
+        "bounded by VIDEOJOB_API_WORKERS), so this only caps tasks; too low a value delays events of new objects.",
+        1000,
+        ge=1,
+    )
     watch_server_timeout: int = _env(
         "VIDEOJOB_WATCH_SERVER_TIMEOUT", "Seconds the API server keeps one watch request open.", 300, ge=1
     )

@@ -91,6 +91,7 @@ def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics)
         for runner in runners:
             await runner.cleanup()
         reconciler.executor.shutdown(wait=False, cancel_futures=True)
+        reconciler.status_executor.shutdown(wait=False, cancel_futures=True)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def videojob_event(event: kopf.RawEvent, **_: Any) -> None:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(settings.log_format, settings.log_level)
     try:
-        kube = Kube(api_client(settings.api_workers))
+        kube = Kube(api_client(2 * settings.api_workers))  # passes and status writes have their own threads
     except Exception as e:
         sys.stderr.write(f"videojob-operator: no usable Kubernetes configuration (kubeconfig or in-cluster): {e}\n")
         return 2

@@ -7,7 +7,8 @@ Watches (handlers.py) only feed the index and wake the loop. A pass then
 3. plans admission for all namespaces together (admission.plan_admission) and creates the Jobs, with bounded
    parallelism (`settings.api_workers` threads);
 4. deletes the Jobs of cancelled VideoJobs and the VideoJobs whose TTL ran out, keeps the artifact finalizer;
-5. patches every status that changed (a minimal merge patch) and posts an Event per transition.
+5. hands every status that changed to the StatusWriter, which patches them in the background (a minimal merge
+   patch, admissions and phase changes first, queue positions after) and posts an Event per transition.
 
 Why it is restart-safe: nothing is remembered between passes that is not in the API server. On start the index
 is filled from a list before the first pass (and relisted every `resync_seconds`); a Job's name is derived from
@@ -24,7 +25,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -70,6 +71,80 @@ def _first_error(error: ValidationError) -> str:
     return f"invalid spec: {where}: {first.get('msg')}" if where else f"invalid spec: {first.get('msg')}"
 
 
+_URGENT_FIELDS = frozenset({"jobName", "attempts", "node", "startedAt", "completedAt"})
+
+
+def _is_urgent(patch: Mapping[str, Any]) -> bool:
+    """Admissions and phase changes are written before queue positions (which move for every queued job)."""
+    return bool(_URGENT_FIELDS & set(patch)) or patch.get("phase") not in (None, "Pending")
+
+
+class StatusWriter:
+    """Writes statuses in the background, newest wish per VideoJob, transitions before queue positions.
+
+    A pass only says what each status should be; when positions move for hundreds of queued VideoJobs, their
+    patches must not hold up the next pass (which admits the next Job). Submitting again before a write happened
+    replaces the wish (writes coalesce); each write re-reads the VideoJob from the index, so it patches only the
+    difference that is left.
+    """
+
+    def __init__(
+        self, write: Callable[[str, dict[str, Any], list[Body]], Awaitable[None]], workers: int,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self.write = write
+        self.workers = workers
+        self.on_error = on_error
+        self.wishes: dict[str, tuple[dict[str, Any], list[Body]]] = {}
+        self.urgent: dict[str, None] = {}  # insertion-ordered sets of uids
+        self.background: dict[str, None] = {}
+        self._ready: asyncio.Event | None = None
+
+    @property
+    def ready(self) -> asyncio.Event:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        return self._ready
+
+    def submit(self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool) -> None:
+        self.wishes[uid] = (status, pods)
+        if urgent:
+            self.background.pop(uid, None)
+            self.urgent[uid] = None
+        elif uid not in self.urgent:
+            self.background[uid] = None
+        self.ready.set()
+
+    def pending(self) -> int:
+        return len(self.wishes)
+
+    def start(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self._work(), name=f"videojob-status-{i}") for i in range(self.workers)]
+
+    def _next(self) -> str | None:
+        for queue in (self.urgent, self.background):
+            if queue:
+                uid = next(iter(queue))
+                del queue[uid]
+                return uid
+        return None
+
+    async def _work(self) -> None:
+        while True:
+            uid = self._next()
+            if uid is None:
+                self.ready.clear()
+                await self.ready.wait()
+                continue
+            wish = self.wishes.pop(uid, None)
+            if wish is None:
+                continue
+            try:
+                await self.write(uid, *wish)
+            except Exception as e:
+                self.on_error(e)
+
+
 class Reconciler:
     def __init__(self, settings: Settings, kube: Kube, metrics: Metrics, index: Index | None = None) -> None:
         self.settings = settings
@@ -77,6 +152,9 @@ class Reconciler:
         self.metrics = metrics
         self.index = index or Index()
         self.executor = ThreadPoolExecutor(max_workers=settings.api_workers, thread_name_prefix="kube")
+        # Status writes have threads of their own, so a burst of them never delays creating Jobs.
+        self.status_executor = ThreadPoolExecutor(max_workers=settings.api_workers, thread_name_prefix="status")
+        self.status_writer = StatusWriter(self.write_status, settings.api_workers, self._write_failed)
         self.rbac_done: set[str] = set()
         self.deleting_jobs: set[str] = set()
         self.last_list = 0.0
@@ -112,6 +190,14 @@ class Reconciler:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    async def call_status(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.status_executor, fn, *args)
+
+    def _write_failed(self, error: BaseException) -> None:
+        log.warning("status write failed: %s", describe(error))
+        self.metrics.reconcile_errors.inc()
+        self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
+
     async def relist(self) -> None:
         """Replace the index with fresh lists (on start, then every resync_seconds)."""
         namespaces: list[str | None] = list(self.settings.namespaces) or [None]
@@ -145,6 +231,7 @@ class Reconciler:
                 log.exception("initial list failed; retrying")
                 await asyncio.sleep(2)
         log.info("index built", extra={"videojobs": len(self.index.videojobs), "jobs": len(self.index.jobs)})
+        writers = self.status_writer.start()
         try:
             while True:
                 await self._pass_once()
@@ -162,6 +249,8 @@ class Reconciler:
                         self.metrics.reconcile_errors.inc()
         finally:
             self.metrics.loop_alive = False
+            for writer in writers:
+                writer.cancel()
 
     async def _pass_once(self) -> None:
         started = time.perf_counter()
@@ -247,10 +336,10 @@ class Reconciler:
             if uid not in admitted_uids:
                 desired[uid] = (vj, derive_status(vj, None, [], now, queue_position=positions.get(uid)), [])
 
-        for vj, new, its_pods in desired.values():
+        for uid, (vj, new, its_pods) in desired.items():
             patch = status_patch(vj.get("status"), new)
             if patch:
-                work.append(self.apply_status(vj, new, patch, its_pods, now))
+                self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch))
         results = await asyncio.gather(*work, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
@@ -327,20 +416,27 @@ class Reconciler:
             self.deleting_jobs.discard(meta["uid"])
             raise
 
-    async def apply_status(
-        self, vj: Mapping[str, Any], new: dict[str, Any], patch: dict[str, Any], its_pods: list[Body], now: datetime
-    ) -> None:
+    async def write_status(self, uid: str, new: dict[str, Any], its_pods: list[Body]) -> None:
+        """Patch one VideoJob's status to `new` (computed against what the index holds now), then post the Events
+        of the transition. Called by the status writer."""
+        vj = self.index.videojobs.items.get(uid)
+        if vj is None or vj["metadata"].get("deletionTimestamp"):
+            return
         meta = vj["metadata"]
         old = dict(vj.get("status") or {})
-        response = await self.call(self.kube.patch_videojob_status, meta["namespace"], meta["name"], patch)
+        patch = status_patch(old, new)
+        if not patch:
+            return
+        response = await self.call_status(self.kube.patch_videojob_status, meta["namespace"], meta["name"], patch)
         if response is None:
             self.index.videojobs.remove(vj)
             return
         self.index.videojobs.upsert(response)
+        now = datetime.now(UTC)
         for event_type, reason, message in transition_events(old, new):
             log.info("%s: %s", reason, message, extra={"namespace": meta["namespace"], "videojob": meta["name"]})
             try:
-                await self.call(self.kube.create_event, vj, event_type, reason, message, timestamp(now))
+                await self.call_status(self.kube.create_event, vj, event_type, reason, message, timestamp(now))
             except Exception as e:  # the transition itself is recorded; a lost Event is not worth a retry
                 log.warning("cannot post Event %s: %s", reason, describe(e))
         self._count_transition(old, new, its_pods)

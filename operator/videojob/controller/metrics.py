@@ -104,7 +104,9 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the record's extra fields
-    (e.g. namespace, name) when they serialise."""
+    (e.g. namespace, videojob) when they serialise. Times are UTC."""
+
+    converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -125,7 +127,6 @@ def configure_logging(log_format: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         formatter: logging.Formatter = JsonFormatter()
-        formatter.converter = time.gmtime
     else:
         formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler.setFormatter(formatter)

@@ -106,7 +106,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the record's extra fields
     (e.g. namespace, videojob) when they serialise. Times are UTC."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # typeshed overload mismatch; gmtime accepts the float
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

@@ -115,6 +115,9 @@ class StatusWriter:
             self.background[uid] = None
         self.ready.set()
 
+    def discard(self, uid: str) -> None:
+        self.wishes.pop(uid, None)
+
     def pending(self) -> int:
         return len(self.wishes)
 
@@ -340,6 +343,8 @@ class Reconciler:
             patch = status_patch(vj.get("status"), new)
             if patch:
                 self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch))
+            else:
+                self.status_writer.discard(uid)  # an older wish must not overwrite what is now right
         results = await asyncio.gather(*work, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
@@ -424,6 +429,8 @@ class Reconciler:
             return
         meta = vj["metadata"]
         old = dict(vj.get("status") or {})
+        if old.get("phase") in TERMINAL and new.get("phase") != old.get("phase"):
+            return  # terminal phases are final; this wish is older than the status
         patch = status_patch(old, new)
         if not patch:
             return

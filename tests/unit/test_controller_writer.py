@@ -1,0 +1,55 @@
+"""The background status writer: newest wish per VideoJob, transitions before queue positions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from videojob.controller.reconciler import StatusWriter, _is_urgent
+
+
+def run_writer(submissions: list[tuple[str, int, bool]], discard: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    written: list[tuple[str, int]] = []
+
+    async def write(uid: str, status: dict[str, Any], pods: list[Any]) -> None:
+        written.append((uid, status["n"]))
+
+    async def main() -> None:
+        writer = StatusWriter(write, workers=1, on_error=lambda e: None)
+        for uid, n, urgent in submissions:
+            writer.submit(uid, {"n": n}, [], urgent=urgent)
+        for uid in discard:
+            writer.discard(uid)
+        tasks = writer.start()
+        while writer.pending():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(main())
+    return written
+
+
+def test_wishes_coalesce_to_the_newest() -> None:
+    assert run_writer([("a", 1, False), ("a", 2, False), ("a", 3, False)]) == [("a", 3)]
+
+
+def test_urgent_writes_go_first() -> None:
+    assert run_writer([("q1", 1, False), ("q2", 1, False), ("admitted", 1, True)]) == [
+        ("admitted", 1), ("q1", 1), ("q2", 1)]
+
+
+def test_a_wish_that_became_urgent_moves_ahead() -> None:
+    assert run_writer([("q1", 1, False), ("q2", 1, False), ("q2", 2, True)]) == [("q2", 2), ("q1", 1)]
+
+
+def test_discarded_wishes_are_not_written() -> None:
+    assert run_writer([("a", 1, False), ("b", 1, False)], discard=("a",)) == [("b", 1)]
+
+
+def test_what_is_urgent() -> None:
+    assert _is_urgent({"phase": "Running", "node": "cpu-0"})
+    assert _is_urgent({"jobName": "j", "queuePosition": None})
+    assert not _is_urgent({"queuePosition": 3, "message": "position 3 in the queue", "conditions": []})
+    assert not _is_urgent({"phase": "Pending", "queuePosition": 1})

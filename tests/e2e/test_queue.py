@@ -102,3 +102,33 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
 
     assert [j.owner for j in job_recorder.snapshot()] == EXPECTED_ORDER
     assert not job_recorder.duplicates(), job_recorder.duplicates()
+
+
+def test_raising_the_priority_of_a_pending_job_moves_it_to_the_front(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+) -> None:
+    release = threading.Event()
+    http_server.stall["/blocker.mp4"] = release
+    blocker = http_server.add("/blocker.mp4", media.video().read_bytes())
+    tiny = media.upload(media.video(), bucket, "in/tiny.mp4")
+    run_operator(max_running=1, allow_http=True)
+    videojobs.create("blocker", encode_spec(blocker, f"s3://{bucket}/out/blocker/", hardware="cpu"))
+    diagnostics.wait_phase("blocker", "Running", timeout=90)
+    for name in ("first", "second", "last"):
+        videojobs.create(name, encode_spec(tiny, f"s3://{bucket}/out/{name}/", hardware="cpu",
+                                           priority=9 if name == "last" else 5))
+
+    def positions(expected: dict[str, int]) -> Callable[[], bool | NotYet]:
+        def check() -> bool | NotYet:
+            seen = {n: videojobs.status(n).get("queuePosition") for n in expected}
+            return seen == expected or NotYet(seen)
+        return check
+
+    diagnostics.wait(positions({"first": 1, "second": 2, "last": 3}), timeout=30, message="initial queue")
+    videojobs.patch_spec("last", {"priority": 1})
+    diagnostics.wait(positions({"last": 1, "first": 2, "second": 3}), timeout=30, message="queue after the raise")
+
+    release.set()
+    diagnostics.wait_all(["blocker", "first", "second", "last"], "Succeeded", timeout=240)
+    assert [j.owner for j in job_recorder.snapshot()] == ["blocker", "last", "first", "second"]

@@ -1,0 +1,127 @@
+"""What a person watching sees: conditions that `kubectl wait` understands, Events on every transition, metrics,
+and finished VideoJobs cleaned up after their TTL with their artifacts kept (or deleted when the spec asks).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from tests.conftest import TestEnv
+from tests.e2e.harness import Diagnostics, MediaFactory, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.specs import encode_spec
+
+pytestmark = pytest.mark.e2e
+
+
+def metric(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str) -> float:
+    return sum(v for lbls, v in samples.get(name, []) if all(lbls.get(k) == want for k, want in labels.items()))
+
+
+def test_kubectl_wait_events_and_metrics_follow_a_job(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, namespace: str,
+    testenv: TestEnv,
+) -> None:
+    release = threading.Event()
+    http_server.stall["/watched.mp4"] = release
+    uri = http_server.add("/watched.mp4", media.video().read_bytes())
+    op = run_operator(allow_http=True)
+    videojobs.create("watched", encode_spec(uri, f"s3://{bucket}/out/watched/", hardware="cpu"))
+    diagnostics.wait_phase("watched", "Running", timeout=90)
+    diagnostics.wait(lambda: http_server.arrived("/watched.mp4"), timeout=60, message="the input requested")
+    running = op.metrics()
+    assert metric(running, "videojob_videojobs", phase="Running") == 1, running.get("videojob_videojobs")
+
+    # The real kubectl, waiting on the condition the operator sets, as a user would script it.
+    kubectl = testenv.dir / "bin" / "kubectl"
+    waiter = subprocess.Popen(
+        [str(kubectl), "--kubeconfig", testenv.kubeconfig, "-n", namespace, "wait", "--for=condition=Succeeded",
+         "videojob/watched", "--timeout=120s"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    release.set()
+    out, _ = waiter.communicate(timeout=150)
+    assert waiter.returncode == 0, f"kubectl wait failed: {out}\n{diagnostics.report(['watched'])}"
+    assert "condition met" in out, out
+
+    done = videojobs.get("watched")
+    assert done["status"]["phase"] == "Succeeded"
+    events = core_v1.list_namespaced_event(namespace, field_selector="involvedObject.name=watched").items
+    reasons = [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
+    for expected in ("Admitted", "Started", "Succeeded"):
+        assert expected in reasons, f"no {expected} Event; Events: {reasons}\n{diagnostics.report(['watched'])}"
+
+    def counted() -> bool:
+        samples = op.metrics()
+        return (
+            metric(samples, "videojob_videojobs", phase="Succeeded") == 1
+            and metric(samples, "videojob_succeeded_total") >= 1
+            and metric(samples, "videojob_jobs_created_total") >= 1
+        )
+
+    diagnostics.wait(counted, timeout=30, message=f"metrics to count the success:\n{op.metrics_text()[:3000]}")
+
+
+def test_ttl_deletes_the_finished_videojob_and_keeps_its_artifacts(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    media: MediaFactory, bucket: str, s3: Any, batch_v1: Any, namespace: str,
+) -> None:
+    source = media.upload(media.video(), bucket, "in/ttl.mp4")
+    run_operator()
+    videojobs.create("short-lived", encode_spec(source, f"s3://{bucket}/out/ttl/", hardware="cpu",
+                                                ttlSecondsAfterFinished=2))
+    done = diagnostics.wait_phase("short-lived", "Succeeded", timeout=120)
+    artifact = done["status"]["artifacts"][0]
+    job_name = done["status"]["jobName"]
+
+    def deleted() -> bool:
+        try:
+            videojobs.get("short-lived")
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    diagnostics.wait(deleted, timeout=60, message="the VideoJob deleted after its TTL")
+    _, _, key = artifact["uri"][len("s3://") :].partition("/")
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == artifact["size"], "artifact not kept"
+
+    def job_gone() -> bool:
+        try:
+            batch_v1.read_namespaced_job(job_name, namespace)
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    diagnostics.wait(job_gone, timeout=60, message=f"Job {job_name} garbage-collected with its VideoJob")
+
+
+def test_reclaim_policy_delete_removes_artifacts_with_the_videojob(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    media: MediaFactory, bucket: str, s3: Any,
+) -> None:
+    source = media.upload(media.video(), bucket, "in/reclaim.mp4")
+    run_operator()
+    videojobs.create("reclaimed", encode_spec(source, f"s3://{bucket}/out/reclaim/", hardware="cpu",
+                                              artifactReclaimPolicy="Delete"))
+    done = diagnostics.wait_phase("reclaimed", "Succeeded", timeout=120)
+    keys = [a["uri"][len(f"s3://{bucket}/") :] for a in done["status"]["artifacts"]]
+    assert keys and all(s3.head_object(Bucket=bucket, Key=k) for k in keys)
+
+    videojobs.delete("reclaimed")
+
+    def gone() -> bool:
+        try:
+            videojobs.get("reclaimed")
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    diagnostics.wait(gone, timeout=60, message="the VideoJob deleted (after its artifacts)")
+    left = s3.list_objects_v2(Bucket=bucket, Prefix="out/reclaim/").get("Contents", [])
+    assert not left, f"artifacts left behind: {[o['Key'] for o in left]}"

@@ -34,8 +34,6 @@ from tests.e2e.harness import (
     install_crd,
 )
 
-pytestmark = pytest.mark.e2e
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -180,7 +180,7 @@ def probe_json(path: Path) -> dict[str, Any]:
         ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
         check=True, capture_output=True, timeout=60,
     )
-    return json.loads(completed.stdout)  # type: ignore[no-any-return]
+    return json.loads(completed.stdout)
 
 
 def frame_rgb(path: Path, at: float) -> tuple[bytes, int, int]:

@@ -104,8 +104,12 @@ def test_each_input_container_transcodes_with_its_facts(tmp_path: Path, containe
          "h264", "aac", "mov,mp4,m4a,3gp,3g2,mj2"),
         ({"container": "mkv", "video": {"codec": "av1", "preset": "ultrafast", "crf": 50}, "audio": {"codec": "opus"}},
          "av1", "opus", "matroska,webm"),
+        ({"container": "mkv", "video": {"codec": "h264", "preset": "ultrafast"}, "audio": {"codec": "copy"}},
+         "h264", "aac", "matroska,webm"),
+        ({"container": "mkv", "video": {"codec": "copy"}, "audio": {"codec": "copy"}},
+         "h264", "aac", "matroska,webm"),
     ],
-    ids=["webm vp9 opus", "mkv h265 mp3", "mov h264 bitrate", "mkv av1 opus"],
+    ids=["webm vp9 opus", "mkv h265 mp3", "mov h264 bitrate", "mkv av1 opus", "audio copy", "remux (both copy)"],
 )
 def test_output_codecs_and_containers(tmp_path: Path, output: dict[str, Any], video_codec: str, audio_codec: str,
                                       format_name: str) -> None:

@@ -263,14 +263,17 @@ class _Graph:
         self.n_inputs += 1
         return self.n_inputs - 1
 
-    def source(self, name: str, want_video: bool) -> tuple[str | None, str | None, float]:
-        """Open an input and start its chains at time 0: (video pad, audio pad, seconds used)."""
+    def source(self, name: str, want_video: bool, want_audio: bool = True) -> tuple[str | None, str | None, float]:
+        """Open an input and start its chains at time 0: (video pad, audio pad, seconds used).
+
+        A stream that is not wanted gets no chain: an unconnected chain makes FFmpeg refuse the whole graph."""
         facts = self.facts[name]
         duration = trimmed_duration(facts, self.spec.input(name))
         index = self.open_input(name)
         video = self.add([f"{index}:v:0"], "setpts=PTS-STARTPTS", self.label("v")) if want_video and facts.has_video \
             else None
-        audio = self.add([f"{index}:a:0"], "asetpts=PTS-STARTPTS", self.label("a")) if facts.has_audio else None
+        audio = self.add([f"{index}:a:0"], "asetpts=PTS-STARTPTS", self.label("a")) if want_audio and facts.has_audio \
+            else None
         return video, audio, duration
 
 
@@ -286,7 +289,7 @@ def _first_audio(spec: VideoJobSpec, facts: Mapping[str, MediaFacts], names: lis
     return DEFAULT_SAMPLE_RATE, DEFAULT_LAYOUT
 
 
-def _base(graph: _Graph, want_video: bool) -> _Stream:
+def _base(graph: _Graph, want_video: bool, want_audio: bool = True) -> _Stream:
     spec, facts = graph.spec, graph.facts
     ops = spec.operations
     if ops and isinstance(ops[0].body, Concat):
@@ -295,7 +298,7 @@ def _base(graph: _Graph, want_video: bool) -> _Stream:
     f = facts[name]
     if not f.has_video:
         raise BadInput(f"input {name}: the first input has no video stream", reason="NoVideo")
-    video, audio, duration = graph.source(name, want_video)
+    video, audio, duration = graph.source(name, want_video, want_audio)
     sample_rate, layout = _first_audio(spec, facts, [name])
     return _Stream(video or "", audio, f.width or 0, f.height or 0, to_fraction(f.fps), sample_rate, layout, duration)
 
@@ -449,10 +452,11 @@ def _walk(
     workdir: Path,
     subtitle_paths: Mapping[str, Path],
     stop_at: int | None = None,
+    want_audio: bool = True,
 ) -> tuple[_Stream, list[TextFile], list[int]]:
     """Build the chain of operations [0, stop_at). Returns the stream, text files, and generated-subtitle ops."""
     spec = graph.spec
-    stream = _base(graph, want_video)
+    stream = _base(graph, want_video, want_audio)
     files: list[TextFile] = []
     generated: list[int] = []
     ops = spec.operations if stop_at is None else spec.operations[:stop_at]
@@ -531,7 +535,8 @@ def plan(
     audio_copy = out.audio.codec == AudioCodec.COPY
 
     graph = _Graph(spec, facts, paths)
-    stream, files, generated = _walk(graph, not video_copy, workdir, subtitle_paths)
+    # A copied audio track is mapped straight from the input (the models forbid audio operations with it).
+    stream, files, generated = _walk(graph, not video_copy, workdir, subtitle_paths, want_audio=not audio_copy)
     maps: list[str] = []
     if not video_copy:
         maps += ["-map", f"[{_finish_video(graph, stream, spec)}]"]

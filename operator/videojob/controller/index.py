@@ -38,8 +38,9 @@ def _slim_metadata(body: Mapping[str, Any]) -> Body:
 
 
 def slim_videojob(body: Mapping[str, Any]) -> Body:
-    """What a pass reads of a VideoJob: all of it but the server's field-ownership bookkeeping."""
-    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    """What a pass reads of a VideoJob: all of it but the server's field-ownership bookkeeping and annotations
+    (kubectl's last-applied-configuration alone repeats the whole spec)."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in ("managedFields", "annotations")}
     return {**body, "metadata": meta}
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
-LIST_PAGE = 500
+LIST_PAGE = 200  # items per list page: bounds the memory a relist takes at once
 
 
 class NotOurs(Exception):

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from videojob.api.models import GROUP, ArtifactReclaimPolicy, VideoJobSpec
 from videojob.controller.admission import RunningCounts, check_admissible, plan_admission
-from videojob.controller.index import Body, Index
+from videojob.controller.index import Body, Index, slim_job
 from videojob.controller.jobs import SELECTOR, build_job_manifest
 from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
 from videojob.controller.metrics import Metrics
@@ -162,6 +162,7 @@ class Reconciler:
         self.deleting_jobs: set[str] = set()
         self.last_list = 0.0
         self._wakeup: asyncio.Event | None = None
+        self.admission_slots = asyncio.Semaphore(settings.api_workers)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self.failed_passes = 0
@@ -385,8 +386,10 @@ class Reconciler:
         (None, None) when it should be tried again."""
         meta = vj["metadata"]
         try:
-            manifest = build_job_manifest(vj, hardware, self.settings)
-            job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
+            async with self.admission_slots:  # build each manifest only when a thread is free to send it
+                manifest = build_job_manifest(vj, hardware, self.settings)
+                job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
+                del manifest
         except NotOurs as e:
             return None, str(e)
         except ApiException as e:
@@ -398,6 +401,7 @@ class Reconciler:
             self.wake_in(RETRY_SECONDS)
             return None, None
         self.index.jobs.upsert(job)
+        job = slim_job(job)  # the pass keeps it until its end: not the whole pod template
         if created:
             self.metrics.jobs_created.inc()
             queued = parse_time(meta.get("creationTimestamp"))

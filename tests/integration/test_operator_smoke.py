@@ -443,3 +443,23 @@ def test_artifact_reclaim_policy_delete_removes_the_artifacts(
 
     wait_for(reclaimed, timeout=30, message="the VideoJob gone and its artifact deleted")
     assert keys() == {"out/reclaim/not-an-artifact.txt"}, "only the listed artifacts are deleted, never the prefix"
+
+
+def test_a_job_refused_by_a_quota_is_retried_until_it_fits(
+    operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
+) -> None:
+    core_v1.create_namespaced_resource_quota(namespace, {
+        "metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}})
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, videojob("held", hardware="cpu"))
+
+    def blocked() -> dict[str, Any] | None:
+        status = get_vj(custom_objects, namespace, "held").get("status") or {}
+        return status if status.get("reason") == "JobCreateFailed" else None
+
+    status = wait_for(blocked, timeout=30, message="the refusal in the status")
+    assert status["phase"] == "Pending" and "quota" in status["message"], status
+    assert not batch_v1.list_namespaced_job(namespace).items
+    core_v1.delete_namespaced_resource_quota("no-jobs", namespace)
+    wait_for(lambda: phase_of(custom_objects, namespace, "held") == "Succeeded", timeout=90,
+             message="admitted once the quota is gone, with backoff, and finished")
+    assert len(batch_v1.list_namespaced_job(namespace).items) == 1

@@ -281,3 +281,9 @@ def test_a_waiting_pod_says_why(pod_status: dict[str, Any], reason: str, in_mess
     status = derive_status(vj({"phase": "Pending"}), job(), [waiting_pod], NOW)
     assert (status["phase"], status["reason"]) == ("Pending", reason)
     assert in_message in status["message"]
+
+
+def test_a_job_that_cannot_be_created_yet_says_why() -> None:
+    status = derive_status(vj(), None, [], NOW, queue_position=1, blocked="403 Forbidden: exceeded quota")
+    assert (status["phase"], status["reason"]) == ("Pending", "JobCreateFailed")
+    assert "exceeded quota" in status["message"]

@@ -167,6 +167,7 @@ class Reconciler:
         self._timer_at = float("inf")
         self.failed_passes = 0
         self.last_pass_seconds = 0.0
+        self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
         self.specs: dict[str, tuple[Any, VideoJobSpec | None, str | None]] = {}  # uid -> (generation, spec, problem)
 
     # --- feeding -------------------------------------------------------------------------------------------
@@ -332,14 +333,15 @@ class Reconciler:
         admitted = await asyncio.gather(*(self.admit(vj, hardware, now) for vj, hardware in to_admit))
         for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
             uid = str(vj["metadata"]["uid"])
-            desired[uid] = (vj, derive_status(vj, job, [], now, problem=problem), [])
+            desired[uid] = (vj, derive_status(vj, job, [], now, problem=problem, blocked=self.blocked.get(uid)), [])
             if job is not None:
                 running[hardware] += 1
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
         for vj in pending:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
-                desired[uid] = (vj, derive_status(vj, None, [], now, queue_position=positions.get(uid)), [])
+                desired[uid] = (vj, derive_status(vj, None, [], now, queue_position=positions.get(uid),
+                                                  blocked=self.blocked.get(uid)), [])
 
         for uid, (vj, new, its_pods) in desired.items():
             patch = status_patch(vj.get("status"), new)
@@ -351,8 +353,10 @@ class Reconciler:
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             log.warning("API call failed: %s", describe(failure))
+        retry_admission = any(job is None and problem is None for job, problem in admitted)
         if failures:
             self.metrics.reconcile_errors.inc(len(failures))
+        if failures or retry_admission:  # back off: a quota or an outage must not be hammered every second
             self.failed_passes += 1
             self.wake_in(min(RETRY_SECONDS * 2 ** (self.failed_passes - 1), MAX_RETRY_SECONDS))
         else:
@@ -362,6 +366,8 @@ class Reconciler:
         self._record(desired, positions, running)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():
             del self.specs[uid]
+        for uid in self.blocked.keys() - self.index.videojobs.items.keys():
+            del self.blocked[uid]
 
     def _record(self, desired: Mapping[str, Desired], positions: Mapping[str, int], running: Mapping[str, int]) -> None:
         by_phase = dict.fromkeys(("Pending", "Running", "Succeeded", "Failed", "Cancelled"), 0)
@@ -399,7 +405,7 @@ class Reconciler:
 
     async def admit(self, vj: Mapping[str, Any], hardware: str, now: datetime) -> tuple[Body | None, str | None]:
         """Create the Job: (job, None), or (None, problem) when the API server refuses it for good, or
-        (None, None) when it should be tried again."""
+        (None, None) when it should be tried again (why is kept in self.blocked for the status)."""
         meta = vj["metadata"]
         try:
             async with self.admission_slots:  # build each manifest only when a thread is free to send it
@@ -413,10 +419,11 @@ class Reconciler:
                 return None, f"the API server refused its Job: {describe(e)}"
             log.warning("creating the Job of %s/%s failed: %s", meta["namespace"], meta["name"], describe(e),
                         extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            self.blocked[str(meta["uid"])] = describe(e)
             self.metrics.reconcile_errors.inc()
-            self.wake_in(RETRY_SECONDS)
-            return None, None
+            return None, None  # the pass schedules the retry, with backoff
         self.index.jobs.upsert(job)
+        self.blocked.pop(str(meta["uid"]), None)
         job = slim_job(job)  # the pass keeps it until its end: not the whole pod template
         if created:
             self.metrics.jobs_created.inc()

@@ -179,11 +179,13 @@ def derive_status(
     now: datetime,
     queue_position: int | None = None,
     problem: str | None = None,
+    blocked: str | None = None,
 ) -> dict[str, Any]:
     """The VideoJob's status (wire form) from what is observed.
 
     `queue_position`: its place in the admission queue when it waits; `problem`: why its spec can never run
-    (operator-level validation), which fails it without a Job.
+    (operator-level validation), which fails it without a Job; `blocked`: why its admitted Job could not be
+    created yet (e.g. a ResourceQuota), retried.
     """
     meta = vj.get("metadata", {})
     spec = vj.get("spec", {})
@@ -233,6 +235,8 @@ def derive_status(
     elif job is None and new.get("jobName"):
         phase, new["reason"] = Phase.FAILED.value, "JobDeleted"
         new["message"] = f"its Job {new['jobName']} was deleted before it finished"
+    elif job is None and blocked:
+        phase, new["reason"], new["message"] = Phase.PENDING.value, "JobCreateFailed", f"retrying: {blocked}"
     elif job is None:
         phase, new["reason"] = Phase.PENDING.value, "Queued"
         new["message"] = f"position {queue_position} in the queue" if queue_position else "waiting for admission"

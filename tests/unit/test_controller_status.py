@@ -287,3 +287,12 @@ def test_a_job_that_cannot_be_created_yet_says_why() -> None:
     status = derive_status(vj(), None, [], NOW, queue_position=1, blocked="403 Forbidden: exceeded quota")
     assert (status["phase"], status["reason"]) == ("Pending", "JobCreateFailed")
     assert "exceeded quota" in status["message"]
+
+
+def test_a_job_without_pods_for_long_points_at_its_events() -> None:
+    young, old = job(), job()
+    young["metadata"]["creationTimestamp"] = "2026-01-01T11:59:50Z"
+    old["metadata"]["creationTimestamp"] = "2026-01-01T11:58:00Z"
+    assert derive_status(vj({"phase": "Pending"}), young, [], NOW)["reason"] == "Admitted"
+    status = derive_status(vj({"phase": "Pending"}), old, [], NOW)
+    assert status["reason"] == "NoPod" and "kubectl describe job promo-abc" in status["message"]

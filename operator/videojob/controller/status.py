@@ -36,6 +36,7 @@ from videojob.controller.jobs import CONTAINER_NAME, LABEL_HARDWARE
 CONDITION_TYPES = ("Admitted", "Running", "Succeeded", "Failed", "Cancelled")
 TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
 MAX_MESSAGE = 4096
+NO_POD_AFTER = 30  # seconds a Job may exist without a pod before the status says so
 
 _REASON_CHARS = re.compile(r"[^A-Za-z0-9_,:]")
 _EXIT_REASONS = {
@@ -249,6 +250,12 @@ def derive_status(
     else:
         phase = Phase.PENDING.value
         waiting = _waiting_problem(pods)
+        created = parse_time(((job or {}).get("metadata") or {}).get("creationTimestamp"))
+        if waiting is None and not pods and created is not None and (now - created).total_seconds() > NO_POD_AFTER:
+            # The Job controller says why in the Job's Events (the operator does not read Events): usually a
+            # missing PriorityClass, ServiceAccount or a ResourceQuota on pods.
+            waiting = ("NoPod", f"the Job controller has created no pod for Job {new['jobName']} yet; "
+                                f"`kubectl describe job {new['jobName']}` shows why")
         new["reason"], new["message"] = waiting or ("Admitted", f"Job {new['jobName']} created; waiting for its pod")
 
     new["phase"] = phase

@@ -62,8 +62,12 @@ testenv-down: $(PY) ## Stop the local environment and remove its data.
 	$(PY) hack/testenv.py down
 
 .PHONY: run
-run: testenv-up ## Install the CRD and run the operator in the foreground against the local environment.
-	source $(TESTENV)/env && kubectl apply --server-side -f crds/ && $(VENV)/bin/videojob-operator
+run: testenv-up ## Install the CRD and PriorityClasses, then run the operator in the foreground on the local environment.
+	source $(TESTENV)/env && kubectl apply --server-side -f crds/ && \
+	  helm template videojob charts/videojob-operator --set fullnameOverride=videojob \
+	    --show-only templates/priorityclasses.yaml | kubectl apply --server-side -f - && \
+	  echo "S3 credentials: each namespace needs a Secret videojob-s3 (see README); the demo makes one in videojob-demo" && \
+	  $(VENV)/bin/videojob-operator
 
 .PHONY: demo
 demo: testenv-up ## Run a VideoJob end to end on the local environment and list its artifacts.

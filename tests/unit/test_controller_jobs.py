@@ -182,6 +182,19 @@ def test_gpu_placement(hardware: str, gpu: bool) -> None:
     assert job["metadata"]["labels"]["videojob.dev/hardware"] == hardware
 
 
+@pytest.mark.parametrize(
+    ("requested", "placed"),
+    [("auto", "nvidia"), ("auto", "cpu"), ("nvidia", "nvidia"), ("cpu", "cpu"), (None, "nvidia")],
+    ids=["auto on a GPU", "auto on CPU", "nvidia", "cpu", "default (auto)"],
+)
+def test_the_transcoder_knows_what_was_asked_as_well_as_where_it_runs(requested: str | None, placed: str) -> None:
+    body = vj(**({"hardware": requested} if requested else {}))
+    settings = Settings(transcoder_env={"VIDEOJOB_HARDWARE_REQUESTED": "auto"})  # the platform cannot change it
+    env = env_of(build_job_manifest(body, placed, settings))
+    assert env["VIDEOJOB_HARDWARE_REQUESTED"] == (requested or "auto")
+    assert env["VIDEOJOB_HARDWARE"] == placed
+
+
 def test_auto_is_not_a_placement() -> None:
     with pytest.raises(ValueError, match="cpu or nvidia"):
         build_job_manifest(vj(), "auto", S)

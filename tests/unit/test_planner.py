@@ -10,7 +10,7 @@ import pytest
 from videojob.api.models import AudioOutput, VideoJobSpec, VideoOutput
 from videojob.api.runtime import TranscodeResult
 from videojob.transcoder import encoders, planner
-from videojob.transcoder.errors import BadInput, Transient, Unsupported
+from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.probe import MediaFacts
 from videojob.transcoder.progress import ProgressParser, Throttled
 from videojob.transcoder.runner import classify_failure, output_uri, result_json
@@ -394,6 +394,46 @@ def test_classify_failure(returncode: int, stderr: list[str], kind: type, reason
     error = classify_failure(returncode, stderr)
     assert isinstance(error, kind) and error.reason == reason
     assert "\n" not in str(error)
+
+
+NVENC_GONE = Unsupported("NVENC is not available on this node: OpenEncodeSessionEx failed", reason="NvencUnavailable")
+
+
+@pytest.mark.parametrize(
+    ("requested", "error", "expected"),
+    [
+        ("auto", NVENC_GONE, "cpu"),
+        ("auto", classify_failure(1, ["[h264_nvenc @ 0x1] Cannot load libcuda.so.1"]), "cpu"),
+        ("nvidia", NVENC_GONE, None),  # asked for NVENC explicitly: the clear failure stays
+        ("cpu", NVENC_GONE, None),
+        (None, NVENC_GONE, None),  # an older operator that does not say what was asked
+        ("auto", Unsupported("no nvidia encoder for vp9", reason="CodecNotSupportedByNvenc"), None),
+        ("auto", BadInput("ffmpeg cannot process the input", reason="FFmpegFailed"), None),
+        ("auto", Transient("ffmpeg was killed", reason="FFmpegKilled"), None),
+    ],
+    ids=["auto+nvenc", "auto+no libcuda", "nvidia", "cpu", "unset", "auto+codec", "auto+bad input", "auto+killed"],
+)
+def test_fallback_hardware(requested: str | None, error: TranscodeError, expected: str | None) -> None:
+    assert encoders.fallback_hardware(requested, error) == expected
+
+
+def test_the_fallback_plan_is_the_cpu_plan() -> None:
+    fallback = encoders.fallback_hardware("auto", NVENC_GONE)
+    assert fallback is not None
+    first, again = make(hardware="auto"), make(hardware=fallback)
+    assert (first.hardware, option(first.main, "-c:v")) == ("nvidia", "h264_nvenc")
+    assert (again.hardware, option(again.main, "-c:v")) == ("cpu", "libx264")
+    assert again.main == make(hardware="cpu").main
+
+
+@pytest.mark.parametrize("hardware", ["cpu", "nvidia", None])
+def test_result_says_the_hardware_used_and_old_results_still_parse(hardware: str | None) -> None:
+    result = TranscodeResult.model_validate({"ok": True, **({"hardware": hardware} if hardware else {})})
+    text = result_json(result)
+    assert TranscodeResult.model_validate_json(text).hardware == hardware
+    assert ('"hardware"' in text) == (hardware is not None)  # absent when unknown: results stay as before
+    with pytest.raises(ValueError):
+        TranscodeResult.model_validate({"ok": True, "hardware": "auto"})  # always the hardware really used
 
 
 def test_result_json_stays_under_the_termination_message_limit() -> None:

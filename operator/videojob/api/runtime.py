@@ -8,7 +8,7 @@ Both sides import this module, so a name changes in one place.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -20,6 +20,10 @@ ENV_SPEC_FILE = "VIDEOJOB_SPEC_FILE"  # alternatively, a path to that JSON
 ENV_NAME = "VIDEOJOB_NAME"  # the VideoJob's name, for progress reports
 ENV_NAMESPACE = "VIDEOJOB_NAMESPACE"
 ENV_HARDWARE = "VIDEOJOB_HARDWARE"  # "cpu" or "nvidia": what the operator chose, never "auto"
+# What the user asked for in spec.hardware: "cpu", "nvidia" or "auto". With "auto" the transcoder falls back to CPU
+# encoding when the node it was given cannot start NVENC; with "nvidia" that stays a NvencUnavailable failure.
+# Unset (an older operator) means the same as VIDEOJOB_HARDWARE, i.e. no fallback.
+ENV_HARDWARE_REQUESTED = "VIDEOJOB_HARDWARE_REQUESTED"
 ENV_WORKDIR = "VIDEOJOB_WORKDIR"  # scratch space (an emptyDir); the only place the transcoder writes files
 ENV_RESULT_PATH = "VIDEOJOB_RESULT_PATH"  # where to write the TranscodeResult (the termination-message path)
 ENV_PROGRESS = "VIDEOJOB_PROGRESS"  # "kubernetes" (patch the VideoJob's status), "log", or "none"
@@ -62,3 +66,6 @@ class TranscodeResult(_Model):
     bytes_in: int = Field(default=0, ge=0)
     bytes_out: int = Field(default=0, ge=0)
     seconds: float = Field(default=0, ge=0)
+    # The encoder hardware really used (cpu after an `auto` fallback on a GPU node); None when unknown (a failure
+    # before planning, or an older transcoder).
+    hardware: Literal["cpu", "nvidia"] | None = None

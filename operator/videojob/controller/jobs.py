@@ -58,7 +58,8 @@ SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 MAX_NAME_PREFIX = 52  # 52 + "-" + 10 hex digits = 63, the limit of a label value (pods get job-name labels)
 
 # Environment variables that identify the job: transcoder_env from the settings may not override them.
-_PROTECTED_ENV = frozenset({runtime.ENV_SPEC, runtime.ENV_NAME, runtime.ENV_NAMESPACE, runtime.ENV_HARDWARE})
+_PROTECTED_ENV = frozenset({runtime.ENV_SPEC, runtime.ENV_NAME, runtime.ENV_NAMESPACE, runtime.ENV_HARDWARE,
+                            runtime.ENV_HARDWARE_REQUESTED})
 
 
 def job_name(vj: Mapping[str, Any]) -> str:
@@ -109,6 +110,7 @@ def transcoder_env(
         runtime.ENV_NAME: str(meta["name"]),
         runtime.ENV_NAMESPACE: str(meta["namespace"]),
         runtime.ENV_HARDWARE: hardware,
+        runtime.ENV_HARDWARE_REQUESTED: str(spec.hardware),  # "auto" lets the transcoder fall back to CPU
         runtime.ENV_WORKDIR: WORKDIR,
         runtime.ENV_RESULT_PATH: runtime.DEFAULT_RESULT_PATH,
         runtime.ENV_PROGRESS: "kubernetes",

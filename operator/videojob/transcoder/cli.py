@@ -38,6 +38,7 @@ from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.progress import reporter_from_env
 
 PROG = "videojob-transcode"
+HARDWARE_CHOICES = ("cpu", "nvidia", "auto")
 DEADLINE_MARGIN = 15.0  # seconds before the Job's activeDeadlineSeconds when we stop FFmpeg ourselves
 
 
@@ -84,7 +85,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--local", action="store_true", help="local files in and out, no S3; progress bar")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a local input (--local)")
     parser.add_argument("--output-dir", help="where --local writes the artifacts")
-    parser.add_argument("--hardware", choices=["cpu", "nvidia", "auto"], help=f"default: ${runtime.ENV_HARDWARE}")
+    parser.add_argument("--hardware", choices=HARDWARE_CHOICES, help=f"default: ${runtime.ENV_HARDWARE}")
     parser.add_argument("--workdir", help=f"scratch directory (default: ${runtime.ENV_WORKDIR} or a temporary one)")
     parser.add_argument("--result", help=f"write the result JSON here (default: ${runtime.ENV_RESULT_PATH})")
     parser.add_argument("--timeout", type=float, help="stop FFmpeg after this many seconds")
@@ -119,10 +120,16 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 deadline = max(1.0, spec.active_deadline_seconds - DEADLINE_MARGIN)
             from videojob.transcoder import stt
 
+            hardware = args.hardware or env.get(runtime.ENV_HARDWARE) or "cpu"
+            # --hardware is both what to use and what was asked; in a pod the operator says each separately
+            requested = args.hardware or env.get(runtime.ENV_HARDWARE_REQUESTED) or hardware
+            if requested not in HARDWARE_CHOICES:
+                raise ValueError(f"{runtime.ENV_HARDWARE_REQUESTED}={requested!r}: use one of {HARDWARE_CHOICES}")
             job = runner.Job(
                 spec=spec,
                 workdir=Path(workdir_name),
-                hardware=args.hardware or env.get(runtime.ENV_HARDWARE) or "cpu",
+                hardware=hardware,
+                hardware_requested=requested,
                 policy=InputPolicy.from_env(env),
                 reporter=reporter_from_env(env, local=args.local),
                 local_inputs=_parse_inputs(args.input) if args.local else None,

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Literal
 
 from videojob.api.models import AudioCodec, AudioOutput, Container, Preset, VideoCodec, VideoOutput
-from videojob.transcoder.errors import Unsupported
+from videojob.transcoder.errors import TranscodeError, Unsupported
 
 ResolvedHardware = Literal["cpu", "nvidia"]
+NVENC_UNAVAILABLE = "NvencUnavailable"  # the reason of the Unsupported error for "this node cannot start NVENC"
 
 CPU_ENCODERS = {
     VideoCodec.H264: "libx264",
@@ -72,6 +73,17 @@ def resolve_hardware(requested: str, codec: VideoCodec | str) -> ResolvedHardwar
     if requested == "auto":
         return "nvidia" if codec in NVENC_ENCODERS else "cpu"
     raise ValueError(f"unknown hardware {requested!r}")
+
+
+def fallback_hardware(requested: str | None, error: TranscodeError) -> ResolvedHardware | None:
+    """The hardware to encode with again after `error`, or None to fail with it.
+
+    Only `auto` falls back, and only when NVENC itself could not start (no GPU, no encoder engine, no driver):
+    the user asked for "a GPU when one is free", so CPU encoding still does the job. An explicit `nvidia` keeps
+    the clear NvencUnavailable failure; any other error would fail on CPU as well."""
+    if requested == "auto" and isinstance(error, Unsupported) and error.reason == NVENC_UNAVAILABLE:
+        return "cpu"
+    return None
 
 
 def video_encoder(codec: VideoCodec | str, hardware: ResolvedHardware) -> str:

@@ -12,6 +12,7 @@ import collections
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 from videojob import storage
 from videojob.api.models import Artifact, VideoJobSpec
 from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult
-from videojob.transcoder import planner
+from videojob.transcoder import encoders, planner
 from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.probe import MediaFacts, probe
@@ -48,11 +49,15 @@ INPUT_PROBLEM = re.compile(
 
 @dataclass
 class Job:
-    """Everything one run needs. `local_inputs`/`output_dir` switch to local files (the --local mode)."""
+    """Everything one run needs. `local_inputs`/`output_dir` switch to local files (the --local mode).
+
+    `hardware` is what to encode with (the operator's choice); `hardware_requested` what the user asked for in the
+    spec (None: the same). With `auto` requested, a node that cannot start NVENC falls back to the CPU."""
 
     spec: VideoJobSpec
     workdir: Path
     hardware: str = "cpu"
+    hardware_requested: str | None = None
     policy: InputPolicy = field(default_factory=InputPolicy)
     reporter: Reporter = field(default_factory=NullReporter)
     local_inputs: Mapping[str, Path] | None = None
@@ -142,7 +147,7 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
     last = next((line for line in reversed(stderr) if not line.startswith("Conversion failed")), "")
     if NVENC_UNAVAILABLE.search(text):
         line = next(line for line in stderr if NVENC_UNAVAILABLE.search(line))
-        return Unsupported(f"NVENC is not available on this node: {line}", reason="NvencUnavailable")
+        return Unsupported(f"NVENC is not available on this node: {line}", reason=encoders.NVENC_UNAVAILABLE)
     if returncode < 0 or returncode in (137, 143):
         return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}", reason="FFmpegKilled")
     if INPUT_PROBLEM.search(text):
@@ -253,15 +258,28 @@ def run(job: Job) -> TranscodeResult:
         subtitle_paths[name].write_text(sub.burn_text, encoding="utf-8")
     facts = _probe_inputs(job, paths, media_names)
 
-    the_plan = planner.plan(spec, facts, {n: paths[n] for n in media_names}, job.hardware, job.workdir,
-                            subtitle_paths)
-    for text_file in the_plan.files:
-        text_file.path.write_text(text_file.text, encoding="utf-8")
+    def plan_for(hardware: str) -> planner.Plan:
+        made = planner.plan(spec, facts, {n: paths[n] for n in media_names}, hardware, job.workdir, subtitle_paths)
+        for text_file in made.files:
+            text_file.path.write_text(text_file.text, encoding="utf-8")
+        return made
+
+    the_plan = plan_for(job.hardware)
     generated: dict[int, list[Any]] = {}
     for step in the_plan.transcriptions:
         generated[step.op_index] = _transcribe(job, step, deadline)
 
-    FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
+    try:
+        FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
+    except Unsupported as error:
+        fallback = encoders.fallback_hardware(job.hardware_requested or job.hardware, error)
+        if fallback is None:
+            raise
+        # NVENC fails while opening the encoder, before the first frame: little is lost by starting over.
+        print(f"videojob-transcode: NVENC unavailable on this node ({' '.join(str(error).split())[:300]}); "
+              f"auto falls back to CPU encoding", file=sys.stderr, flush=True)
+        the_plan = plan_for(fallback)  # transcriptions do not depend on the hardware: they are kept
+        FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
     if the_plan.thumbnail is not None:
         FFmpegRun(the_plan.thumbnail).run(None, NullReporter(), deadline)
 
@@ -290,7 +308,7 @@ def run(job: Job) -> TranscodeResult:
     job.reporter.report(100.0)
     return TranscodeResult(
         ok=True, artifacts=artifacts, bytes_in=bytes_in, bytes_out=bytes_out,
-        seconds=round(time.monotonic() - started, 3),
+        seconds=round(time.monotonic() - started, 3), hardware=the_plan.hardware,
     )
 
 

@@ -333,6 +333,37 @@ def test_cli_failures_exit_with_the_contract_code_and_one_line(tmp_path: Path, m
     assert not result.ok and result.reason == reason
 
 
+@pytest.mark.parametrize(
+    ("requested", "code"),
+    [("auto", 0), ("nvidia", 69)],
+    ids=["auto falls back to cpu", "explicit nvidia still fails"],
+)
+def test_nvenc_unavailable_on_the_node_the_operator_chose(tmp_path: Path, requested: str, code: int) -> None:
+    """As in a pod the operator put on a GPU node (VIDEOJOB_HARDWARE=nvidia) where NVENC cannot start. This machine
+    has no GPU, so h264_nvenc fails for real, as it does on nodes without an encoder engine (H100) or driver."""
+    spec = _spec_file(tmp_path, SIMPLE)
+    started = time.monotonic()
+    done = _cli("--local", "--spec", str(spec), "--input", f"clip={mg.video('mp4')}", "--output-dir",
+                str(tmp_path / "o"), env={"VIDEOJOB_HARDWARE": "nvidia", "VIDEOJOB_HARDWARE_REQUESTED": requested,
+                                          "VIDEOJOB_RESULT_PATH": str(tmp_path / "r.json")})
+    assert done.returncode == code, done.stderr
+    assert time.monotonic() - started < 30
+    result = TranscodeResult.model_validate_json((tmp_path / "r.json").read_text())
+    lines = done.stderr.strip().splitlines()
+    if requested == "nvidia":
+        assert len(lines) == 1 and lines[0].startswith("videojob-transcode: NvencUnavailable: "), done.stderr
+        assert not result.ok and result.reason == "NvencUnavailable" and result.hardware is None
+        assert not (tmp_path / "o" / "result.mp4").exists()
+        return
+    fallback = [line for line in lines if "auto falls back to CPU encoding" in line]
+    assert len(fallback) == 1 and "NVENC unavailable on this node (" in fallback[0], done.stderr
+    assert result.ok and result.hardware == "cpu" and "NVENC unavailable" in result.message  # the status says why
+    out = tmp_path / "o" / "result.mp4"
+    assert result.artifacts[0].video_codec == "h264" and result.artifacts[0].duration == pytest.approx(2.0, abs=0.05)
+    assert probe(out).video_codec == "h264"
+    assert b"x264 - core" in out.read_bytes()  # libx264 signs its stream; h264_nvenc would not
+
+
 def test_cli_stops_ffmpeg_at_the_deadline(tmp_path: Path) -> None:
     slow = {**SIMPLE, "output": {**SIMPLE["output"], "video": {"codec": "h265", "preset": "veryslow"}}}
     spec = _spec_file(tmp_path, slow)

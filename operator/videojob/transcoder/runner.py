@@ -40,6 +40,7 @@ NVENC_UNAVAILABLE = re.compile(
     r"|CUDA_ERROR_NO_DEVICE|cuInit\(0\) failed|cuda_dl->cuInit|nvenc.*(?:not supported|unsupported device)",
     re.IGNORECASE,
 )
+NVENC_UNAVAILABLE_MESSAGE = "NVENC is not available on this node: "
 INPUT_PROBLEM = re.compile(
     r"Invalid data found when processing input|moov atom not found|Error while decoding|could not find codec"
     r"|Invalid argument|No such file or directory|Stream specifier .* matches no streams|does not contain any stream",
@@ -147,7 +148,7 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
     last = next((line for line in reversed(stderr) if not line.startswith("Conversion failed")), "")
     if NVENC_UNAVAILABLE.search(text):
         line = next(line for line in stderr if NVENC_UNAVAILABLE.search(line))
-        return Unsupported(f"NVENC is not available on this node: {line}", reason=encoders.NVENC_UNAVAILABLE)
+        return Unsupported(f"{NVENC_UNAVAILABLE_MESSAGE}{line}", reason=encoders.NVENC_UNAVAILABLE)
     if returncode < 0 or returncode in (137, 143):
         return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}", reason="FFmpegKilled")
     if INPUT_PROBLEM.search(text):
@@ -269,6 +270,7 @@ def run(job: Job) -> TranscodeResult:
     for step in the_plan.transcriptions:
         generated[step.op_index] = _transcribe(job, step, deadline)
 
+    note = ""
     try:
         FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
     except Unsupported as error:
@@ -276,8 +278,10 @@ def run(job: Job) -> TranscodeResult:
         if fallback is None:
             raise
         # NVENC fails while opening the encoder, before the first frame: little is lost by starting over.
-        print(f"videojob-transcode: NVENC unavailable on this node ({' '.join(str(error).split())[:300]}); "
-              f"auto falls back to CPU encoding", file=sys.stderr, flush=True)
+        why = " ".join(str(error).removeprefix(NVENC_UNAVAILABLE_MESSAGE).split())[:300]
+        print(f"videojob-transcode: NVENC unavailable on this node ({why}); auto falls back to CPU encoding",
+              file=sys.stderr, flush=True)
+        note = f"encoded on CPU: NVENC unavailable on its node ({why})"
         the_plan = plan_for(fallback)  # transcriptions do not depend on the hardware: they are kept
         FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
     if the_plan.thumbnail is not None:
@@ -307,7 +311,7 @@ def run(job: Job) -> TranscodeResult:
 
     job.reporter.report(100.0)
     return TranscodeResult(
-        ok=True, artifacts=artifacts, bytes_in=bytes_in, bytes_out=bytes_out,
+        ok=True, message=note, artifacts=artifacts, bytes_in=bytes_in, bytes_out=bytes_out,
         seconds=round(time.monotonic() - started, 3), hardware=the_plan.hardware,
     )
 

@@ -5,6 +5,8 @@
 2. Meanwhile an `auto` job (h264, which has an NVENC encoder) runs on CPU: the GPU is taken.
 3. Released, the nvidia job tries NVENC on a node without a GPU: it must fail fast with a clear reason in the
    VideoJob status, spend no retries, and not hang. That is the expected outcome on this machine.
+4. With the GPU slot free again, an `auto` job is placed on gpu-0, where NVENC cannot start: `auto` means "a GPU
+   when one is free", so the transcoder falls back to CPU encoding in the same pod and the job succeeds.
 """
 
 from __future__ import annotations
@@ -71,3 +73,16 @@ def test_nvidia_job_on_gpu_node_auto_falls_back_to_cpu_and_nvenc_fails_clearly(
     pods = core_v1.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
     assert len(pods) == 1, f"{len(pods)} pods ran for the nvidia job (retried)\n{context}"
     assert len(job_recorder.by_owner().get("on-gpu", [])) == 1
+
+    # The GPU slot is free again: an auto job is placed on gpu-0, NVENC cannot start there, auto encodes on CPU.
+    videojobs.create("auto-gpu", encode_spec(cpu_input, f"s3://{bucket}/out/auto-gpu/", hardware="auto"))
+    done = diagnostics.wait_phase("auto-gpu", "Succeeded", timeout=180)
+    status = done["status"]
+    context = diagnostics.report(["auto-gpu"])
+    assert status.get("node") == "gpu-0", f"the auto job did not get the free GPU slot\n{context}"
+    assert status.get("attempts") == 1, f"the fallback took a retry instead of happening in the pod\n{context}"
+    assert "NVENC unavailable" in (status.get("message") or ""), f"the status does not say why CPU\n{context}"
+    video = next(a for a in status.get("artifacts", []) if a.get("kind") == "video")
+    assert video.get("videoCodec") == "h264" and video["uri"].startswith(f"s3://{bucket}/out/auto-gpu/"), context
+    # status.hardware is still the placement (the Job's hardware label), not TranscodeResult.hardware: see the
+    # fallback's report for the status change that would make it say cpu here.

@@ -27,7 +27,7 @@ def health(status: dict | None) -> tuple[str, str]:
         pytest.param(None, ("Progressing", "Waiting for the operator"), id="no status yet is progressing"),
         pytest.param({"phase": "Pending", "queuePosition": 3}, ("Progressing", "Queued at position 3"), id="queued"),
         pytest.param({"phase": "Pending"}, ("Progressing", "Pending"), id="pending without position"),
-        pytest.param({"phase": "Running", "progress": 42.7}, ("Progressing", "Running: 42%"), id="running shows progress"),
+        pytest.param({"phase": "Running", "progress": 42.7}, ("Progressing", "Running: 42%"), id="running: progress"),
         pytest.param({"phase": "Succeeded", "progress": 100}, ("Healthy", "Succeeded"), id="succeeded is healthy"),
         pytest.param(
             {"phase": "Failed", "message": "input s3://b/k not found"},

@@ -6,10 +6,14 @@ so the test decides when the running job finishes and can check the queue at eve
 The six VideoJobs are created before the operator starts, in two batches whose creationTimestamps differ (they
 have one-second resolution): first come, first served is then well defined within each priority. The names
 sort against creation order, so an operator that breaks ties by name instead of age fails.
+
+The burst test creates six VideoJobs of one priority within one second while the operator runs: only the
+precise arrival time the operator records in `status.queuedAt` can tell them apart, and it must survive a restart.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -132,3 +136,60 @@ def test_raising_the_priority_of_a_pending_job_moves_it_to_the_front(
     release.set()
     diagnostics.wait_all(["blocker", "first", "second", "last"], "Succeeded", timeout=240)
     assert [j.owner for j in job_recorder.snapshot()] == ["blocker", "last", "first", "second"]
+
+
+# Names sort against creation order: an operator that breaks same-second ties by name admits them backwards.
+BURST = ["f-burst", "e-burst", "d-burst", "c-burst", "b-burst", "a-burst"]
+PRECISE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def test_a_same_second_burst_is_admitted_in_creation_order_across_a_restart(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+) -> None:
+    release = threading.Event()
+    http_server.stall["/blocker.mp4"] = release
+    blocker = http_server.add("/blocker.mp4", media.video().read_bytes())
+    op = run_operator(max_running=1, allow_http=True)
+    videojobs.create("blocker", encode_spec(blocker, f"s3://{bucket}/out/blocker/", hardware="cpu"))
+    diagnostics.wait_phase("blocker", "Running", timeout=90)
+
+    # Start at the top of a second so that the six creations share one creationTimestamp. Their inputs do not
+    # exist (the server answers 404): each fails at once once admitted, the cheapest run that still needs a Job.
+    wait_for(lambda: time.time() % 1 < 0.2, timeout=5, interval=0.01, message="the top of a second")
+    created = [
+        videojobs.create(name, encode_spec(http_server.url(f"/{name}.mp4"), f"s3://{bucket}/out/{name}/",
+                                           hardware="cpu"))["metadata"]
+        for name in BURST
+    ]
+    versions = [int(meta["resourceVersion"]) for meta in created]
+    assert versions == sorted(versions), f"creation order is the order of the calls: {versions}"
+    seconds = {meta["creationTimestamp"] for meta in created}
+    assert len(seconds) == 1, f"the burst spans several seconds, so it would not test same-second ties: {seconds}"
+
+    expected = {name: index for index, name in enumerate(BURST, start=1)}
+
+    def positions_by_arrival() -> bool | NotYet:
+        seen = {name: videojobs.status(name).get("queuePosition") for name in BURST}
+        return seen == expected or NotYet(seen)
+
+    diagnostics.wait(positions_by_arrival, timeout=30, interval=0.2, message=f"queue positions {expected}")
+    queued_at = [str(videojobs.status(name).get("queuedAt")) for name in BURST]
+    assert all(PRECISE.fullmatch(t) for t in queued_at), queued_at
+    assert queued_at == sorted(queued_at) and len(set(queued_at)) == len(queued_at), (
+        f"queuedAt must increase strictly in creation order: {dict(zip(BURST, queued_at, strict=True))}"
+    )
+
+    # Every admission of the burst happens after a restart: the new operator lists the VideoJobs (in name order)
+    # and has no memory of arrivals, so only the recorded queuedAt can keep the order.
+    op.restart()
+    release.set()
+
+    def all_admitted() -> bool | NotYet:
+        owners = [j.owner for j in job_recorder.snapshot()]
+        return len(owners) == 1 + len(BURST) or NotYet(owners)
+
+    diagnostics.wait(all_admitted, timeout=240, interval=0.2, message="a Job for every VideoJob")
+    assert [j.owner for j in job_recorder.snapshot()] == ["blocker", *BURST]
+    assert not job_recorder.duplicates(), job_recorder.duplicates()
+    assert [str(videojobs.status(name).get("queuedAt")) for name in BURST] == queued_at, "queuedAt was rewritten"

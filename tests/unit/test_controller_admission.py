@@ -17,11 +17,14 @@ from videojob.controller.settings import Settings
 
 
 def vj(name: str, priority: int = 5, created: str = "2026-01-01T00:00:00Z", hardware: str = "auto",
-       codec: str = "h264", namespace: str = "media") -> dict[str, Any]:
-    return {
+       codec: str = "h264", namespace: str = "media", queued_at: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "creationTimestamp": created},
         "spec": {"priority": priority, "hardware": hardware, "output": {"video": {"codec": codec}}},
     }
+    if queued_at is not None:
+        body["status"] = {"phase": "Pending", "queuedAt": queued_at}
+    return body
 
 
 def names(items: list[Any]) -> list[str]:
@@ -50,6 +53,67 @@ def names(items: list[Any]) -> list[str]:
 )
 def test_admission_order(jobs: list[dict[str, Any]], expected: list[str]) -> None:
     assert names(admission_order(jobs)) == expected
+
+
+T0 = "2026-01-01T00:00:00"
+
+
+@pytest.mark.parametrize(
+    ("jobs", "arrivals", "expected"),
+    [
+        pytest.param(
+            [vj("a", queued_at=f"{T0}.000300Z"), vj("b", queued_at=f"{T0}.000200Z"),
+             vj("c", queued_at=f"{T0}.000100Z")],
+            {}, ["c", "b", "a"], id="same second: the recorded precise arrival, not the name",
+        ),
+        pytest.param(
+            [vj("a"), vj("b"), vj("c")],
+            {"uid-a": f"{T0}.000003Z", "uid-b": f"{T0}.000002Z", "uid-c": f"{T0}.000001Z"},
+            ["c", "b", "a"], id="same second, nothing recorded yet: the in-memory arrival",
+        ),
+        pytest.param(
+            [vj("a", queued_at=f"{T0}.000001Z"), vj("b")],
+            {"uid-a": f"{T0}.000009Z", "uid-b": f"{T0}.000005Z"},
+            ["a", "b"], id="a recorded arrival wins over an in-memory one (after a restart)",
+        ),
+        pytest.param(
+            [vj("a", queued_at=f"{T0}.500000Z"), vj("b", queued_at=f"{T0}Z")],
+            {}, ["b", "a"], id="seconds-only and microsecond times compare as times, not strings",
+        ),
+        pytest.param(
+            [vj("a", queued_at=f"{T0}.000002+00:00"), vj("b", queued_at=f"{T0}.000001Z")],
+            {}, ["b", "a"], id="any RFC 3339 offset form compares as a time",
+        ),
+        pytest.param(
+            [vj("early", created=f"{T0}Z", queued_at="2026-01-01T00:00:05.000000Z"),
+             vj("late", created="2026-01-01T00:00:01Z", queued_at="2026-01-01T00:00:01.000000Z")],
+            {}, ["early", "late"], id="the creation second comes before the arrival (seen late, created early)",
+        ),
+        pytest.param(
+            [vj("z", 5, queued_at=f"{T0}.000001Z"), vj("y", 1, queued_at=f"{T0}.000009Z")],
+            {}, ["y", "z"], id="priority outranks arrival",
+        ),
+        pytest.param(
+            [vj("b", queued_at=f"{T0}.000001Z"), vj("a", queued_at=f"{T0}.000001Z")],
+            {}, ["a", "b"], id="equal arrivals: the name still decides",
+        ),
+        pytest.param(
+            [vj("b"), vj("a", queued_at="not a time")],
+            {}, ["a", "b"], id="no arrival known at all: the creation second, then the name",
+        ),
+    ],
+)
+def test_admission_order_within_a_second(
+    jobs: list[dict[str, Any]], arrivals: dict[str, str], expected: list[str]
+) -> None:
+    assert names(admission_order(jobs, arrivals)) == expected
+
+
+def test_plan_admission_admits_a_same_second_burst_by_arrival() -> None:
+    burst = [vj(name, queued_at=f"{T0}.{index:06d}Z") for index, name in enumerate("fedcba")]
+    to_admit, positions = plan_admission(burst, RunningCounts(), Settings(max_running=1))
+    assert names(to_admit) == ["f"]
+    assert positions == {"uid-e": 1, "uid-d": 2, "uid-c": 3, "uid-b": 4, "uid-a": 5}
 
 
 def test_admission_order_ties_across_namespaces_are_deterministic() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -74,3 +76,80 @@ def test_slim_objects_keep_what_the_operator_reads() -> None:
            "status": {"phase": "Running"}}
     assert slim_pod(pod) == {"metadata": {"uid": "p", "name": "p"}, "spec": {"nodeName": "cpu-0"},
                              "status": {"phase": "Running"}}
+
+
+# --- arrival stamps (first come, first served within a creation second) ----------------------------------------
+
+NOW = datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)
+
+
+def videojob(name: str, version: str, created: str = "2026-01-01T00:00:00Z", queued_at: str | None = None,
+             namespace: str = "media") -> dict[str, Any]:
+    body = obj(f"uid-{name}", version, name=name, namespace=namespace, creationTimestamp=created)
+    if queued_at is not None:
+        body["status"] = {"queuedAt": queued_at}
+    return body
+
+
+def stamped(index: Index) -> list[str]:
+    """Names in the order of their stamps."""
+    return [uid.removeprefix("uid-") for uid, _ in sorted(index.arrivals.items(), key=lambda item: item[1])]
+
+
+@pytest.mark.parametrize(
+    ("seen", "expected"),
+    [
+        pytest.param([videojob("c", "10"), videojob("b", "11"), videojob("a", "12")], ["c", "b", "a"],
+                     id="one second: creation (resourceVersion) order, not names"),
+        pytest.param([videojob("a", "12"), videojob("b", "11"), videojob("c", "10")], ["c", "b", "a"],
+                     id="events delivered out of order within a pass are still stamped in creation order"),
+        pytest.param([videojob("a", "9", "2026-01-01T00:00:01Z"), videojob("b", "90")], ["b", "a"],
+                     id="the creation second first (a later update raised a's resourceVersion)"),
+        pytest.param([videojob("a", "x", namespace="zz"), videojob("b", "x", namespace="aa")], ["b", "a"],
+                     id="versions that are not numbers: namespace, then name"),
+    ],
+)
+def test_first_seen_videojobs_get_strictly_increasing_stamps_in_creation_order(
+    seen: list[dict[str, Any]], expected: list[str]
+) -> None:
+    index = Index()
+    for body in seen:
+        index.observe("videojobs", "ADDED", body)
+    index.stamp_arrivals(NOW)
+    assert stamped(index) == expected
+    stamps = sorted(index.arrivals.values())
+    assert len(set(stamps)) == len(stamps), "stamps must be strictly increasing"
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", s) for s in stamps), stamps
+    assert stamps[0] == "2026-01-01T00:00:00.500000Z"
+
+
+def test_later_arrivals_get_later_stamps_even_when_the_clock_stands_still() -> None:
+    index = Index()
+    index.observe("videojobs", "ADDED", videojob("first", "10"))
+    index.stamp_arrivals(NOW)
+    index.observe("videojobs", "ADDED", videojob("second", "11"))
+    index.stamp_arrivals(NOW - timedelta(seconds=5))  # a clock stepped back must not reorder them
+    assert index.arrivals["uid-first"] < index.arrivals["uid-second"]
+    before = dict(index.arrivals)
+    index.stamp_arrivals(NOW + timedelta(seconds=1))
+    assert index.arrivals == before, "a stamp is given once"
+
+
+def test_after_a_restart_recorded_arrivals_win_and_new_videojobs_come_after_them() -> None:
+    index = Index()  # a fresh process: nothing in memory
+    recorded = "2026-01-01T00:00:00.900000Z"  # later than this process's clock says it is now
+    index.videojobs.replace([videojob("old", "20", queued_at=recorded), videojob("new", "10")], "30")
+    index.stamp_arrivals(NOW)
+    assert "uid-old" not in index.arrivals, "a recorded queuedAt is never replaced"
+    assert index.arrivals["uid-new"] > recorded
+
+
+def test_stamps_are_forgotten_once_recorded_or_deleted() -> None:
+    index = Index()
+    index.observe("videojobs", "ADDED", videojob("a", "10"))
+    index.observe("videojobs", "ADDED", videojob("b", "11"))
+    index.stamp_arrivals(NOW)
+    index.observe("videojobs", "MODIFIED", videojob("a", "12", queued_at=index.arrivals["uid-a"]))
+    index.observe("videojobs", "DELETED", videojob("b", "13"))
+    index.stamp_arrivals(NOW)
+    assert index.arrivals == {}

@@ -296,3 +296,20 @@ def test_a_job_without_pods_for_long_points_at_its_events() -> None:
     assert derive_status(vj({"phase": "Pending"}), young, [], NOW)["reason"] == "Admitted"
     status = derive_status(vj({"phase": "Pending"}), old, [], NOW)
     assert status["reason"] == "NoPod" and "kubectl describe job promo-abc" in status["message"]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "arrival", "expected"),
+    [
+        pytest.param(None, "2026-01-01T11:00:00.000042Z", "2026-01-01T11:00:00.000042Z",
+                     id="the operator's precise arrival is recorded"),
+        pytest.param("2026-01-01T11:00:00.000007Z", "2026-01-01T11:00:00.000042Z", "2026-01-01T11:00:00.000007Z",
+                     id="a recorded queuedAt is kept (it orders the queue after a restart)"),
+        pytest.param(None, None, "2026-01-01T11:00:00Z", id="no arrival known: the creation time"),
+    ],
+)
+def test_queued_at(recorded: str | None, arrival: str | None, expected: str) -> None:
+    old = {"phase": "Pending", "queuedAt": recorded} if recorded else None
+    new = derive_status(vj(old), None, [], NOW, queue_position=1, queued_at=arrival)
+    assert new["queuedAt"] == expected
+    VideoJobStatus.model_validate(new)  # the schema's 64 characters fit

@@ -2,9 +2,12 @@
 
 Pure functions over raw VideoJob bodies (the dicts the API server returns); no I/O.
 
-Order: priority 1 first; within a priority, first come first served by `creationTimestamp`, then namespace and
-name (timestamps have one-second resolution, so ties are common and must still be deterministic). Raising the
-priority of a pending job simply moves it on the next pass, as the order is recomputed every time.
+Order: priority 1 first; within a priority, first come first served: by `creationTimestamp` (the API server's
+clock, one-second resolution), then, within that second, by the precise arrival time the operator gave the
+VideoJob when it first saw it (`status.queuedAt` once recorded, before that the index's in-memory stamp; see
+index.py: stamps follow creation order and survive restarts through `queuedAt`), then namespace and name so that
+the order stays deterministic whatever happens. Raising the priority of a pending job simply moves it on the
+next pass, as the order is recomputed every time.
 
 Limits: `maxRunning` counts every admitted, unfinished VideoJob; `maxRunningGpu` those placed on GPU nodes.
 
@@ -25,7 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from videojob.api.models import Hardware, VideoCodec, VideoJobSpec
+from videojob.controller.index import recorded_arrival
 from videojob.controller.settings import Settings
+from videojob.controller.status import precise
 
 # Output codecs an NVENC encoder exists for (FFmpeg's h264_nvenc, hevc_nvenc).
 NVENC_CODECS = frozenset({VideoCodec.H264.value, VideoCodec.H265.value})
@@ -41,16 +46,21 @@ class RunningCounts:
     gpu: int = 0
 
 
-def _sort_key(vj: Body) -> tuple[int, str, str, str]:
+def _sort_key(vj: Body, arrivals: Mapping[str, str]) -> tuple[int, str, str, str, str]:
     meta = vj.get("metadata", {})
     priority = int(vj.get("spec", {}).get("priority", 5))
-    # RFC 3339 timestamps in UTC ("2026-01-02T03:04:05Z") sort correctly as strings.
-    return (priority, str(meta.get("creationTimestamp", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
+    created = str(meta.get("creationTimestamp", ""))
+    # Precise RFC 3339 strings of one fixed width sort as the times they name.
+    arrival = recorded_arrival(vj) or arrivals.get(str(meta.get("uid", ""))) or precise(created) or ""
+    # RFC 3339 timestamps in UTC with seconds ("2026-01-02T03:04:05Z"), as the API server writes them, sort too.
+    return (priority, created, arrival, str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
-def admission_order(videojobs: Iterable[Body]) -> list[Body]:
-    """Priority 1 first, then oldest first, then by namespace and name."""
-    return sorted(videojobs, key=_sort_key)
+def admission_order(videojobs: Iterable[Body], arrivals: Mapping[str, str] | None = None) -> list[Body]:
+    """Priority 1 first, then by creation second, then by precise arrival (`status.queuedAt`, else `arrivals`:
+    uid -> the index's in-memory stamp), then by namespace and name."""
+    arrivals = arrivals or {}
+    return sorted(videojobs, key=lambda vj: _sort_key(vj, arrivals))
 
 
 def wants_gpu(vj: Body) -> bool | None:
@@ -66,9 +76,10 @@ def wants_gpu(vj: Body) -> bool | None:
 
 
 def plan_admission(
-    pending: Iterable[Body], running: RunningCounts, settings: Settings
+    pending: Iterable[Body], running: RunningCounts, settings: Settings, arrivals: Mapping[str, str] | None = None
 ) -> tuple[list[tuple[Body, str]], dict[str, int]]:
-    """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia").
+    """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia"); `arrivals` as for
+    admission_order.
 
     Returns (to_admit in admission order, queue positions by uid for those left waiting: 1 = next).
     """
@@ -76,7 +87,7 @@ def plan_admission(
     free_gpu = settings.max_running_gpu - running.gpu
     to_admit: list[tuple[Body, str]] = []
     waiting: list[Body] = []
-    for vj in admission_order(pending):
+    for vj in admission_order(pending, arrivals):
         if free_total <= 0:
             waiting.append(vj)
             continue

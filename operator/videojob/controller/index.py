@@ -5,15 +5,25 @@ API responses (a created Job, a patched status), so every update keeps the newer
 comparing resourceVersions as numbers (what etcd-backed API servers hand out); an object whose version is not a
 number is simply replaced. A list replaces the view of its kind, except for objects newer than the list itself
 (created while it was being read).
+
+Arrival times: `creationTimestamp` has one-second resolution, so a burst of VideoJobs cannot be served first come,
+first served by it. The index therefore gives every VideoJob it sees for the first time a precise, strictly
+increasing arrival time (`Index.stamp_arrivals`, at the start of each pass), which the status records once in
+`queuedAt` (RFC 3339 with microseconds). VideoJobs first seen together are stamped in creation order (creation
+second, then resourceVersion: etcd hands them out in commit order), so the order does not depend on the order
+in which Kopf's per-object workers deliver their events. A recorded `queuedAt` is never replaced: after a restart
+it keeps each VideoJob's place, and VideoJobs never seen before are stamped later than every recorded one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from videojob.controller.jobs import LABEL_UID
+from videojob.controller.status import parse_time, precise, precise_timestamp
 
 Body = dict[str, Any]
 
@@ -111,6 +121,9 @@ class Index:
         self.videojobs = Store(slim_videojob)
         self.jobs = Store(slim_job)
         self.pods = Store(slim_pod)
+        # uid -> precise arrival time, for VideoJobs whose status does not record `queuedAt` yet.
+        self.arrivals: dict[str, str] = {}
+        self.last_arrival: datetime | None = None
 
     def store(self, kind: str) -> Store:
         return {"videojobs": self.videojobs, "jobs": self.jobs, "pods": self.pods}[kind]
@@ -119,6 +132,8 @@ class Index:
         store = self.store(kind)
         if event_type == "DELETED":
             store.remove(body)
+            if kind == "videojobs":
+                self.arrivals.pop(str(body["metadata"]["uid"]), None)
         else:
             store.upsert(body)
 
@@ -137,3 +152,40 @@ class Index:
             if owner:
                 out[owner].append(pod)
         return out
+
+    def stamp_arrivals(self, now: datetime) -> None:
+        """Give each VideoJob seen for the first time a precise arrival time, strictly later than any given
+        before (and, after a restart, than any recorded in a status), in creation order; forget the times of
+        VideoJobs that are gone or whose status now records one."""
+        new: list[Body] = []
+        for uid, vj in self.videojobs.items.items():
+            if recorded_arrival(vj) is not None:
+                self.arrivals.pop(uid, None)
+            elif uid not in self.arrivals:
+                new.append(vj)
+        for uid in self.arrivals.keys() - self.videojobs.items.keys():
+            del self.arrivals[uid]
+        if not new:
+            return
+        if self.last_arrival is None:  # the first stamps of this process: after every recorded one
+            recorded = [parse_time(recorded_arrival(vj)) for vj in self.videojobs.items.values()]
+            self.last_arrival = max((t for t in recorded if t is not None), default=None)
+        moment = now if self.last_arrival is None or now > self.last_arrival else self.last_arrival + _TICK
+        for vj in sorted(new, key=_creation_order):
+            self.arrivals[str(vj["metadata"]["uid"])] = precise_timestamp(moment)
+            self.last_arrival = moment
+            moment += _TICK
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def recorded_arrival(vj: Mapping[str, Any]) -> str | None:
+    """The VideoJob's `status.queuedAt` in precise form, or None when it records none (or not a time)."""
+    return precise((vj.get("status") or {}).get("queuedAt"))
+
+
+def _creation_order(vj: Mapping[str, Any]) -> tuple[str, int, str, str]:
+    meta = vj.get("metadata") or {}
+    return (str(meta.get("creationTimestamp", "")), _version(vj) or 0, str(meta.get("namespace", "")),
+            str(meta.get("name", "")))

@@ -1,8 +1,9 @@
 """The reconcile loop: one debounced pass over every VideoJob at a time.
 
 Watches (handlers.py) only feed the index and wake the loop. A pass then
-1. sorts the VideoJobs: finished (TTL), active (a Job exists or was made), impossible (operator-level problem,
-   cancelled before admission) and pending;
+1. stamps VideoJobs seen for the first time with a precise arrival time (first come, first served), then sorts
+   them: finished (TTL), active (a Job exists or was made), impossible (operator-level problem, cancelled before
+   admission) and pending;
 2. derives each active VideoJob's status from its Job and pods, which frees the slots of the finished ones;
 3. plans admission for all namespaces together (admission.plan_admission) and creates the Jobs, with bounded
    parallelism (`settings.api_workers` threads);
@@ -10,7 +11,8 @@ Watches (handlers.py) only feed the index and wake the loop. A pass then
 5. hands every status that changed to the StatusWriter, which patches them in the background (a minimal merge
    patch, admissions and phase changes first, queue positions after) and posts an Event per transition.
 
-Why it is restart-safe: nothing is remembered between passes that is not in the API server. On start the index
+Why it is restart-safe: nothing is remembered between passes that is not in the API server (but for the precise
+arrival time of a VideoJob whose status does not record it in `queuedAt` yet, see index.py). On start the index
 is filled from a list before the first pass (and relisted every `resync_seconds`); a Job's name is derived from
 its VideoJob's uid, so creating it again answers 409 and the existing Job is adopted (checked by its uid label);
 admission counts Jobs that exist *and* VideoJobs whose status names a Job, so an operator killed between
@@ -284,6 +286,8 @@ class Reconciler:
         running = {"cpu": 0, "nvidia": 0}
         work: list[Any] = []
         next_ttl: float | None = None
+        self.index.stamp_arrivals(now)
+        arrivals = self.index.arrivals
 
         vj: Mapping[str, Any]
         for uid, vj in list(self.index.videojobs.items.items()):
@@ -302,7 +306,7 @@ class Reconciler:
             job = jobs.get(uid)
             its_pods = pods.get(uid, [])
             if status.get("phase") in TERMINAL:
-                desired[uid] = (vj, derive_status(vj, job, its_pods, now), its_pods)
+                desired[uid] = (vj, derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid)), its_pods)
                 left = ttl_remaining(vj, settings.default_ttl_seconds, now)
                 if left is not None and left <= 0:
                     work.append(self.call(self.kube.delete_videojob, meta["namespace"], meta["name"], uid))
@@ -317,9 +321,9 @@ class Reconciler:
                 if problem is None and not (vj.get("spec") or {}).get("cancel"):
                     pending.append(vj)
                     continue
-                desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem), [])
+                desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
                 continue
-            new = derive_status(vj, job, its_pods, now)
+            new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid))
             desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:
                 running["nvidia" if new.get("hardware") == "nvidia" else "cpu"] += 1
@@ -327,13 +331,14 @@ class Reconciler:
                 work.append(self.stop_job(job))
 
         counts = RunningCounts(total=running["cpu"] + running["nvidia"], gpu=running["nvidia"])
-        to_admit, positions = plan_admission(pending, counts, settings)
+        to_admit, positions = plan_admission(pending, counts, settings, arrivals)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
         admitted = await asyncio.gather(*(self.admit(vj, hardware, now) for vj, hardware in to_admit))
         for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
             uid = str(vj["metadata"]["uid"])
-            desired[uid] = (vj, derive_status(vj, job, [], now, problem=problem, blocked=self.blocked.get(uid)), [])
+            desired[uid] = (vj, derive_status(vj, job, [], now, problem=problem, blocked=self.blocked.get(uid),
+                                                    queued_at=arrivals.get(uid)), [])
             if job is not None:
                 running[hardware] += 1
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
@@ -341,7 +346,7 @@ class Reconciler:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
                 desired[uid] = (vj, derive_status(vj, None, [], now, queue_position=positions.get(uid),
-                                                  blocked=self.blocked.get(uid)), [])
+                                                  blocked=self.blocked.get(uid), queued_at=arrivals.get(uid)), [])
 
         for uid, (vj, new, its_pods) in desired.items():
             patch = status_patch(vj.get("status"), new)

@@ -21,6 +21,7 @@ unless the job succeeded (100) or the field was never set.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,23 @@ Body = Mapping[str, Any]
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with seconds, as Kubernetes writes metav1.Time."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def precise_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds (fixed width, so these strings sort as the times they name)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@functools.lru_cache(maxsize=8192)
+def precise(text: str | None) -> str | None:
+    """Any RFC 3339 time as `precise_timestamp` writes it (None when it is not one): "…:05Z" and "…:05.000000Z"
+    name the same moment but do not sort as strings."""
+    moment = parse_time(text)
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return precise_timestamp(moment)
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -181,6 +199,7 @@ def derive_status(
     queue_position: int | None = None,
     problem: str | None = None,
     blocked: str | None = None,
+    queued_at: str | None = None,
 ) -> dict[str, Any]:
     """The VideoJob's status (wire form) from what is observed.
 
@@ -196,7 +215,7 @@ def derive_status(
     new.setdefault("progress", 0)
     new.setdefault("attempts", 0)
     new.setdefault("artifacts", [])
-    new["queuedAt"] = old.get("queuedAt") or meta.get("creationTimestamp") or timestamp(now)
+    new["queuedAt"] = old.get("queuedAt") or queued_at or meta.get("creationTimestamp") or precise_timestamp(now)
     if meta.get("generation") is not None:
         new["observedGeneration"] = meta["generation"]
 

@@ -102,6 +102,8 @@ NEEDED = [
     ("delete", "pods", "", "", False),
     ("create", "pods", "", "", False),
     ("get", "secrets", "", "", False),
+    ("list", "secrets", "", "", False),
+    ("create", "events", "events.k8s.io", "", False),
     ("update", "deployments", "apps", "", False),
     ("escalate", "roles", "rbac.authorization.k8s.io", "", False),
 ]

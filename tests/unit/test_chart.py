@@ -116,7 +116,6 @@ def rule_set(rules: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], ...]]:
                 "metrics": {"serviceMonitor": {"enabled": True}},
                 "prometheusRule": {"enabled": True},
                 "s3": {"createSecret": True, "credentials": {"accessKeyId": "AK", "secretAccessKey": "SK"}},
-                "rbac": {"readSecrets": True},
             },
             id="every optional object on lints clean",
         ),
@@ -341,7 +340,6 @@ except ImportError:  # pragma: no cover - the operator's module not written yet
     operator_rbac = None  # type: ignore[assignment]
 
 needs_rules = pytest.mark.skipif(operator_rbac is None, reason="videojob.controller.rbac not there yet")
-SECRETS_GET = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
 CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
 
 
@@ -351,19 +349,34 @@ def cluster_roles(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str,
 
 @needs_rules
 @pytest.mark.parametrize(
-    ("values", "extra_rules"),
+    "values",
     [
-        pytest.param({}, [], id="the chart grants exactly the operator's rules"),
-        pytest.param({"rbac": {"readSecrets": True}}, [SECRETS_GET], id="readSecrets adds get on secrets only"),
-        pytest.param({"watchNamespaces": ["media"]}, [], id="the same rules when watching namespaces"),
+        pytest.param({}, id="the chart grants exactly the operator's rules"),
+        pytest.param({"watchNamespaces": ["media"]}, id="the same rules when watching namespaces"),
     ],
 )
-def test_rbac_rules_equal_the_operators(values: dict[str, Any], extra_rules: list[dict[str, Any]]) -> None:
+def test_rbac_rules_equal_the_operators(values: dict[str, Any]) -> None:
     namespaced, cluster = cluster_roles(render(values))
-    expected = operator_rbac.OPERATOR_CLUSTER_RULES + extra_rules
-    assert rule_set(namespaced["rules"] + cluster["rules"]) == rule_set(expected)
+    assert rule_set(namespaced["rules"] + cluster["rules"]) == rule_set(operator_rbac.OPERATOR_CLUSTER_RULES)
     assert all(set(r["resources"]) <= CLUSTER_SCOPED for r in cluster["rules"])
     assert not any(set(r["resources"]) & CLUSTER_SCOPED for r in namespaced["rules"])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [pytest.param({}, id="cluster-wide"), pytest.param({"watchNamespaces": ["media"]}, id="watching namespaces")],
+)
+def test_rbac_grants_no_secrets_and_no_events_k8s_io(values: dict[str, Any]) -> None:
+    """The operator never reads Secrets (transcoders get credentials by secretKeyRef) and posts core/v1 Events
+    only (so does Kopf)."""
+    rules = [rule for role in cluster_roles(render(values)) for rule in role["rules"]]
+    assert not [r for r in rules if "secrets" in r["resources"] or "*" in r["resources"]], rules
+    assert not [r for r in rules if "events.k8s.io" in r["apiGroups"] or "*" in r["apiGroups"]], rules
+
+
+def test_the_read_secrets_option_is_gone() -> None:
+    r = helm("template", "vj", str(CHART), values={"rbac": {"readSecrets": True}})
+    assert r.returncode != 0 and "readSecrets" in r.stderr, r.stdout[-500:] + r.stderr
 
 
 def subject() -> dict[str, str]:

@@ -34,8 +34,8 @@ OPERATOR_CLUSTER_RULES: list[dict[str, Any]] = [
     # Their pods: node, start time, exit code and termination message (the TranscodeResult). Read only.
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     # Kubernetes Events on every transition (core/v1, as `kubectl describe` shows them; Kopf posts there too).
+    # Neither uses the events.k8s.io API, so no rule for it.
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     # Per-namespace ServiceAccount, Role and RoleBinding for transcoder pods (build_transcoder_rbac).
     {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],

@@ -84,5 +84,5 @@ def test_nvidia_job_on_gpu_node_auto_falls_back_to_cpu_and_nvenc_fails_clearly(
     assert "NVENC unavailable" in (status.get("message") or ""), f"the status does not say why CPU\n{context}"
     video = next(a for a in status.get("artifacts", []) if a.get("kind") == "video")
     assert video.get("videoCodec") == "h264" and video["uri"].startswith(f"s3://{bucket}/out/auto-gpu/"), context
-    # status.hardware is still the placement (the Job's hardware label), not TranscodeResult.hardware: see the
-    # fallback's report for the status change that would make it say cpu here.
+    # placed on the GPU node, encoded on CPU: the status says what really encoded
+    assert status.get("hardware") == "cpu", f"status.hardware should come from the transcoder's result\n{context}"

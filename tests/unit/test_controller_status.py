@@ -138,6 +138,25 @@ def test_success_fills_artifacts_progress_and_times() -> None:
     assert status["jobName"] == "promo-abc"
 
 
+@pytest.mark.parametrize(
+    ("placed", "result_hardware", "expected"),
+    [("nvidia", None, "nvidia"), ("nvidia", "nvidia", "nvidia"), ("nvidia", "cpu", "cpu"), ("cpu", "cpu", "cpu")],
+    ids=["old transcoder: the placement", "NVENC used", "auto fell back to CPU", "cpu"],
+)
+def test_finished_status_says_which_hardware_encoded(placed: str, result_hardware: str | None, expected: str) -> None:
+    extra = {"hardware": result_hardware} if result_hardware else {}
+    done = derive_status(
+        vj({"phase": "Running", "hardware": placed}),
+        job(("Complete", "Completed"), hardware=placed),
+        [pod("terminated", 0, result(**extra), node="gpu-0")],
+        NOW,
+    )
+    assert done["hardware"] == expected
+    # later passes see the same Job label again; the finished status keeps what the result said
+    again = derive_status(vj(done), job(("Complete", "Completed"), hardware=placed), [], NOW)
+    assert again["hardware"] == expected
+
+
 def test_running_records_node_attempts_and_start() -> None:
     status = derive_status(vj({"phase": "Pending"}), job(hardware="nvidia"), [pod("running", node="gpu-0")], NOW)
     assert (status["node"], status["attempts"], status["hardware"]) == ("gpu-0", 1, "nvidia")

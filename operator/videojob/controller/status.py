@@ -222,7 +222,9 @@ def derive_status(
     if job is not None:
         new["jobName"] = job["metadata"]["name"]
         hardware = (job["metadata"].get("labels") or {}).get(LABEL_HARDWARE)
-        if hardware in ("cpu", "nvidia"):
+        # Once finished, the transcoder's result says what really encoded (auto falls back to CPU when NVENC
+        # cannot start on its GPU node); the Job's label only says where it was placed.
+        if hardware in ("cpu", "nvidia") and old_phase not in TERMINAL:
             new["hardware"] = hardware
     started = sorted((p for p in pods if pod_started(p)), key=_pod_created)
     new["attempts"] = max(int(new["attempts"]), len(started))
@@ -243,6 +245,8 @@ def derive_status(
         new["reason"] = "Succeeded"
         if result is not None:
             new["artifacts"] = [a.to_wire() for a in result.artifacts]
+            if result.hardware is not None:
+                new["hardware"] = result.hardware
             new["message"] = result.message or f"{len(result.artifacts)} artifact(s) written"
         else:
             new["message"] = "the transcoder succeeded but left no readable result"

@@ -190,6 +190,7 @@ GPU_VALUES = {
             {"max_running": 100000, "default_ttl_seconds": 31536000, "default_active_deadline_seconds": 1000000},
             id="large integers stay integers not 1e+05",
         ),
+        pytest.param({"defaultTtlSeconds": None}, {"default_ttl_seconds": None}, id="null TTL keeps VideoJobs"),
         pytest.param(
             {"transcoder": {"progressInterval": 0.5}, "reconcile": {"debounceSeconds": 0, "resyncSeconds": 12.5}},
             {"progress_interval": 0.5, "debounce_seconds": 0.0, "resync_seconds": 12.5},

@@ -100,7 +100,7 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
 - name: VIDEOJOB_DEFAULT_ACTIVE_DEADLINE_SECONDS
   value: {{ $v.transcoder.activeDeadlineSeconds | int64 | quote }}
 - name: VIDEOJOB_DEFAULT_TTL_SECONDS
-  value: {{ if kindIs "invalid" $v.defaultTtlSeconds }}""{{ else }}{{ $v.defaultTtlSeconds | int64 | quote }}{{ end }}
+  value: {{ if kindIs "invalid" $v.defaultTtlSeconds }}"never"{{ else }}{{ $v.defaultTtlSeconds | int64 | quote }}{{ end }}
 - name: VIDEOJOB_PROGRESS_INTERVAL
   value: {{ $v.transcoder.progressInterval | toString | quote }}
 - name: VIDEOJOB_GPU_NODE_SELECTOR

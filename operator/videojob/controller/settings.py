@@ -127,7 +127,7 @@ class Settings(BaseModel):
     )
     default_ttl_seconds: int | None = _env(
         "VIDEOJOB_DEFAULT_TTL_SECONDS",
-        "Delete a finished VideoJob this long after it finishes, unless it sets its own; unset keeps it.",
+        "Delete a finished VideoJob this long after it finishes, unless it sets its own; `never` keeps them.",
         7 * 86_400,
         ge=0,
     )
@@ -259,6 +259,9 @@ class Settings(BaseModel):
             raise ValueError(f"invalid operator settings: {problems}") from None
 
 
+NEVER = "never"
+
+
 def _parse(annotation: Any, raw: str, var: str) -> Any:
     """Strings stay strings (validators split lists); JSON for dicts and lists of objects; bools by word."""
     text = str(annotation)
@@ -269,6 +272,8 @@ def _parse(annotation: Any, raw: str, var: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"invalid operator settings: {var}: expected true or false, got {raw!r}")
+    if text.startswith("int | None") and raw.strip().lower() == NEVER:
+        return None  # an empty variable means "the default", so switching a duration off needs a word
     if text.startswith(("dict", "list[dict")):
         try:
             return json.loads(raw)

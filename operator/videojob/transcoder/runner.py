@@ -34,7 +34,7 @@ STDERR_LINES = 40  # what we keep of FFmpeg's stderr for the error message
 TERM_GRACE = 5.0  # seconds FFmpeg gets to finish writing after SIGTERM before SIGKILL
 
 # FFmpeg/driver messages that mean "no usable NVENC here": not worth retrying on this node.
-NVENC_UNAVAILABLE = re.compile(
+NVENC_FAILURE_PATTERN = re.compile(
     r"Cannot load libcuda|Cannot load libnvidia-encode|No capable devices found|OpenEncodeSessionEx failed"
     r"|No NVENC capable devices found|Driver does not support the required nvenc API version"
     r"|CUDA_ERROR_NO_DEVICE|cuInit\(0\) failed|cuda_dl->cuInit|nvenc.*(?:not supported|unsupported device)",
@@ -146,8 +146,8 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
     """An FFmpeg exit → the error class and one line: NVENC trouble, bad media, a kill, or something else."""
     text = "\n".join(stderr)
     last = next((line for line in reversed(stderr) if not line.startswith("Conversion failed")), "")
-    if NVENC_UNAVAILABLE.search(text):
-        line = next(line for line in stderr if NVENC_UNAVAILABLE.search(line))
+    if NVENC_FAILURE_PATTERN.search(text):
+        line = next(line for line in stderr if NVENC_FAILURE_PATTERN.search(line))
         return Unsupported(f"{NVENC_UNAVAILABLE_MESSAGE}{line}", reason=encoders.NVENC_UNAVAILABLE)
     if returncode < 0 or returncode in (137, 143):
         return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}", reason="FFmpegKilled")

@@ -72,6 +72,8 @@ def test_slim_objects_keep_what_the_operator_reads() -> None:
            "spec": {"template": {"spec": {"containers": [{"env": [{"name": "VIDEOJOB_SPEC"}]}]}}},
            "status": {"active": 1}}
     assert slim_job(job) == {"metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}}, "status": {"active": 1}}
+    job["spec"]["activeDeadlineSeconds"] = 60  # kept: the message of a Job stopped at its deadline names it
+    assert slim_job(job)["spec"] == {"activeDeadlineSeconds": 60}
     pod = {"metadata": {"uid": "p", "name": "p"}, "spec": {"nodeName": "cpu-0", "containers": [{}]},
            "status": {"phase": "Running"}}
     assert slim_pod(pod) == {"metadata": {"uid": "p", "name": "p"}, "spec": {"nodeName": "cpu-0"},

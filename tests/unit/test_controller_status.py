@@ -185,6 +185,8 @@ def test_attempts_count_started_pods_only() -> None:
                      id="an unknown exit code"),
         pytest.param(job(("Failed", "DeadlineExceeded")), [pod("terminated", 143)], "DeadlineExceeded", "job",
                      id="the deadline outranks the exit code"),
+        pytest.param({**job(("Failed", "DeadlineExceeded")), "spec": {"activeDeadlineSeconds": 1}}, [],
+                     "DeadlineExceeded", "activeDeadlineSeconds 1 s", id="the deadline message names the limit"),
         pytest.param(job(("Failed", "BackoffLimitExceeded")), [], "BackoffLimitExceeded", "job",
                      id="no pods left: the Job's reason"),
         pytest.param(job(("Failed", "BackoffLimitExceeded")),

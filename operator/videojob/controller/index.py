@@ -55,8 +55,13 @@ def slim_videojob(body: Mapping[str, Any]) -> Body:
 
 
 def slim_job(body: Mapping[str, Any]) -> Body:
-    """A Job's identity and status; its pod template (with the spec in its environment) stays out of memory."""
-    return {**_slim_metadata(body), "status": body.get("status") or {}}
+    """A Job's identity, time limit and status; its pod template (with the spec in its environment) stays out of
+    memory. The time limit is kept for the message of a Job stopped at its deadline."""
+    slim = {**_slim_metadata(body), "status": body.get("status") or {}}
+    deadline = (body.get("spec") or {}).get("activeDeadlineSeconds")
+    if deadline is not None:
+        slim["spec"] = {"activeDeadlineSeconds": deadline}
+    return slim
 
 
 def slim_pod(body: Mapping[str, Any]) -> Body:

@@ -161,7 +161,10 @@ def failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
     terminated = transcoder_state(last)["terminated"] if last is not None else {}
     result = parse_result(terminated.get("message"))
     if job_reason == "DeadlineExceeded":
-        return "DeadlineExceeded", job_message or "the job ran longer than its activeDeadlineSeconds"
+        limit = ((job or {}).get("spec") or {}).get("activeDeadlineSeconds")
+        message = "stopped: the job ran longer than its time limit"
+        message += f" (activeDeadlineSeconds {limit} s)" if limit else " (activeDeadlineSeconds)"
+        return "DeadlineExceeded", message + (f"; {job_message}" if job_message else "")
     if result is not None and not result.ok:
         return reason_word(result.reason), result.message or f"the transcoder failed ({result.reason})"
     if terminated:

@@ -1,0 +1,300 @@
+"""Bad input and bad configuration end to end: every case ends in a clear state, says why, and wastes no retries.
+
+The real operator and the real transcoder run against the local environment. Each test sets up one fault for
+real (a missing or wrong Secret, a bucket that does not exist, a refused URI, a deadline, a race) and checks the
+VideoJob's phase, reason and message, and how many Jobs and pods were spent on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from tests.conftest import TestEnv
+from tests.e2e.harness import (
+    Diagnostics,
+    JobRecorder,
+    MediaFactory,
+    NotYet,
+    OperatorProcess,
+    ScriptedHTTPServer,
+    VideoJobs,
+    ensure_s3_secret,
+)
+from tests.e2e.specs import copy_spec
+
+pytestmark = pytest.mark.e2e
+
+HTTP_INPUTS = {"allow_http": True}  # the harness's transcoders allow private networks (127.0.0.1)
+
+
+@pytest.fixture
+def input_uri(media: MediaFactory, bucket: str) -> str:
+    return media.upload(media.video(), bucket, "in/tiny.mp4")
+
+
+def pods_of(core_v1: Any, namespace: str, job_name: str) -> list[Any]:
+    return list(core_v1.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items)
+
+
+def assert_failed_once(
+    status: dict[str, Any], reason: str, words: list[str], job_recorder: JobRecorder, name: str, core_v1: Any,
+    namespace: str, context: str,
+) -> None:
+    """Failed with `reason`, the message naming each of `words`, one Job with one pod (no retry spent)."""
+    assert status.get("reason") == reason, f"reason {status.get('reason')!r}, expected {reason!r}\n{context}"
+    message = status.get("message") or ""
+    for word in words:
+        assert word in message, f"the message does not name {word!r}: {message!r}\n{context}"
+    assert status.get("attempts") == 1, f"attempts {status.get('attempts')}: retries were spent\n{context}"
+    jobs = job_recorder.by_owner().get(name, [])
+    assert len(jobs) == 1, f"expected one Job, saw {[j.name for j in jobs]}\n{context}"
+    assert len(pods_of(core_v1, namespace, jobs[0].name)) == 1, f"the Job ran more than one pod\n{context}"
+    failed = {c["type"]: c for c in status.get("conditions") or []}.get("Failed") or {}
+    assert failed.get("status") == "True" and failed.get("reason") == reason, f"Failed condition {failed}"
+
+
+# --- credentials ------------------------------------------------------------------------------------------------
+
+
+def test_a_missing_secret_says_so_while_pending_and_the_job_runs_once_it_exists(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    input_uri: str, bucket: str, core_v1: Any, namespace: str, testenv: TestEnv, job_recorder: JobRecorder,
+) -> None:
+    run_operator()
+    videojobs.create("no-secret", copy_spec(input_uri, f"s3://{bucket}/out/no-secret/",
+                                            credentialsSecretRef={"name": "created-later"}))
+
+    def says_why() -> dict[str, Any] | NotYet:
+        status = videojobs.status("no-secret")
+        waiting = status.get("phase") == "Pending" and status.get("reason") == "CreateContainerConfigError"
+        return status if waiting and "created-later" in (status.get("message") or "") else NotYet(status)
+
+    diagnostics.wait(says_why, timeout=60, message="Pending with CreateContainerConfigError naming the Secret")
+
+    ensure_s3_secret(core_v1, namespace, testenv, name="created-later")
+
+    done = diagnostics.wait_phase("no-secret", "Succeeded", timeout=120)
+    assert done["status"].get("artifacts"), diagnostics.report(["no-secret"])
+    assert len(job_recorder.by_owner().get("no-secret", [])) == 1
+
+
+def test_wrong_credentials_fail_with_access_denied_and_no_retries(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    input_uri: str, bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+) -> None:
+    core_v1.create_namespaced_secret(namespace, {
+        "metadata": {"name": "wrong-keys"},
+        "stringData": {"AWS_ACCESS_KEY_ID": "not-a-user", "AWS_SECRET_ACCESS_KEY": "not-a-password"},
+    })
+    run_operator()
+    videojobs.create("denied", copy_spec(input_uri, f"s3://{bucket}/out/denied/", retries=3,
+                                         credentialsSecretRef={"name": "wrong-keys"}))
+
+    failed = diagnostics.wait_phase("denied", "Failed", timeout=120)
+
+    assert_failed_once(failed["status"], "StorageAccessDenied", [input_uri], job_recorder, "denied", core_v1,
+                       namespace, diagnostics.report(["denied"]))
+
+
+def test_a_secret_without_the_secret_key_says_which_key_is_missing(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    input_uri: str, bucket: str, core_v1: Any, namespace: str,
+) -> None:
+    core_v1.create_namespaced_secret(namespace, {
+        "metadata": {"name": "half-secret"}, "stringData": {"AWS_ACCESS_KEY_ID": "someone"},
+    })
+    run_operator()
+    videojobs.create("half", copy_spec(input_uri, f"s3://{bucket}/out/half/",
+                                       credentialsSecretRef={"name": "half-secret"}))
+
+    def says_why() -> dict[str, Any] | NotYet:
+        status = videojobs.status("half")
+        message = status.get("message") or ""
+        named = "AWS_SECRET_ACCESS_KEY" in message and "half-secret" in message
+        return status if status.get("reason") == "CreateContainerConfigError" and named else NotYet(status)
+
+    status = diagnostics.wait(says_why, timeout=60, message="the status names the missing key and the Secret")
+    assert status["phase"] == "Pending", status
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    assert conditions["Admitted"]["status"] == "True", conditions
+
+
+# --- storage ----------------------------------------------------------------------------------------------------
+
+
+def test_a_missing_output_bucket_fails_without_retries_and_names_the_bucket(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    input_uri: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+) -> None:
+    missing = f"no-such-bucket-{uuid.uuid4().hex[:10]}"
+    output = f"s3://{missing}/out/"
+    run_operator()
+    videojobs.create("no-bucket", copy_spec(input_uri, output, retries=2))
+
+    failed = diagnostics.wait_phase("no-bucket", "Failed", timeout=120)
+
+    status = failed["status"]
+    context = diagnostics.report(["no-bucket"])
+    assert missing in (status.get("message") or ""), context
+    assert_failed_once(status, str(status.get("reason")), [], job_recorder, "no-bucket", core_v1, namespace, context)
+
+
+@pytest.mark.xfail(strict=True, reason="storage._s3_error names every missing bucket InputNotFound, also the output's "
+                   "(the fix belongs to videojob/storage.py, owned by the transcoder-io helper)")
+def test_a_missing_output_bucket_is_not_reported_as_a_missing_input(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics, input_uri: str,
+) -> None:
+    run_operator()
+    videojobs.create("no-out-bucket", copy_spec(input_uri, f"s3://no-such-bucket-{uuid.uuid4().hex[:10]}/out/"))
+
+    failed = diagnostics.wait_phase("no-out-bucket", "Failed", timeout=120)
+
+    assert "Input" not in str(failed["status"].get("reason")), diagnostics.report(["no-out-bucket"])
+
+
+# --- refused inputs ---------------------------------------------------------------------------------------------
+
+
+def test_an_http_input_is_refused_by_the_operator_without_a_job(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    bucket: str, job_recorder: JobRecorder,
+) -> None:
+    uri = "http://media.example.com/in/clip.mp4"
+    op = run_operator(allow_http=False)
+    videojobs.create("plain-http", copy_spec(uri, f"s3://{bucket}/out/plain-http/"))
+
+    failed = diagnostics.wait_phase("plain-http", "Failed", timeout=30)
+
+    status = failed["status"]
+    assert status.get("reason") == "InvalidSpec", diagnostics.report(["plain-http"])
+    assert uri in status["message"] and "http://" in status["message"], status["message"]
+    assert status.get("attempts") == 0 and not status.get("jobName"), status
+    assert "plain-http" not in job_recorder.by_owner(), "a Job was created for a refused input"
+    assert op.running
+
+
+def test_an_https_input_on_a_private_address_fails_bad_input_naming_the_uri(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+) -> None:
+    uri = "https://127.0.0.1:9/in/clip.mp4"  # nothing is contacted: the address is refused first
+    run_operator(transcoder_env={"VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "false"})
+    videojobs.create("private", copy_spec(uri, f"s3://{bucket}/out/private/", retries=2))
+
+    failed = diagnostics.wait_phase("private", "Failed", timeout=90)
+
+    status = failed["status"]
+    context = diagnostics.report(["private"])
+    assert status.get("reason") in ("BadInput", "InvalidSpec"), context
+    assert uri in status["message"] and "private" in status["message"], context
+    if status.get("jobName"):  # refused by the transcoder: then with no retry spent
+        assert_failed_once(status, str(status["reason"]), [], job_recorder, "private", core_v1, namespace, context)
+
+
+# --- deadline, cancel, delete, namespaces -----------------------------------------------------------------------
+
+
+def test_a_one_second_deadline_fails_deadline_exceeded(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, namespace: str,
+) -> None:
+    release = threading.Event()  # never set: the download stalls, so the run outlives its deadline
+    http_server.stall["/slow.mp4"] = release
+    uri = http_server.add("/slow.mp4", media.video().read_bytes())
+    run_operator(**HTTP_INPUTS)
+    videojobs.create("deadline", copy_spec(uri, f"s3://{bucket}/out/deadline/", retries=2, activeDeadlineSeconds=1))
+
+    try:
+        failed = diagnostics.wait_phase("deadline", "Failed", timeout=90)
+    finally:
+        release.set()
+
+    status = failed["status"]
+    context = diagnostics.report(["deadline"])
+    assert status.get("reason") == "DeadlineExceeded", context
+    assert "activeDeadlineSeconds" in status["message"] and "1 s" in status["message"], context
+    assert status.get("attempts") == 1, f"a deadline is not retried\n{context}"
+
+
+def test_cancelling_a_queued_videojob_creates_no_job(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, job_recorder: JobRecorder,
+) -> None:
+    release = threading.Event()
+    http_server.stall["/hold.mp4"] = release
+    uri = http_server.add("/hold.mp4", media.video().read_bytes())
+    run_operator(max_running=1, **HTTP_INPUTS)
+    try:
+        videojobs.create("holder", copy_spec(uri, f"s3://{bucket}/out/holder/"))
+        diagnostics.wait_phase("holder", ("Pending", "Running"), timeout=30)
+        diagnostics.wait(lambda: videojobs.status("holder").get("jobName"), timeout=30, message="holder admitted")
+        videojobs.create("queued", copy_spec(uri, f"s3://{bucket}/out/queued/"))
+        diagnostics.wait(lambda: videojobs.status("queued").get("queuePosition") == 1, timeout=30,
+                         message="queued at position 1")
+
+        videojobs.patch_spec("queued", {"cancel": True})
+
+        cancelled = diagnostics.wait_phase("queued", "Cancelled", timeout=30)
+    finally:
+        release.set()
+    status = cancelled["status"]
+    assert not status.get("jobName") and not status.get("queuePosition"), status
+    assert status.get("completedAt") and status.get("reason") == "Cancelled", status
+    assert "queued" not in job_recorder.by_owner(), "a Job was created for a VideoJob cancelled while queued"
+
+
+def test_deleting_videojobs_while_their_jobs_are_created_leaves_no_job(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    input_uri: str, bucket: str, batch_v1: Any, namespace: str, job_recorder: JobRecorder,
+) -> None:
+    run_operator()
+    names = [f"race-{i}" for i in range(6)]
+    for name in names:  # each deleted right after it is created: some while the operator creates their Job
+        videojobs.create(name, copy_spec(input_uri, f"s3://{bucket}/out/{name}/"))
+        videojobs.delete(name)
+
+    def no_videojobs_and_no_jobs() -> bool | NotYet:
+        left = [o["metadata"]["name"] for o in videojobs.list()]
+        jobs = [j.metadata.name for j in batch_v1.list_namespaced_job(namespace).items]
+        return True if not left and not jobs else NotYet({"videojobs": left, "jobs": jobs})
+
+    diagnostics.wait(no_videojobs_and_no_jobs, timeout=90, message="every VideoJob and Job gone")
+    for entry in job_recorder.snapshot():  # every Job that did get created named its (deleted) owner
+        owners = entry.obj.metadata.owner_references or []
+        assert [(r.kind, r.controller) for r in owners] == [("VideoJob", True)], (entry.name, owners)
+
+
+@pytest.fixture
+def other_namespace(core_v1: Any, namespace: str) -> Iterator[str]:
+    name = f"unwatched-{uuid.uuid4().hex[:10]}"
+    core_v1.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        try:
+            core_v1.delete_namespace(name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+
+def test_a_videojob_in_an_unwatched_namespace_is_left_alone(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    custom_objects: Any, other_namespace: str, bucket: str, batch_v1: Any,
+) -> None:
+    run_operator()
+    elsewhere = VideoJobs(custom_objects, other_namespace)
+    elsewhere.create("not-mine", copy_spec("http://media.example.com/a.mp4", f"s3://{bucket}/out/x/"))
+    # A VideoJob the operator does handle, created after it: once it is done, the other one was seen too if it
+    # ever would be (one watch, one pass).
+    videojobs.create("mine", copy_spec("http://media.example.com/a.mp4", f"s3://{bucket}/out/y/"))
+    diagnostics.wait_phase("mine", "Failed", timeout=30)
+
+    assert "status" not in elsewhere.get("not-mine"), elsewhere.get("not-mine")
+    assert not batch_v1.list_namespaced_job(other_namespace).items

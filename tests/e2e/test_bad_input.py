@@ -78,6 +78,13 @@ def test_a_missing_secret_says_so_while_pending_and_the_job_runs_once_it_exists(
 
     diagnostics.wait(says_why, timeout=60, message="Pending with CreateContainerConfigError naming the Secret")
 
+    def warning_event() -> bool | NotYet:
+        events = core_v1.list_namespaced_event(namespace, field_selector="involvedObject.name=no-secret").items
+        seen = [(e.type, e.reason) for e in events]
+        return True if ("Warning", "CreateContainerConfigError") in seen else NotYet(seen)
+
+    diagnostics.wait(warning_event, timeout=30, message="a Warning Event says what the VideoJob waits for")
+
     ensure_s3_secret(core_v1, namespace, testenv, name="created-later")
 
     done = diagnostics.wait_phase("no-secret", "Succeeded", timeout=120)

@@ -250,6 +250,15 @@ def test_events_per_transition() -> None:
     assert transition_events(running, running) == []
 
 
+def test_a_pending_job_stuck_on_its_configuration_gets_one_warning() -> None:
+    admitted = {"phase": "Pending", "jobName": "j", "reason": "Admitted"}
+    stuck = {"phase": "Pending", "jobName": "j", "reason": "CreateContainerConfigError",
+             "message": 'secret "s3" not found'}
+    assert transition_events(admitted, stuck) == [("Warning", "CreateContainerConfigError", 'secret "s3" not found')]
+    assert transition_events(stuck, stuck) == []
+    assert phases({}, {"phase": "Pending", "reason": "Queued"}, admitted) == [["Queued"], ["Admitted"]]
+
+
 def test_a_job_too_fast_to_be_seen_running_still_gets_started() -> None:
     reasons = [r for _, r, _ in transition_events({"phase": "Pending", "jobName": "j"},
                                                   {"phase": "Succeeded", "jobName": "j", "attempts": 1})]

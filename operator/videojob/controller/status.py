@@ -133,6 +133,8 @@ def _finished_at(pod: Body) -> str:
 
 # Container waiting reasons that need a person (a missing Secret, a wrong image), shown in the status.
 _STUCK = ("CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff")
+# Pending reasons worth a Warning Event: the job waits on something a person must fix (or on free capacity).
+_PENDING_WARNINGS = frozenset({*_STUCK, "Unschedulable", "NoPod", "JobCreateFailed"})
 
 
 def _waiting_problem(pods: Sequence[Body]) -> tuple[str, str] | None:
@@ -365,6 +367,10 @@ def transition_events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> 
         events.append(("Normal", "Started", f"running on {new.get('node', 'a node')} (attempt 1)"))
     elif int(new.get("attempts") or 0) > int(old.get("attempts") or 0) > 0:
         events.append(("Warning", "Retrying", f"attempt {new['attempts']} started on {new.get('node', 'a node')}"))
+    if phase == Phase.PENDING.value and new.get("reason") in _PENDING_WARNINGS and new.get("reason") != old.get(
+        "reason"
+    ):  # not a phase change, but `kubectl describe vj` should show what it waits for
+        events.append(("Warning", str(new["reason"]), str(new.get("message") or new["reason"])))
     if phase != old_phase and phase in TERMINAL:
         kind = "Warning" if phase == Phase.FAILED.value else "Normal"
         reason = str(new.get("reason") or phase)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from videojob.api.models import AudioCodec, AudioOutput, Container, Preset, VideoCodec, VideoOutput
-from videojob.transcoder.errors import TranscodeError, Unsupported
+from videojob.transcoder.errors import BadInput, TranscodeError, Unsupported
 
 ResolvedHardware = Literal["cpu", "nvidia"]
 NVENC_UNAVAILABLE = "NvencUnavailable"  # the reason of the Unsupported error for "this node cannot start NVENC"
@@ -54,6 +54,7 @@ VP9_PRESETS = dict(zip(_PRESETS, [("realtime", "8"), ("realtime", "7"), ("good",
                                   ("good", "2"), ("good", "1"), ("good", "0"), ("best", "0")], strict=True))
 VP9_DEFAULT_CRF = 32  # libvpx otherwise falls back to a 256 kbit/s target bitrate
 OPUS_SAMPLE_RATES = (48000, 24000, 16000, 12000, 8000)
+MP3_MAX_CHANNELS = 2  # MPEG-1 Layer III is mono or stereo
 
 
 def resolve_hardware(requested: str, codec: VideoCodec | str) -> ResolvedHardware:
@@ -135,6 +136,12 @@ def audio_options(audio: AudioOutput) -> list[str]:
     codec = AudioCodec(audio.codec)
     if codec == AudioCodec.COPY:
         return ["-c:a", "copy"]
+    if codec == AudioCodec.MP3 and audio.channels is not None and audio.channels > MP3_MAX_CHANNELS:
+        raise BadInput(
+            f"output.audio.channels {audio.channels}: mp3 carries at most {MP3_MAX_CHANNELS} channels; "
+            "use aac or opus for more",
+            reason="UnsupportedChannels",
+        )
     args = ["-c:a", AUDIO_ENCODERS[codec]]
     if audio.bitrate is not None:
         args += ["-b:a", audio.bitrate]

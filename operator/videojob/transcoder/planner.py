@@ -29,6 +29,7 @@ from videojob.api.models import (
     AudioCodec,
     AudioMode,
     Concat,
+    Container,
     Corner,
     Input,
     PictureInPicture,
@@ -62,6 +63,17 @@ DEMUXERS = {
     "wav": "wav",
     "ogg": "ogg",
     "flac": "flac",
+}
+# Codecs a copied stream may have in each container (WebM's rule: VP8/VP9/AV1, Vorbis/Opus), and codecs (or codec
+# name prefixes) FFmpeg 5.1's muxers refuse; Matroska holds anything.
+COPY_ALLOWED: dict[tuple[Container, str], frozenset[str]] = {
+    (Container.WEBM, "video"): frozenset({"vp8", "vp9", "av1"}),
+    (Container.WEBM, "audio"): frozenset({"opus", "vorbis"}),
+}
+COPY_REFUSED: dict[tuple[Container, str], tuple[str, ...]] = {
+    (Container.MP4, "audio"): ("pcm_",),
+    (Container.MOV, "video"): ("vp8", "vp9"),
+    (Container.MOV, "audio"): ("opus", "vorbis"),
 }
 _LAYOUT = re.compile(r"^[a-z0-9.()+]{1,32}$")
 
@@ -139,9 +151,38 @@ def trimmed_duration(facts: MediaFacts, spec_input: Input) -> float:
             f"input {spec_input.name}: trim start {number(start)} s is past its end ({number(facts.duration)} s)",
             reason="BadTrim",
         )
+    if facts.has_video and facts.fps and available < 1 / facts.fps - 1e-6:
+        # FFmpeg's accurate seek drops a frame that starts before the trim start: nothing of the picture is left
+        raise BadInput(
+            f"input {spec_input.name}: trim start {number(start)} s leaves less than one frame "
+            f"({number(1 / facts.fps)} s) before its end ({number(facts.duration)} s)",
+            reason="BadTrim",
+        )
     if spec_input.trim and spec_input.trim.duration is not None:
         return min(available, spec_input.trim.duration)
     return available
+
+
+def check_copy_fits_container(spec: VideoJobSpec, facts: Mapping[str, MediaFacts]) -> None:
+    """A copied stream keeps its codec: refuse, naming the field, a codec the output container cannot hold (the
+    muxer would fail after the inputs were fetched, with a message about "incorrect codec parameters")."""
+    out = spec.output
+    first = facts[spec.inputs[0].name]
+    container = Container(out.container)
+    copied = []
+    if out.video.codec == VideoCodec.COPY and first.video_codec:
+        copied.append(("video", first.video_codec))
+    if out.audio.codec == AudioCodec.COPY and first.has_audio and first.audio_codec:
+        copied.append(("audio", first.audio_codec))
+    for kind, codec in copied:
+        allowed = COPY_ALLOWED.get((container, kind))
+        refused = COPY_REFUSED.get((container, kind), ())
+        if (allowed is not None and codec not in allowed) or any(codec.startswith(r) for r in refused):
+            raise BadInput(
+                f"output.{kind}.codec copy: input {spec.inputs[0].name}'s {kind} is {codec}, which a "
+                f"{container.value} file cannot hold; re-encode it (choose a codec) or pick another container",
+                reason="CodecNotSupportedByContainer",
+            )
 
 
 def fps_text(fps: Fraction) -> str:
@@ -162,6 +203,11 @@ def layout_of(facts: MediaFacts) -> str:
 
 def even(value: float) -> int:
     return max(2, round(value / 2) * 2)
+
+
+def even_floor(value: int) -> int:
+    """The even size at most `value`: 4:2:0 video (and libx264/libx265) has no odd widths or heights."""
+    return max(2, value - value % 2)
 
 
 def enable_window(start: float, end: float | None) -> str | None:
@@ -309,7 +355,7 @@ def _concat(graph: _Graph, op: Concat, want_video: bool) -> _Stream:
     for name in op.inputs:
         if not facts[name].has_video:
             raise BadInput(f"input {name}: concat needs video, and it has no video stream", reason="NoVideo")
-    width, height, fps = first.width or 0, first.height or 0, to_fraction(first.fps)
+    width, height, fps = even_floor(first.width or 0), even_floor(first.height or 0), to_fraction(first.fps)
     sample_rate, layout = _first_audio(graph.spec, facts, list(op.inputs))
     with_audio = any(facts[n].has_audio for n in op.inputs)
     pads: list[str] = []
@@ -436,6 +482,9 @@ def _finish_video(graph: _Graph, stream: _Stream, spec: VideoJobSpec) -> str:
     if size is not None:
         w, h = size
         filters.append(f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1")
+    elif stream.width % 2 or stream.height % 2:
+        # an odd-sized input keeps its size otherwise, and yuv420p encoders refuse it: drop the last column/row
+        filters.append(f"crop={even_floor(stream.width)}:{even_floor(stream.height)}:0:0")
     if video.fps is not None:
         filters.append(f"fps={fps_text(to_fraction(video.fps))}")
     filters.append("format=yuv420p")  # what every player and every encoder here takes
@@ -464,6 +513,14 @@ def _walk(
         body = op.body
         if isinstance(body, Concat):
             continue  # the base
+        if isinstance(body, (Text, PictureInPicture)) and body.start >= stream.duration:
+            # it would never be on screen: a job that silently leaves it out is a wrong result
+            kind = "text" if isinstance(body, Text) else "pip"
+            raise BadInput(
+                f"operations[{index}].{kind}.start {number(body.start)} s is at or past the end of the video "
+                f"({number(stream.duration)} s)",
+                reason="BadTiming",
+            )
         if isinstance(body, Subtitles) and body.generate is not None:
             generated.append(index)
         if isinstance(body, Audio):
@@ -537,6 +594,7 @@ def plan(
     graph = _Graph(spec, facts, paths)
     # A copied audio track is mapped straight from the input (the models forbid audio operations with it).
     stream, files, generated = _walk(graph, not video_copy, workdir, subtitle_paths, want_audio=not audio_copy)
+    check_copy_fits_container(spec, facts)
     maps: list[str] = []
     if not video_copy:
         maps += ["-map", f"[{_finish_video(graph, stream, spec)}]"]
@@ -578,7 +636,9 @@ def plan(
     thumbnail = thumbnail_path = None
     if out.thumbnail is not None:
         thumbnail_path = workdir / "out" / f"{out.name}.jpg"
-        at = min(out.thumbnail.at, max(0.0, stream.duration - 0.1))
+        # the last frame starts one frame interval before the end: a seek past its start finds no frame at all
+        frame = 1 / float(to_fraction(out.video.fps) if out.video.fps else stream.fps)
+        at = min(out.thumbnail.at, max(0.0, stream.duration - max(0.1, frame)))
         scale = ["-vf", f"scale={out.thumbnail.width}:-2"] if out.thumbnail.width else []
         thumbnail = (
             *ffmpeg_head(), "-protocol_whitelist", "file", "-f", "mov" if extension in ("mp4", "mov") else "matroska",

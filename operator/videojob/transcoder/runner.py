@@ -41,6 +41,12 @@ NVENC_FAILURE_PATTERN = re.compile(
     re.IGNORECASE,
 )
 NVENC_UNAVAILABLE_MESSAGE = "NVENC is not available on this node: "
+# A muxer refusing a stream's codec ("[mov @ 0x..] vp9 only supported in MP4", "Could not find tag for codec
+# pcm_s16le in stream #0, codec not currently supported in container"): the output container, not the input.
+MUXER_REFUSAL = re.compile(
+    r"^\[(?P<muxer>mp4|mov|webm|matroska|ipod) @ 0x[0-9a-f]+\] (?P<message>.*)$"
+    r"|^\[\w+ @ 0x[0-9a-f]+\] (?P<tag>Could not find tag for codec .*)$"
+)
 INPUT_PROBLEM = re.compile(
     r"Invalid data found when processing input|moov atom not found|Error while decoding|could not find codec"
     r"|Invalid argument|No such file or directory|Stream specifier .* matches no streams|does not contain any stream",
@@ -151,6 +157,12 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
         return Unsupported(f"{NVENC_UNAVAILABLE_MESSAGE}{line}", reason=encoders.NVENC_UNAVAILABLE)
     if returncode < 0 or returncode in (137, 143):
         return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}", reason="FFmpegKilled")
+    for line in stderr:
+        refusal = MUXER_REFUSAL.match(line)
+        if refusal and (refusal.group("tag") or "support" in line):
+            why = refusal.group("message") or refusal.group("tag")
+            return BadInput(f"the output container cannot hold a stream of this job: {why}",
+                            reason="CodecNotSupportedByContainer")
     if INPUT_PROBLEM.search(text):
         return BadInput(f"ffmpeg cannot process the input: {last}", reason="FFmpegFailed")
     return BadInput(f"ffmpeg failed (status {returncode}): {last or 'no message'}", reason="FFmpegFailed")
@@ -286,10 +298,17 @@ def run(job: Job) -> TranscodeResult:
         FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
     if the_plan.thumbnail is not None:
         FFmpegRun(the_plan.thumbnail).run(None, NullReporter(), deadline)
+        if the_plan.thumbnail_path is not None and not the_plan.thumbnail_path.is_file():
+            asked = spec.output.thumbnail.at if spec.output.thumbnail else 0.0
+            raise BadInput(f"output.thumbnail.at: the result has no frame at {asked:g} s to take the thumbnail from",
+                           reason="NoThumbnail")
 
     artifacts: list[Artifact] = []
     bytes_out = 0
     out_facts = probe(the_plan.output, label="the result", formats=None)
+    if not out_facts.has_video:  # e.g. every frame cut away by trims: never deliver a picture-less "video"
+        raise BadInput("the result has no video frames (check the inputs' trim start and duration)",
+                       reason="NoVideoFrames")
     uri, size = _deliver(job, the_plan.output, the_plan.output_filename, the_plan.content_type)
     artifacts.append(_artifact(uri, the_plan.output, "video", the_plan.content_type, out_facts))
     bytes_out += size

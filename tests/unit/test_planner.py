@@ -180,6 +180,90 @@ def test_trim_past_the_end_is_bad_input() -> None:
         make(inputs=[{"name": "a", "uri": "s3://bucket/a", "trim": {"start": 5}}])
 
 
+@pytest.mark.parametrize(("start", "ok"), [(1.9, True), (1.95, False), (1.99, False)])
+def test_a_trim_that_leaves_less_than_one_frame_is_bad_input(start: float, ok: bool) -> None:
+    """The 10 fps input's last frame starts at 1.9 s: FFmpeg's accurate seek drops it for any later start."""
+    inputs = [{"name": "a", "uri": "s3://bucket/a", "trim": {"start": start}}]
+    if ok:
+        assert make(inputs=inputs).duration == pytest.approx(2.0 - start)
+        return
+    with pytest.raises(BadInput, match=r"input a: trim start .* leaves less than one frame") as info:
+        make(inputs=inputs)
+    assert info.value.reason == "BadTrim"
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [{"text": {"text": "late", "start": 2}}, {"pip": {"input": "b", "start": 3}}],
+    ids=["text", "pip"],
+)
+def test_an_overlay_starting_after_the_end_is_bad_input(operation: dict[str, Any]) -> None:
+    kind = next(iter(operation))
+    with pytest.raises(BadInput, match=rf"operations\[0\]\.{kind}\.start .* at or past the end of the video \(2 s\)"):
+        make([operation])
+
+
+ODD = MediaFacts(duration=2.0, format_name="matroska,webm", has_video=True, width=321, height=241, fps=10.0,
+                 video_codec="h264")
+
+
+@pytest.mark.parametrize(
+    ("operations", "output", "piece"),
+    [
+        ([], {}, "crop=320:240:0:0,format=yuv420p[vout]"),
+        ([{"text": {"text": "x"}}], {}, "crop=320:240:0:0,format=yuv420p[vout]"),
+        ([{"concat": {"inputs": ["odd", "a"]}}], {}, "pad=320:240:(ow-iw)/2:(oh-ih)/2"),
+        ([], {"video": {"resolution": "640x480"}}, "pad=640:480"),
+    ],
+    ids=["plain", "text", "concat target is even", "explicit resolution"],
+)
+def test_odd_input_sizes_become_even(operations: list[dict[str, Any]], output: dict[str, Any], piece: str) -> None:
+    odd_spec = VideoJobSpec.model_validate({
+        "inputs": [{"name": "odd", "uri": "s3://bucket/odd"}, {"name": "a", "uri": "s3://bucket/a"}],
+        "operations": operations, "output": {"uri": "s3://bucket/out/", **output},
+    })
+    p = planner.plan(odd_spec, {"odd": ODD, "a": MP4}, {"odd": WORK / "odd", "a": WORK / "a"}, "cpu", WORK)
+    assert piece in (p.filter_graph or "")
+    assert "321" not in (p.filter_graph or "") and "241" not in (p.filter_graph or "")
+
+
+@pytest.mark.parametrize(
+    ("first", "output", "refused"),
+    [
+        ("a", {"container": "webm", "video": {"codec": "copy"}, "audio": {"codec": "opus"}}, "video is h264"),
+        ("c", {"container": "webm", "video": {"codec": "vp9"}, "audio": {"codec": "copy"}}, None),  # no audio
+        ("a", {"container": "webm", "video": {"codec": "vp9"}, "audio": {"codec": "copy"}}, "audio is aac"),
+        ("c", {"container": "mov", "video": {"codec": "copy"}}, "video is vp9"),
+        ("c", {"container": "mp4", "video": {"codec": "copy"}}, None),
+        ("b", {"container": "mkv", "video": {"codec": "copy"}, "audio": {"codec": "copy"}}, None),
+        ("a", {"container": "mp4", "video": {"codec": "copy"}, "audio": {"codec": "copy"}}, None),
+    ],
+    ids=["h264 into webm", "webm without audio", "aac into webm", "vp9 into mov", "vp9 into mp4", "mkv takes all",
+         "h264 aac into mp4"],
+)
+def test_copy_refuses_a_codec_the_container_cannot_hold(first: str, output: dict[str, Any],
+                                                       refused: str | None) -> None:
+    inputs = [{"name": first, "uri": f"s3://bucket/{first}"}]
+    if refused is None:
+        assert option(make(output=output, inputs=inputs).main, "-c:v")
+        return
+    with pytest.raises(BadInput, match=rf"copy: input {first}'s {refused}, which a .* file cannot hold") as info:
+        make(output=output, inputs=inputs)
+    assert info.value.reason == "CodecNotSupportedByContainer"
+
+
+def test_mp3_with_more_than_two_channels_is_bad_input() -> None:
+    with pytest.raises(BadInput, match=r"output\.audio\.channels 3: mp3 carries at most 2 channels"):
+        encoders.audio_options(AudioOutput.model_validate({"codec": "mp3", "channels": 3}))
+
+
+@pytest.mark.parametrize(("fps", "at"), [(None, "1.9"), (0.5, "0"), (4, "1.75")])
+def test_thumbnail_is_clamped_to_the_start_of_the_last_frame(fps: float | None, at: str) -> None:
+    video = {"fps": fps} if fps else {}
+    p = make(output={"thumbnail": {"at": 100}, "video": video})
+    assert p.thumbnail is not None and option(p.thumbnail, "-ss") == at
+
+
 def test_a_playlist_or_other_container_is_refused() -> None:
     with pytest.raises(BadInput, match="container 'hls' is not accepted"):
         make(inputs=[{"name": "hls", "uri": "s3://bucket/x.avi"}])
@@ -387,8 +471,14 @@ def test_throttle_passes_first_and_last_and_waits_between() -> None:
         (1, ["[hevc_nvenc @ 0x1] No capable devices found"], Unsupported, "NvencUnavailable"),
         (-9, ["frame= 10"], Transient, "FFmpegKilled"),
         (1, ["in.mp4: Invalid data found when processing input"], BadInput, "FFmpegFailed"),
+        (1, ["[mov @ 0x55] vp9 only supported in MP4.", "Could not write header for output file #0 (incorrect codec "
+             "parameters ?): Invalid argument", "Error initializing output stream 0:0 -- "], BadInput,
+         "CodecNotSupportedByContainer"),
+        (1, ["[mp4 @ 0x55] Could not find tag for codec pcm_s16le in stream #0, codec not currently supported in "
+             "container", "Error initializing output stream 0:1 -- "], BadInput, "CodecNotSupportedByContainer"),
     ],
-    ids=["no libcuda", "no encoder engine", "no capable device", "killed", "bad media"],
+    ids=["no libcuda", "no encoder engine", "no capable device", "killed", "bad media", "muxer refuses codec",
+         "muxer has no tag"],
 )
 def test_classify_failure(returncode: int, stderr: list[str], kind: type, reason: str) -> None:
     error = classify_failure(returncode, stderr)

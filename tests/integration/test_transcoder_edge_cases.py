@@ -45,6 +45,20 @@ def odd_clip(width: int, height: int, audio: bool = True) -> Path:
     return out
 
 
+def surround_clip() -> Path:
+    """A 1 s clip with 5.1 sound (AAC in Matroska)."""
+    out = mg.media_dir() / "surround-5.1.mkv"
+    if not out.exists():
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-threads", "1",
+             "-f", "lavfi", "-i", "color=c=red:s=320x240:r=10:d=1", "-f", "lavfi", "-i", "sine=d=1",
+             "-af", "aformat=channel_layouts=5.1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+             "-t", "1", "-f", "matroska", str(out)],
+            check=True, timeout=60,
+        )
+    return out
+
+
 SUBTITLE_BYTES = {
     "empty.srt": b"",
     "bom.srt": b"\xef\xbb\xbf",
@@ -207,6 +221,10 @@ CASES: dict[str, Case] = {
                                 facts={"audio_codec": "aac", "channels": 8}),
     "opus with 8 channels": Case({"x": clip()}, output={"container": "mkv", "audio": {"codec": "opus", "channels": 8}},
                                  facts={"audio_codec": "opus", "channels": 8}),
+    "mp3 from a 5.1 source is downmixed": Case({"x": lambda tmp: surround_clip()},
+                                               output={"container": "mkv", "audio": {"codec": "mp3"}},
+                                               facts={"audio_codec": "mp3", "channels": 2}),
+    "aac keeps 5.1": Case({"x": lambda tmp: surround_clip()}, facts={"audio_codec": "aac", "channels": 6}),
     "mp3 with 8 channels": Case({"x": clip()}, output={"container": "mkv", "audio": {"codec": "mp3", "channels": 8}},
                                 code=65, reason="UnsupportedChannels", says="output.audio.channels 8: mp3"),
 }

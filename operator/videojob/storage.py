@@ -134,6 +134,11 @@ def _client_error_in(error: BaseException) -> BaseException | None:
     return None
 
 
+def _not_found_reason(action: str) -> str:
+    # A missing output bucket is the platform's configuration, not the user's input: say which side is wrong.
+    return "OutputBucketNotFound" if action == "write" else "InputNotFound"
+
+
 def _s3_error(error: BaseException, uri: str, action: str) -> TranscodeError:
     """Classify an exception from boto3 into BadInput (do not retry) or Transient (retry)."""
     from botocore.exceptions import BotoCoreError, NoCredentialsError
@@ -145,7 +150,7 @@ def _s3_error(error: BaseException, uri: str, action: str) -> TranscodeError:
         code, status = _error_code(client_error)
         if code in _NOT_FOUND or status == 404:
             what = "bucket" if code == "NoSuchBucket" else "object"
-            return BadInput(f"cannot {action} {uri}: the {what} does not exist", reason="InputNotFound")
+            return BadInput(f"cannot {action} {uri}: the {what} does not exist", reason=_not_found_reason(action))
         if code in _DENIED or status in (401, 403):
             return BadInput(f"cannot {action} {uri}: access denied ({code or status})", reason="StorageAccessDenied")
         if code in _BAD_REQUEST:
@@ -155,7 +160,7 @@ def _s3_error(error: BaseException, uri: str, action: str) -> TranscodeError:
         return Transient(f"cannot {action} {uri}: {error}", reason="StorageUnavailable")
     text = str(error)
     if "NoSuchBucket" in text or "Not Found" in text or "(404)" in text:  # S3UploadFailedError keeps only text
-        return BadInput(f"cannot {action} {uri}: {text}", reason="InputNotFound")
+        return BadInput(f"cannot {action} {uri}: {text}", reason=_not_found_reason(action))
     if "AccessDenied" in text or "(403)" in text:
         return BadInput(f"cannot {action} {uri}: {text}", reason="StorageAccessDenied")
     return Transient(f"cannot {action} {uri}: {text}", reason="StorageUnavailable")
@@ -401,6 +406,21 @@ def upload(
     except Exception as e:
         raise _s3_error(e, uri, "write") from e
     return path.stat().st_size
+
+
+def check_output_bucket(uri: str, s3: Any = None) -> None:
+    """Fail in seconds, not after the whole transcode, when the output bucket does not exist.
+
+    Only a definite "no such bucket" fails: credentials allowed to write objects may still be refused HeadBucket
+    (it needs s3:ListBucket), and any other trouble is left for the upload to report."""
+    bucket, _ = parse_s3_uri(uri)
+    client = s3 if s3 is not None else s3_client_from_env()
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as e:
+        error = _s3_error(e, uri, "write")
+        if error.reason == "OutputBucketNotFound":
+            raise error from e
 
 
 def sha256_file(path: Path, chunk_size: int = HTTP_CHUNK) -> str:

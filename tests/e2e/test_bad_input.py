@@ -150,20 +150,9 @@ def test_a_missing_output_bucket_fails_without_retries_and_names_the_bucket(
     status = failed["status"]
     context = diagnostics.report(["no-bucket"])
     assert missing in (status.get("message") or ""), context
+    # the platform's configuration is wrong, not the user's input; found before any transcoding
+    assert status.get("reason") == "OutputBucketNotFound", context
     assert_failed_once(status, str(status.get("reason")), [], job_recorder, "no-bucket", core_v1, namespace, context)
-
-
-@pytest.mark.xfail(strict=True, reason="storage._s3_error names every missing bucket InputNotFound, also the output's "
-                   "(the fix belongs to videojob/storage.py, owned by the transcoder-io helper)")
-def test_a_missing_output_bucket_is_not_reported_as_a_missing_input(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics, input_uri: str,
-) -> None:
-    run_operator()
-    videojobs.create("no-out-bucket", copy_spec(input_uri, f"s3://no-such-bucket-{uuid.uuid4().hex[:10]}/out/"))
-
-    failed = diagnostics.wait_phase("no-out-bucket", "Failed", timeout=120)
-
-    assert "Input" not in str(failed["status"].get("reason")), diagnostics.report(["no-out-bucket"])
 
 
 # --- refused inputs ---------------------------------------------------------------------------------------------

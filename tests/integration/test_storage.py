@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from tests.conftest import TestEnv
 from videojob.api.runtime import ExitCode
 from videojob.storage import (
+    check_output_bucket,
     delete_prefix,
     fetch,
     s3_client_from_env,
@@ -97,8 +99,17 @@ def test_missing_bucket_is_bad_input(tmp_path: Path, client: Any, bucket: str) -
     with pytest.raises(BadInput, match=uri):
         fetch(uri, tmp_path / "x.mp4", InputPolicy(), s3=client)
     source = _random_file(tmp_path / "y.mp4", 10)
-    with pytest.raises(BadInput, match=f"{bucket}-gone"):
+    with pytest.raises(BadInput, match=f"{bucket}-gone") as refused:
         upload(source, uri, s3=client)
+    assert refused.value.reason == "OutputBucketNotFound"
+
+
+def test_a_missing_output_bucket_is_found_before_any_work(client: Any, bucket: str) -> None:
+    check_output_bucket(f"s3://{bucket}/out/job/", s3=client)  # exists: nothing to say
+    missing = f"gone-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(BadInput, match=missing) as refused:
+        check_output_bucket(f"s3://{missing}/out/job/", s3=client)
+    assert refused.value.reason == "OutputBucketNotFound"
 
 
 def test_wrong_credentials_are_bad_input(tmp_path: Path, testenv: TestEnv, s3: Any, bucket: str) -> None:

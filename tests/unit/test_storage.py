@@ -64,6 +64,19 @@ def test_storage_errors_are_classified(error: Exception, kind: type, reason: str
 
 
 @pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (client_error("NoSuchBucket", 404), "OutputBucketNotFound"),
+        (_wrapped(client_error("NoSuchBucket", 404, "CreateMultipartUpload")), "OutputBucketNotFound"),
+        (_wrapped(client_error("AccessDenied", 403, "PutObject")), "StorageAccessDenied"),
+    ],
+    ids=["missing bucket", "missing bucket in a multipart upload", "denied"],
+)
+def test_write_errors_name_the_output_side(error: Exception, reason: str) -> None:
+    assert _s3_error(error, URI, "write").reason == reason
+
+
+@pytest.mark.parametrize(
     ("uri", "expected"),
     [
         ("s3://media/out/job/", ("media", "out/job/")),

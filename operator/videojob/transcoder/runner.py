@@ -259,6 +259,8 @@ def run(job: Job) -> TranscodeResult:
     job.reporter.report(0.0)
     if job.local_inputs is None and job.s3 is None:
         job.s3 = storage.s3_client_from_env()
+    if job.output_dir is None:
+        storage.check_output_bucket(spec.output.uri, job.s3)
 
     subtitle_names = planner.subtitle_inputs(spec)
     used = {name for op in spec.operations for name in op.input_refs()} | {spec.inputs[0].name}

@@ -435,12 +435,25 @@ class VideoOutput(_Model):
         return int(match.group(1)), int(match.group(2))
 
 
+OPUS_SAMPLE_RATES = (8000, 16000, 24000, 48000)  # of the rates offered, those libopus encodes
+
+
 class AudioOutput(_Model):
     model_config = ConfigDict(json_schema_extra=_validations(
         cel(
             "self.codec != 'copy' || (!has(self.bitrate) && !has(self.channels) && !has(self.sampleRate))",
             "codec copy cannot be combined with bitrate, channels or sampleRate",
             ".codec",
+        ),
+        cel(
+            "self.codec != 'opus' || !has(self.sampleRate) || self.sampleRate in [8000, 16000, 24000, 48000]",
+            "codec opus supports sampleRate 8000, 16000, 24000 or 48000",
+            ".sampleRate",
+        ),
+        cel(
+            "self.codec != 'mp3' || !has(self.channels) || self.channels <= 2",
+            "codec mp3 carries at most 2 channels",
+            ".channels",
         ),
     ))
 
@@ -456,6 +469,10 @@ class AudioOutput(_Model):
         encoding = (self.bitrate, self.channels, self.sample_rate)
         if self.codec == AudioCodec.COPY and any(v is not None for v in encoding):
             raise ValueError("codec copy cannot be combined with bitrate, channels or sampleRate")
+        if self.codec == AudioCodec.OPUS and self.sample_rate not in (None, *OPUS_SAMPLE_RATES):
+            raise ValueError("codec opus supports sampleRate 8000, 16000, 24000 or 48000")
+        if self.codec == AudioCodec.MP3 and self.channels is not None and self.channels > 2:
+            raise ValueError("codec mp3 carries at most 2 channels")
         return self
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from videojob.api.models import AudioCodec, AudioOutput, Container, Preset, VideoCodec, VideoOutput
-from videojob.transcoder.errors import BadInput, TranscodeError, Unsupported
+from videojob.transcoder.errors import TranscodeError, Unsupported
 
 ResolvedHardware = Literal["cpu", "nvidia"]
 NVENC_UNAVAILABLE = "NvencUnavailable"  # the reason of the Unsupported error for "this node cannot start NVENC"
@@ -54,7 +54,6 @@ VP9_PRESETS = dict(zip(_PRESETS, [("realtime", "8"), ("realtime", "7"), ("good",
                                   ("good", "2"), ("good", "1"), ("good", "0"), ("best", "0")], strict=True))
 VP9_DEFAULT_CRF = 32  # libvpx otherwise falls back to a 256 kbit/s target bitrate
 OPUS_SAMPLE_RATES = (48000, 24000, 16000, 12000, 8000)
-MP3_MAX_CHANNELS = 2  # MPEG-1 Layer III is mono or stereo
 
 
 def resolve_hardware(requested: str, codec: VideoCodec | str) -> ResolvedHardware:
@@ -136,12 +135,6 @@ def audio_options(audio: AudioOutput) -> list[str]:
     codec = AudioCodec(audio.codec)
     if codec == AudioCodec.COPY:
         return ["-c:a", "copy"]
-    if codec == AudioCodec.MP3 and audio.channels is not None and audio.channels > MP3_MAX_CHANNELS:
-        raise BadInput(
-            f"output.audio.channels {audio.channels}: mp3 carries at most {MP3_MAX_CHANNELS} channels; "
-            "use aac or opus for more",
-            reason="UnsupportedChannels",
-        )
     args = ["-c:a", AUDIO_ENCODERS[codec]]
     if audio.bitrate is not None:
         args += ["-b:a", audio.bitrate]
@@ -149,7 +142,7 @@ def audio_options(audio: AudioOutput) -> list[str]:
         args += ["-ac", str(audio.channels)]
     sample_rate = audio.sample_rate
     if codec == AudioCodec.OPUS and (sample_rate is None or sample_rate not in OPUS_SAMPLE_RATES):
-        sample_rate = 48000  # Opus only codes these rates; say so rather than rely on negotiation
+        sample_rate = 48000  # the models refuse other rates for opus; unset means Opus's native rate
     if sample_rate is not None:
         args += ["-ar", str(sample_rate)]
     return args

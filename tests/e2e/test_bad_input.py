@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import TestEnv
+from tests.conftest import TestEnv, wait_for
 from tests.e2e.harness import (
     Diagnostics,
     JobAdded,
@@ -90,6 +90,28 @@ def test_a_missing_secret_says_so_while_pending_and_the_job_runs_once_it_exists(
     done = diagnostics.wait_phase("no-secret", "Succeeded", timeout=120)
     assert done["status"].get("artifacts"), diagnostics.report(["no-secret"])
     assert len(job_recorder.by_owner().get("no-secret", [])) == 1
+
+
+def test_a_job_stuck_on_a_missing_secret_fails_after_the_timeout_and_frees_its_slot(
+    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    input_uri: str, bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+) -> None:
+    run_operator(max_running=1, stuck_timeout_seconds=3)
+    videojobs.create("stuck", copy_spec(input_uri, f"s3://{bucket}/out/stuck/", credentialsSecretRef={"name": "nope"}))
+    diagnostics.wait_phase("stuck", "Pending", timeout=30)
+    videojobs.create("behind", copy_spec(input_uri, f"s3://{bucket}/out/behind/"))  # waits for the only slot
+
+    failed = diagnostics.wait_phase("stuck", "Failed", timeout=60)
+    status, context = failed["status"], diagnostics.report(["stuck", "behind"])
+    assert status.get("reason") == "CreateContainerConfigError", context
+    assert "nope" in status["message"] and "gave up after 3 s" in status["message"], context
+
+    # the stuck Job is deleted (no pod keeps waiting for its deadline) and the next VideoJob gets the slot
+    job_name = status["jobName"]
+    wait_for(lambda: not pods_of(core_v1, namespace, job_name), timeout=60, message="the stuck Job's pods are gone")
+    done = diagnostics.wait_phase("behind", "Succeeded", timeout=120)
+    assert done["status"].get("artifacts"), context
+    assert len(job_recorder.by_owner().get("stuck", [])) == 1, context
 
 
 def test_wrong_credentials_fail_with_access_denied_and_no_retries(

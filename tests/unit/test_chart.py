@@ -191,6 +191,8 @@ GPU_VALUES = {
             id="large integers stay integers not 1e+05",
         ),
         pytest.param({"defaultTtlSeconds": None}, {"default_ttl_seconds": None}, id="null TTL keeps VideoJobs"),
+        pytest.param({"transcoder": {"stuckTimeoutSeconds": None}}, {"stuck_timeout_seconds": None},
+                     id="null stuck timeout waits for the deadline"),
         pytest.param(
             {"transcoder": {"progressInterval": 0.5}, "reconcile": {"debounceSeconds": 0, "resyncSeconds": 12.5}},
             {"progress_interval": 0.5, "debounce_seconds": 0.0, "resync_seconds": 12.5},

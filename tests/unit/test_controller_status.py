@@ -15,6 +15,7 @@ from videojob.controller.status import (
     failure,
     reason_word,
     status_patch,
+    stops_its_job,
     transition_events,
     ttl_remaining,
 )
@@ -311,6 +312,50 @@ def test_a_waiting_pod_says_why(pod_status: dict[str, Any], reason: str, in_mess
     status = derive_status(vj({"phase": "Pending"}), job(), [waiting_pod], NOW)
     assert (status["phase"], status["reason"]) == ("Pending", reason)
     assert in_message in status["message"]
+
+
+def _waiting_on(reason: str) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "creationTimestamp": "2026-01-01T11:50:00Z"}, "spec": {},
+            "status": {"phase": "Pending", "containerStatuses": [
+                {"name": "transcode", "state": {"waiting": {"reason": reason, "message": f"{reason}: x"}}}]}}
+
+
+@pytest.mark.parametrize(
+    ("waiting", "job_age", "timeout", "phase"),
+    [
+        ("CreateContainerConfigError", 600, 300, "Failed"),
+        ("ImagePullBackOff", 600, 300, "Failed"),
+        ("CreateContainerConfigError", 200, 300, "Pending"),
+        ("CreateContainerConfigError", 600, None, "Pending"),
+        ("ContainerCreating", 600, 300, "Pending"),
+    ],
+    ids=["missing Secret past the timeout", "image past the timeout", "not yet", "never", "only slow"],
+)
+def test_a_job_stuck_on_its_configuration_fails_after_the_timeout(
+    waiting: str, job_age: int, timeout: int | None, phase: str
+) -> None:
+    stuck_job = job()
+    stuck_job["metadata"]["creationTimestamp"] = (NOW - timedelta(seconds=job_age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = derive_status(vj({"phase": "Pending"}), stuck_job, [_waiting_on(waiting)], NOW, stuck_timeout=timeout)
+    assert status["phase"] == phase
+    assert stops_its_job(status) == (phase == "Failed")
+    if phase == "Failed":
+        assert status["reason"] == waiting and f"gave up after {timeout} s" in status["message"]
+        assert status["completedAt"]
+
+
+@pytest.mark.parametrize(
+    ("status", "stops"),
+    [
+        ({"phase": "Cancelled", "reason": "Cancelled"}, True),
+        ({"phase": "Failed", "reason": "CreateContainerConfigError"}, True),
+        ({"phase": "Failed", "reason": "BadInput"}, False),
+        ({"phase": "Running", "reason": "Running"}, False),
+    ],
+    ids=["cancelled", "stuck", "failed by its transcoder: the Job ends by itself", "running"],
+)
+def test_which_statuses_stop_their_job(status: dict[str, Any], stops: bool) -> None:
+    assert stops_its_job(status) == stops
 
 
 def test_a_job_that_cannot_be_created_yet_says_why() -> None:

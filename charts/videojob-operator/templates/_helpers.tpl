@@ -99,6 +99,8 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
   value: {{ toJson $classes | quote }}
 - name: VIDEOJOB_DEFAULT_ACTIVE_DEADLINE_SECONDS
   value: {{ $v.transcoder.activeDeadlineSeconds | int64 | quote }}
+- name: VIDEOJOB_STUCK_TIMEOUT_SECONDS
+  value: {{ if kindIs "invalid" $v.transcoder.stuckTimeoutSeconds }}"never"{{ else }}{{ $v.transcoder.stuckTimeoutSeconds | int64 | quote }}{{ end }}
 - name: VIDEOJOB_DEFAULT_TTL_SECONDS
   value: {{ if kindIs "invalid" $v.defaultTtlSeconds }}"never"{{ else }}{{ $v.defaultTtlSeconds | int64 | quote }}{{ end }}
 - name: VIDEOJOB_PROGRESS_INTERVAL

@@ -49,6 +49,7 @@ from videojob.controller.status import (
     job_condition,
     parse_time,
     status_patch,
+    stops_its_job,
     succeeded_result,
     timestamp,
     transition_events,
@@ -312,7 +313,7 @@ class Reconciler:
                     work.append(self.call(self.kube.delete_videojob, meta["namespace"], meta["name"], uid))
                 elif left is not None:
                     next_ttl = left if next_ttl is None else min(next_ttl, left)
-                if status.get("phase") == "Cancelled" and job is not None:
+                if stops_its_job(status) and job is not None:
                     work.append(self.stop_job(job))
                 continue
             if job is None and not status.get("jobName"):
@@ -323,11 +324,12 @@ class Reconciler:
                     continue
                 desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
                 continue
-            new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid))
+            new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
+                                stuck_timeout=settings.stuck_timeout_seconds)
             desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:
                 running["nvidia" if new.get("hardware") == "nvidia" else "cpu"] += 1
-            if new["phase"] == "Cancelled" and job is not None:
+            if stops_its_job(new) and job is not None:
                 work.append(self.stop_job(job))
 
         counts = RunningCounts(total=running["cpu"] + running["nvidia"], gpu=running["nvidia"])
@@ -440,7 +442,7 @@ class Reconciler:
         return job, None
 
     async def stop_job(self, job: Body) -> None:
-        """Delete a cancelled VideoJob's Job once (its pods get SIGTERM through the garbage collector)."""
+        """Delete the Job of a cancelled or stuck VideoJob once (its pods get SIGTERM through the garbage collector)."""
         meta = job["metadata"]
         if meta.get("deletionTimestamp") or meta["uid"] in self.deleting_jobs:
             return

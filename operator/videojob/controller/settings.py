@@ -125,6 +125,14 @@ class Settings(BaseModel):
         6 * 3600,
         ge=1,
     )
+    stuck_timeout_seconds: int | None = _env(
+        "VIDEOJOB_STUCK_TIMEOUT_SECONDS",
+        "A Job whose pod cannot start because of its configuration (missing credentials Secret or key, image that "
+        "cannot be pulled) is stopped and its VideoJob Failed after this long, so it stops holding a running slot; "
+        "`never` waits for activeDeadlineSeconds.",
+        900,
+        ge=1,
+    )
     default_ttl_seconds: int | None = _env(
         "VIDEOJOB_DEFAULT_TTL_SECONDS",
         "Delete a finished VideoJob this long after it finishes, unless it sets its own; `never` keeps them.",

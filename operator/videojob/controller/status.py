@@ -137,6 +137,13 @@ _STUCK = ("CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "Inv
 _PENDING_WARNINGS = frozenset({*_STUCK, "Unschedulable", "NoPod", "JobCreateFailed"})
 
 
+def stops_its_job(status: Mapping[str, Any]) -> bool:
+    """Whether a VideoJob in this status needs its Job deleted: cancelled, or failed because its pod could not
+    start (the Job would otherwise wait for its deadline, holding a running slot)."""
+    phase = status.get("phase")
+    return phase == Phase.CANCELLED.value or (phase == Phase.FAILED.value and status.get("reason") in _STUCK)
+
+
 def _waiting_problem(pods: Sequence[Body]) -> tuple[str, str] | None:
     """(reason, message) when the newest pod waits for something: the scheduler (e.g. no free GPU) or a container
     that cannot start (e.g. its credentials Secret is missing)."""
@@ -205,12 +212,14 @@ def derive_status(
     problem: str | None = None,
     blocked: str | None = None,
     queued_at: str | None = None,
+    stuck_timeout: float | None = None,
 ) -> dict[str, Any]:
     """The VideoJob's status (wire form) from what is observed.
 
     `queue_position`: its place in the admission queue when it waits; `problem`: why its spec can never run
     (operator-level validation), which fails it without a Job; `blocked`: why its admitted Job could not be
-    created yet (e.g. a ResourceQuota), retried.
+    created yet (e.g. a ResourceQuota), retried; `stuck_timeout`: seconds after which a Job whose pod cannot start
+    for a configuration problem fails its VideoJob (see `stops_its_job`).
     """
     meta = vj.get("metadata", {})
     spec = vj.get("spec", {})
@@ -285,6 +294,11 @@ def derive_status(
             waiting = ("NoPod", f"the Job controller has created no pod for Job {new['jobName']} yet; "
                                 f"`kubectl describe job {new['jobName']}` shows why")
         new["reason"], new["message"] = waiting or ("Admitted", f"Job {new['jobName']} created; waiting for its pod")
+        age = (now - created).total_seconds() if created is not None else 0.0
+        if waiting is not None and waiting[0] in _STUCK and stuck_timeout is not None and age > stuck_timeout:
+            phase = Phase.FAILED.value
+            new["message"] = (f"{waiting[1]}; gave up after {stuck_timeout:g} s and stopped Job {new['jobName']} "
+                              "to free its slot: fix the cause and create the VideoJob again")
 
     new["phase"] = phase
     if phase == Phase.PENDING.value and job is None and queue_position:

@@ -20,6 +20,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import REPO, TestEnv, wait_for
+from tests.data.full_status import FULL_STATUS
 from tests.data.invalid_videojobs import INVALID, Invalid, base_job
 from videojob.api import generate
 from videojob.api.models import GROUP, PLURAL, VERSION, VideoJobSpec, VideoJobStatus
@@ -250,48 +251,6 @@ def test_spec_cannot_be_written_through_the_status_subresource(
 
 # ---------------------------------------------------------------------------------------------------------------
 # Status
-
-
-FULL_STATUS: dict[str, Any] = {
-    "phase": "Succeeded",
-    "queuePosition": 2,
-    "progress": 100.0,
-    "attempts": 2,
-    "jobName": "transitions-a2-x7k2",
-    "hardware": "cpu",
-    "node": "cpu-0",
-    "queuedAt": "2026-01-01T00:00:00Z",
-    "startedAt": "2026-01-01T00:00:01Z",
-    "completedAt": "2026-01-01T00:00:09Z",
-    "artifacts": [
-        {
-            "uri": "s3://videojob-samples/out/test/output.mp4",
-            "kind": "video",
-            "size": 123456,
-            "sha256": "a" * 64,
-            "contentType": "video/mp4",
-            "duration": 2.5,
-            "width": 320,
-            "height": 240,
-            "fps": 25.0,
-            "videoCodec": "h264",
-            "audioCodec": "aac",
-        }
-    ],
-    "conditions": [
-        {
-            "type": "Complete",
-            "status": "True",
-            "reason": "Succeeded",
-            "message": "2 artifacts",
-            "lastTransitionTime": "2026-01-01T00:00:09Z",
-            "observedGeneration": 1,
-        }
-    ],
-    "message": "done",
-    "reason": "Succeeded",
-    "observedGeneration": 1,
-}
 
 
 def test_every_status_field_is_kept(job: dict[str, Any], custom_objects: Any, namespace: str) -> None:

@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from tests.conftest import REPO
+from tests.data.full_status import FULL_STATUS
 from tests.data.invalid_videojobs import INVALID, Invalid, base_job, edited
 from videojob.api.models import (
     MAX_NAME_LENGTH,
@@ -141,47 +142,7 @@ def test_models_are_frozen() -> None:
 
 
 def test_status_round_trips_with_every_field() -> None:
-    status = {
-        "phase": "Succeeded",
-        "queuePosition": 3,
-        "progress": 100.0,
-        "attempts": 2,
-        "jobName": "sample-chain-a2-x7k2",
-        "hardware": "cpu",
-        "node": "cpu-0",
-        "queuedAt": "2026-01-01T00:00:00Z",
-        "startedAt": "2026-01-01T00:00:01Z",
-        "completedAt": "2026-01-01T00:00:09Z",
-        "artifacts": [
-            {
-                "uri": "s3://b/out/x/output.mp4",
-                "kind": "video",
-                "size": 1234,
-                "sha256": "0" * 64,
-                "contentType": "video/mp4",
-                "duration": 2.5,
-                "width": 320,
-                "height": 240,
-                "fps": 25.0,
-                "videoCodec": "h264",
-                "audioCodec": "aac",
-            }
-        ],
-        "conditions": [
-            {
-                "type": "Complete",
-                "status": "True",
-                "reason": "Succeeded",
-                "message": "done",
-                "lastTransitionTime": "2026-01-01T00:00:09Z",
-                "observedGeneration": 1,
-            }
-        ],
-        "message": "done",
-        "reason": "Succeeded",
-        "observedGeneration": 1,
-    }
-    assert VideoJobStatus.model_validate(status).to_wire() == status
+    assert VideoJobStatus.model_validate(FULL_STATUS).to_wire() == FULL_STATUS
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,8 @@ for c in $want; do
     kubernetes) build kubernetes "$K8S_VERSION" k8s.io/kubernetes "v0.${K8S_VERSION#v1.}" "$k8s_ldflags" \
       kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
       kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
-      kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubectl=k8s.io/kubernetes/cmd/kubectl ;;
+      kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubectl=k8s.io/kubernetes/cmd/kubectl \
+      kubelet=k8s.io/kubernetes/cmd/kubelet kube-proxy=k8s.io/kubernetes/cmd/kube-proxy ;;
     minio) build minio "$MINIO_VERSION" github.com/minio/minio "$MINIO_VERSION" "" minio=github.com/minio/minio ;;
     helm) build helm "$HELM_VERSION" helm.sh/helm/v3 "$HELM_VERSION" "$helm_ldflags" helm=helm.sh/helm/v3/cmd/helm ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;

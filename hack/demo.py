@@ -3,16 +3,20 @@
 
     .venv/bin/python hack/demo.py [--keep-operator-log] [--timeout 600]
 
-1. Brings the local environment up if it is not (hack/testenv.py up; it stays up afterwards).
-2. Installs (or refreshes) the VideoJob CRD from crds/videojobs.yaml.
-3. Starts the operator (`videojob-operator`) as a subprocess watching the namespace `videojob-demo`; its log is
-   .testenv/logs/operator-demo.log.
+1. Brings the local environment up if it is not (hack/testenv.py up; it stays up afterwards): a real cluster
+   with two nodes (kubelet + containerd) into which `make images` imported our images.
+2. Installs (or upgrades) the Helm chart charts/videojob-operator as release `videojob-operator` in
+   `videojob-system`, exactly as a user would, with the local images and the MinIO endpoint; the operator runs as
+   the pod of the chart's Deployment (never as a process here), and the chart's CRD is installed by helm.
+3. Creates the namespace `videojob-demo` and its `videojob-s3` Secret (MinIO's credentials).
 4. Generates demo media with FFmpeg's test sources and espeak-ng (an intro, a main clip of another size and
    frame rate, music, a camera clip, subtitles) and uploads it to MinIO, bucket `videojob-demo`, under in/.
-5. Applies a VideoJob chaining concat, an audio mix, a text overlay, burned-in subtitles and picture-in-picture,
-   and prints `kubectl get vj -w`-style lines (phase, progress, queue position) until it finishes.
-6. Lists the artifacts (uri, size, sha256, duration, resolution) and the bucket's contents, stops the operator,
-   and says how to look around and how to stop the environment. Exits 1, with the reason, if the job fails.
+5. Applies a VideoJob chaining concat, an audio mix, a text overlay, burned-in subtitles and picture-in-picture
+   with `kubectl apply`, and prints `kubectl get vj -w`-style lines (phase, progress, queue position, node) until
+   it finishes.
+6. Lists the artifacts (uri, size, sha256, duration, resolution) and the bucket's contents, shows the operator's
+   pod, the transcoder pod's image and the helm release, and says how to look around and how to stop the
+   environment. Exits 1, with the reason and the operator's log, if the job fails.
 
 The demo runs on CPU (`hardware: cpu`): the local GPU node has no real GPU, so NVENC cannot work here.
 """
@@ -20,6 +24,7 @@ The demo runs on CPU (`hardware: cpu`): the local GPU node has no real GPU, so N
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -34,15 +39,17 @@ from tests.conftest import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv  # 
 from tests.e2e.harness import (  # noqa: E402
     TERMINAL,
     MediaFactory,
-    OperatorProcess,
     VideoJobs,
     ensure_bucket,
     ensure_s3_secret,
-    install_crd,
+    videojob,
 )
 
 NAMESPACE = "videojob-demo"
 BUCKET = "videojob-demo"
+OPERATOR_NAMESPACE = "videojob-system"
+RELEASE = "videojob-operator"
+CHART = REPO / "charts" / "videojob-operator"
 
 
 def say(text: str) -> None:
@@ -115,7 +122,43 @@ def progress_line(obj: dict[str, Any], started: float) -> str:
             f"{time.monotonic() - started:>5.0f}s")
 
 
-def watch(videojobs: VideoJobs, name: str, timeout: float, operator: OperatorProcess) -> dict[str, Any]:
+def tool(testenv: Any, name: str, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    """kubectl or helm of the local environment, with its kubeconfig; a failure ends the demo with its output."""
+    r = subprocess.run(
+        [str(testenv.dir / "bin" / name), *args], input=stdin, capture_output=True, text=True, check=False,
+        env=testenv.subprocess_env(), timeout=300,
+    )  # fmt: skip
+    if check and r.returncode != 0:
+        raise SystemExit(f"demo: {name} {' '.join(args[:3])} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def install_operator(testenv: Any) -> None:
+    """helm upgrade --install of our chart with the images `make images` built and this environment's MinIO."""
+    values = {
+        "image": {"repository": "videojob-operator", "tag": "dev"},
+        "transcoder": {
+            "image": {"repository": "videojob-transcoder", "tag": "dev"},
+            "progressInterval": 1,
+            # MinIO listens on this machine's private address, which the input policy refuses by default.
+            "env": {"VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "true"},
+            # Two cores here: a demo transcoder asks for half of one so it never waits for a whole core.
+            "resources": {"cpu": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}},
+        },
+        "maxRunning": 2,
+        "maxRunningGpu": 0,  # the local GPU node has no GPU: NVENC cannot work here
+        "s3": {"endpointUrl": testenv.s3_endpoint_url, "region": testenv.aws_default_region},
+    }
+    tool(testenv, "helm", "upgrade", "--install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE,
+         "--create-namespace", "--wait", "--timeout", "180s", "--values", "-", stdin=json.dumps(values))  # fmt: skip
+
+
+def operator_log(testenv: Any, lines: int = 40) -> str:
+    return tool(testenv, "kubectl", "-n", OPERATOR_NAMESPACE, "logs", f"deployment/{RELEASE}", f"--tail={lines}",
+                check=False)  # fmt: skip
+
+
+def watch(videojobs: VideoJobs, name: str, timeout: float, operator_running: Any) -> dict[str, Any]:
     print(f"{'NAME':<22} {'PHASE':<10} {'PROGRESS':>7} {'QUEUE':>5}  {'HARDWARE':<8} {'NODE':<6} {'AGE':>6}")
     started = time.monotonic()
     last = ""
@@ -127,9 +170,8 @@ def watch(videojobs: VideoJobs, name: str, timeout: float, operator: OperatorPro
             last = line.rsplit(None, 1)[0]
         if (obj.get("status") or {}).get("phase") in TERMINAL:
             return obj
-        if not operator.running:
-            raise SystemExit(f"demo: the operator exited ({operator.proc and operator.proc.returncode}):\n"
-                             f"{operator.log_tail(40)}")
+        if not operator_running():
+            raise SystemExit("demo: the operator's Deployment has no ready pod")
         if time.monotonic() - started > timeout:
             raise SystemExit(f"demo: {name} did not finish within {timeout:.0f}s; last: {line}")
         time.sleep(0.5)  # a progress display polls at human speed
@@ -165,8 +207,15 @@ def main() -> int:
         config=Config(s3={"addressing_style": "path"}),
     )
 
-    say("installing the VideoJob CRD (crds/videojobs.yaml)")
-    install_crd(client.ApiextensionsV1Api(api))
+    say(f"installing the operator: helm upgrade --install {RELEASE} charts/videojob-operator -n {OPERATOR_NAMESPACE}")
+    install_operator(testenv)
+    apps_v1 = client.AppsV1Api(api)
+
+    def operator_running() -> bool:
+        dep = apps_v1.read_namespaced_deployment_status(RELEASE, OPERATOR_NAMESPACE)
+        return bool(dep.status.ready_replicas)
+
+    print(tool(testenv, "kubectl", "-n", OPERATOR_NAMESPACE, "get", "pods", "-o", "wide"), end="")
     try:
         core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
     except ApiException as e:
@@ -182,26 +231,19 @@ def main() -> int:
         s3.upload_file(str(path), BUCKET, f"in/{key}")
         print(f"    s3://{BUCKET}/in/{key:<10} {human(path.stat().st_size):>10}")
 
-    log_path = testenv.dir / "logs" / "operator-demo.log"
-    operator = OperatorProcess.for_testenv(testenv, [NAMESPACE], log_path, max_running=2, max_running_gpu=0,
-                                           progress_interval=1)
-    say(f"starting the operator (log: {log_path})")
-    operator.start()
     videojobs = VideoJobs(client.CustomObjectsApi(api), NAMESPACE)
     name = f"promo-{time.strftime('%H%M%S')}"
-    try:
-        say(f"applying VideoJob {NAMESPACE}/{name}: concat -> audio mix -> text -> subtitles -> pip")
-        videojobs.create(name, chain_spec(name))
-        final = watch(videojobs, name, args.timeout, operator)
-    finally:
-        say("stopping the operator")
-        operator.stop()
+    say(f"kubectl apply: VideoJob {NAMESPACE}/{name}: concat -> audio mix -> text -> subtitles -> pip")
+    manifest = {**videojob(name, chain_spec(name)), "metadata": {"name": name, "namespace": NAMESPACE}}
+    print("    " + tool(testenv, "kubectl", "apply", "-f", "-", stdin=json.dumps(manifest)).strip())
+    final = watch(videojobs, name, args.timeout, operator_running)
 
     status = final.get("status") or {}
     if status.get("phase") != "Succeeded":
         print(f"\ndemo: VideoJob {name} ended {status.get('phase')}: {status.get('reason')}: {status.get('message')}",
               file=sys.stderr)
-        print(f"operator log: {log_path}\n{operator.log_tail(30)}", file=sys.stderr)
+        print(f"operator log (kubectl -n {OPERATOR_NAMESPACE} logs deployment/{RELEASE}):\n{operator_log(testenv)}",
+              file=sys.stderr)
         return 1
 
     say("artifacts")
@@ -211,6 +253,16 @@ def main() -> int:
         codecs = f"{a.get('videoCodec') or '-'}/{a.get('audioCodec') or '-'}"
         print(f"    {a['uri']}\n        kind {a.get('kind', 'video')}, {human(a['size'])}, duration {duration}, "
               f"resolution {size}, codecs {codecs}\n        sha256 {a['sha256']}")
+    say("where it ran")
+    pods = core_v1.list_namespaced_pod(NAMESPACE, label_selector=f"videojob.dev/name={name}").items
+    for pod in pods:
+        images = ", ".join(c.image for c in pod.spec.containers)
+        print(f"    transcoder pod {pod.metadata.name} on {pod.spec.node_name}: image {images}, {pod.status.phase}")
+    op_pods = core_v1.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/component=operator")
+    for pod in op_pods.items:
+        print(f"    operator pod {pod.metadata.name} on {pod.spec.node_name}: image {pod.spec.containers[0].image}, "
+              f"{pod.status.phase}")
+    print("    " + tool(testenv, "helm", "list", "-A").strip().replace("\n", "\n    "))
     say(f"bucket s3://{BUCKET}")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
         for o in page.get("Contents", []):
@@ -222,9 +274,9 @@ The environment is still up. Look around:
     kubectl get vj -A
     kubectl describe vj -n {NAMESPACE} {name}
     kubectl get jobs,pods -n {NAMESPACE}
-The operator was stopped; `make run` starts it again (VideoJobs with artifactReclaimPolicy: Delete carry
-its finalizer, so deleting those waits for it).
-Stop the environment: make testenv-down""")
+    kubectl -n {OPERATOR_NAMESPACE} logs deployment/{RELEASE}
+    helm list -A
+The operator keeps running in the cluster. Stop the environment: make testenv-down""")
     return 0
 
 

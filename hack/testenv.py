@@ -1,23 +1,31 @@
 #!/usr/bin/env python3
-"""The local test environment: a real Kubernetes control plane, MinIO and the node agent, on 127.0.0.1.
+"""The local test environment: a real Kubernetes cluster and MinIO on this machine, nothing on any network.
 
     hack/testenv.py up       start everything (idempotent), write .testenv/kubeconfig and .testenv/env
     hack/testenv.py down     stop everything (no orphan processes) and remove the data, keeping .testenv/bin
     hack/testenv.py status   show each component; exit 0 when the environment is up and healthy
     hack/testenv.py env      print the sourceable environment (`eval "$(hack/testenv.py env)"`)
 
-Components, each a detached process (own session) logging to .testenv/logs/<name>.log:
-etcd, kube-apiserver, kube-controller-manager, kube-scheduler (binaries from hack/build-tools.sh in
-.testenv/bin), MinIO, and hack/node_agent.py (Nodes cpu-0 and gpu-0 running pods as local processes).
+Components, each a detached process (own session) logging to .testenv/logs/<name>.log: etcd (127.0.0.1),
+kube-apiserver, kube-controller-manager, kube-scheduler, MinIO, and two real nodes, cpu-0 and gpu-0, each a
+kubelet with a containerd of its own, plus one kube-proxy (binaries from hack/build-tools.sh in .testenv/bin;
+the host side of the nodes is hack/localnodes.py). The control plane, MinIO and cpu-0 listen on 10.201.N.1,
+gpu-0 on 10.201.N.2: /32 addresses on `lo` that this script adds and removes (N is the environment's index).
+Pods reach the API server through the `kubernetes` Service (kube-proxy), and MinIO at its address.
+
+Images: the tarballs in .testenv/images (`make images`) are imported into both nodes' containerd, once per
+machine and build; the sandbox ("pause") image is one of them. Nothing is pulled from a registry.
+
 Certificates and keys are generated at every start with the openssl CLI under .testenv/pki: a CA, the
 apiserver's serving certificate, a service-account signing key pair and client certificates for the admin
-(O=system:masters), the controller-manager (CN=system:kube-controller-manager) and the scheduler
-(CN=system:kube-scheduler), so RBAC applies to the controllers as it does in a real cluster. The node agent
-uses the admin identity: it serves two Nodes, and the Node authorizer would confine a node identity to one.
+(O=system:masters), the controller-manager, the scheduler, kube-proxy and each kubelet (system:node:NAME, so
+the Node authorizer and NodeRestriction confine it as in a real cluster).
 
-`--dir DIR` (or $TESTENV_DIR) runs a second, independent environment under DIR (tests of this script use it).
-Every process started here carries TESTENV_TOKEN=<random> in its environment; `down` stops the recorded
-processes, their descendants and any process still carrying the token, and nothing else.
+`--dir DIR` (or $TESTENV_DIR) runs a second, independent environment under DIR (tests of this script use it;
+`--no-kube-proxy` for it, as one host has room for one kube-proxy). Every process started here carries
+TESTENV_TOKEN=<random> in its environment; `down` drains the nodes, stops the recorded processes, their
+descendants and any process still carrying the token (containerd's shims and the containers under them), then
+removes the mounts, network namespaces, bridges, addresses and iptables chains the environment made.
 """
 
 from __future__ import annotations
@@ -43,20 +51,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import localnodes
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO / ".testenv"
 BIN_DIR = Path(os.environ.get("TESTENV_BIN", DEFAULT_DIR / "bin"))
-AGENT = REPO / "hack" / "node_agent.py"
+IMAGES_DIR = Path(os.environ.get("TESTENV_IMAGES", DEFAULT_DIR / "images"))
 
 SERVICE_CIDR = "10.96.0.0/24"
 SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 REGION = "us-east-1"
 NODES = ("cpu-0", "gpu-0")
-# Stop order: the agent first (it stops its pods' processes), the control plane last but for the stores.
-STOP_ORDER = ("node-agent", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd", "minio")
-STOP_TIMEOUT = {"node-agent": 45.0}  # pods get their grace period; everything else gets the default
+# Stop order: the controllers first (nothing re-creates the pods being drained), then the nodes, the control
+# plane last but for the stores.
+STOP_ORDER = (
+    "kube-scheduler", "kube-controller-manager", "kubelet-cpu-0", "kubelet-gpu-0", "kube-proxy",
+    "containerd-cpu-0", "containerd-gpu-0", "kube-apiserver", "etcd", "minio",
+)  # fmt: skip
 DEFAULT_STOP_TIMEOUT = 15.0
+DRAIN_TIMEOUT = 60.0
 
 
 class StartError(Exception):
@@ -112,11 +126,11 @@ class Env:
             os.close(fd)
 
     def clean(self) -> None:
-        """Remove everything under the directory except bin/."""
+        """Remove everything under the directory except bin/ and images/ (build outputs, not state)."""
         if not self.root.exists():
             return
         for p in self.root.iterdir():
-            if p.name == "bin":
+            if p.name in ("bin", "images"):
                 continue
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
@@ -275,7 +289,7 @@ def _leaf(pki: Path, name: str, subject: dict[str, str], extensions: list[str], 
     csr.unlink()
 
 
-def make_pki(pki: Path) -> None:
+def make_pki(pki: Path, host_ip: str) -> None:
     pki.mkdir(parents=True, exist_ok=True)
     _ca(pki, "ca", "videojob-testenv-ca")
     server_sans = ",".join(
@@ -286,6 +300,7 @@ def make_pki(pki: Path) -> None:
             "DNS:kubernetes.default.svc",
             "DNS:kubernetes.default.svc.cluster.local",
             "IP:127.0.0.1",
+            f"IP:{host_ip}",
             f"IP:{SERVICE_IP}",
         ]
     )
@@ -300,6 +315,11 @@ def make_pki(pki: Path) -> None:
     _leaf(pki, "admin", {"O": "system:masters", "CN": "testenv-admin"}, client)
     _leaf(pki, "controller-manager", {"CN": "system:kube-controller-manager"}, client)
     _leaf(pki, "scheduler", {"CN": "system:kube-scheduler"}, client)
+    _leaf(pki, "kube-proxy", {"CN": "system:kube-proxy"}, client)
+    # The apiserver's identity towards the kubelets (logs, exec, port-forward).
+    _leaf(pki, "apiserver-kubelet-client", {"O": "system:masters", "CN": "kube-apiserver-kubelet-client"}, client)
+    for node in NODES:
+        _leaf(pki, f"node-{node}", {"O": "system:nodes", "CN": f"system:node:{node}"}, client)
     # The front proxy (aggregation layer) identity: the apiserver publishes its CA in
     # kube-system/extension-apiserver-authentication, which the controller-manager and scheduler read.
     _ca(pki, "front-proxy-ca", "videojob-testenv-front-proxy-ca")
@@ -384,10 +404,14 @@ def http_get(url: str, ctx: ssl.SSLContext | None = None, timeout: float = 3.0) 
 
 
 class Starter:
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, kube_proxy: bool = True, image_names: list[str] | None = None) -> None:
         self.env = env
+        self.kube_proxy = kube_proxy
+        self.image_names = image_names
         self.token = secrets.token_hex(12)
-        self.state: dict[str, Any] = {"token": self.token, "dir": str(env.root), "components": {}, "ready": False}
+        self.state: dict[str, Any] = {
+            "token": self.token, "dir": str(env.root), "components": {}, "ready": False, "kube_proxy": kube_proxy,
+        }  # fmt: skip
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.t0 = time.monotonic()
         self.timings: dict[str, float] = {}  # seconds since the start at which each readiness check passed
@@ -424,14 +448,15 @@ class Starter:
                 raise StartError(name, f"exited with code {rc} during start-up")
 
     def wait(self, component: str, what: str, probe: Callable[[], Any], timeout: float) -> None:
-        """Poll `probe` until it returns a truthy value; fail with its last result or error."""
+        """Poll `probe` until it returns a truthy value other than a string (a string says what it saw instead);
+        fail with its last result or error."""
         start = time.monotonic()
         deadline = start + timeout
         last: Any = None
         while time.monotonic() < deadline:
             self.check_running()
             try:
-                if value := probe():
+                if (value := probe()) and not isinstance(value, str):
                     self.timings[f"{component}: {what}"] = round(time.monotonic() - self.t0, 1)
                     return
                 last = value
@@ -443,18 +468,29 @@ class Starter:
     def up(self) -> None:
         env = self.env
         t0 = self.t0 = time.monotonic()
-        bins = {n: binary(n) for n in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")}
+        names = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
+        bins = {n: binary(n) for n in names}
         bins["minio"] = binary("minio")
-        if not AGENT.exists():
-            raise StartError("node-agent", f"{AGENT} is missing")
-        for d in (env.logs, env.etcd_data, env.minio_data, env.agent_state, env.run):
+        images = self.images()
+        try:
+            localnodes.check_host()
+            index = localnodes.free_index()
+            localnodes.add_addresses(index)
+            localnodes.kernel_settings()
+        except localnodes.HostError as e:
+            raise StartError("host", str(e)) from None
+        host_ip = localnodes.control_plane_ip(index)
+        self.state["index"] = index
+        self.state["host_ip"] = host_ip
+        for d in (env.logs, env.etcd_data, env.minio_data, env.run):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         env.save(self.state)
-        make_pki(env.pki)
+        make_pki(env.pki, host_ip)
         self.timings["pki"] = round(time.monotonic() - t0, 1)
-        etcd_port, peer_port, api_port, kcm_port, sched_port, s3_port, console_port = free_ports(7)
-        api = f"https://127.0.0.1:{api_port}"
-        s3 = f"http://127.0.0.1:{s3_port}"
+        (etcd_port, peer_port, api_port, kcm_port, sched_port, s3_port, console_port,
+         proxy_metrics, proxy_healthz) = free_ports(9)  # fmt: skip
+        api = f"https://{host_ip}:{api_port}"
+        s3 = f"http://{host_ip}:{s3_port}"
         s3_user, s3_password = "testenv-" + secrets.token_hex(4), secrets.token_urlsafe(24)
         self.state.update(
             apiserver=api,
@@ -464,6 +500,13 @@ class Starter:
                    "minio": s3_port, "minio-console": console_port},
         )  # fmt: skip
         pki = env.pki
+        node_list = localnodes.nodes(index)
+
+        # The nodes' runtimes first: importing images is the slow part of a first start, and it overlaps with
+        # the control plane's.
+        for node in node_list:
+            config = localnodes.write_containerd_config(node, env.root)
+            self.spawn(f"containerd-{node.name}", ["containerd", "--config", str(config)])
 
         self.spawn(
             "etcd",
@@ -487,7 +530,7 @@ class Starter:
                 "server",
                 str(env.minio_data),
                 "--address",
-                f"127.0.0.1:{s3_port}",
+                f"{host_ip}:{s3_port}",
                 "--console-address",
                 f"127.0.0.1:{console_port}",
                 "--quiet",
@@ -506,17 +549,17 @@ class Starter:
             [
                 bins["kube-apiserver"],
                 f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                # The `kubernetes` Service cannot have a loopback endpoint (validation rejects 127.0.0.0/8), so the
-                # apiserver does not try to publish one: pods here are local processes that reach the apiserver
-                # at 127.0.0.1 directly.
-                "--endpoint-reconciler-type=none",
+                f"--bind-address={host_ip}",
+                f"--advertise-address={host_ip}",
                 f"--secure-port={api_port}",
                 f"--cert-dir={env.run / 'kube-apiserver'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                # The node names do not resolve; their InternalIPs are the addresses on lo.
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
                 "--requestheader-allowed-names=front-proxy-client",
                 "--requestheader-username-headers=X-Remote-User",
@@ -545,10 +588,11 @@ class Starter:
         self.wait("kube-apiserver", "/readyz", lambda: api_get("/readyz")[0] == 200, 180)
 
         write_kubeconfig(env.kubeconfig, api, pki, "admin")
-        kcm_kubeconfig = env.run / "controller-manager.kubeconfig"
-        sched_kubeconfig = env.run / "scheduler.kubeconfig"
-        write_kubeconfig(kcm_kubeconfig, api, pki, "controller-manager")
-        write_kubeconfig(sched_kubeconfig, api, pki, "scheduler")
+        kubeconfigs = {}
+        for user in ("controller-manager", "scheduler", "kube-proxy", *(f"node-{n}" for n in NODES)):
+            kubeconfigs[user] = env.run / f"{user}.kubeconfig"
+            write_kubeconfig(kubeconfigs[user], api, pki, user)
+        kcm_kubeconfig, sched_kubeconfig = kubeconfigs["controller-manager"], kubeconfigs["scheduler"]
 
         self.spawn(
             "kube-controller-manager",
@@ -584,19 +628,31 @@ class Starter:
                 "--leader-elect=false",
             ],
         )
-        self.spawn(
-            "node-agent",
-            [
-                sys.executable,
-                str(AGENT),
-                "--kubeconfig",
-                str(env.kubeconfig),
-                "--state-dir",
-                str(env.agent_state),
-                "--apiserver-url",
-                api,
-            ],
-        )
+
+        for node in node_list:
+            sock = localnodes.containerd_paths(node, env.root)["socket"]
+            self.wait(f"containerd-{node.name}", f"socket {sock}", lambda s=sock: s.exists(), 60)  # type: ignore[misc]
+            try:
+                imported = localnodes.import_images(node, env.root, images)
+            except localnodes.HostError as e:
+                raise StartError(f"containerd-{node.name}", str(e)) from None
+            self.timings[f"containerd-{node.name}: images ({', '.join(imported) or 'all present'})"] = round(
+                time.monotonic() - t0, 1
+            )
+        for node in node_list:
+            kubelet_port, kubelet_healthz = free_ports(2)
+            paths = localnodes.write_kubelet_config(node, env.root, pki / "ca.crt", kubelet_port, kubelet_healthz)
+            self.spawn(
+                f"kubelet-{node.name}",
+                localnodes.kubelet_argv(bins["kubelet"], node, paths, kubeconfigs[f"node-{node.name}"]),
+            )
+        if self.kube_proxy:
+            self.spawn(
+                "kube-proxy",
+                localnodes.kube_proxy_argv(
+                    bins["kube-proxy"], index, kubeconfigs["kube-proxy"], proxy_metrics, proxy_healthz
+                ),
+            )
 
         ictx = insecure_ssl()
         self.wait("minio", "/minio/health/live", lambda: http_get(f"{s3}/minio/health/live")[0] == 200, 60)
@@ -613,6 +669,14 @@ class Starter:
             60,
         )
 
+        def registered() -> Any:
+            status, body = api_get("/api/v1/nodes")
+            names = {n["metadata"]["name"] for n in body["items"]} if status == 200 else set()
+            return set(NODES) <= names or f"nodes registered: {sorted(names)}"
+
+        self.wait("kubelet-gpu-0", "Nodes registered", registered, 120)
+        self.advertise_gpu(api, actx)
+
         def nodes_ready() -> Any:
             status, body = api_get("/api/v1/nodes")
             if status != 200:
@@ -624,10 +688,13 @@ class Starter:
                 not_ready_taint = any(
                     t["key"] == "node.kubernetes.io/not-ready" for t in n["spec"].get("taints", []) or []
                 )
-                seen[n["metadata"]["name"]] = ready and not not_ready_taint
+                gpus = n["status"].get("allocatable", {}).get(localnodes.GPU_RESOURCE)
+                seen[n["metadata"]["name"]] = (
+                    ready and not not_ready_taint and (n["metadata"]["name"] != "gpu-0" or gpus == "1")
+                )
             return all(seen.get(name) for name in NODES) or f"nodes schedulable: {seen}"
 
-        self.wait("node-agent", f"Nodes {', '.join(NODES)} Ready", nodes_ready, 90)
+        self.wait("kubelet-cpu-0", f"Nodes {', '.join(NODES)} Ready", nodes_ready, 120)
         self.wait(
             "kube-controller-manager",
             "ServiceAccount default/default",
@@ -635,13 +702,46 @@ class Starter:
             60,
         )
 
+        def kubernetes_endpoint() -> Any:
+            status, body = api_get("/api/v1/namespaces/default/endpoints/kubernetes")
+            subsets = (body.get("subsets") or []) if status == 200 else []
+            ips = [a["ip"] for s in subsets for a in s.get("addresses", [])]
+            return ips == [host_ip] or f"endpoints {ips}"
+
+        self.wait("kube-apiserver", "Service kubernetes endpoint", kubernetes_endpoint, 60)
+
         write_env_file(env, self.state)
         self.state["ready"] = True
         self.state["started_in_s"] = round(time.monotonic() - t0, 1)
         self.state["timings"] = self.timings
         env.save(self.state)
-        log(f"up in {time.monotonic() - t0:.1f}s: apiserver {api}, S3 {s3}")
+        log(f"up in {time.monotonic() - t0:.1f}s: apiserver {api}, S3 {s3}, nodes {', '.join(NODES)}")
         log(f"source {env.env_file}   # KUBECONFIG, S3_ENDPOINT_URL, AWS_*, PATH")
+
+    def images(self) -> list[Path]:
+        """The image tarballs to import: the sandbox image first; all of IMAGES_DIR unless --images names some."""
+        found = {p.stem: p for p in sorted(IMAGES_DIR.glob("*.tar"))}
+        if "pause" not in found:
+            raise StartError("images", f"no pause.tar in {IMAGES_DIR}: build the images with `make images`")
+        wanted = self.image_names if self.image_names is not None else list(found)
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            raise StartError("images", f"{', '.join(missing)} not in {IMAGES_DIR}: build them with `make images`")
+        return [found["pause"], *(found[n] for n in wanted if n != "pause")]
+
+    def advertise_gpu(self, api: str, ctx: ssl.SSLContext) -> None:
+        """nvidia.com/gpu: 1 in gpu-0's capacity, as the Kubernetes docs advertise an extended resource."""
+        patch = json.dumps([{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "1"}]).encode()
+        req = urllib.request.Request(
+            f"{api}/api/v1/nodes/gpu-0/status", data=patch, method="PATCH",
+            headers={"Content-Type": "application/json-patch+json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+                r.read()
+        except urllib.error.HTTPError as e:
+            detail = f"advertising {localnodes.GPU_RESOURCE}: HTTP {e.code} {e.read()!r}"
+            raise StartError("kubelet-gpu-0", detail) from None
 
 
 def write_env_file(env: Env, state: dict[str, Any]) -> None:
@@ -653,6 +753,9 @@ def write_env_file(env: Env, state: dict[str, Any]) -> None:
         "AWS_SECRET_ACCESS_KEY": s3["secret_key"],
         "AWS_DEFAULT_REGION": s3["region"],
         "TESTENV_DIR": str(env.root),
+        # The address of this machine that pods reach (the nodes' InternalIP): servers a test starts for pods
+        # listen here.
+        "TESTENV_HOST_IP": state["host_ip"],
     }
     lines = [f"# Written by hack/testenv.py up. Source it: . {env.env_file}"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
@@ -682,6 +785,8 @@ def health(env: Env, state: dict[str, Any] | None) -> dict[str, str]:
     for name in reversed(STOP_ORDER):
         c = comps.get(name)
         if c is None:
+            if name == "kube-proxy" and not state.get("kube_proxy", True):
+                continue
             out[name] = "not started"
         elif not alive(c["pid"], c.get("start")):
             out[name] = f"pid {c['pid']} not running (log: {c['log']})"
@@ -706,18 +811,58 @@ def health(env: Env, state: dict[str, Any] | None) -> dict[str, str]:
     return out
 
 
+def drain(env: Env, state: dict[str, Any], quiet: bool) -> None:
+    """Delete every pod and wait until the kubelets stopped them: the kubelet tears down each sandbox (its
+    network namespace and CNI address) as it would on a real node. Best effort: `down` kills what is left."""
+    comps = state.get("components", {})
+    kube_up = all(alive(c["pid"], c.get("start")) for n, c in comps.items() if n.startswith(("kube-api", "kubelet")))
+    if not kube_up or not state.get("apiserver"):
+        return
+    ctx = admin_ssl(env.pki)
+    api = state["apiserver"]
+
+    def pods() -> list[dict[str, Any]]:
+        status, body = http_get(f"{api}/api/v1/pods", ctx, timeout=10)
+        return json.loads(body)["items"] if status == 200 else []
+
+    t0 = time.monotonic()
+    try:
+        for pod in pods():
+            meta = pod["metadata"]
+            req = urllib.request.Request(
+                f"{api}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                data=json.dumps({"gracePeriodSeconds": 1}).encode(), method="DELETE",
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(req, context=ctx, timeout=10).close()
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while time.monotonic() < deadline and pods():
+            time.sleep(0.5)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        if not quiet:
+            log(f"drain: {e}")
+    if not quiet:
+        left = len(pods()) if time.monotonic() - t0 < DRAIN_TIMEOUT + 5 else "?"
+        log(f"drained the nodes in {time.monotonic() - t0:.1f}s ({left} pod(s) left)")
+
+
 def down(env: Env, quiet: bool = False) -> None:
     state = env.load()
     if state:
         comps = state.get("components", {})
+        stopped_controllers = False
         for name in STOP_ORDER:
+            if name.startswith("kubelet") and not stopped_controllers:
+                stopped_controllers = True
+                drain(env, state, quiet)
             c = comps.get(name)
             if not c:
                 continue
             pid, started = c["pid"], c.get("start")
             # Remember the whole tree first: once the parent is gone its children are re-parented.
             tree = descendants(pid) if alive(pid, started) else []
-            killed = terminate([(pid, started)], STOP_TIMEOUT.get(name, DEFAULT_STOP_TIMEOUT))
+            killed = terminate([(pid, started)], DEFAULT_STOP_TIMEOUT)
             leftovers = [(p, st) for p, st in tree if alive(p, st)]
             if leftovers:
                 terminate(leftovers, 5.0)
@@ -726,21 +871,43 @@ def down(env: Env, quiet: bool = False) -> None:
                 extra = f", {len(leftovers)} leftover child process(es) stopped" if leftovers else ""
                 log(f"stopped {name} (pid {pid}){note}{extra}")
         if state.get("token"):
+            # containerd's shims carry the token; the containers under them do not, so take their trees too.
             stray = tagged(state["token"])
+            stray += [d for p, _ in stray for d in descendants(p)]
             if stray:
                 terminate(stray, 5.0)
                 if not quiet:
-                    log(f"stopped {len(stray)} stray process(es): {[p for p, _ in stray]}")
+                    log(f"stopped {len(stray)} stray process(es) (shims and containers): {[p for p, _ in stray]}")
+        index = state.get("index")
+        if index is not None:
+            cleanup_host(env, index, bool(state.get("kube_proxy", True)), quiet)
     env.clean()
     if not quiet:
-        log(f"down; removed everything under {env.root} but bin/")
+        log(f"down; removed everything under {env.root} but bin/ and images/")
+
+
+def cleanup_host(env: Env, index: int, kube_proxy_ran: bool, quiet: bool) -> None:
+    """What the nodes left on the host: mounts (rootfs, tokens, netns), bridges, addresses, iptables chains."""
+    stores = [n.store() for n in localnodes.nodes(index)]
+    try:
+        unmounted = localnodes.unmount_all([env.root, *stores])
+        kube_proxy = BIN_DIR / "kube-proxy"
+        if kube_proxy_ran:  # the one owner of the host's KUBE-* chains
+            localnodes.remove_kube_chains(str(kube_proxy) if kube_proxy.exists() else None)
+        bridges = localnodes.remove_bridges(index)
+        addresses = localnodes.remove_addresses(index)
+    except (localnodes.HostError, OSError, subprocess.SubprocessError) as e:
+        log(f"clean-up of the host incomplete: {e}")
+        return
+    if not quiet:
+        log(f"removed {len(unmounted)} mount(s), bridges {bridges}, addresses {addresses}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # commands
 
 
-def cmd_up(env: Env) -> int:
+def cmd_up(env: Env, kube_proxy: bool = True, image_names: list[str] | None = None) -> int:
     with env.locked():
         state = env.load()
         if state:
@@ -752,7 +919,7 @@ def cmd_up(env: Env) -> int:
             down(env, quiet=True)
         else:
             env.clean()  # leftovers of an environment whose state was lost
-        starter = Starter(env)
+        starter = Starter(env, kube_proxy=kube_proxy, image_names=image_names)
         try:
             starter.up()
             return 0
@@ -803,7 +970,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TESTENV_DIR") or DEFAULT_DIR))
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="start the environment (idempotent)")
+    up = sub.add_parser("up", help="start the environment (idempotent)")
+    up.add_argument("--no-kube-proxy", action="store_true", help="no Service routing (a second environment)")
+    up.add_argument("--images", help="comma-separated image tarballs of .testenv/images to import (default: all)")
     sub.add_parser("down", help="stop everything and remove its data")
     st = sub.add_parser("status", help="show the components; exit 0 when healthy, 1 unhealthy, 3 absent")
     st.add_argument("-q", "--quiet", action="store_true")
@@ -811,7 +980,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     env = Env(args.dir)
     if args.cmd == "up":
-        return cmd_up(env)
+        names = [n for n in args.images.split(",") if n] if args.images else None
+        return cmd_up(env, kube_proxy=not args.no_kube_proxy, image_names=names)
     if args.cmd == "down":
         return cmd_down(env)
     if args.cmd == "status":

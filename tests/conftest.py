@@ -1,13 +1,13 @@
 """Shared pytest fixtures.
 
-Integration fixtures run against the real local environment of hack/testenv.py (control plane, node agent,
+Integration fixtures run against the real local environment of hack/testenv.py (control plane, real nodes,
 MinIO). They are lazy: a test that asks for none of them (every unit test) starts nothing. The session-wide
 `testenv` fixture reuses a live environment when `.testenv/env` points at one, otherwise it runs
 `hack/testenv.py up` and, having started it, runs `hack/testenv.py down` at the end of the session. If the
 environment cannot start, the tests that need it error with the reason; nothing is skipped silently.
 
 Fixtures:
-    testenv                      TestEnv: kubeconfig, S3 settings, the agent's pod logs
+    testenv                      TestEnv: kubeconfig, S3 settings, host_ip, pod logs
     k8s_client                   kubernetes.client.ApiClient for the admin kubeconfig
     core_v1, batch_v1, apps_v1, rbac_v1, custom_objects, apiextensions_v1, coordination_v1
     namespace                    str: a fresh namespace (its default ServiceAccount exists), deleted after the test
@@ -97,18 +97,21 @@ class TestEnv:
     variables: dict[str, str] = field(default_factory=dict)
 
     @property
-    def pods_dir(self) -> Path:
-        """Where the node agent keeps each pod's working dir and logs: <ns>_<name>_<uid>/logs/<container>.log."""
-        return self.dir / "agent" / "pods"
-
-    def pod_log_path(self, namespace: str, name: str, uid: str, container: str) -> Path:
-        return self.pods_dir / f"{namespace}_{name}_{uid}" / "logs" / f"{container}.log"
+    def host_ip(self) -> str:
+        """The address of this machine that pods reach (the control plane, MinIO and servers tests start)."""
+        return self.variables["TESTENV_HOST_IP"]
 
     def pod_log(self, pod: Any, container: str | None = None) -> str:
-        """The log of a pod's container (a V1Pod); the first container when none is named."""
+        """The log of a pod's container (a V1Pod), as `kubectl logs` shows it; the first container by default."""
+        from kubernetes import client, config
+        from kubernetes.client.exceptions import ApiException
+
         container = container or pod.spec.containers[0].name
-        path = self.pod_log_path(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid, container)
-        return path.read_text(errors="replace") if path.exists() else ""
+        api = client.CoreV1Api(config.new_client_from_config(config_file=self.kubeconfig))
+        try:
+            return str(api.read_namespaced_pod_log(pod.metadata.name, pod.metadata.namespace, container=container))
+        except ApiException:
+            return ""
 
     def subprocess_env(self) -> dict[str, str]:
         """os.environ plus the environment's variables (KUBECONFIG, S3_ENDPOINT_URL, AWS_*, PATH)."""

@@ -3,15 +3,15 @@
     crd              the VideoJob CRD from crds/videojobs.yaml, created or replaced once per session, Established
     s3_secret        the `videojob-s3` Secret (MinIO credentials of the testenv) in the test's namespace
     videojobs        VideoJobs of the test's namespace (create, get, patch_spec, delete, phases)
-    run_operator     run_operator(**settings) -> OperatorProcess: `videojob-operator` watching the test's namespace,
-                     healthy (/healthz) before it returns, always stopped at the end of the test
+    run_operator     run_operator(**settings) -> OperatorRelease: the Helm chart installed into the test's namespace,
+                     watching it, its operator pod healthy (/healthz) before it returns, uninstalled at the end
     diagnostics      Diagnostics: phase, message, conditions, Jobs, pods, pod logs and the operator log tail,
                      for assertion messages; `wait_phase` / `wait_all` use it
     job_recorder     JobRecorder: every Job created in the namespace during the test (by uid, with its owner)
     media            MediaFactory: tiny generated media files, uploaded to MinIO on request
-    http_server      ScriptedHTTPServer on 127.0.0.1 (stall, 503, serve), for inputs the test controls
+    http_server      ScriptedHTTPServer on the address pods reach (stall, 503, serve), for inputs the test controls
 
-Settings given to run_operator are either VIDEOJOB_* names or Settings field names: run_operator(max_running=1).
+Settings given to run_operator are Settings field names, turned into the chart's values: run_operator(max_running=1).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from tests.e2e.harness import (
     Diagnostics,
     JobRecorder,
     MediaFactory,
-    OperatorProcess,
     ScriptedHTTPServer,
     VideoJobs,
     ensure_s3_secret,
     install_crd,
 )
+from tests.e2e.operator_release import OperatorRelease
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,18 +65,20 @@ def diagnostics(testenv: TestEnv, namespace: str, videojobs: VideoJobs, batch_v1
 @pytest.fixture
 def run_operator(
     testenv: TestEnv,
+    core_v1: Any,
+    apps_v1: Any,
     namespace: str,
     s3_secret: str,
     videojobs: VideoJobs,
     diagnostics: Diagnostics,
     tmp_path: Path,
     request: pytest.FixtureRequest,
-) -> Iterator[Callable[..., OperatorProcess]]:
-    started: list[OperatorProcess] = []
+) -> Iterator[Callable[..., OperatorRelease]]:
+    started: list[OperatorRelease] = []
 
-    def run(start: bool = True, **settings: Any) -> OperatorProcess:
-        op = OperatorProcess.for_testenv(
-            testenv, [namespace], tmp_path / f"operator-{len(started)}.log", **settings
+    def run(start: bool = True, **settings: Any) -> OperatorRelease:
+        op = OperatorRelease.for_testenv(
+            testenv, core_v1, apps_v1, namespace, tmp_path / f"operator-{len(started)}.log", **settings
         )
         started.append(op)
         diagnostics.operator = op
@@ -111,8 +113,8 @@ def job_recorder(batch_v1: Any, namespace: str) -> Iterator[JobRecorder]:
 
 
 @pytest.fixture
-def http_server() -> Iterator[ScriptedHTTPServer]:
-    with ScriptedHTTPServer() as server:
+def http_server(testenv: TestEnv) -> Iterator[ScriptedHTTPServer]:
+    with ScriptedHTTPServer(testenv.host_ip) as server:
         yield server
 
 

@@ -594,12 +594,24 @@ class Diagnostics:
     operator: OperatorProcess | None = None
 
     def pod_logs(self, lines: int = 15, limit: int = 6) -> str:
+        """The last lines of the newest pods' containers (kubectl logs), the operator's excepted."""
+        from kubernetes.client.exceptions import ApiException
+
         out = []
-        dirs = sorted(self.testenv.pods_dir.glob(f"{self.namespace}_*"), key=lambda p: p.stat().st_mtime)
-        for pod_dir in dirs[-limit:]:
-            for log in sorted((pod_dir / "logs").glob("*.log")):
-                text = log.read_text(errors="replace").splitlines()[-lines:]
-                out.append(f"--- pod {pod_dir.name} {log.name} ---\n" + "\n".join(text))
+        try:
+            pods = self.core_v1.list_namespaced_pod(self.namespace).items
+        except ApiException as e:
+            return f"<could not list pods: {e.reason}>"
+        pods = [p for p in pods if (p.metadata.labels or {}).get("app.kubernetes.io/component") != "operator"]
+        for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp)[-limit:]:
+            for c in pod.spec.containers:
+                try:
+                    text = self.core_v1.read_namespaced_pod_log(
+                        pod.metadata.name, self.namespace, container=c.name, tail_lines=lines
+                    )
+                except ApiException as e:
+                    text = f"<no log: {e.reason}>"
+                out.append(f"--- pod {pod.metadata.name} ({pod.spec.node_name}) {c.name} ---\n{text}")
         return "\n".join(out) or "<no pod logs>"
 
     def report(self, names: Iterable[str] | None = None, operator_lines: int = 60) -> str:
@@ -694,10 +706,11 @@ class Diagnostics:
 
 
 class ScriptedHTTPServer:
-    """Serves files on 127.0.0.1 under /<name>; per path, a test may make requests fail with a status or stall
+    """Serves files on `host` (the address of this machine that pods reach) under /<name>; per path, a test may make requests fail with a status or stall
     until released. It is a real HTTP server: the transcoder's real HTTP client talks to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.files: dict[str, bytes] = {}
         self.fail_status: dict[str, int] = {}  # path -> status to answer while set
         self.stall: dict[str, threading.Event] = {}  # path -> released when set
@@ -745,13 +758,13 @@ class ScriptedHTTPServer:
             def do_HEAD(self) -> None:
                 self._answer(body=False)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="scripted-http", daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def add(self, path: str, data: bytes) -> str:
         self.files[path] = data

@@ -22,11 +22,11 @@ from tests.e2e.harness import (
     JobRecorder,
     MediaFactory,
     NotYet,
-    OperatorProcess,
     ScriptedHTTPServer,
     VideoJobs,
     ensure_s3_secret,
 )
+from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import copy_spec
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +64,7 @@ def assert_failed_once(
 
 
 def test_a_missing_secret_says_so_while_pending_and_the_job_runs_once_it_exists(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     input_uri: str, bucket: str, core_v1: Any, namespace: str, testenv: TestEnv, job_recorder: JobRecorder,
 ) -> None:
     run_operator()
@@ -93,7 +93,7 @@ def test_a_missing_secret_says_so_while_pending_and_the_job_runs_once_it_exists(
 
 
 def test_a_job_stuck_on_a_missing_secret_fails_after_the_timeout_and_frees_its_slot(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     input_uri: str, bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
 ) -> None:
     run_operator(max_running=1, stuck_timeout_seconds=3)
@@ -115,7 +115,7 @@ def test_a_job_stuck_on_a_missing_secret_fails_after_the_timeout_and_frees_its_s
 
 
 def test_wrong_credentials_fail_with_access_denied_and_no_retries(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     input_uri: str, bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
 ) -> None:
     core_v1.create_namespaced_secret(namespace, {
@@ -133,7 +133,7 @@ def test_wrong_credentials_fail_with_access_denied_and_no_retries(
 
 
 def test_a_secret_without_the_secret_key_says_which_key_is_missing(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     input_uri: str, bucket: str, core_v1: Any, namespace: str,
 ) -> None:
     core_v1.create_namespaced_secret(namespace, {
@@ -159,7 +159,7 @@ def test_a_secret_without_the_secret_key_says_which_key_is_missing(
 
 
 def test_a_missing_output_bucket_fails_without_retries_and_names_the_bucket(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     input_uri: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
 ) -> None:
     missing = f"no-such-bucket-{uuid.uuid4().hex[:10]}"
@@ -181,7 +181,7 @@ def test_a_missing_output_bucket_fails_without_retries_and_names_the_bucket(
 
 
 def test_an_http_input_is_refused_by_the_operator_without_a_job(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     bucket: str, job_recorder: JobRecorder,
 ) -> None:
     uri = "http://media.example.com/in/clip.mp4"
@@ -199,7 +199,7 @@ def test_an_http_input_is_refused_by_the_operator_without_a_job(
 
 
 def test_an_https_input_on_a_private_address_fails_bad_input_naming_the_uri(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
 ) -> None:
     uri = "https://127.0.0.1:9/in/clip.mp4"  # nothing is contacted: the address is refused first
@@ -220,7 +220,7 @@ def test_an_https_input_on_a_private_address_fails_bad_input_naming_the_uri(
 
 
 def test_a_one_second_deadline_fails_deadline_exceeded(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, namespace: str,
 ) -> None:
     release = threading.Event()  # never set: the download stalls, so the run outlives its deadline
@@ -242,7 +242,7 @@ def test_a_one_second_deadline_fails_deadline_exceeded(
 
 
 def test_cancelling_a_queued_videojob_creates_no_job(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, job_recorder: JobRecorder,
 ) -> None:
     release = threading.Event()
@@ -269,7 +269,7 @@ def test_cancelling_a_queued_videojob_creates_no_job(
 
 
 def test_deleting_videojobs_while_their_jobs_are_created_leaves_no_job(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     input_uri: str, bucket: str, batch_v1: Any, core_v1: Any, namespace: str, job_recorder: JobRecorder,
 ) -> None:
     deleted_on_job: list[str] = []
@@ -317,7 +317,7 @@ def other_namespace(core_v1: Any, namespace: str) -> Iterator[str]:
 
 
 def test_a_videojob_in_an_unwatched_namespace_is_left_alone(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     custom_objects: Any, other_namespace: str, bucket: str, batch_v1: Any,
 ) -> None:
     run_operator()

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
+from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,7 @@ GPU = "nvidia.com/gpu"
 
 
 def test_nvidia_job_on_gpu_node_auto_falls_back_to_cpu_and_nvenc_fails_clearly(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
     core_v1: Any, namespace: str,
 ) -> None:

@@ -18,10 +18,10 @@ from tests.e2e.harness import (
     JobRecorder,
     MediaFactory,
     NotYet,
-    OperatorProcess,
     ScriptedHTTPServer,
     VideoJobs,
 )
+from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import container_pid, encode_spec, process_group_alive
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ def stalled_input(http_server: ScriptedHTTPServer, media: MediaFactory, path: st
 
 def start_stalled_job(
     name: str,
-    run_operator: Callable[..., OperatorProcess],
+    run_operator: Callable[..., OperatorRelease],
     videojobs: VideoJobs,
     diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer,
@@ -80,7 +80,7 @@ def start_stalled_job(
 
 
 def test_cancel_stops_the_running_process_and_ends_cancelled(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, batch_v1: Any, namespace: str,
 ) -> None:
     obj, pod, pid = start_stalled_job(
@@ -105,7 +105,7 @@ def test_cancel_stops_the_running_process_and_ends_cancelled(
 
 
 def test_deleting_a_videojob_removes_its_job_and_pods(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, batch_v1: Any, namespace: str,
 ) -> None:
     obj, pod, pid = start_stalled_job(
@@ -129,7 +129,7 @@ def test_deleting_a_videojob_removes_its_job_and_pods(
 
 
 def test_missing_input_fails_with_the_uri_and_spends_no_retries(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     job_recorder: JobRecorder, bucket: str, core_v1: Any, namespace: str,
 ) -> None:
     missing = f"s3://{bucket}/in/there-is-no-such-file.mp4"
@@ -150,7 +150,7 @@ def test_missing_input_fails_with_the_uri_and_spends_no_retries(
 
 
 def test_transient_failure_is_retried_and_succeeds(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, s3: Any, namespace: str,
 ) -> None:
     # The input's server answers 503 Service Unavailable (a real transient failure on a real socket) until the

@@ -13,7 +13,8 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import TestEnv
-from tests.e2e.harness import Diagnostics, MediaFactory, OperatorProcess, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs
+from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,7 @@ def metric(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **
 
 
 def test_kubectl_wait_events_and_metrics_follow_a_job(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, namespace: str,
     testenv: TestEnv,
 ) -> None:
@@ -69,7 +70,7 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
 
 
 def test_ttl_deletes_the_finished_videojob_and_keeps_its_artifacts(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     media: MediaFactory, bucket: str, s3: Any, batch_v1: Any, namespace: str,
 ) -> None:
     source = media.upload(media.video(), bucket, "in/ttl.mp4")
@@ -102,7 +103,7 @@ def test_ttl_deletes_the_finished_videojob_and_keeps_its_artifacts(
 
 
 def test_reclaim_policy_delete_removes_artifacts_with_the_videojob(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     media: MediaFactory, bucket: str, s3: Any,
 ) -> None:
     source = media.upload(media.video(), bucket, "in/reclaim.mp4")

@@ -27,10 +27,10 @@ from tests.e2e.harness import (
     JobRecorder,
     MediaFactory,
     NotYet,
-    OperatorProcess,
     ScriptedHTTPServer,
     VideoJobs,
 )
+from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ EXPECTED_ORDER = ["y-one", "b-one", "x-three", "z-five", "c-five", "a-nine"]
 
 
 def test_jobs_start_in_priority_order_with_right_queue_positions(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
 ) -> None:
     data = media.video().read_bytes()
@@ -109,7 +109,7 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
 
 
 def test_raising_the_priority_of_a_pending_job_moves_it_to_the_front(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
 ) -> None:
     release = threading.Event()
@@ -144,7 +144,7 @@ PRECISE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 def test_a_same_second_burst_is_admitted_in_creation_order_across_a_restart(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
 ) -> None:
     release = threading.Event()

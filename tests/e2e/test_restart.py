@@ -1,5 +1,5 @@
-"""Restart safety: the operator is killed with SIGKILL while jobs are queued and running, and again at the very
-moment it has just created a Job (before it could record that in the VideoJob's status). After each restart it
+"""Restart safety: the operator's pod is deleted while jobs are queued and running, and its process is killed with
+SIGKILL at the very moment it has just created a Job (before it could record that in the VideoJob's status). After each restart it
 must find what it made instead of making it twice, and every VideoJob must converge to Succeeded.
 
 Every Job ever created in the namespace is recorded by uid from a watch started before the operator, so a
@@ -20,10 +20,10 @@ from tests.e2e.harness import (
     JobAdded,
     JobRecorder,
     MediaFactory,
-    OperatorProcess,
     ScriptedHTTPServer,
     VideoJobs,
 )
+from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ LATE = ["late-1", "late-2"]  # created while the operator is dead
 
 
 def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
 ) -> None:
     releases = {}
@@ -61,8 +61,9 @@ def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
         timeout=60, message="the queued jobs to have positions 1-4",
     )
 
-    # Kill 1: jobs running (held) and queued.
-    assert op.kill(signal.SIGKILL) == -signal.SIGKILL
+    # Restart 1: the operator's pod is deleted (a drained node, an evicted pod) while jobs run (held) and wait;
+    # more arrive before the Deployment's new pod is up.
+    op.delete_pod()
     create(LATE, priority=5)
     op.start()
     diagnostics.wait(lambda: all(videojobs.status(n).get("queuePosition") for n in LATE), timeout=60,
@@ -71,16 +72,17 @@ def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
     # Kill 2: the moment the watch sees the third Job, i.e. right after the operator created it, and possibly
     # before it patched the VideoJob's status.
     killed = threading.Event()
+    victim = op.pid
 
     def kill_on_third_job(entry: JobAdded) -> None:
-        if len(job_recorder.snapshot()) >= 3 and not killed.is_set() and op.running:
+        if len(job_recorder.snapshot()) >= 3 and not killed.is_set():
             killed.set()
-            os.killpg(op.pid, signal.SIGKILL)
+            os.kill(victim, signal.SIGKILL)
 
     job_recorder.on_added = kill_on_third_job
     releases[HELD[0]].set()
     diagnostics.wait(killed.is_set, timeout=120, message="a third Job to be created")
-    op.proc.wait(30)  # type: ignore[union-attr]
+    op.wait_exited(victim)
     job_recorder.on_added = None
     op.start()
     releases[HELD[1]].set()

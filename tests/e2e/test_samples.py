@@ -23,13 +23,13 @@ from tests.conftest import REPO
 from tests.e2e.harness import (
     Diagnostics,
     MediaFactory,
-    OperatorProcess,
     VideoJobs,
     ensure_bucket,
     parse_s3_uri,
     probe,
     sha256_file,
 )
+from tests.e2e.operator_release import OperatorRelease
 
 pytestmark = pytest.mark.e2e
 
@@ -146,7 +146,7 @@ def check_artifact(artifact: dict[str, Any], spec: dict[str, Any], tmp: Path, s3
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("sample", [doc for _, doc in SAMPLES], ids=[name for name, _ in SAMPLES])
 def test_sample_videojob_succeeds_with_checked_artifacts(
-    sample: dict[str, Any], run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs,
+    sample: dict[str, Any], run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs,
     diagnostics: Diagnostics, media: MediaFactory, s3: Any, tmp_path: Path,
 ) -> None:
     ensure_bucket(s3, SAMPLES_BUCKET)

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, OperatorProcess, VideoJobs
+from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, VideoJobs
+from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import copy_spec
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,7 @@ MAX_RUNNING = 8
 
 @pytest.mark.timeout(1200)
 def test_hundred_videojobs_all_succeed_without_duplicates(
-    run_operator: Callable[..., OperatorProcess], videojobs: VideoJobs, diagnostics: Diagnostics,
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     job_recorder: JobRecorder, media: MediaFactory, bucket: str, s3: object,
 ) -> None:
     source = media.upload(media.video(seconds=0.5, size="64x48", fps=10), bucket, "in/smallest.mp4")

@@ -75,10 +75,14 @@ demo: testenv-up ## Run a VideoJob end to end on the local environment and list 
 
 ##@ Build
 
+.PHONY: images
+images: ## Build the operator, transcoder and pause images here (Docker, no registry) and export them to .testenv/images.
+	hack/build-images.sh
+
 .PHONY: docker-build
-docker-build: ## Build the operator and transcoder images (needs a Docker engine).
-	docker build -t $(IMG_OPERATOR) .
-	docker build -t $(IMG_TRANSCODER) -f transcoder-image/Dockerfile .
+docker-build: ## Build the operator and transcoder images from debian:bookworm-slim (a Docker engine with registry access).
+	DOCKER_BUILDKIT=1 docker build -t $(IMG_OPERATOR) .
+	DOCKER_BUILDKIT=1 docker build -t $(IMG_TRANSCODER) -f transcoder-image/Dockerfile .
 
 ##@ Deployment
 

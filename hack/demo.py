@@ -5,10 +5,11 @@
 
 1. Brings the local environment up if it is not (hack/testenv.py up; it stays up afterwards): a real cluster
    with two nodes (kubelet + containerd) into which `make images` imported our images.
-2. Installs (or upgrades) the Helm chart charts/videojob-operator as release `videojob-operator` in
-   `videojob-system`, exactly as a user would, with the local images and the MinIO endpoint; the operator runs as
-   the pod of the chart's Deployment (never as a process here), and the chart's CRD is installed by helm.
-3. Creates the namespace `videojob-demo` and its `videojob-s3` Secret (MinIO's credentials).
+2. Creates the namespace `videojob-demo` and its `videojob-s3` Secret (MinIO's credentials).
+3. Installs (or upgrades) the Helm chart charts/videojob-operator as release `videojob-operator` in
+   `videojob-system`, exactly as a user would, with the local images and the MinIO endpoint, watching
+   `videojob-demo`; the operator runs as the pod of the chart's Deployment (never as a process here), and helm
+   installs the chart's CRD.
 4. Generates demo media with FFmpeg's test sources and espeak-ng (an intro, a main clip of another size and
    frame rate, music, a camera clip, subtitles) and uploads it to MinIO, bucket `videojob-demo`, under in/.
 5. Applies a VideoJob chaining concat, an audio mix, a text overlay, burned-in subtitles and picture-in-picture
@@ -145,6 +146,8 @@ def install_operator(testenv: Any) -> None:
             # Two cores here: a demo transcoder asks for half of one so it never waits for a whole core.
             "resources": {"cpu": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}},
         },
+        # Only the demo's namespace: the tests' own operators watch theirs on the same cluster.
+        "watchNamespaces": [NAMESPACE],
         "maxRunning": 2,
         "maxRunningGpu": 0,  # the local GPU node has no GPU: NVENC cannot work here
         "s3": {"endpointUrl": testenv.s3_endpoint_url, "region": testenv.aws_default_region},
@@ -207,6 +210,12 @@ def main() -> int:
         config=Config(s3={"addressing_style": "path"}),
     )
 
+    try:
+        core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    ensure_s3_secret(core_v1, NAMESPACE, testenv)
     say(f"installing the operator: helm upgrade --install {RELEASE} charts/videojob-operator -n {OPERATOR_NAMESPACE}")
     install_operator(testenv)
     apps_v1 = client.AppsV1Api(api)
@@ -216,12 +225,6 @@ def main() -> int:
         return bool(dep.status.ready_replicas)
 
     print(tool(testenv, "kubectl", "-n", OPERATOR_NAMESPACE, "get", "pods", "-o", "wide"), end="")
-    try:
-        core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-    except ApiException as e:
-        if e.status != 409:
-            raise
-    ensure_s3_secret(core_v1, NAMESPACE, testenv)
 
     say(f"generating demo media and uploading it to s3://{BUCKET}/in/")
     work = testenv.dir / "demo-media"

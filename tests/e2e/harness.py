@@ -702,12 +702,13 @@ class Diagnostics:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# A loopback HTTP server whose answers a test scripts
+# An HTTP server on this machine whose answers a test scripts
 
 
 class ScriptedHTTPServer:
-    """Serves files on `host` (the address of this machine that pods reach) under /<name>; per path, a test may make requests fail with a status or stall
-    until released. It is a real HTTP server: the transcoder's real HTTP client talks to it."""
+    """Serves files on `host` (the address of this machine that pods reach) under /<name>; per path, a test may
+    make requests fail with a status or stall until released. It is a real HTTP server: the transcoder's real
+    HTTP client talks to it."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host

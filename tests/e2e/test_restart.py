@@ -1,6 +1,6 @@
 """Restart safety: the operator's pod is deleted while jobs are queued and running, and its process is killed with
-SIGKILL at the very moment it has just created a Job (before it could record that in the VideoJob's status). After each restart it
-must find what it made instead of making it twice, and every VideoJob must converge to Succeeded.
+SIGKILL at the very moment it has just created a Job (before it could record that in the VideoJob's status). After
+each restart it must find what it made instead of making it twice, and every VideoJob must converge to Succeeded.
 
 Every Job ever created in the namespace is recorded by uid from a watch started before the operator, so a
 duplicate that lived only briefly is still counted.

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO, TestEnv, WaitTimeout, wait_for
+from tests.e2e.specs import container_processes
 
 CHART = REPO / "charts" / "videojob-operator"
 HELM = REPO / ".testenv" / "bin" / "helm"
@@ -223,18 +224,11 @@ class OperatorRelease:
         """The operator's process as this machine sees it (the container's main process)."""
         cs = self.container_status()
         assert cs is not None and cs.container_id and cs.state.running, f"the operator is not running: {cs}"
-        container_id = cs.container_id.split("://", 1)[-1]
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                cgroups = Path(f"/proc/{entry}/cgroup").read_text()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if container_id in cgroups and b"videojob-operator" in cmdline:
-                return int(entry)
-        raise AssertionError(f"no process of container {container_id[:12]} on this machine")
+        container = cs.container_id.split("://", 1)[-1]
+        for pid in container_processes(container):
+            if b"videojob-operator" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        raise AssertionError(f"no operator process in container {container[:12]} on this machine")
 
     @property
     def running(self) -> bool:

@@ -49,27 +49,28 @@ def copy_spec(input_uri: str, output_uri: str, **overrides: Any) -> dict[str, An
 # --- processes of pods (the node agent runs containers as local processes) ---------------------------------------
 
 
-def container_pid(pod: Any) -> int | None:
-    """The pid of a pod's first running container: the node agent reports containerID agent://<pid>."""
+def container_id(pod: Any) -> str | None:
+    """The runtime's id of a pod's first running container (containerd://<id> in its status), or None."""
     for cs in pod.status.container_statuses or []:
-        if cs.state and cs.state.running and cs.container_id and cs.container_id.startswith("agent://"):
-            return int(cs.container_id.removeprefix("agent://"))
+        if cs.state and cs.state.running and cs.container_id:
+            return str(cs.container_id).split("://", 1)[-1]
     return None
 
 
-def process_group_alive(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is `pgid`: the container and anything it started."""
+def container_processes(container: str) -> list[int]:
+    """Live (non-zombie) processes of a container on this machine, found by the container's cgroup: its main
+    process and anything it started. The tests run as root on the node's machine, so /proc shows them all."""
     alive = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
+            if container not in (entry / "cgroup").read_text():
+                continue
             stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            state, pgrp = fields[0], int(fields[2])
-            if pgrp == pgid and state not in ("Z", "X"):
+            if stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X"):
                 alive.append(int(entry.name))
-    return alive
+    return sorted(alive)
 
 
 def kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:

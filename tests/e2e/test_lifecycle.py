@@ -1,7 +1,7 @@
 """Lifecycle end to end: cancel, delete, a missing input, a transient failure retried.
 
-Inputs that must stay "in progress" for a while are served by a loopback HTTP server that stalls the download
-until the test releases it: the transcoder really is running, blocked on a real socket.
+Inputs that must stay "in progress" for a while are served by an HTTP server on this machine that stalls the
+download until the test releases it: the transcoder really is running in its container, blocked on a real socket.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from tests.e2e.harness import (
     VideoJobs,
 )
 from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import container_pid, encode_spec, process_group_alive
+from tests.e2e.specs import container_id, container_processes, encode_spec
 
 pytestmark = pytest.mark.e2e
 
-# The operator hands VIDEOJOB_ALLOW_HTTP to the transcoder; the harness allows private networks (127.0.0.1).
+# The operator hands VIDEOJOB_ALLOW_HTTP to the transcoder; the harness allows private networks (this machine's).
 HTTP_INPUTS = {"allow_http": True}
 
 
 def running_pod(core_v1: Any, namespace: str, job_name: str) -> Any:
     pods = core_v1.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
-    running = [p for p in pods if container_pid(p) is not None]
+    running = [p for p in pods if container_id(p) is not None]
     return running[0] if running else None
 
 
@@ -62,8 +62,9 @@ def start_stalled_job(
     bucket: str,
     core_v1: Any,
     namespace: str,
-) -> tuple[dict[str, Any], Any, int]:
-    """A VideoJob Running with its transcoder process alive, blocked on the input download."""
+) -> tuple[dict[str, Any], Any, str]:
+    """A VideoJob Running with its transcoder process alive, blocked on the input download; with its pod and the
+    id of its container."""
     uri, _ = stalled_input(http_server, media, f"/{name}.mp4")
     run_operator(**HTTP_INPUTS)
     videojobs.create(name, encode_spec(uri, f"s3://{bucket}/out/{name}/", hardware="cpu"))
@@ -71,19 +72,19 @@ def start_stalled_job(
     job_name = obj["status"]["jobName"]
     pod = diagnostics.wait(lambda: running_pod(core_v1, namespace, job_name), timeout=60,
                    message=f"a running pod of Job {job_name}")
-    pid = container_pid(pod)
-    assert pid is not None
+    container = container_id(pod)
+    assert container is not None
     diagnostics.wait(lambda: http_server.arrived(f"/{name}.mp4"), timeout=60,
              message="the transcoder to request its input")
-    assert process_group_alive(pid), f"the pod's process {pid} is not alive"
-    return obj, pod, pid
+    assert container_processes(container), f"the pod's container {container} has no live process"
+    return obj, pod, container
 
 
 def test_cancel_stops_the_running_process_and_ends_cancelled(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, batch_v1: Any, namespace: str,
 ) -> None:
-    obj, pod, pid = start_stalled_job(
+    obj, pod, container = start_stalled_job(
         "cancel-me", run_operator, videojobs, diagnostics, http_server, media, bucket, core_v1, namespace
     )
     job_name = obj["status"]["jobName"]
@@ -91,8 +92,8 @@ def test_cancel_stops_the_running_process_and_ends_cancelled(
     videojobs.patch_spec("cancel-me", {"cancel": True})
 
     cancelled = diagnostics.wait_phase("cancel-me", "Cancelled", timeout=60)
-    diagnostics.wait(lambda: not process_group_alive(pid), timeout=60,
-             message=f"the cancelled pod's processes (group {pid}) to be gone: {process_group_alive(pid)}")
+    diagnostics.wait(lambda: not container_processes(container), timeout=60,
+             message=f"the cancelled pod's processes (container {container[:12]}) to be gone")
     diagnostics.wait(lambda: gone(lambda: batch_v1.read_namespaced_job(job_name, namespace)), timeout=60,
              message=f"Job {job_name} deleted after cancel")
     diagnostics.wait(lambda: gone(lambda: core_v1.read_namespaced_pod(pod.metadata.name, namespace)), timeout=60,
@@ -108,7 +109,7 @@ def test_deleting_a_videojob_removes_its_job_and_pods(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, batch_v1: Any, namespace: str,
 ) -> None:
-    obj, pod, pid = start_stalled_job(
+    obj, pod, container = start_stalled_job(
         "delete-me", run_operator, videojobs, diagnostics, http_server, media, bucket, core_v1, namespace
     )
     job_name = obj["status"]["jobName"]
@@ -124,8 +125,8 @@ def test_deleting_a_videojob_removes_its_job_and_pods(
              message=f"Job {job_name} garbage-collected")
     diagnostics.wait(lambda: gone(lambda: core_v1.read_namespaced_pod(pod.metadata.name, namespace)), timeout=90,
              message=f"pod {pod.metadata.name} garbage-collected")
-    diagnostics.wait(lambda: not process_group_alive(pid), timeout=30,
-                     message=f"the pod's processes (group {pid}) gone")
+    diagnostics.wait(lambda: not container_processes(container), timeout=30,
+                     message=f"the pod's processes (container {container[:12]}) gone")
 
 
 def test_missing_input_fails_with_the_uri_and_spends_no_retries(

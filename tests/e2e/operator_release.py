@@ -34,6 +34,8 @@ HELM = REPO / ".testenv" / "bin" / "helm"
 OPERATOR_IMAGE = ("videojob-operator", "dev")
 TRANSCODER_IMAGE = ("videojob-transcoder", "dev")
 METRICS_PORT = 8080
+# The operator's pod lives in the test's namespace: a label selector for every other pod there.
+NOT_OPERATOR = "app.kubernetes.io/component!=operator"
 
 # Operator setting (a Settings field) -> the chart value that sets it, for the settings tests choose.
 SETTING_VALUES: dict[str, str] = {

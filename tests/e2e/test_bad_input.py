@@ -26,7 +26,7 @@ from tests.e2e.harness import (
     VideoJobs,
     ensure_s3_secret,
 )
-from tests.e2e.operator_release import OperatorRelease
+from tests.e2e.operator_release import NOT_OPERATOR, OperatorRelease
 from tests.e2e.specs import copy_spec
 
 pytestmark = pytest.mark.e2e
@@ -292,7 +292,7 @@ def test_deleting_videojobs_while_their_jobs_are_created_leaves_no_job(
     def no_videojobs_and_no_jobs() -> bool | NotYet:
         left = [o["metadata"]["name"] for o in videojobs.list()]
         jobs = [j.metadata.name for j in batch_v1.list_namespaced_job(namespace).items]
-        pods = [p.metadata.name for p in core_v1.list_namespaced_pod(namespace).items]
+        pods = [p.metadata.name for p in core_v1.list_namespaced_pod(namespace, label_selector=NOT_OPERATOR).items]
         return True if not (left or jobs or pods) else NotYet({"videojobs": left, "jobs": jobs, "pods": pods})
 
     diagnostics.wait(no_videojobs_and_no_jobs, timeout=90, message="every VideoJob, Job and pod gone")

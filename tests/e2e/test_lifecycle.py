@@ -21,7 +21,7 @@ from tests.e2e.harness import (
     ScriptedHTTPServer,
     VideoJobs,
 )
-from tests.e2e.operator_release import OperatorRelease
+from tests.e2e.operator_release import NOT_OPERATOR, OperatorRelease
 from tests.e2e.specs import container_id, container_processes, encode_spec
 
 pytestmark = pytest.mark.e2e
@@ -163,7 +163,7 @@ def test_transient_failure_is_retried_and_succeeds(
     videojobs.create("flaky", encode_spec(uri, f"s3://{bucket}/out/flaky/", retries=2, hardware="cpu"))
 
     def first_pod_failed() -> Any:
-        pods = core_v1.list_namespaced_pod(namespace).items
+        pods = core_v1.list_namespaced_pod(namespace, label_selector=NOT_OPERATOR).items
         failed = [p for p in pods if p.status.phase == "Failed"]
         return failed[0] if failed else NotYet([(p.metadata.name, p.status.phase) for p in pods])
 

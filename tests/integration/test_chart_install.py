@@ -2,9 +2,13 @@
 escalation check), and the RBAC it installs lets the operator's ServiceAccount do its work and nothing more.
 
 The chart is rendered with `helm template` and applied with kubectl's server-side apply into a fresh namespace,
-under a release name of the test's own; its cluster-scoped objects are deleted afterwards. The operator's
-Deployment is applied with 0 replicas: the node agent runs a container's `command` as a local process and ignores
-the image, and this Deployment (rightly) has no command, only the image's ENTRYPOINT.
+under a release name of the test's own; its cluster-scoped objects are deleted afterwards. There, the operator's
+Deployment is applied with 0 replicas: the RBAC checks need no running operator, and a cluster-wide one would also
+take other tests' VideoJobs.
+
+`test_helm_install_upgrade_uninstall` then does what a platform team does: `helm install` of the chart with the
+image `make images` built, the operator running as the Deployment's pod in a container, in-cluster config and the
+chart's RBAC; `helm upgrade` with a changed value (a new pod with the new setting); `helm uninstall`.
 """
 
 from __future__ import annotations
@@ -172,3 +176,72 @@ def test_chart_crd_is_accepted_by_the_api_server(testenv: Any) -> None:
         r = kubectl(testenv, "apply", "--server-side", "--dry-run=server", "--force-conflicts",
                     "--field-manager=chart-test", "-f", str(path))
         assert r.returncode == 0, f"{path.name}: {r.stderr}"
+
+
+def test_helm_install_upgrade_uninstall(
+    testenv: Any, core_v1: Any, apps_v1: Any, namespace: str, release: str, wait_for: Callable[..., Any]
+) -> None:
+    import urllib.request
+
+    from kubernetes.client.exceptions import ApiException
+
+    from tests.e2e.operator_release import helm as helm_cmd
+    from tests.e2e.operator_release import release_values
+
+    values = release_values(testenv, namespace, release)
+    helm_cmd(testenv, "install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "120s",
+             values=values)  # fmt: skip
+    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
+
+    def running_pod() -> Any:
+        pods = [p for p in core_v1.list_namespaced_pod(namespace, label_selector=selector).items
+                if p.metadata.deletion_timestamp is None and p.status.phase == "Running"]  # fmt: skip
+        return pods[0] if len(pods) == 1 else None
+
+    pod = wait_for(running_pod, timeout=60, message="the operator pod Running")
+    (container,) = pod.spec.containers
+    assert container.image == "videojob-operator:dev"
+    assert pod.status.container_statuses[0].image_id, "the runtime reports no image for the operator container"
+    env = {e.name: e.value for e in container.env}
+    assert env["VIDEOJOB_MAX_RUNNING"] == "10" and env["VIDEOJOB_NAMESPACES"] == namespace
+
+    def healthz() -> bool:
+        with urllib.request.urlopen(f"http://{running_pod().status.pod_ip}:8080/healthz", timeout=3) as r:
+            return bool(r.status == 200)
+
+    wait_for(healthz, timeout=60, ignore=(OSError, AttributeError), message="the operator's /healthz in its pod")
+    # In-cluster config and the chart's RBAC at work: the operator, from its pod, reached the API server through
+    # the `kubernetes` Service and watches its namespace.
+    log = core_v1.read_namespaced_pod_log(pod.metadata.name, namespace)
+    assert "operator started" in log, log[-2000:]
+
+    values["maxRunning"] = 3
+    helm_cmd(testenv, "upgrade", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "120s",
+             values=values)  # fmt: skip
+
+    def upgraded() -> Any:
+        new = running_pod()
+        if new is None or new.metadata.uid == pod.metadata.uid:
+            return None
+        return new if {e.name: e.value for e in new.spec.containers[0].env}["VIDEOJOB_MAX_RUNNING"] == "3" else None
+
+    new_pod = wait_for(upgraded, timeout=90, message="a new operator pod with maxRunning 3 (Recreate)")
+    status = json.loads(helm_cmd(testenv, "status", release, "--namespace", namespace, "-o", "json"))
+    assert status["version"] == 2 and status["info"]["status"] == "deployed"
+
+    helm_cmd(testenv, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "90s")
+
+    def gone() -> bool:
+        try:
+            apps_v1.read_namespaced_deployment(release, namespace)
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    wait_for(gone, timeout=60, message="the Deployment removed by helm uninstall")
+    wait_for(lambda: not running_pod(), timeout=60, message="the operator pod gone")
+    left = kubectl(testenv, "get", CLUSTER_KINDS, "-l", f"app.kubernetes.io/instance={release}", "-o", "name")
+    assert left.returncode == 0 and not left.stdout.strip(), f"cluster-scoped objects left: {left.stdout}"
+    assert new_pod.metadata.name != pod.metadata.name
+    # helm keeps the CRD (crds/ is install-only): VideoJobs of other releases survive an uninstall.
+    assert kubectl(testenv, "get", "crd", "videojobs.videojob.dev").returncode == 0

@@ -371,6 +371,23 @@ def kube_proxy_argv(binary: str, index: int, kubeconfig: Path, metrics_port: int
 # Clean-up
 
 
+def remove_containers(node: Node, env_root: Path) -> list[str]:
+    """Delete every container (task and snapshot too) from the node's containerd while it still runs: its metadata
+    lives in the store kept across up/down, where the kubelet's last sandboxes would otherwise outlive `down`
+    (the CRI plugin drops its own directories of them when it next starts). Best effort."""
+    sock = containerd_paths(node, env_root)["socket"]
+    if not sock.exists():
+        return []
+    base = ("ctr", "--address", str(sock), "--namespace", "k8s.io")
+    ids = run(*base, "containers", "ls", "-q", check=False, timeout=30).stdout.split()
+    if not ids:
+        return []
+    run(*base, "tasks", "delete", "--force", *ids, check=False, timeout=60)
+    run(*base, "containers", "delete", *ids, check=False, timeout=60)
+    left = set(run(*base, "containers", "ls", "-q", check=False, timeout=30).stdout.split())
+    return [i for i in ids if i not in left]
+
+
 def mounts_under(prefixes: list[Path]) -> list[str]:
     """Mount points under any of `prefixes`, deepest first."""
     out = []

@@ -860,6 +860,12 @@ def down(env: Env, quiet: bool = False) -> None:
             if not c:
                 continue
             pid, started = c["pid"], c.get("start")
+            if name.startswith("containerd-") and state.get("index") is not None and alive(pid, started):
+                node = next(n for n in localnodes.nodes(state["index"]) if f"containerd-{n.name}" == name)
+                with contextlib.suppress(localnodes.HostError, OSError, subprocess.SubprocessError):
+                    removed = localnodes.remove_containers(node, env.root)
+                    if removed and not quiet:
+                        log(f"removed {len(removed)} container(s) from {name}'s store")
             # Remember the whole tree first: once the parent is gone its children are re-parented.
             tree = descendants(pid) if alive(pid, started) else []
             killed = terminate([(pid, started)], DEFAULT_STOP_TIMEOUT)

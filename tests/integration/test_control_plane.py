@@ -1,14 +1,20 @@
-"""Acceptance of the local environment: the real Job controller, scheduler and garbage collector, the node agent
-running pods as local processes, and MinIO, all driven through the Kubernetes API.
+"""Acceptance of the local environment: the real Job controller, scheduler and garbage collector, real nodes
+(a kubelet with a containerd of its own for cpu-0 and gpu-0) running pods as containers, and MinIO, all driven
+through the Kubernetes API.
 
-Pods ignore their image: the agent runs `command` as a local process, so the containers here run this
-interpreter (the project's venv Python, which has boto3) with a short script.
+The containers run the images imported into the nodes (`videojob-transcoder:dev`, whose venv Python has boto3,
+and `videojob-operator:dev`; never pulled) with a short `python3 -c` script. Where a test coordinates with this
+machine (a release file, a "started" or "got SIGTERM" file) it mounts its tmp dir into the pod as a hostPath
+volume at /host (mode 0777: the containers run as uid 65532). A container's processes run on this machine, so
+"the process stopped" is checked in this machine's /proc, finding the process by a unique marker argument in its
+command line (a pid written from inside would be one of the container's PID namespace).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,26 +31,44 @@ from tests.conftest import REPO, TESTENV_SCRIPT, TestEnv, load_testenv, wait_for
 
 pytestmark = pytest.mark.integration
 
-PY = sys.executable  # absolute path: the agent runs the command on this machine
+TRANSCODER_IMAGE = "videojob-transcoder:dev"
+OPERATOR_IMAGE = "videojob-operator:dev"
+HOST_MOUNT = "/host"  # where a test's tmp dir appears in its pods
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
-# Writes its pid (and NVIDIA_VISIBLE_DEVICES) to argv[1], then runs until the file argv[2] exists.
-WAIT_FOR_FILE = """
-import os, pathlib, sys, time
-pathlib.Path(sys.argv[1]).write_text(f"{os.getpid()} {os.environ.get('NVIDIA_VISIBLE_DEVICES', '')}")
-release = pathlib.Path(sys.argv[2])
-while not release.exists():
+# A container's python3 is PID 1 of its PID namespace: the kernel delivers SIGTERM from the kubelet only when a
+# handler is installed, so the long-running scripts install one (exit at once) to keep deletions fast.
+EXIT_ON_SIGTERM = "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+
+# Touches /host/<argv[1]>.started, then runs until /host/release exists.
+WAIT_FOR_RELEASE = (
+    EXIT_ON_SIGTERM
+    + f"""
+import pathlib, time
+host = pathlib.Path("{HOST_MOUNT}")
+(host / (sys.argv[1] + ".started")).touch()
+while not (host / "release").exists():
     time.sleep(0.1)
 """
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
 
 
-def container(command: list[str], **extra: Any) -> dict[str, Any]:
-    return {"name": "main", "image": "ignored.invalid/python:3.11", "command": command, **extra}
+def container(command: list[str], image: str = TRANSCODER_IMAGE, **extra: Any) -> dict[str, Any]:
+    return {"name": "main", "image": image, "imagePullPolicy": "IfNotPresent", "command": command, **extra}
+
+
+def host_dir_volume(path: Path) -> dict[str, Any]:
+    """`path` of this machine as a pod volume named `host` (made writable for the containers' uid 65532)."""
+    path.chmod(0o777)
+    return {"name": "host", "hostPath": {"path": str(path), "type": "Directory"}}
+
+
+HOST_VOLUME_MOUNT = {"name": "host", "mountPath": HOST_MOUNT}
 
 
 def job_manifest(name: str, pod_spec: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -86,24 +110,34 @@ def pod_phase(core_v1: CoreV1Api, namespace: str, name: str) -> str:
     return core_v1.read_namespaced_pod_status(name, namespace).status.phase
 
 
-def process_running(pid: int, marker: str) -> bool:
-    """True while `pid` runs (a zombie counts as stopped) and its command line contains `marker`."""
+def _stat(pid: int | str) -> list[str] | None:
+    """Fields of /proc/PID/stat from the state on (state, ppid, ...), or None when there is no such process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = stat[stat.rfind(")") + 2 :].split()[0]
-    return state not in ("Z", "X") and marker in cmdline
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid written by WAIT_FOR_FILE into `path`, once it is there."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return None
-    return int(text.split()[0]) if text else None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs; a zombie counts as stopped."""
+    f = _stat(pid)
+    return f is not None and f[0] not in ("Z", "X")
+
+
+def marked_processes(marker: str) -> list[int]:
+    """This machine's running processes that have `marker` as one of their command-line arguments."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in args and _running(int(entry)):
+            found.append(int(entry))
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -155,7 +189,8 @@ def test_job_uploads_to_minio_with_secret_credentials(
         field_env("POD_NAMESPACE", "metadata.namespace"),
     ]
     batch_v1.create_namespaced_job(
-        namespace, job_manifest("upload", {"containers": [container([PY, "-c", UPLOAD], env=env)]}, backoffLimit=0)
+        namespace,
+        job_manifest("upload", {"containers": [container(["python3", "-c", UPLOAD], env=env)]}, backoffLimit=0),
     )
 
     outcome = wait_for(lambda: job_finished(batch_v1, namespace, "upload"), timeout=120, message="Job upload to finish")
@@ -173,7 +208,7 @@ def test_job_uploads_to_minio_with_secret_credentials(
 def test_failing_job_is_retried_until_backoff_limit(
     testenv: TestEnv, core_v1: CoreV1Api, batch_v1: BatchV1Api, namespace: str
 ) -> None:
-    fail = [PY, "-c", "import sys; print('failing on purpose'); sys.exit(3)"]
+    fail = ["python3", "-c", "import sys; print('failing on purpose'); sys.exit(3)"]
     batch_v1.create_namespaced_job(namespace, job_manifest("fails", {"containers": [container(fail)]}, backoffLimit=2))
 
     # The Job controller waits 10 s, then 20 s, between the retries.
@@ -192,41 +227,32 @@ def test_failing_job_is_retried_until_backoff_limit(
         assert "failing on purpose" in testenv.pod_log(p)
 
 
-# Writes its pid to <argv[1]>/<pod name>, then runs until stopped.
-RUN_UNTIL_STOPPED = """
-import os, pathlib, sys, time
-pathlib.Path(sys.argv[1], os.environ["POD_NAME"]).write_text(str(os.getpid()))
-while True:
-    time.sleep(0.1)
-"""
+# Runs until stopped; argv[1] is the marker that finds it in this machine's /proc.
+RUN_UNTIL_STOPPED = EXIT_ON_SIGTERM + "import time\nwhile True:\n    time.sleep(0.1)\n"
 
 
 def test_job_deleted_in_background_loses_its_pods(
-    testenv: TestEnv, core_v1: CoreV1Api, batch_v1: BatchV1Api, namespace: str, tmp_path: Path
+    testenv: TestEnv, core_v1: CoreV1Api, batch_v1: BatchV1Api, namespace: str
 ) -> None:
-    marker = f"gc-{uuid.uuid4().hex[:8]}"
-    pid_dir = tmp_path / "pids"
-    pid_dir.mkdir()
-    command = [PY, "-c", RUN_UNTIL_STOPPED, str(pid_dir), marker]
-    pod_env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    marker = f"gc-{uuid.uuid4().hex[:12]}"
+    command = ["python3", "-c", RUN_UNTIL_STOPPED, marker]
     batch_v1.create_namespaced_job(
         namespace,
         job_manifest(
             "sleepers",
-            {"containers": [container(command, env=pod_env)], "terminationGracePeriodSeconds": 5},
+            {"containers": [container(command)], "terminationGracePeriodSeconds": 5},
             parallelism=2,
             completions=2,
         ),
     )
 
-    def both_running() -> list[Any] | None:
+    def both_running() -> list[int] | None:
         pods = job_pods(core_v1, namespace, "sleepers")
-        running = [p for p in pods if p.status.phase == "Running" and (pid_dir / p.metadata.name).exists()]
-        return pods if len(running) == 2 else None
+        running = [p for p in pods if p.status.phase == "Running"]
+        procs = marked_processes(marker)
+        return procs if len(running) == 2 and len(procs) == 2 else None
 
-    pods = wait_for(both_running, timeout=60, message="two running pods of Job sleepers")
-    pids = [read_pid(pid_dir / p.metadata.name) for p in pods]
-    assert all(pid and process_running(pid, marker) for pid in pids)
+    pids = wait_for(both_running, timeout=90, message="two running pods of Job sleepers, and their processes")
 
     batch_v1.delete_namespaced_job("sleepers", namespace, propagation_policy="Background")
     wait_for(
@@ -237,7 +263,9 @@ def test_job_deleted_in_background_loses_its_pods(
     with pytest.raises(ApiException) as e:
         batch_v1.read_namespaced_job("sleepers", namespace)
     assert e.value.status == 404
-    assert not [pid for pid in pids if pid and process_running(pid, marker)], "pod processes survived their pods"
+    # A pod leaves the API only once its kubelet reported its containers stopped.
+    assert not [p for p in pids if _running(p)], "pod processes survived their pods"
+    assert not marked_processes(marker)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -247,27 +275,31 @@ def test_job_deleted_in_background_loses_its_pods(
 def test_gpu_pods_are_placed_on_the_gpu_node_one_at_a_time(
     testenv: TestEnv, core_v1: CoreV1Api, namespace: str, tmp_path: Path
 ) -> None:
-    release = tmp_path / "release"
+    # Only the scheduler's side of a GPU is real here: gpu-0 advertises `nvidia.com/gpu: 1` as an extended
+    # resource, with no device plugin, so nothing sets NVIDIA_VISIBLE_DEVICES or hands the container a device.
+    volume = host_dir_volume(tmp_path)
 
     def gpu_pod(name: str) -> dict[str, Any]:
-        command = [PY, "-c", WAIT_FOR_FILE, str(tmp_path / f"{name}.started"), str(release)]
+        command = ["python3", "-c", WAIT_FOR_RELEASE, name]
         return pod_manifest(
             name,
             tolerations=[GPU_TOLERATION],
             terminationGracePeriodSeconds=2,
-            containers=[container(command, resources={"limits": {"nvidia.com/gpu": "1"}})],
+            containers=[
+                container(command, resources={"limits": {"nvidia.com/gpu": "1"}}, volumeMounts=[HOST_VOLUME_MOUNT])
+            ],
+            volumes=[volume],
         )
 
     core_v1.create_namespaced_pod(namespace, gpu_pod("gpu-first"))
+    # Generous: the one GPU may be held by a pod of another test for a while.
     wait_for(
         lambda: pod_phase(core_v1, namespace, "gpu-first") == "Running" and (tmp_path / "gpu-first.started").exists(),
-        timeout=60,
+        timeout=180,
         message="gpu-first to run",
     )
     first = core_v1.read_namespaced_pod("gpu-first", namespace)
     assert first.spec.node_name == "gpu-0"
-    started = (tmp_path / "gpu-first.started").read_text().split()
-    assert len(started) == 2 and started[1], "NVIDIA_VISIBLE_DEVICES not set for a pod on gpu-0"
 
     core_v1.create_namespaced_pod(namespace, gpu_pod("gpu-second"))
 
@@ -285,11 +317,11 @@ def test_gpu_pods_are_placed_on_the_gpu_node_one_at_a_time(
     assert pod_phase(core_v1, namespace, "gpu-first") == "Running"
     assert not (tmp_path / "gpu-second.started").exists()
 
-    release.touch()
+    (tmp_path / "release").touch()
     wait_for(lambda: pod_phase(core_v1, namespace, "gpu-first") == "Succeeded", timeout=60, message="gpu-first done")
     wait_for(
         lambda: pod_phase(core_v1, namespace, "gpu-second") == "Succeeded",
-        timeout=90,
+        timeout=180,
         message="gpu-second to be scheduled and run once the GPU is free",
     )
     second = core_v1.read_namespaced_pod("gpu-second", namespace)
@@ -298,9 +330,9 @@ def test_gpu_pods_are_placed_on_the_gpu_node_one_at_a_time(
 
 
 def test_pod_without_gpu_toleration_stays_off_the_gpu_node(core_v1: CoreV1Api, namespace: str) -> None:
-    command = [PY, "-c", "print('plain pod')"]
+    command = ["python3", "-c", "print('plain pod')"]
     core_v1.create_namespaced_pod(namespace, pod_manifest("plain", containers=[container(command)]))
-    wait_for(lambda: pod_phase(core_v1, namespace, "plain") == "Succeeded", timeout=60, message="plain pod to run")
+    wait_for(lambda: pod_phase(core_v1, namespace, "plain") == "Succeeded", timeout=90, message="plain pod to run")
     assert core_v1.read_namespaced_pod("plain", namespace).spec.node_name == "cpu-0"
 
 
@@ -308,17 +340,15 @@ def test_pod_without_gpu_toleration_stays_off_the_gpu_node(core_v1: CoreV1Api, n
 # Pod deletion
 
 
-SIGTERM_AWARE = """
-import os, pathlib, signal, sys, time
-out = pathlib.Path(sys.argv[1])
+# argv[1]: "exit" (a SIGTERM handler writes /host/sigterm and exits) or "ignore"; argv[2]: the marker.
+SIGTERM_AWARE = f"""
+import pathlib, signal, sys, time
+host = pathlib.Path("{HOST_MOUNT}")
 def on_term(signum, frame):
-    out.with_suffix(".sigterm").write_text("SIGTERM")
+    (host / "sigterm").write_text("SIGTERM")
     sys.exit(0)
-if sys.argv[3] == "ignore":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-else:
-    signal.signal(signal.SIGTERM, on_term)
-out.write_text(str(os.getpid()))
+signal.signal(signal.SIGTERM, signal.SIG_IGN if sys.argv[1] == "ignore" else on_term)
+(host / "started").touch()
 while True:
     time.sleep(0.1)
 """
@@ -328,29 +358,34 @@ while True:
 def test_deleting_a_running_pod_stops_its_process_within_the_grace_period(
     core_v1: CoreV1Api, namespace: str, tmp_path: Path, behaviour: str, grace: int
 ) -> None:
-    marker = f"del-{uuid.uuid4().hex[:8]}"
-    pid_file = tmp_path / "pod.pid"
-    command = [PY, "-c", SIGTERM_AWARE, str(pid_file), marker, behaviour]
+    marker = f"del-{uuid.uuid4().hex[:12]}"
+    command = ["python3", "-c", SIGTERM_AWARE, behaviour, marker]
     core_v1.create_namespaced_pod(
-        namespace, pod_manifest("victim", terminationGracePeriodSeconds=grace, containers=[container(command)])
+        namespace,
+        pod_manifest(
+            "victim",
+            terminationGracePeriodSeconds=grace,
+            containers=[container(command, volumeMounts=[HOST_VOLUME_MOUNT])],
+            volumes=[host_dir_volume(tmp_path)],
+        ),
     )
     wait_for(
-        lambda: pod_phase(core_v1, namespace, "victim") == "Running" and read_pid(pid_file),
-        timeout=60,
-        message="pod victim to run and write its pid",
+        lambda: pod_phase(core_v1, namespace, "victim") == "Running" and (tmp_path / "started").exists(),
+        timeout=90,
+        message="pod victim to run",
     )
-    pid = read_pid(pid_file)
-    assert pid and process_running(pid, marker)
+    (pid,) = marked_processes(marker)
 
     t0 = time.monotonic()
     core_v1.delete_namespaced_pod("victim", namespace)
-    # The process must be gone by the end of the grace period (plus the agent's reaction time).
-    wait_for(lambda: not process_running(pid, marker), timeout=grace + 5, message=f"process {pid} to stop")
+    # The process must be gone by the end of the grace period (plus the kubelet's reaction time).
+    wait_for(lambda: not _running(pid), timeout=grace + 15, message=f"process {pid} to stop")
     elapsed = time.monotonic() - t0
     if behaviour == "exit":
-        assert pid_file.with_suffix(".sigterm").exists(), "the process got no SIGTERM"
+        assert (tmp_path / "sigterm").exists(), "the container's process got no SIGTERM"
         assert elapsed < grace, f"a process that exits on SIGTERM took {elapsed:.1f}s"
     else:
+        assert not (tmp_path / "sigterm").exists()
         assert elapsed >= grace - 1, f"killed after {elapsed:.1f}s, before its {grace}s grace period"
 
     def pod_gone() -> bool:
@@ -363,23 +398,21 @@ def test_deleting_a_running_pod_stops_its_process_within_the_grace_period(
         return False
 
     wait_for(pod_gone, timeout=30, message="pod victim to be removed from the API")
+    assert not marked_processes(marker)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The environment itself: `down` leaves no process behind
+# The environment itself: `down` leaves nothing behind
 
 
-def _tree(pid: int) -> set[int]:
-    """pid and all its descendants."""
+def _descendants(pid: int) -> set[int]:
+    """All descendants of pid (not pid itself)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rfind(")") + 2 :].split()[1]), []).append(int(entry))
-    out, todo = set(), [pid]
+        if entry.isdigit() and (f := _stat(entry)):
+            children.setdefault(int(f[1]), []).append(int(entry))
+    out: set[int] = set()
+    todo = list(children.get(pid, []))
     while todo:
         p = todo.pop()
         out.add(p)
@@ -387,56 +420,123 @@ def _tree(pid: int) -> set[int]:
     return out
 
 
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+def _tagged(token: str) -> list[int]:
+    """Running processes whose environment carries TESTENV_TOKEN=token."""
+    needle = f"TESTENV_TOKEN={token}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if needle in environ and _running(int(entry)):
+                out.append(int(entry))
+    return out
+
+
+def _mounts_under(prefixes: list[Path]) -> list[str]:
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mount_point = line.split()[4].replace("\\040", " ")
+        if any(mount_point == str(p) or mount_point.startswith(f"{p}/") for p in prefixes):
+            found.append(line)
+    return found
+
+
+def _lo_addresses() -> set[str]:
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True).stdout
+    return set(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", out))
+
+
+def _links() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
+
+
+# The pod: a parent that starts a child which would outlive a careless shutdown of its parent (the child ignores
+# SIGTERM and SIGHUP, in a session of its own), both with the marker (argv[1]) in their command lines.
+ORPHAN_MAKER = (
+    EXIT_ON_SIGTERM
+    + """
+import subprocess, time
+child = "import signal, time\\nfor s in (signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_IGN)\\n"
+child += "while True: time.sleep(1)"
+subprocess.Popen(["python3", "-c", child, sys.argv[1], "child"], start_new_session=True)
+while True:
+    time.sleep(1)
+"""
+)
 
 
 def test_testenv_down_leaves_no_process(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A second, independent environment (hack/testenv.py --dir): up, run a pod with a child process, down."""
+    """A second, independent environment (hack/testenv.py --dir, no kube-proxy): up, run a pod with a child
+    process, down; then nothing of it is left on this machine."""
     env_dir = tmp_path_factory.mktemp("env2")
-    work = tmp_path_factory.mktemp("env2-work")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "videojob-operator" / "containerd"
 
-    def testenv_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+    def testenv_cmd(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "TESTENV_DIR"}
         return subprocess.run(
-            [PY, str(TESTENV_SCRIPT), "--dir", str(env_dir), *args],
-            capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=300,
+            [sys.executable, str(TESTENV_SCRIPT), "--dir", str(env_dir), *args],
+            capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=timeout,
         )  # fmt: skip
 
-    r = testenv_cmd("up")
+    marker = f"orphan-{uuid.uuid4().hex[:12]}"
+    state: dict[str, Any] = {}
+    procs: list[int] = []
+    t0 = time.monotonic()
+    r = testenv_cmd("up", "--no-kube-proxy", "--images", "pause,videojob-operator")
     try:
         assert r.returncode == 0, f"up failed:\n{r.stdout}\n{r.stderr}"
-        again = testenv_cmd("up")
-        assert again.returncode == 0 and "already up" in again.stdout, again.stdout + again.stderr
-        env2 = load_testenv(env_dir)
-        api = CoreV1Api(config.new_client_from_config(config_file=env2.kubeconfig))
-        marker = f"orphan-{uuid.uuid4().hex[:8]}"
-        # The pod starts a child that would outlive a careless shutdown of its parent.
-        script = (
-            "import subprocess, sys, time, pathlib\n"
-            "child = subprocess.Popen([sys.executable, '-c', 'import time\\nwhile True: time.sleep(1)', sys.argv[2]])\n"
-            "pathlib.Path(sys.argv[1]).write_text(str(child.pid))\n"
-            "while True: time.sleep(1)\n"
-        )
-        api.create_namespaced_pod(
-            "default", pod_manifest("long", containers=[container([PY, "-c", script, str(work / "child"), marker])])
-        )
-        child_pid = wait_for(lambda: read_pid(work / "child"), timeout=90, message="env2 pod to start its child")
-        assert process_running(child_pid, marker)
+        up_s = time.monotonic() - t0
         state = json.loads((env_dir / "state.json").read_text())
-        pids: set[int] = set()
-        for comp in state["components"].values():
-            pids |= _tree(comp["pid"])
-        assert child_pid in pids, "the pod's child is not a descendant of the environment's processes"
+        again = testenv_cmd("up", "--no-kube-proxy", "--images", "pause,videojob-operator")
+        assert again.returncode == 0 and "already up" in again.stdout, again.stdout + again.stderr
+        assert testenv_cmd("status", "--quiet").returncode == 0
+        env2 = load_testenv(env_dir)
+        api_client = config.new_client_from_config(config_file=env2.kubeconfig)
+        api = CoreV1Api(api_client)
+        wait_for(
+            lambda: api.read_namespaced_service_account("default", "default"),
+            timeout=60,
+            message="ServiceAccount default/default in env2",
+            ignore=(ApiException,),
+        )
+        command = ["python3", "-c", ORPHAN_MAKER, marker]
+        api.create_namespaced_pod(
+            "default",
+            pod_manifest("long", containers=[container(command, image=OPERATOR_IMAGE, imagePullPolicy="Never")]),
+        )
+
+        def both_started() -> list[int] | None:
+            found = marked_processes(marker)
+            return found if len(found) == 2 else None
+
+        procs = wait_for(both_started, timeout=120, message="env2's pod and its child to run")
+        api_client.close()
+        parent = next(p for p in procs if (_stat(p) or ["", ""])[1] not in map(str, procs))
+        child = next(p for p in procs if p != parent)
+        assert (_stat(child) or ["", ""])[1] == str(parent), "the child is not the pod's process's child"
+        # The containers carry no token: down finds them as descendants of the tagged containerd shims.
+        shims = _tagged(state["token"])
+        assert any(parent in _descendants(s) for s in shims), "the pod's process is not under a tagged process"
     finally:
+        t1 = time.monotonic()
         down = testenv_cmd("down")
+        down_s = time.monotonic() - t1
     assert down.returncode == 0, down.stdout + down.stderr
-    survivors = sorted(p for p in pids if _running(p))
-    assert not survivors, f"processes left after down: {survivors}"
-    assert not process_running(child_pid, marker)
-    assert [p.name for p in env_dir.iterdir()] == [], "down left files behind"
+    sys.stderr.write(f"\n[env2] up {up_s:.1f}s, down {down_s:.1f}s\n")
+
+    index = state["index"]
+    assert not [p for p in procs if _running(p)], f"the pod's processes outlived down: {procs}"
+    assert not marked_processes(marker)
+    assert not _tagged(state["token"]), "processes carrying the environment's TESTENV_TOKEN outlived down"
+    stores = sorted(cache.glob(f"env{index}-*"))
+    assert not _mounts_under([env_dir, *stores]), "mounts left under the env dir or the containerd stores"
+    assert not [p for p in env_dir.rglob("*") if p.is_file() and "netns" in str(p)], "network namespaces left"
+    assert not [link for link in _links() if link.startswith(f"vj{index}-")], "bridges left"
+    prefix = f"10.201.{index}."
+    assert not [a for a in _lo_addresses() if a.startswith(prefix)], f"{prefix}* addresses left on lo"
+    assert sorted(p.name for p in env_dir.iterdir() if p.name not in ("bin", "images")) == [], "files left"
     assert testenv_cmd("status", "--quiet").returncode == 3

@@ -16,7 +16,11 @@ help: ## Show this help.
 
 ##@ Development
 
-$(PY): pyproject.toml
+.PHONY: deps
+deps: ## Install the Debian packages the demo and tests need (as root; otherwise name them and stop).
+	@hack/install-deps.sh
+
+$(PY): pyproject.toml | deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,stt,stt-model]'
@@ -40,7 +44,7 @@ lint: $(PY) ## Lint (ruff) and type-check (mypy).
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: $(PY) tools ## Run every test: unit, integration (real control plane, MinIO, FFmpeg) and end to end.
+test: $(PY) tools images ## Run every test: unit, integration (real cluster, MinIO, FFmpeg) and end to end (Helm-installed operator).
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -50,11 +54,11 @@ test-unit: $(PY) ## Run the unit tests only (no environment needed).
 ##@ Local environment
 
 .PHONY: tools
-tools: ## Build etcd, Kubernetes, MinIO and helm from Go modules (cached per machine, by version).
+tools: deps ## Build etcd, Kubernetes (control plane, kubelet, kube-proxy), MinIO and helm from Go modules (cached per machine).
 	hack/build-tools.sh
 
 .PHONY: testenv-up
-testenv-up: $(PY) tools ## Start the local control plane, node agent and MinIO (idempotent); writes .testenv/env.
+testenv-up: $(PY) tools images ## Start the local cluster (control plane, 2 kubelet+containerd nodes, kube-proxy) and MinIO; writes .testenv/env.
 	$(PY) hack/testenv.py up
 
 .PHONY: testenv-down
@@ -70,13 +74,13 @@ run: testenv-up ## Install the CRD and PriorityClasses, then run the operator in
 	  $(VENV)/bin/videojob-operator
 
 .PHONY: demo
-demo: testenv-up ## Run a VideoJob end to end on the local environment and list its artifacts.
+demo: testenv-up ## Install the chart on the local cluster, run a VideoJob end to end and list its artifacts.
 	source $(TESTENV)/env && $(PY) hack/demo.py
 
 ##@ Build
 
 .PHONY: images
-images: ## Build the operator, transcoder and pause images here (Docker, no registry) and export them to .testenv/images.
+images: deps ## Build the operator, transcoder and pause images here (Docker, no registry) and export them to .testenv/images.
 	hack/build-images.sh
 
 .PHONY: docker-build

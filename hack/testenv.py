@@ -719,15 +719,9 @@ class Starter:
         log(f"source {env.env_file}   # KUBECONFIG, S3_ENDPOINT_URL, AWS_*, PATH")
 
     def images(self) -> list[Path]:
-        """The image tarballs to import: the sandbox image first; all of IMAGES_DIR unless --images names some."""
-        found = {p.stem: p for p in sorted(IMAGES_DIR.glob("*.tar"))}
-        if "pause" not in found:
-            raise StartError("images", f"no pause.tar in {IMAGES_DIR}: build the images with `make images`")
-        wanted = self.image_names if self.image_names is not None else list(found)
-        missing = [n for n in wanted if n not in found]
-        if missing:
-            raise StartError("images", f"{', '.join(missing)} not in {IMAGES_DIR}: build them with `make images`")
-        return [found["pause"], *(found[n] for n in wanted if n != "pause")]
+        tarballs = image_tarballs(self.image_names)
+        self.state["images"] = self.image_names
+        return tarballs
 
     def advertise_gpu(self, api: str, ctx: ssl.SSLContext) -> None:
         """nvidia.com/gpu: 1 in gpu-0's capacity, as the Kubernetes docs advertise an extended resource."""
@@ -742,6 +736,28 @@ class Starter:
         except urllib.error.HTTPError as e:
             detail = f"advertising {localnodes.GPU_RESOURCE}: HTTP {e.code} {e.read()!r}"
             raise StartError("kubelet-gpu-0", detail) from None
+
+
+def image_tarballs(names: list[str] | None) -> list[Path]:
+    """The image tarballs to import: the sandbox image first; all of IMAGES_DIR unless `names` says which."""
+    found = {p.stem: p for p in sorted(IMAGES_DIR.glob("*.tar"))}
+    if "pause" not in found:
+        raise StartError("images", f"no pause.tar in {IMAGES_DIR}: build the images with `make images`")
+    wanted = names if names is not None else list(found)
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise StartError("images", f"{', '.join(missing)} not in {IMAGES_DIR}: build them with `make images`")
+    return [found["pause"], *(found[n] for n in wanted if n != "pause")]
+
+
+def sync_images(env: Env, state: dict[str, Any]) -> list[str]:
+    """Import into a running environment's nodes the images rebuilt since it started (`make images` after a code
+    change); a no-op, in milliseconds, when nothing changed."""
+    tarballs = image_tarballs(state.get("images"))
+    done: set[str] = set()
+    for node in localnodes.nodes(state["index"]):
+        done.update(localnodes.import_images(node, env.root, tarballs))
+    return sorted(done)
 
 
 def write_env_file(env: Env, state: dict[str, Any]) -> None:
@@ -919,7 +935,13 @@ def cmd_up(env: Env, kube_proxy: bool = True, image_names: list[str] | None = No
         if state:
             problems = {k: v for k, v in health(env, state).items() if v != "ok"}
             if not problems:
-                log(f"already up (apiserver {state['apiserver']}); source {env.env_file}")
+                try:
+                    refreshed = sync_images(env, state)
+                except (StartError, localnodes.HostError) as e:
+                    print(f"testenv: could not refresh the nodes' images: {e}", file=sys.stderr)
+                    return 1
+                note = f"; imported the rebuilt {', '.join(refreshed)}" if refreshed else ""
+                log(f"already up (apiserver {state['apiserver']}){note}; source {env.env_file}")
                 return 0
             log(f"found a half-dead environment ({problems}); tearing it down and starting fresh")
             down(env, quiet=True)

@@ -160,19 +160,19 @@ def load_testenv(testenv_dir: Path) -> TestEnv:
 
 @pytest.fixture(scope="session")
 def testenv() -> Iterator[TestEnv]:
-    """The live local environment: reused if `.testenv/env` points at a live one, else started (and stopped)."""
+    """The live local environment: reused if `.testenv/env` points at a live one (its nodes get the images rebuilt
+    since), else started (and stopped at the end)."""
     testenv_dir = Path(os.environ.get("TESTENV_DIR") or DEFAULT_TESTENV_DIR)
-    started_here = False
-    if _testenv("status", "--quiet", testenv_dir=testenv_dir).returncode != 0:
-        t0 = time.monotonic()
-        r = _testenv("up", testenv_dir=testenv_dir)
-        if r.returncode != 0:
-            pytest.fail(
-                f"the local environment did not start (hack/testenv.py up exited {r.returncode}):\n"
-                f"{r.stdout}\n{r.stderr}",
-                pytrace=False,
-            )
-        started_here = True
+    # `up` of a live environment only imports the images rebuilt since it started (`make images`).
+    started_here = _testenv("status", "--quiet", testenv_dir=testenv_dir).returncode != 0
+    t0 = time.monotonic()
+    r = _testenv("up", testenv_dir=testenv_dir)
+    if r.returncode != 0:
+        pytest.fail(
+            f"the local environment did not start (hack/testenv.py up exited {r.returncode}):\n{r.stdout}\n{r.stderr}",
+            pytrace=False,
+        )
+    if started_here:
         sys.stderr.write(f"\n[testenv] started in {time.monotonic() - t0:.1f}s\n")
     try:
         yield load_testenv(testenv_dir)

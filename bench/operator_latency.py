@@ -8,8 +8,8 @@ What is measured, exactly
   watching one fresh namespace, with VIDEOJOB_MAX_RUNNING above the largest N, so every VideoJob is admitted at
   once and admission is limited by the operator alone, not by the queue.
 - The transcoder is stubbed (VIDEOJOB_TRANSCODER_COMMAND=["true"]), and the namespace carries a ResourceQuota of
-  0 pods, so the Job controller creates no pods at all: with 1000 pods the node agent (one process per pod on two
-  shared cores) would be what we measure. What remains is the operator's own work: see a VideoJob, decide,
+  0 pods, so the Job controller creates no pods at all: with 1000 pods the two local nodes (one container per pod
+  on two shared cores) would be what we measure. What remains is the operator's own work: see a VideoJob, decide,
   create its Job, patch its status.
 - "apply -> Job": for each VideoJob, from just before its create request is sent to the moment a watch on Jobs
   (started before the round) delivers its Job.

@@ -46,7 +46,7 @@ def copy_spec(input_uri: str, output_uri: str, **overrides: Any) -> dict[str, An
     return spec
 
 
-# --- processes of pods (the node agent runs containers as local processes) ---------------------------------------
+# --- processes of pods (containers, seen from this machine: the tests run where the nodes run) ---------------------
 
 
 def container_id(pod: Any) -> str | None:

@@ -1,5 +1,6 @@
 """The operator's lifecycle on the real local environment: `videojob-operator` runs as a subprocess against the
-control plane, the Job controller and the node agent run the pods it creates.
+control plane (the integration tier; the end-to-end tests install it with the chart), and the Job controller,
+scheduler and kubelets run the pods it creates, in containers of the transcoder image.
 
 The transcoder is replaced by a tiny stand-in (STAND_IN below) because these tests are about the operator: the
 stand-in reads its spec like the real one, and behaves by the output name: "output" succeeds after two seconds

@@ -88,6 +88,12 @@ def release_values(testenv: TestEnv, namespace: str, fullname: str, **settings: 
         },
         "s3": {"endpointUrl": testenv.s3_endpoint_url, "region": testenv.aws_default_region},
         "logging": {"format": "text"},
+        # The operator deletes artifacts (artifactReclaimPolicy: Delete) with credentials of its own, which the
+        # chart takes as extraEnv; here the MinIO Secret of the namespace it runs in (the test's).
+        "extraEnv": [
+            {"name": var, "valueFrom": {"secretKeyRef": {"name": "videojob-s3", "key": var}}}
+            for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        ],
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "1Gi"}},
     }
     for key, value in settings.items():

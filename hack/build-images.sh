@@ -80,7 +80,9 @@ key() {
   ) | sha256sum | cut -c1-16
 }
 
-package_inputs=(pyproject.toml README.md operator)
+# README.md is copied into the images only as the package's long description: an edit of the README alone does
+# not make new images (it would cost every documentation change a rebuild).
+package_inputs=(pyproject.toml operator)
 operator_key=$(key "" Dockerfile .dockerignore "${package_inputs[@]}")
 transcoder_key=$(key WITH_BUNDLED_MODEL=true \
   transcoder-image/Dockerfile transcoder-image/Dockerfile.dockerignore "${package_inputs[@]}")

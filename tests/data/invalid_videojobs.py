@@ -6,7 +6,9 @@ Each row names the field the refusal must name. The same table runs twice: again
 
 `field` is the path as the API server prints it (`spec.operations[0].text.end`); `model` overrides the text
 the pydantic error must contain where the models report the same problem one level up (cross-field rules
-live in model validators, which pydantic reports at the model's path).
+live in model validators, which pydantic reports at the model's path); `says` is a sentence the API server's
+refusal must contain (the field's name and what it must be), for the fields whose format the CRD checks with a CEL
+rule: a refusal never shows a regular expression.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Invalid:
     edits: dict[str, Any]
     field: str
     model: str | None = None
+    says: str | None = None
 
     def job(self, name: str = "invalid-job") -> dict[str, Any]:
         return edited(base_job(name), self.edits)
@@ -202,6 +205,31 @@ INVALID: list[Invalid] = [
     Invalid("webm with aac", {"spec.output.container": "webm", "spec.output.video": {"codec": "vp9"}},
             "spec.output.container", "container webm needs"),
     Invalid("thumbnail width 8", {"spec.output.thumbnail": {"width": 8}}, "spec.output.thumbnail.width"),
+    # Formats: the API server answers with a sentence naming the field, never the pattern.
+    Invalid("colour typo in text", _op("text", text="hi", color="whtie"), "spec.operations[0].text.color",
+            says="color must be a CSS colour name"),
+    Invalid("colour typo in text box", _op("text", text="hi", box=True, boxColor="blakc"),
+            "spec.operations[0].text.boxColor", says="boxColor must be a CSS colour name"),
+    Invalid("colour typo in subtitle style", _op("subtitles", input="subs", style={"color": "yelow"}),
+            "spec.operations[0].subtitles.style.color", says="color must be a CSS colour name"),
+    Invalid("short hex colour", _op("text", text="hi", color="#fff"), "spec.operations[0].text.color",
+            says="or #RRGGBB or #RRGGBBAA"),
+    Invalid("ftp input, said plainly", _uri("ftp://media.example.com/a.mp4"), _URI,
+            says="uri must be s3://BUCKET/KEY or https://HOST/PATH"),
+    Invalid("output prefix with a space", {"spec.output.uri": "s3://videojob-samples/out put/"}, "spec.output.uri",
+            says="uri must be s3://BUCKET/PREFIX/"),
+    Invalid("input name with a dot", {"spec.inputs[0].name": "main.mp4"}, "spec.inputs[0].name",
+            says="name must be lower-case letters, digits and dashes"),
+    Invalid("resolution as words", {"spec.output.video": {"resolution": "full-hd"}}, "spec.output.video.resolution",
+            says="resolution must be WIDTHxHEIGHT"),
+    Invalid("bitrate without unit", {"spec.output.video": {"bitrate": "4000"}}, "spec.output.video.bitrate",
+            says="bitrate must be a number with k or M"),
+    Invalid("output name with a slash", {"spec.output.name": "a/b"}, "spec.output.name",
+            says="name must be a file name"),
+    Invalid("font with a colon", _op("text", text="hi", font="Sans:bold"), "spec.operations[0].text.font",
+            says="font must be a font family name"),
+    Invalid("language code in capitals", _op("subtitles", generate={"language": "EN"}),
+            "spec.operations[0].subtitles.generate.language", says="language must be an ISO 639 code"),
     # Scheduling and lifecycle fields.
     Invalid("priority 0", {"spec.priority": 0}, "spec.priority"),
     Invalid("priority 11", {"spec.priority": 11}, "spec.priority"),

@@ -141,6 +141,9 @@ def test_invalid_videojob_is_refused_naming_the_field(
     status, message = refusal(lambda: create(custom_objects, corpus_namespace, case.job()))
     assert status in (400, 422), message
     assert case.field in message, f"the refusal does not name {case.field!r}: {message}"
+    assert "should match" not in message, f"the refusal shows a regular expression: {message}"
+    if case.says is not None:
+        assert case.says in message, f"the refusal does not say {case.says!r}: {message}"
 
 
 def test_the_corpus_is_large_enough() -> None:

@@ -118,8 +118,16 @@ def test_phases(body: dict[str, Any], the_job: dict[str, Any] | None, pods: list
     VideoJobStatus.model_validate(status)  # the result fits the CRD's status schema
     assert status["phase"] == phase
     assert status["reason"] == reason
-    assert {t for t, s in conditions_of(status).items() if s == "True"} == true_conditions
-    assert [c["type"] for c in status["conditions"]] == ["Admitted", "Running", "Succeeded", "Failed", "Cancelled"]
+    finished = phase in ("Succeeded", "Failed", "Cancelled")
+    # Finished is True whatever the outcome; Succeeded is Unknown until there is one.
+    assert {t for t, s in conditions_of(status).items() if s == "True"} == true_conditions | (
+        {"Finished"} if finished else set())
+    outcome = "True" if phase == "Succeeded" else "False" if finished else "Unknown"
+    assert conditions_of(status)["Succeeded"] == outcome
+    if finished:
+        assert next(c for c in status["conditions"] if c["type"] == "Finished")["reason"] == phase
+    assert [c["type"] for c in status["conditions"]] == [
+        "Admitted", "Running", "Succeeded", "Failed", "Cancelled", "Finished"]
     assert all(c["observedGeneration"] == 3 for c in status["conditions"])
     assert ("queuePosition" in status) == (phase == "Pending" and the_job is None and position is not None)
 
@@ -182,7 +190,7 @@ def test_attempts_count_started_pods_only() -> None:
                      "Unsupported", "NVENC not available", id="plain-text termination message"),
         pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 137, oom=True)], "OOMKilled",
                      "memory", id="out of memory"),
-        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 3)], "ExitCode3", "code 3",
+        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 3)], "TranscoderExited", "code 3",
                      id="an unknown exit code"),
         pytest.param(job(("Failed", "DeadlineExceeded")), [pod("terminated", 143)], "DeadlineExceeded", "job",
                      id="the deadline outranks the exit code"),

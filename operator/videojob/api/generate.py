@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from pydantic_core import core_schema
 
-from videojob.api import models
+from videojob.api import conditions, models
 
 CRD_PATH = Path("crds/videojobs.yaml")
 CHART_CRD_PATH = Path("charts/videojob-operator/crds/videojobs.yaml")
@@ -126,6 +126,9 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, defaults: bool, pa
         node["enum"] = [node.pop("const")]
 
     out: dict[str, Any] = {k: v for k, v in node.items() if k in _KEPT}
+    if models.MESSAGE_KEY in node:
+        out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), _matches_rule(node, path)]
+        del out["pattern"]
     if not defaults or out.get("default", ...) is None:
         out.pop("default", None)
     # JSON Schema 2020-12 exclusive bounds are numbers; OpenAPI v3 (Kubernetes) has booleans beside min/max.
@@ -156,6 +159,18 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, defaults: bool, pa
     if isinstance(out["type"], list):
         raise SchemaError(f"{path or '<root>'}: several types {out['type']}")
     return out
+
+
+def _matches_rule(node: dict[str, Any], path: str) -> dict[str, str]:
+    """A `models.Matches` as a CEL rule whose message is a sentence naming the field: the API server then answers
+    `spec.inputs[0].uri: Invalid value: "string": uri must be s3://BUCKET/KEY ...`, not the regular expression."""
+    field = path.rsplit(".", 1)[-1].replace("[*]", "")
+    return models.cel(f"self.matches('{_cel_string(node['pattern'])}')", f"{field} {node[models.MESSAGE_KEY]}")
+
+
+def _cel_string(text: str) -> str:
+    """`text` inside a single-quoted CEL string literal (backslashes and quotes escaped, as in Python)."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _enum_type(values: list[Any], path: str) -> str:
@@ -312,12 +327,18 @@ def _bounds(node: dict[str, Any], long_patterns: list[tuple[str, str]], field: s
             parts.append(f"{label} {node[key]}")
     if node.get("x-kubernetes-list-type") == "set":
         parts.append("unique items")
+    if node.get("x-kubernetes-list-type") == "map":
+        parts.append("one item per " + ", ".join(f"`{key}`" for key in node.get("x-kubernetes-list-map-keys", [])))
     if "pattern" in node:
         if len(node["pattern"]) <= 64:
             parts.append(f"pattern {_code(node['pattern'])}")
         else:
             long_patterns.append((field, node["pattern"]))
             parts.append("pattern below")
+    if node.get("type") not in ("object", "array"):
+        for rule in node.get("x-kubernetes-validations", []):
+            parts.append(rule["message"])
+            long_patterns.append((field, rule["rule"]))
     if node.get("type") == "array":
         item_bounds = _bounds(node["items"], long_patterns, field + "[]")
         if item_bounds:
@@ -363,7 +384,8 @@ def _section(path: str, node: dict[str, Any], with_defaults: bool) -> list[str]:
         lines.append(f"| `{name}` | {kind} | {default} | {_cell(bounds)} | {_cell(sub.get('description', ''))} |")
     lines.append("")
     for field, pattern in long_patterns:
-        lines += [f"Pattern of `{field}`:", "", "```", pattern, "```", ""]
+        what = "Rule (CEL)" if pattern.startswith("self.") else "Pattern"
+        lines += [f"{what} of `{field}`:", "", "```", pattern, "```", ""]
     rules = node.get("x-kubernetes-validations", [])
     if rules:
         lines += ["Rules (CEL, checked by the API server):", ""]
@@ -418,7 +440,28 @@ def docs_markdown() -> str:
     lines += ["## Status", "", "Written by the operator through the status subresource.", ""]
     for path, node in _object_sections("status", schema["properties"]["status"]):
         lines += _section(path, node, with_defaults=False)
+    lines += _conditions_section()
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _conditions_section() -> list[str]:
+    """Every condition type and reason, from videojob.api.conditions."""
+    lines = [
+        "## Conditions and reasons",
+        "",
+        "`status.conditions` holds one condition of each type below (a list map keyed by `type`), with the",
+        "VideoJob's `observedGeneration`. `status.reason`, the conditions' reasons and the Events' reasons are",
+        "always one of the reasons listed after them.",
+        "",
+        "| Condition | Meaning |",
+        "| --- | --- |",
+    ]
+    for kind in conditions.ConditionType:
+        lines.append(f"| `{kind.value}` | {_cell(conditions.CONDITION_DESCRIPTIONS[kind])} |")
+    lines += ["", "| Reason | Meaning |", "| --- | --- |"]
+    for reason in conditions.Reason:
+        lines.append(f"| `{reason.value}` | {_cell(conditions.REASON_DESCRIPTIONS[reason])} |")
+    return [*lines, ""]
 
 
 # ---------------------------------------------------------------------------------------------------------------

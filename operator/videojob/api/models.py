@@ -12,11 +12,24 @@ the transcoder) and the CEL rules attached to the schema through `json_schema_ex
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+from videojob.api.colors import CSS_COLORS
 
 GROUP = "videojob.dev"
 VERSION = "v1alpha1"
@@ -53,6 +66,45 @@ def _validations(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
 
 
+# The key under which a `Matches` message travels in the JSON schema, until the CRD generator turns it into a CEL
+# rule (see generate.structural).
+MESSAGE_KEY = "x-videojob-message"
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A string must match `regex` (RE2 syntax, which Python's `re` reads the same way here), or be refused with
+    `message`: a sentence for people (`must be s3://BUCKET/KEY ...`), never the regular expression itself.
+
+    The models raise the message (pydantic's error location names the field); the CRD gets a CEL rule
+    `self.matches(regex)` with the field's name and this message instead of an OpenAPI `pattern`, whose refusal
+    would print the whole expression.
+    """
+
+    regex: str
+    message: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        compiled = re.compile(self.regex)
+        message = self.message
+
+        def check(value: str) -> str:
+            if not compiled.search(value):
+                raise PydanticCustomError("string_pattern_mismatch", message)
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        out = handler.resolve_ref_schema(out)
+        out["pattern"] = self.regex
+        out[MESSAGE_KEY] = self.message
+        return out
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -72,7 +124,11 @@ class _Model(BaseModel):
 # ---------------------------------------------------------------------------------------------------------------
 
 # DNS-1123 label: input names are referenced by operations and end up in file names.
-InputName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+InputName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63),
+    Matches(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "must be lower-case letters, digits and dashes (a DNS label)"),
+]
 
 # s3://bucket/key or http(s)://host/path. Bucket names follow S3's rules; keys may not start with "/" nor hold a
 # ".." segment; no whitespace or control characters anywhere. Whether http:// and which hosts are allowed is the
@@ -84,38 +140,70 @@ _SEGMENT = rf"([^./\s\x00-\x1f\x7f]{_CHAR}*|\.[^./\s\x00-\x1f\x7f]{_CHAR}*|\.\.{
 _BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 _S3_URI = rf"s3://{_BUCKET}/{_SEGMENT}(/{_SEGMENT})*"
 _HTTP_URI = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s\x00-\x1f\x7f]*)?"
-InputURI = Annotated[str, StringConstraints(min_length=6, max_length=2048, pattern=rf"^({_S3_URI}|{_HTTP_URI})$")]
+InputURI = Annotated[
+    str,
+    StringConstraints(min_length=6, max_length=2048),
+    Matches(
+        rf"^({_S3_URI}|{_HTTP_URI})$",
+        "must be s3://BUCKET/KEY or https://HOST/PATH (no spaces, no empty, '.' or '..' key segments)",
+    ),
+]
 
 # Output prefix: an S3 "folder"; artifacts are written under it.
 _S3_PREFIX = rf"s3://{_BUCKET}(/({_SEGMENT}/)*({_SEGMENT})?)?"
-OutputURI = Annotated[str, StringConstraints(min_length=6, max_length=1024, pattern=rf"^{_S3_PREFIX}$")]
+OutputURI = Annotated[
+    str,
+    StringConstraints(min_length=6, max_length=1024),
+    Matches(rf"^{_S3_PREFIX}$", "must be s3://BUCKET/PREFIX/ (no spaces, no empty, '.' or '..' segments)"),
+]
 
 # A file name without directories; used for artifact names.
-FileStem = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
+FileStem = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    Matches(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$", "must be a file name of letters, digits, '.', '_' and '-'"),
+]
 
-# A colour: an FFmpeg/CSS colour name or #RRGGBB / #RRGGBBAA.
+# A colour: a name FFmpeg knows (colors.CSS_COLORS, any case) or #RRGGBB / #RRGGBBAA.
+COLOR_PATTERN = rf"^((?i:{'|'.join(sorted(CSS_COLORS))})|#[0-9a-fA-F]{{6}}([0-9a-fA-F]{{2}})?)$"
 Color = Annotated[
-    str, StringConstraints(min_length=3, max_length=32, pattern=r"^([a-zA-Z]{3,20}|#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?)$")
+    str,
+    StringConstraints(min_length=3, max_length=32),
+    Matches(COLOR_PATTERN, "must be a CSS colour name (white, black, red, ...) or #RRGGBB or #RRGGBBAA"),
 ]
 
 # A bitrate such as 128k or 4M (bits per second).
-Bitrate = Annotated[str, StringConstraints(min_length=2, max_length=8, pattern=r"^[1-9][0-9]{0,5}[kM]$")]
+Bitrate = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=8),
+    Matches(r"^[1-9][0-9]{0,5}[kM]$", "must be a number with k or M, e.g. 128k or 4M"),
+]
 
 # A font family name (fontconfig). Letters, digits, spaces, dashes and underscores only: never a path.
-FontFamily = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _-]*$")]
+FontFamily = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    Matches(r"^[A-Za-z0-9][A-Za-z0-9 _-]*$", "must be a font family name of letters, digits, spaces, '_' and '-'"),
+]
 
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 Duration = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
 
 ResourceName = Annotated[
-    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    str,
+    StringConstraints(min_length=1, max_length=253),
+    Matches(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "must be a Kubernetes object name (lower case, digits, '-', '.')"),
 ]
 
 _RESOLUTION = re.compile(r"^([0-9]{2,4})x([0-9]{2,4})$")
 # An even number of pixels from 16 to 7680, as a regex (RE2 and pydantic alike), so the API server checks it too.
 _EVEN_16_7680 = r"(1[68]|[2-9][02468]|[1-9][0-9][02468]|[1-6][0-9]{2}[02468]|7[0-5][0-9][02468]|76[0-7][02468]|7680)"
 Resolution = Annotated[
-    str, StringConstraints(min_length=5, max_length=9, pattern=rf"^{_EVEN_16_7680}x{_EVEN_16_7680}$")
+    str,
+    StringConstraints(min_length=5, max_length=9),
+    Matches(
+        rf"^{_EVEN_16_7680}x{_EVEN_16_7680}$", "must be WIDTHxHEIGHT in even pixels from 16 to 7680, e.g. 1280x720"
+    ),
 ]
 
 
@@ -282,12 +370,16 @@ class SubtitleStyle(_Model):
 class GenerateSubtitles(_Model):
     """Transcribe the speech of the current stream into subtitles."""
 
-    language: Annotated[str, StringConstraints(pattern=r"^([a-z]{2,3}|auto)$", max_length=4)] = Field(
+    language: Annotated[
+        str, StringConstraints(max_length=4), Matches(r"^([a-z]{2,3}|auto)$", "must be an ISO 639 code or auto")
+    ] = Field(
         default="auto", description="ISO 639-1/3 code of the spoken language, or auto to detect it."
     )
     engine: SpeechEngine = Field(default=SpeechEngine.WHISPER, description="Speech-to-text engine.")
     model: Annotated[
-        str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        str,
+        StringConstraints(min_length=1, max_length=63),
+        Matches(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "must be a model name (lower case, digits, '-', '.')"),
     ] = Field(default="bundled", description="Model name, mapped to a model directory by the operator's settings.")
 
 
@@ -648,7 +740,7 @@ class Condition(_Model):
     """Kubernetes API conventions: metav1.Condition."""
 
     type: Annotated[str, StringConstraints(min_length=1, max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9_./-]*$")] = (
-        Field(description="Condition type in CamelCase, e.g. Admitted, Running, Complete.")
+        Field(description="Condition type in CamelCase, e.g. Admitted, Running, Finished.")
     )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: Annotated[
@@ -710,7 +802,12 @@ class VideoJobStatus(_Model):
     completed_at: Timestamp | None = Field(default=None, description="When the job reached a terminal phase.")
     artifacts: list[Artifact] = Field(default_factory=list, max_length=16, description="Files the job produced.")
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=16, description="Standard conditions (Kubernetes API conventions)."
+        default_factory=list,
+        max_length=16,
+        description="Standard conditions (Kubernetes API conventions), one per type: Admitted, Running, Succeeded, "
+        "Failed, Cancelled, Finished.",
+        # A list map keyed by type: server-side apply and strategic merges treat each type as one entry.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
         default=None, description="Human-readable summary of the current state."

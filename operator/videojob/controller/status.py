@@ -3,15 +3,17 @@
 Level-based: the status is recomputed on every pass from the VideoJob, its Job (or None) and the Job's pods, so
 a restarted operator converges to the truth instead of replaying remembered events. Terminal phases are sticky.
 
-Conditions (metav1.Condition, all five always present, positive polarity):
+Conditions (metav1.Condition, all six always present, positive polarity; types and reasons are declared in
+videojob.api.conditions):
 
 | type        | True when                               | so that                                              |
 | ----------- | --------------------------------------- | ---------------------------------------------------- |
 | `Admitted`  | a Job was created for it                | `kubectl wait --for=condition=Admitted vj/x`          |
 | `Running`   | a transcoder pod is running             |                                                      |
-| `Succeeded` | finished with artifacts                 | `kubectl wait --for=condition=Succeeded vj/x`         |
+| `Succeeded` | finished with artifacts (Unknown before) | `kubectl wait --for=condition=Succeeded vj/x`         |
 | `Failed`    | finished without (reason says why)      | `kubectl wait --for=condition=Failed vj/x`            |
 | `Cancelled` | stopped by `spec.cancel: true`          |                                                      |
+| `Finished`  | any terminal phase (reason: the phase)  | `kubectl wait --for=condition=Finished vj/x`          |
 
 `lastTransitionTime` changes only when a condition's status does; `observedGeneration` is the VideoJob's.
 
@@ -30,11 +32,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from videojob.api.conditions import ConditionType, Reason
 from videojob.api.models import Phase
 from videojob.api.runtime import ExitCode, TranscodeResult
 from videojob.controller.jobs import CONTAINER_NAME, LABEL_HARDWARE
 
-CONDITION_TYPES = ("Admitted", "Running", "Succeeded", "Failed", "Cancelled")
+CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
 MAX_MESSAGE = 4096
 NO_POD_AFTER = 30  # seconds a Job may exist without a pod before the status says so
@@ -181,9 +184,9 @@ def failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
         if terminated.get("reason") == "OOMKilled":
             return "OOMKilled", f"the transcoder ran out of memory (exit code {code})"
         try:
-            reason = _EXIT_REASONS.get(ExitCode(code), f"ExitCode{code}")
+            reason = _EXIT_REASONS.get(ExitCode(code), Reason.TRANSCODER_EXITED)
         except ValueError:
-            reason = f"ExitCode{code}"
+            reason = Reason.TRANSCODER_EXITED
         detail = str(terminated.get("message") or "").strip()
         message = f"the transcoder exited with code {code}" + (f": {detail}" if detail else "")
         if job_reason == "BackoffLimitExceeded":
@@ -318,12 +321,13 @@ def derive_status(
 
 
 def conditions(status: Mapping[str, Any], old: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """The five conditions of a status, keeping lastTransitionTime where a condition's status did not change."""
+    """The six conditions of a status, keeping lastTransitionTime where a condition's status did not change."""
     phase = status["phase"]
     reason = str(status.get("reason") or phase)
     message = str(status.get("message") or "")
     admitted = bool(status.get("jobName"))
-    wanted: list[tuple[str, bool, str, str]] = [
+    finished = phase in TERMINAL
+    wanted: list[tuple[str, bool | None, str, str]] = [
         (
             "Admitted",
             admitted,
@@ -331,14 +335,18 @@ def conditions(status: Mapping[str, Any], old: Sequence[Mapping[str, Any]], now:
             f"Job {status['jobName']} on {status.get('hardware', 'cpu')}" if admitted else message,
         ),
         ("Running", phase == Phase.RUNNING.value, reason if phase == Phase.RUNNING.value else phase, message),
-        ("Succeeded", phase == Phase.SUCCEEDED.value, reason if phase == Phase.SUCCEEDED.value else phase, message),
+        # Unknown until the outcome is known (Argo and Kueue do the same).
+        ("Succeeded", phase == Phase.SUCCEEDED.value if finished else None,
+         reason if phase == Phase.SUCCEEDED.value else phase, message),
         ("Failed", phase == Phase.FAILED.value, reason if phase == Phase.FAILED.value else phase, message),
         ("Cancelled", phase == Phase.CANCELLED.value, reason if phase == Phase.CANCELLED.value else phase, message),
+        # True whatever the outcome, so `kubectl wait --for=condition=Finished` returns for failures too.
+        ("Finished", finished, phase, message),
     ]
     previous = {str(c.get("type")): c for c in old}
     out = []
     for kind, true, why, text in wanted:
-        value = "True" if true else "False"
+        value = "Unknown" if true is None else "True" if true else "False"
         before = previous.get(kind)
         since = before.get("lastTransitionTime") if before and before.get("status") == value else None
         condition: dict[str, Any] = {

@@ -140,6 +140,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             result = runner.run(job)
         except _Terminated:
             raise runner.Stopped("the transcoder was told to stop (SIGTERM)") from None
+        except TranscodeError:  # some are ValueErrors too (an unknown colour): bad input, not configuration
+            raise
         except ValueError as e:  # configuration from the environment that makes no sense
             raise TranscodeError(f"configuration: {e}", reason="InvalidConfiguration") from None
     except TranscodeError as error:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from videojob.controller.index import Index, Store, slim_job, slim_pod
+from videojob.controller.jobs import job_name
 
 
 def obj(uid: str, version: str | None, **extra: Any) -> dict[str, Any]:
@@ -55,16 +56,74 @@ def test_a_list_read_before_a_deletion_does_not_bring_it_back() -> None:
     assert "a" in store.items
 
 
-def test_grouping_by_videojob_uid() -> None:
+def _ref(kind: str, uid: str, controller: bool = True) -> dict[str, Any]:
+    api_version = "videojob.dev/v1alpha1" if kind == "VideoJob" else "batch/v1"
+    return {"apiVersion": api_version, "kind": kind, "name": "x", "uid": uid, "controller": controller}
+
+
+def _indexed(job: dict[str, Any], pods: list[dict[str, Any]]) -> Index:
     index = Index()
-    index.observe("jobs", "ADDED", obj("j1", "1", labels={"videojob.dev/uid": "vj1"}))
-    index.observe("pods", "ADDED", obj("p1", "1", labels={"videojob.dev/uid": "vj1"}))
-    index.observe("pods", "ADDED", obj("p2", "2", labels={"videojob.dev/uid": "vj1"}))
-    index.observe("pods", "ADDED", obj("p3", "3", labels={"other": "x"}))
-    assert index.jobs_by_videojob()["vj1"]["metadata"]["name"] == "j1"
-    assert sorted(p["metadata"]["name"] for p in index.pods_by_videojob()["vj1"]) == ["p1", "p2"]
-    index.observe("pods", "DELETED", obj("p2", "4", labels={"videojob.dev/uid": "vj1"}))
-    assert [p["metadata"]["name"] for p in index.pods_by_videojob()["vj1"]] == ["p1"]
+    index.observe("videojobs", "ADDED", obj("vj1", "1", name="promo", namespace="media"))
+    index.observe("jobs", "ADDED", job)
+    for pod in pods:
+        index.observe("pods", "ADDED", pod)
+    return index
+
+
+OWN_JOB_NAME = job_name({"metadata": {"name": "promo", "uid": "vj1"}})
+
+
+def a_job(**meta: Any) -> dict[str, Any]:
+    return obj("j1", "1", **{"name": OWN_JOB_NAME, "namespace": "media",
+                             "ownerReferences": [_ref("VideoJob", "vj1")], **meta})
+
+
+def a_pod(uid: str, **meta: Any) -> dict[str, Any]:
+    return obj(uid, "1", **{"namespace": "media", "ownerReferences": [_ref("Job", "j1")], **meta})
+
+
+@pytest.mark.parametrize(
+    ("job", "grouped"),
+    [
+        pytest.param(a_job(), True, id="its controller reference, namespace and name: the VideoJob's Job"),
+        pytest.param(a_job(ownerReferences=[], labels={"videojob.dev/uid": "vj1"}), False,
+                     id="a uid label proves nothing"),
+        pytest.param(a_job(namespace="other"), False, id="a Job in another namespace is not its Job"),
+        pytest.param(a_job(ownerReferences=[_ref("VideoJob", "vj1", controller=False)]), False,
+                     id="an owner that is not the controller is not enough"),
+        pytest.param(a_job(ownerReferences=[{**_ref("VideoJob", "vj1"), "apiVersion": "evil.dev/v1"}]), False,
+                     id="a VideoJob kind of another API group is not ours"),
+        pytest.param(a_job(name="promo-decoy"), False, id="a Job under another name is a decoy"),
+    ],
+)
+def test_a_job_belongs_to_a_videojob_by_controller_reference_namespace_and_name(
+    job: dict[str, Any], grouped: bool
+) -> None:
+    assert ("vj1" in _indexed(job, []).jobs_by_videojob()) is grouped
+
+
+@pytest.mark.parametrize(
+    ("pod", "grouped"),
+    [
+        pytest.param(a_pod("p1"), True, id="controlled by the VideoJob's Job"),
+        pytest.param(a_pod("p1", ownerReferences=[], labels={"videojob.dev/uid": "vj1"}), False,
+                     id="a pod with the uid label only is not grouped"),
+        pytest.param(a_pod("p1", namespace="other"), False, id="a pod in another namespace is not grouped"),
+        pytest.param(a_pod("p1", ownerReferences=[_ref("Job", "someone-elses-job")]), False,
+                     id="a pod of another Job is not grouped"),
+        pytest.param(a_pod("p1", ownerReferences=[_ref("VideoJob", "vj1")]), False,
+                     id="a pod must be controlled by the Job, not name the VideoJob"),
+    ],
+)
+def test_a_pod_belongs_to_a_videojob_through_its_job(pod: dict[str, Any], grouped: bool) -> None:
+    assert ("vj1" in _indexed(a_job(), [pod]).pods_by_videojob()) is grouped
+
+
+def test_grouping_follows_deletions() -> None:
+    index = _indexed(a_job(), [a_pod("p1"), a_pod("p2")])
+    assert sorted(p["metadata"]["uid"] for p in index.pods_by_videojob()["vj1"]) == ["p1", "p2"]
+    index.observe("pods", "DELETED", a_pod("p2"))
+    assert [p["metadata"]["uid"] for p in index.pods_by_videojob()["vj1"]] == ["p1"]
 
 
 def test_slim_objects_keep_what_the_operator_reads() -> None:

@@ -69,6 +69,8 @@ def test_metadata_labels_and_owner() -> None:
     }]
     assert job["spec"]["template"]["metadata"]["labels"] == meta["labels"]
     assert owned_by(job, UID) and not owned_by(job, "other")
+    labelled_only = {"metadata": {"labels": meta["labels"]}}
+    assert not owned_by(labelled_only, UID), "a label is no proof of ownership (adoption after a 409)"
     assert "ttlSecondsAfterFinished" not in job["spec"], "the VideoJob's TTL governs its owned Job"
 
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from videojob.controller.jobs import LABEL_UID
+from videojob.api.models import GROUP, KIND
+from videojob.controller.jobs import controller_uid, job_name
 from videojob.controller.status import parse_time, precise, precise_timestamp
 
 Body = dict[str, Any]
@@ -120,7 +121,7 @@ class Store:
 
 
 class Index:
-    """VideoJobs by uid; Jobs and pods grouped by the uid of the VideoJob they belong to (their uid label)."""
+    """VideoJobs by uid; Jobs and pods grouped by the uid of the VideoJob they belong to (controller references)."""
 
     def __init__(self) -> None:
         self.videojobs = Store(slim_videojob)
@@ -143,19 +144,31 @@ class Index:
             store.upsert(body)
 
     def jobs_by_videojob(self) -> dict[str, Body]:
+        """Each VideoJob's Job, proven by what a tenant cannot fake for another VideoJob: the Job's controller
+        reference names the VideoJob's uid, it lives in the VideoJob's namespace, and it has the name the operator
+        gives that VideoJob's Job (derived from the uid). Labels are not looked at: anyone who may create a Job or
+        a pod may give it any label."""
         out: dict[str, Body] = {}
         for job in self.jobs.items.values():
-            owner = (job["metadata"].get("labels") or {}).get(LABEL_UID)
-            if owner:
-                out[owner] = job
+            meta = job["metadata"]
+            owner = controller_uid(job, KIND, GROUP)
+            vj = self.videojobs.items.get(owner) if owner else None
+            if vj is None or meta.get("namespace") != vj["metadata"].get("namespace"):
+                continue
+            if meta.get("name") == job_name(vj):
+                out[str(owner)] = job
         return out
 
-    def pods_by_videojob(self) -> dict[str, list[Body]]:
+    def pods_by_videojob(self, jobs: Mapping[str, Body] | None = None) -> dict[str, list[Body]]:
+        """Each VideoJob's pods: those whose controller reference is its Job (`jobs_by_videojob`, or `jobs` when
+        given), in the same namespace."""
+        jobs = self.jobs_by_videojob() if jobs is None else jobs
+        owners = {str(job["metadata"]["uid"]): (uid, job["metadata"].get("namespace")) for uid, job in jobs.items()}
         out: dict[str, list[Body]] = defaultdict(list)
         for pod in self.pods.items.values():
-            owner = (pod["metadata"].get("labels") or {}).get(LABEL_UID)
-            if owner:
-                out[owner].append(pod)
+            owner = owners.get(controller_uid(pod, "Job", "batch") or "")
+            if owner is not None and pod["metadata"].get("namespace") == owner[1]:
+                out[owner[0]].append(pod)
         return out
 
     def stamp_arrivals(self, now: datetime) -> None:

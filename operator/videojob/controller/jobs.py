@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from videojob.api import runtime
-from videojob.api.models import API_VERSION, KIND, Hardware, VideoJobSpec
+from videojob.api.models import API_VERSION, GROUP, KIND, Hardware, VideoJobSpec
 from videojob.controller.settings import Settings
 
 CONTAINER_NAME = "transcode"
@@ -47,7 +47,7 @@ MANAGED_BY = "videojob-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_NAME = "videojob.dev/name"
-LABEL_UID = "videojob.dev/uid"
+LABEL_UID = "videojob.dev/uid"  # for people's selectors (kubectl get pods -l); never proof of ownership
 LABEL_HARDWARE = "videojob.dev/hardware"
 ANNOTATION_NAME = "videojob.dev/name"
 ANNOTATION_PRIORITY = "videojob.dev/priority"
@@ -236,9 +236,25 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
     }
 
 
+def controller_uid(obj: Mapping[str, Any], kind: str, group: str) -> str | None:
+    """The uid of the object's controller (its ownerReference with `controller: true`) when that controller is a
+    `kind` of API group `group` ("" for the core group), else None.
+
+    Labels prove nothing: anyone who may create a pod can give it any label. A controller reference is set by
+    whoever created the object too, but the API server allows one controller per object, the garbage collector
+    removes objects whose owner is gone or in another namespace, and the operator checks the namespace as well.
+    """
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if not ref.get("controller"):
+            continue
+        api_version = str(ref.get("apiVersion") or "")
+        ref_group = api_version.rpartition("/")[0] if "/" in api_version else ""
+        if ref.get("kind") == kind and ref_group == group and ref.get("uid"):
+            return str(ref["uid"])
+        return None  # there is one controller at most
+    return None
+
+
 def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    """True when a Job (or pod) carries this VideoJob's uid label or controller reference."""
-    meta = obj.get("metadata", {})
-    if (meta.get("labels") or {}).get(LABEL_UID) == uid:
-        return True
-    return any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [])
+    """True when a Job's controller reference is this VideoJob (by uid; the caller compares namespaces)."""
+    return controller_uid(obj, KIND, GROUP) == uid

@@ -3,8 +3,8 @@
 Objects travel as plain dicts (the JSON the API server speaks): the generated client's model classes are slow to
 build for hundreds of objects and would be converted back to dicts anyway. Every call is idempotent, so a pass
 that is interrupted, or repeated after a restart, does no harm:
-- creating a Job that already exists (409) returns the existing one if it belongs to the same VideoJob (uid label
-  or controller reference), which is how a restarted operator adopts its Jobs instead of duplicating them;
+- creating a Job that already exists (409) returns the existing one if it belongs to the same VideoJob (its
+  controller reference), which is how a restarted operator adopts its Jobs instead of duplicating them;
 - deleting something already gone (404) is success; status patches of a VideoJob that is gone return None.
 """
 

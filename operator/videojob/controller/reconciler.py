@@ -14,7 +14,8 @@ Watches (handlers.py) only feed the index and wake the loop. A pass then
 Why it is restart-safe: nothing is remembered between passes that is not in the API server (but for the precise
 arrival time of a VideoJob whose status does not record it in `queuedAt` yet, see index.py). On start the index
 is filled from a list before the first pass (and relisted every `resync_seconds`); a Job's name is derived from
-its VideoJob's uid, so creating it again answers 409 and the existing Job is adopted (checked by its uid label);
+its VideoJob's uid, so creating it again answers 409 and the existing Job is adopted (checked by its controller
+reference);
 admission counts Jobs that exist *and* VideoJobs whose status names a Job, so an operator killed between
 creating a Job and recording it neither over-admits nor duplicates; statuses are recomputed from the real Job
 and pods, so they converge to the truth whatever happened while the operator was away.
@@ -281,7 +282,7 @@ class Reconciler:
         now = now or datetime.now(UTC)
         settings = self.settings
         jobs = self.index.jobs_by_videojob()
-        pods = self.index.pods_by_videojob()
+        pods = self.index.pods_by_videojob(jobs)
         desired: dict[str, Desired] = {}
         pending: list[Mapping[str, Any]] = []
         running = {"cpu": 0, "nvidia": 0}

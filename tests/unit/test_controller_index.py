@@ -214,3 +214,19 @@ def test_stamps_are_forgotten_once_recorded_or_deleted() -> None:
     index.observe("videojobs", "DELETED", videojob("b", "13"))
     index.stamp_arrivals(NOW)
     assert index.arrivals == {}
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        pytest.param("9999-12-31T23:59:59.999999Z", id="a queuedAt of year 9999 (stamps after it would overflow)"),
+        pytest.param("0001-01-01T00:00:00+01:00", id="a queuedAt before year 1 in UTC"),
+        pytest.param("2026-01-01T00:00:00", id="a naive queuedAt, read as UTC"),
+        pytest.param("yesterday", id="not a time"),
+    ],
+)
+def test_a_hand_written_queued_at_never_stops_stamping_after_a_restart(forged: str) -> None:
+    index = Index()  # a fresh process
+    index.videojobs.replace([videojob("forged", "20", queued_at=forged), videojob("new", "10")], "30")
+    index.stamp_arrivals(NOW)  # raised OverflowError for year 9999
+    assert index.arrivals["uid-new"] <= "2026-01-01T00:10:01", index.arrivals

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 
-from videojob.controller.metrics import JsonFormatter, Metrics
+from videojob.controller.metrics import FAILED_PASSES_UNHEALTHY, JsonFormatter, Metrics
 
 
 def test_healthz_turns_unhealthy_when_passes_stop_or_the_loop_dies() -> None:
@@ -17,6 +17,14 @@ def test_healthz_turns_unhealthy_when_passes_stop_or_the_loop_dies() -> None:
     metrics.last_pass = time.monotonic()
     metrics.loop_alive = False
     assert not metrics.healthy(stall_after=60)
+
+
+def test_healthz_turns_unhealthy_after_repeated_failed_passes() -> None:
+    metrics = Metrics()
+    metrics.failed_passes = FAILED_PASSES_UNHEALTHY - 1
+    assert metrics.healthy(stall_after=60), "a few failed passes are retried"
+    metrics.failed_passes = FAILED_PASSES_UNHEALTHY
+    assert not metrics.healthy(stall_after=60), "even with a recent completed pass"
 
 
 def test_metrics_are_exposed_with_their_names() -> None:

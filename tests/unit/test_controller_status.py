@@ -396,3 +396,19 @@ def test_queued_at(recorded: str | None, arrival: str | None, expected: str) -> 
     new = derive_status(vj(old), None, [], NOW, queue_position=1, queued_at=arrival)
     assert new["queuedAt"] == expected
     VideoJobStatus.model_validate(new)  # the schema's 64 characters fit
+
+
+@pytest.mark.parametrize(
+    ("completed_at", "left"),
+    [
+        pytest.param("2026-01-01T11:00:00Z", 3600.0 - 3600.0, id="an RFC 3339 time"),
+        pytest.param("2026-01-01T11:00:00", 0.0, id="a naive time (written by hand) is read as UTC"),
+        pytest.param("2026-01-01T13:00:00+01:00", 3600.0, id="an offset is honoured"),
+        pytest.param("0001-01-01T00:00:00+01:00", None, id="a time before year 1 in UTC is no time"),
+        pytest.param("not a time", None, id="not a time: kept"),
+    ],
+)
+def test_ttl_remaining_of_any_written_completed_at(completed_at: str, left: float | None) -> None:
+    """A naive completedAt made ttl_remaining raise TypeError, which stopped every reconcile pass."""
+    body = vj({"phase": "Succeeded", "completedAt": completed_at}, ttlSecondsAfterFinished=3600)
+    assert ttl_remaining(body, None, NOW) == left

@@ -11,11 +11,11 @@ from videojob.controller.reconciler import StatusWriter, _is_urgent
 def run_writer(submissions: list[tuple[str, int, bool]], discard: tuple[str, ...] = ()) -> list[tuple[str, int]]:
     written: list[tuple[str, int]] = []
 
-    async def write(uid: str, status: dict[str, Any], pods: list[Any]) -> None:
+    async def write(uid: str, status: dict[str, Any], pods: list[Any], basis: str | None) -> None:
         written.append((uid, status["n"]))
 
     async def main() -> None:
-        writer = StatusWriter(write, workers=1, on_error=lambda e: None)
+        writer = StatusWriter(write, workers=1, on_error=lambda uid, e: None)
         for uid, n, urgent in submissions:
             writer.submit(uid, {"n": n}, [], urgent=urgent)
         for uid in discard:

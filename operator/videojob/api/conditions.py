@@ -118,6 +118,8 @@ class Reason(StrEnum):
     NOTIFICATION_DELIVERED = "NotificationDelivered"
     NOTIFICATION_FAILED = "NotificationFailed"
     NOTIFICATION_REFUSED = "NotificationRefused"
+    # --- Events about the operator itself ---
+    RECONCILE_ERROR = "ReconcileError"
 
 
 REASON_DESCRIPTIONS: dict[Reason, str] = {
@@ -188,4 +190,6 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.NOTIFICATION_DELIVERED: "Event: a webhook received a notification (`status.notifications`).",
     Reason.NOTIFICATION_FAILED: "Event: a webhook kept failing; the operator gave up on that notification.",
     Reason.NOTIFICATION_REFUSED: "Event: a webhook's URL is refused by the operator's policy (scheme or address).",
+    Reason.RECONCILE_ERROR: "Event (and `status.message`): the operator cannot process this VideoJob (a status or "
+    "spec its code cannot handle); it skips it and goes on with the others.",
 }

@@ -186,8 +186,10 @@ class Index:
         if not new:
             return
         if self.last_arrival is None:  # the first stamps of this process: after every recorded one
+            # ... that is not far in the future: a status can be written by hand, and a `queuedAt` of year 9999
+            # would put every later stamp beyond the range of datetime (a clock skew between nodes is allowed for).
             recorded = [parse_time(recorded_arrival(vj)) for vj in self.videojobs.items.values()]
-            self.last_arrival = max((t for t in recorded if t is not None), default=None)
+            self.last_arrival = max((t for t in recorded if t is not None and t <= now + MAX_CLOCK_SKEW), default=None)
         moment = now if self.last_arrival is None or now > self.last_arrival else self.last_arrival + _TICK
         for vj in sorted(new, key=_creation_order):
             self.arrivals[str(vj["metadata"]["uid"])] = precise_timestamp(moment)
@@ -196,6 +198,9 @@ class Index:
 
 
 _TICK = timedelta(microseconds=1)
+# How far ahead of this process's clock a recorded `queuedAt` may be (written by an operator on a node whose clock
+# was ahead) and still count; anything later was not written by an operator.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
 
 
 def recorded_arrival(vj: Mapping[str, Any]) -> str | None:

@@ -15,8 +15,10 @@ Metrics (all prefixed `videojob_`):
 Counters count transitions this process observed; after a restart they start from zero (Prometheus' `rate` and
 `increase` handle resets).
 
-/healthz answers 200 while the reconcile loop completes passes, 503 when it has stalled (no pass for
-`stall_after` seconds, or the loop died): a liveness probe then restarts the operator.
+/healthz answers 200 while the reconcile loop completes passes, 503 when it has stalled (no completed pass for
+`stall_after` seconds, FAILED_PASSES_UNHEALTHY passes in a row that raised, or the loop died): a liveness probe then
+restarts the operator. A VideoJob the operator cannot handle does not fail a pass: it is skipped and reported on
+its own (Warning Event `ReconcileError`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+FAILED_PASSES_UNHEALTHY = 5  # passes in a row that raise before /healthz answers 503
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600, 14400)
 
@@ -67,14 +70,18 @@ class Metrics:
             self.videojobs.labels(phase=phase).set(0)
         for hardware in ("cpu", "nvidia"):
             self.running.labels(hardware=hardware).set(0)
-        self.last_pass = time.monotonic()
+        self.last_pass = time.monotonic()  # the end of the last pass that completed
+        self.failed_passes = 0  # passes in a row that raised
         self.loop_alive = True
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
     def healthy(self, stall_after: float) -> bool:
-        return self.loop_alive and time.monotonic() - self.last_pass < stall_after
+        """The loop is alive, completed a pass within `stall_after` seconds, and the last passes did not all fail
+        (FAILED_PASSES_UNHEALTHY in a row: passes retry with backoff, so that is a minute or more of failures)."""
+        return (self.loop_alive and time.monotonic() - self.last_pass < stall_after
+                and self.failed_passes < FAILED_PASSES_UNHEALTHY)
 
 
 async def serve(metrics: Metrics, port: int, stall_after: float, host: str = "0.0.0.0") -> web.AppRunner:  # noqa: S104

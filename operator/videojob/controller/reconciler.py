@@ -30,16 +30,18 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from videojob.api.conditions import Reason
 from videojob.api.models import GROUP, ArtifactReclaimPolicy, VideoJobSpec
 from videojob.controller.admission import RunningCounts, check_admissible, plan_admission
 from videojob.controller.index import Body, Index, slim_job
-from videojob.controller.jobs import SELECTOR, build_job_manifest
+from videojob.controller.jobs import LABEL_HARDWARE, SELECTOR, build_job_manifest
 from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
 from videojob.controller.metrics import Metrics
 from videojob.controller.rbac import build_transcoder_rbac
@@ -75,6 +77,28 @@ def _first_error(error: ValidationError) -> str:
     return f"invalid spec: {where}: {first.get('msg')}" if where else f"invalid spec: {first.get('msg')}"
 
 
+@dataclass
+class _Pass:
+    """What one reconcile pass gathers about the VideoJobs before it admits and writes."""
+
+    now: datetime
+    desired: dict[str, Desired] = field(default_factory=dict)
+    pending: list[Mapping[str, Any]] = field(default_factory=list)
+    running: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "nvidia": 0})
+    work: list[Any] = field(default_factory=list)
+    next_ttl: float | None = None
+    fine: set[str] = field(default_factory=set)  # uids handled without an error
+    broken: set[str] = field(default_factory=set)  # uids left out because of one
+
+
+def _hardware(status: Mapping[str, Any]) -> str:
+    return "nvidia" if status.get("hardware") == "nvidia" else "cpu"
+
+
+def _job_hardware(job: Body) -> str:
+    return "nvidia" if (job["metadata"].get("labels") or {}).get(LABEL_HARDWARE) == "nvidia" else "cpu"
+
+
 _URGENT_FIELDS = frozenset({"jobName", "attempts", "node", "startedAt", "completedAt"})
 
 
@@ -93,13 +117,14 @@ class StatusWriter:
     """
 
     def __init__(
-        self, write: Callable[[str, dict[str, Any], list[Body]], Awaitable[None]], workers: int,
-        on_error: Callable[[BaseException], None],
+        self, write: Callable[[str, dict[str, Any], list[Body], str | None], Awaitable[None]], workers: int,
+        on_error: Callable[[str, BaseException], None],
     ) -> None:
         self.write = write
         self.workers = workers
         self.on_error = on_error
-        self.wishes: dict[str, tuple[dict[str, Any], list[Body]]] = {}
+        # uid -> (status, pods, basis): basis is the phase of the status the wish was computed from.
+        self.wishes: dict[str, tuple[dict[str, Any], list[Body], str | None]] = {}
         self.urgent: dict[str, None] = {}  # insertion-ordered sets of uids
         self.background: dict[str, None] = {}
         self._ready: asyncio.Event | None = None
@@ -110,8 +135,9 @@ class StatusWriter:
             self._ready = asyncio.Event()
         return self._ready
 
-    def submit(self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool) -> None:
-        self.wishes[uid] = (status, pods)
+    def submit(self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool,
+               basis: str | None = None) -> None:
+        self.wishes[uid] = (status, pods, basis)
         if urgent:
             self.background.pop(uid, None)
             self.urgent[uid] = None
@@ -149,7 +175,7 @@ class StatusWriter:
             try:
                 await self.write(uid, *wish)
             except Exception as e:
-                self.on_error(e)
+                self.on_error(uid, e)
 
 
 class Reconciler:
@@ -172,6 +198,7 @@ class Reconciler:
         self.failed_passes = 0
         self.last_pass_seconds = 0.0
         self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
+        self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
         self.specs: dict[str, tuple[Any, VideoJobSpec | None, str | None]] = {}  # uid -> (generation, spec, problem)
 
     # --- feeding -------------------------------------------------------------------------------------------
@@ -204,10 +231,25 @@ class Reconciler:
     async def call_status(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.status_executor, fn, *args)
 
-    def _write_failed(self, error: BaseException) -> None:
+    def _write_failed(self, uid: str, error: BaseException) -> None:
         log.warning("status write failed: %s", describe(error))
         self.metrics.reconcile_errors.inc()
         self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
+        vj = self.index.videojobs.items.get(uid)
+        if vj is not None and isinstance(error, ApiException) and error.status in (400, 422):
+            # The API server refuses this status for good (a value the schema does not allow): say so on the
+            # VideoJob, once; the others go on.
+            text = f"the operator cannot write this VideoJob's status: {describe(error)}"[:1024]
+            if self.broken.get(uid) != text:
+                self.broken[uid] = text
+                asyncio.get_running_loop().create_task(self._report_quietly(vj, text))
+
+    async def _report_quietly(self, vj: Mapping[str, Any], text: str) -> None:
+        try:
+            await self.call_status(self.kube.create_event, vj, "Warning", Reason.RECONCILE_ERROR, text,
+                                   timestamp(datetime.now(UTC)))
+        except Exception as e:
+            log.warning("cannot post Event %s: %s", Reason.RECONCILE_ERROR, describe(e))
 
     async def relist(self) -> None:
         """Replace the index with fresh lists (on start, then every resync_seconds)."""
@@ -267,97 +309,68 @@ class Reconciler:
                 writer.cancel()
 
     async def _pass_once(self) -> None:
+        """One pass. A pass that raises is not a completed pass: /healthz counts it (see Metrics.healthy)."""
         started = time.perf_counter()
         try:
             await self.reconcile()
         except Exception:
             log.exception("reconcile pass failed")
             self.metrics.reconcile_errors.inc()
-            self.wake_in(MAX_RETRY_SECONDS)
+            self.metrics.failed_passes += 1
+            self.wake_in(min(RETRY_SECONDS * 2 ** (self.metrics.failed_passes - 1), MAX_RETRY_SECONDS))
+        else:
+            self.metrics.failed_passes = 0
+            self.metrics.last_pass = time.monotonic()
         self.last_pass_seconds = time.perf_counter() - started
         self.metrics.reconcile_duration.observe(self.last_pass_seconds)
-        self.metrics.last_pass = time.monotonic()
 
     async def reconcile(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
         settings = self.settings
         jobs = self.index.jobs_by_videojob()
         pods = self.index.pods_by_videojob(jobs)
-        desired: dict[str, Desired] = {}
-        pending: list[Mapping[str, Any]] = []
-        running = {"cpu": 0, "nvidia": 0}
-        work: list[Any] = []
-        next_ttl: float | None = None
+        p = _Pass(now)
         self.index.stamp_arrivals(now)
         arrivals = self.index.arrivals
 
+        # One VideoJob whose status or spec the code cannot handle (a bug, a hand-written status) is marked and left
+        # out of this pass; it never stops the pass for the others.
         vj: Mapping[str, Any]
         for uid, vj in list(self.index.videojobs.items.items()):
-            meta = vj["metadata"]
-            finalizers = list(meta.get("finalizers") or [])
-            if meta.get("deletionTimestamp"):
-                if FINALIZER in finalizers:
-                    work.append(self.reclaim_artifacts(vj, now))
-                continue
-            spec, problem = self.parsed_spec(uid, vj)
-            if spec is not None and spec.artifact_reclaim_policy == ArtifactReclaimPolicy.DELETE and (
-                FINALIZER not in finalizers
-            ):
-                work.append(self.set_finalizers(vj, [*finalizers, FINALIZER]))
-            status = vj.get("status") or {}
             job = jobs.get(uid)
-            its_pods = pods.get(uid, [])
-            if status.get("phase") in TERMINAL:
-                desired[uid] = (vj, derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid)), its_pods)
-                left = ttl_remaining(vj, settings.default_ttl_seconds, now)
-                if left is not None and left <= 0:
-                    work.append(self.call(self.kube.delete_videojob, meta["namespace"], meta["name"], uid))
-                elif left is not None:
-                    next_ttl = left if next_ttl is None else min(next_ttl, left)
-                if stops_its_job(status) and job is not None:
-                    work.append(self.stop_job(job))
-                continue
-            if job is None and not status.get("jobName"):
-                if problem is None and spec is not None:
-                    problem = check_admissible(spec, settings)
-                if problem is None and not (vj.get("spec") or {}).get("cancel"):
-                    pending.append(vj)
-                    continue
-                desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
-                continue
-            new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                                stuck_timeout=settings.stuck_timeout_seconds)
-            desired[uid] = (vj, new, its_pods)
-            if new["phase"] not in TERMINAL:
-                running["nvidia" if new.get("hardware") == "nvidia" else "cpu"] += 1
-            if stops_its_job(new) and job is not None:
-                work.append(self.stop_job(job))
+            try:
+                self._sort(p, uid, vj, job, pods.get(uid, []))
+            except Exception as e:
+                self._isolate(p, uid, vj, job, e)
+            else:
+                p.fine.add(uid)
 
-        counts = RunningCounts(total=running["cpu"] + running["nvidia"], gpu=running["nvidia"])
-        to_admit, positions = plan_admission(pending, counts, settings, arrivals)
+        counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"])
+        to_admit, positions = plan_admission(p.pending, counts, settings, arrivals)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
         admitted = await asyncio.gather(*(self.admit(vj, hardware, now) for vj, hardware in to_admit))
         for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
             uid = str(vj["metadata"]["uid"])
-            desired[uid] = (vj, derive_status(vj, job, [], now, problem=problem, blocked=self.blocked.get(uid),
-                                                    queued_at=arrivals.get(uid)), [])
+            self._desire(p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid),
+                         queued_at=arrivals.get(uid))
             if job is not None:
-                running[hardware] += 1
+                p.running[hardware] += 1
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
-        for vj in pending:
+        for vj in p.pending:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
-                desired[uid] = (vj, derive_status(vj, None, [], now, queue_position=positions.get(uid),
-                                                  blocked=self.blocked.get(uid), queued_at=arrivals.get(uid)), [])
+                self._desire(p, uid, vj, None, [], queue_position=positions.get(uid), blocked=self.blocked.get(uid),
+                             queued_at=arrivals.get(uid))
 
-        for uid, (vj, new, its_pods) in desired.items():
+        for uid, (vj, new, its_pods) in p.desired.items():
             patch = status_patch(vj.get("status"), new)
             if patch:
-                self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch))
+                self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch),
+                                          basis=(vj.get("status") or {}).get("phase"))
             else:
                 self.status_writer.discard(uid)  # an older wish must not overwrite what is now right
-        results = await asyncio.gather(*work, return_exceptions=True)
+        results = await asyncio.gather(*p.work, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             log.warning("API call failed: %s", describe(failure))
@@ -369,18 +382,102 @@ class Reconciler:
             self.wake_in(min(RETRY_SECONDS * 2 ** (self.failed_passes - 1), MAX_RETRY_SECONDS))
         else:
             self.failed_passes = 0
-        if next_ttl is not None:
-            self.wake_in(next_ttl + 0.5)
-        self._record(desired, positions, running)
+        if p.next_ttl is not None:
+            self.wake_in(p.next_ttl + 0.5)
+        self._record(p.desired, positions, p.running)
+        for uid in p.fine - p.broken:
+            self.broken.pop(uid, None)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():
             del self.specs[uid]
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
             del self.blocked[uid]
+        for uid in self.broken.keys() - self.index.videojobs.items.keys():
+            del self.broken[uid]
+
+    def _sort(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body]) -> None:
+        """Decide what one VideoJob needs in this pass: finished (TTL), being deleted (artifacts), active (its status
+        from its Job and pods), impossible, or pending admission (added to `p.pending`)."""
+        settings, now, arrivals = self.settings, p.now, self.index.arrivals
+        meta = vj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if meta.get("deletionTimestamp"):
+            if FINALIZER in finalizers:
+                p.work.append(self.reclaim_artifacts(vj, now))
+            return
+        spec, problem = self.parsed_spec(uid, vj)
+        if spec is not None and spec.artifact_reclaim_policy == ArtifactReclaimPolicy.DELETE and (
+            FINALIZER not in finalizers
+        ):
+            p.work.append(self.set_finalizers(vj, [*finalizers, FINALIZER]))
+        status = vj.get("status") or {}
+        if status.get("phase") in TERMINAL:
+            new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
+                                stuck_timeout=settings.stuck_timeout_seconds)
+            p.desired[uid] = (vj, new, its_pods)
+            if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
+                p.running[_hardware(new)] += 1
+                return
+            left = ttl_remaining(vj, settings.default_ttl_seconds, now)
+            if left is not None and left <= 0:
+                p.work.append(self.call(self.kube.delete_videojob, meta["namespace"], meta["name"], uid))
+            elif left is not None:
+                p.next_ttl = left if p.next_ttl is None else min(p.next_ttl, left)
+            if stops_its_job(new) and job is not None:
+                p.work.append(self.stop_job(job))
+            return
+        if job is None and not status.get("jobName"):
+            if problem is None and spec is not None:
+                problem = check_admissible(spec, settings)
+            if problem is None and not (vj.get("spec") or {}).get("cancel"):
+                p.pending.append(vj)
+                return
+            p.desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
+            return
+        new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
+                            stuck_timeout=settings.stuck_timeout_seconds)
+        p.desired[uid] = (vj, new, its_pods)
+        if new["phase"] not in TERMINAL:
+            p.running[_hardware(new)] += 1
+        if stops_its_job(new) and job is not None:
+            p.work.append(self.stop_job(job))
+
+    def _desire(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body],
+                **kw: Any) -> None:
+        """The status of a VideoJob that was pending at the start of the pass (admitted now or still queued)."""
+        try:
+            p.desired[uid] = (vj, derive_status(vj, job, its_pods, p.now, **kw), its_pods)
+        except Exception as e:
+            p.desired.pop(uid, None)
+            self._isolate(p, uid, vj, job, e)
+
+    def _isolate(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, error: Exception) -> None:
+        """Leave a VideoJob the pass could not handle out of it: it keeps its slot while its Job runs (so a broken
+        status never frees one), and it gets a Warning Event and a status message, once per distinct error."""
+        p.broken.add(uid)
+        if job is not None and not job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"):
+            p.running[_job_hardware(job)] += 1
+        meta = vj.get("metadata") or {}
+        text = f"the operator cannot process this VideoJob ({type(error).__name__}: {error})"[:1024]
+        if self.broken.get(uid) == text:
+            return
+        self.broken[uid] = text
+        log.error("VideoJob %s/%s skipped in this pass: %s", meta.get("namespace"), meta.get("name"), text,
+                  exc_info=error, extra={"namespace": meta.get("namespace"), "videojob": meta.get("name")})
+        self.metrics.reconcile_errors.inc()
+        p.work.append(self.report_broken(vj, text, p.now))
+
+    async def report_broken(self, vj: Mapping[str, Any], text: str, now: datetime) -> None:
+        """A Warning Event and `status.message` saying the operator skips this VideoJob (other fields untouched)."""
+        meta = vj["metadata"]
+        await self.call(self.kube.create_event, vj, "Warning", Reason.RECONCILE_ERROR, text, timestamp(now))
+        if (vj.get("status") or {}).get("message") != text:
+            await self.call_status(self.kube.patch_videojob_status, meta["namespace"], meta["name"], {"message": text})
 
     def _record(self, desired: Mapping[str, Desired], positions: Mapping[str, int], running: Mapping[str, int]) -> None:
         by_phase = dict.fromkeys(("Pending", "Running", "Succeeded", "Failed", "Cancelled"), 0)
         for _, new, _ in desired.values():
-            by_phase[new["phase"]] = by_phase.get(new["phase"], 0) + 1
+            phase = str(new.get("phase") or "Pending")
+            by_phase[phase] = by_phase.get(phase, 0) + 1
         for phase, count in by_phase.items():
             self.metrics.videojobs.labels(phase=phase).set(count)
         self.metrics.queue_depth.set(len(positions))
@@ -430,6 +527,12 @@ class Reconciler:
             self.blocked[str(meta["uid"])] = describe(e)
             self.metrics.reconcile_errors.inc()
             return None, None  # the pass schedules the retry, with backoff
+        except Exception as e:  # a bug building this one Job: it waits (retried, with a Warning); others go on
+            log.exception("cannot create the Job of %s/%s", meta["namespace"], meta["name"],
+                          extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            self.blocked[str(meta["uid"])] = f"the operator cannot build its Job ({type(e).__name__}: {e})"
+            self.metrics.reconcile_errors.inc()
+            return None, None
         self.index.jobs.upsert(job)
         self.blocked.pop(str(meta["uid"]), None)
         job = slim_job(job)  # the pass keeps it until its end: not the whole pod template
@@ -456,16 +559,18 @@ class Reconciler:
             self.deleting_jobs.discard(meta["uid"])
             raise
 
-    async def write_status(self, uid: str, new: dict[str, Any], its_pods: list[Body]) -> None:
+    async def write_status(self, uid: str, new: dict[str, Any], its_pods: list[Body], basis: str | None = None) -> None:
         """Patch one VideoJob's status to `new` (computed against what the index holds now), then post the Events
-        of the transition. Called by the status writer."""
+        of the transition. Called by the status writer; `basis` is the phase the wish was computed from."""
         vj = self.index.videojobs.items.get(uid)
         if vj is None or vj["metadata"].get("deletionTimestamp"):
             return
         meta = vj["metadata"]
         old = dict(vj.get("status") or {})
-        if old.get("phase") in TERMINAL and new.get("phase") != old.get("phase"):
-            return  # terminal phases are final; this wish is older than the status
+        if old.get("phase") in TERMINAL and new.get("phase") != old.get("phase") and basis != old.get("phase"):
+            # Terminal phases are final, so a wish computed before the status became terminal is stale. A wish
+            # computed from this very terminal phase overrules it: its Job does not bear it out (a forged status).
+            return
         patch = status_patch(old, new)
         if not patch:
             return
@@ -504,7 +609,7 @@ class Reconciler:
         else:
             self.metrics.cancelled.inc()
 
-    async def set_finalizers(self, vj: Body, finalizers: list[str]) -> None:
+    async def set_finalizers(self, vj: Mapping[str, Any], finalizers: list[str]) -> None:
         meta = vj["metadata"]
         try:
             response = await self.call(
@@ -519,7 +624,7 @@ class Reconciler:
         if response is not None:
             self.index.videojobs.upsert(response)
 
-    async def reclaim_artifacts(self, vj: Body, now: datetime) -> None:
+    async def reclaim_artifacts(self, vj: Mapping[str, Any], now: datetime) -> None:
         """artifactReclaimPolicy: Delete: remove the artifacts listed in the status, then the finalizer.
 
         Only the listed objects are deleted, never the whole output prefix: several VideoJobs may share one.

@@ -63,24 +63,32 @@ def precise_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@functools.lru_cache(maxsize=8192)
-def precise(text: str | None) -> str | None:
+def precise(text: Any) -> str | None:
     """Any RFC 3339 time as `precise_timestamp` writes it (None when it is not one): "…:05Z" and "…:05.000000Z"
     name the same moment but do not sort as strings."""
+    return _precise(text) if isinstance(text, str) else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _precise(text: str) -> str | None:
     moment = parse_time(text)
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return precise_timestamp(moment)
+    return None if moment is None else precise_timestamp(moment)
 
 
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
+def parse_time(text: Any) -> datetime | None:
+    """A time from a status or an object's metadata, always timezone-aware in UTC; None when it is not a time.
+
+    Statuses can hold what someone wrote by hand: a time without a zone is taken as UTC (comparing it with an aware
+    time would raise TypeError), and one that leaves the range of `datetime` in UTC (year 1 with a positive offset)
+    is no time at all."""
+    if not text or not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
 
 

@@ -1,0 +1,177 @@
+"""A whole reconcile pass over an index, with the API calls answered in memory (FakeKube): one VideoJob the code
+cannot handle is marked and skipped, the others are admitted; /healthz sees passes that raise."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from videojob.controller import reconciler as reconciler_module
+from videojob.controller.jobs import job_name
+from videojob.controller.metrics import FAILED_PASSES_UNHEALTHY, Metrics
+from videojob.controller.reconciler import Reconciler
+from videojob.controller.settings import Settings
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class FakeKube:
+    """The operator's Kube, answered from memory: records what the operator asked for."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.events: list[tuple[str, str, str]] = []
+        self.status_patches: list[tuple[str, dict[str, Any]]] = []
+        self.deleted: list[str] = []
+        self.version = 1000
+
+    def _next(self) -> str:
+        self.version += 1
+        return str(self.version)
+
+    def create_job(self, manifest: dict[str, Any], owner_uid: str) -> tuple[dict[str, Any], bool]:
+        job = copy.deepcopy(manifest)
+        job["metadata"].update(uid=f"job-{owner_uid}", resourceVersion=self._next(),
+                               creationTimestamp="2026-01-01T12:00:00Z")
+        self.jobs[owner_uid] = job
+        return job, True
+
+    def ensure(self, manifests: list[dict[str, Any]]) -> None:
+        pass
+
+    def create_event(self, vj: dict[str, Any], event_type: str, reason: str, message: str, when: str) -> None:
+        self.events.append((vj["metadata"]["name"], reason, message))
+
+    def patch_videojob_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        self.status_patches.append((name, patch))
+        return None
+
+    def delete_videojob(self, namespace: str, name: str, uid: str) -> None:
+        self.deleted.append(name)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+
+    def patch_videojob_finalizers(self, *args: Any) -> None:
+        return None
+
+
+def videojob(name: str, status: dict[str, Any] | None = None, created: str = "2026-01-01T11:00:00Z",
+             **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
+        "metadata": {"name": name, "namespace": "media", "uid": f"uid-{name}", "generation": 1,
+                     "resourceVersion": "10", "creationTimestamp": created},
+        "spec": {"hardware": "cpu", "inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
+                 "output": {"uri": f"s3://media/out/{name}/"}, **spec},
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+@pytest.fixture
+def operator() -> Iterator[tuple[Reconciler, FakeKube]]:
+    kube = FakeKube()
+    settings = Settings(max_running=10, priority_classes={"urgent": "", "normal": "", "low": ""})
+    reconciler = Reconciler(settings, kube, Metrics())  # type: ignore[arg-type]
+    yield reconciler, kube
+    reconciler.executor.shutdown(wait=True)
+    reconciler.status_executor.shutdown(wait=True)
+
+
+def run_pass(reconciler: Reconciler, *videojobs: dict[str, Any]) -> None:
+    for body in videojobs:
+        reconciler.index.observe("videojobs", "ADDED", body)
+
+    async def main() -> None:
+        await reconciler.reconcile(NOW)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(videojob("bad", {"phase": "Succeeded", "completedAt": "2026-01-01T11:00:00"},
+                              ttlSecondsAfterFinished=60), id="a naive completedAt (ttl_remaining raised TypeError)"),
+        pytest.param(videojob("bad", {"queuedAt": "9999-12-31T23:59:59.999999Z"}),
+                     id="a queuedAt of year 9999 after a restart (stamp_arrivals raised OverflowError)"),
+    ],
+)
+def test_hand_written_statuses_found_by_the_review_stop_nothing(
+    operator: tuple[Reconciler, FakeKube], bad: dict[str, Any]
+) -> None:
+    reconciler, kube = operator
+    run_pass(reconciler, bad, videojob("good"))
+    assert "uid-good" in kube.jobs, "the other VideoJob was admitted"
+
+
+def test_a_videojob_the_code_cannot_handle_is_marked_and_the_pass_goes_on(
+    operator: tuple[Reconciler, FakeKube], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciler, kube = operator
+    real = reconciler_module.derive_status
+
+    def derive_status(vj: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if vj["metadata"]["name"] == "bad":
+            raise ValueError("a status nobody foresaw")
+        return real(vj, *args, **kwargs)
+
+    monkeypatch.setattr(reconciler_module, "derive_status", derive_status)
+    bad = videojob("bad", {"phase": "Running", "jobName": "bad-x"})
+    run_pass(reconciler, bad, videojob("good"))
+    assert "uid-good" in kube.jobs, "the other VideoJob was admitted"
+    (event,) = [e for e in kube.events if e[0] == "bad"]
+    assert event[1] == "ReconcileError" and "a status nobody foresaw" in event[2]
+    assert ("bad", {"message": event[2]}) in kube.status_patches, "the status says so too"
+    assert reconciler.metrics.failed_passes == 0 and reconciler.metrics.healthy(60), "the pass itself completed"
+
+    run_pass(reconciler)  # the same error again: reported once, not every pass
+    assert len([e for e in kube.events if e[0] == "bad"]) == 1
+
+
+def test_a_broken_videojob_keeps_its_running_slot(
+    operator: tuple[Reconciler, FakeKube], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipping a VideoJob whose Job still runs must not free its slot for another."""
+    reconciler, kube = operator
+    reconciler.settings = reconciler.settings.model_copy(update={"max_running": 1})
+    running = videojob("running", {"phase": "Running"})
+    job = {"metadata": {"name": job_name(running), "namespace": "media", "uid": "job-running", "resourceVersion": "5",
+                        "labels": {"videojob.dev/hardware": "cpu"},
+                        "ownerReferences": [{"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
+                                             "name": "running", "uid": "uid-running", "controller": True}]},
+           "status": {"active": 1}}
+    reconciler.index.observe("jobs", "ADDED", job)
+    monkeypatch.setattr(reconciler_module, "derive_status", lambda *a, **k: (_ for _ in ()).throw(KeyError("x")))
+    run_pass(reconciler, running, videojob("waiting", created="2026-01-01T11:30:00Z"))
+    assert "uid-waiting" not in kube.jobs
+
+
+def test_healthz_fails_after_repeated_failed_passes(
+    operator: tuple[Reconciler, FakeKube], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass time was updated even after an exception, so /healthz stayed green while every pass failed."""
+    reconciler, _ = operator
+
+    async def broken(now: datetime | None = None) -> None:
+        raise RuntimeError("every pass fails")
+
+    monkeypatch.setattr(reconciler, "reconcile", broken)
+    before = reconciler.metrics.last_pass
+
+    async def passes() -> None:
+        for _ in range(FAILED_PASSES_UNHEALTHY):
+            await reconciler._pass_once()
+        if reconciler._timer is not None:
+            reconciler._timer.cancel()
+
+    asyncio.run(passes())
+    assert reconciler.metrics.last_pass == before, "a failed pass is not a completed pass"
+    assert not reconciler.metrics.healthy(stall_after=3600)

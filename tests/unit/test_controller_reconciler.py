@@ -29,6 +29,7 @@ class FakeKube:
         self.status_patches: list[tuple[str, dict[str, Any]]] = []
         self.deleted: list[str] = []
         self.version = 1000
+        self.store: Any = None  # the reconciler's VideoJobs, for status patch answers
 
     def _next(self) -> str:
         self.version += 1
@@ -49,7 +50,11 @@ class FakeKube:
 
     def patch_videojob_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
         self.status_patches.append((name, patch))
-        return None
+        current = next((vj for vj in self.store.items.values() if vj["metadata"]["name"] == name), None)
+        if current is None:
+            return None
+        status = {k: v for k, v in {**(current.get("status") or {}), **patch}.items() if v is not None}
+        return {**current, "metadata": {**current["metadata"], "resourceVersion": self._next()}, "status": status}
 
     def delete_videojob(self, namespace: str, name: str, uid: str) -> None:
         self.deleted.append(name)
@@ -80,6 +85,7 @@ def operator() -> Iterator[tuple[Reconciler, FakeKube]]:
     kube = FakeKube()
     settings = Settings(max_running=10, priority_classes={"urgent": "", "normal": "", "low": ""})
     reconciler = Reconciler(settings, kube, Metrics())  # type: ignore[arg-type]
+    kube.store = reconciler.index.videojobs
     yield reconciler, kube
     reconciler.executor.shutdown(wait=True)
     reconciler.status_executor.shutdown(wait=True)
@@ -175,3 +181,42 @@ def test_healthz_fails_after_repeated_failed_passes(
     asyncio.run(passes())
     assert reconciler.metrics.last_pass == before, "a failed pass is not a completed pass"
     assert not reconciler.metrics.healthy(stall_after=3600)
+
+
+def test_a_forged_succeeded_frees_no_slot_and_is_corrected(operator: tuple[Reconciler, FakeKube]) -> None:
+    """Anyone who may patch `videojobs/status` (the transcoder's ServiceAccount could) wrote Succeeded on a running
+    VideoJob: the operator took it, freed its slot and admitted the next while the Job kept going."""
+    reconciler, kube = operator
+    reconciler.settings = reconciler.settings.model_copy(update={"max_running": 1})
+    running = videojob("running", {"phase": "Succeeded", "reason": "Succeeded", "jobName": "x", "attempts": 1,
+                                   "completedAt": "2026-01-01T11:59:00Z"})
+    job = {"metadata": {"name": job_name(running), "namespace": "media", "uid": "job-running", "resourceVersion": "5",
+                        "ownerReferences": [{"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
+                                             "name": "running", "uid": "uid-running", "controller": True}]},
+           "spec": {"template": {"metadata": {"labels": {"videojob.dev/hardware": "cpu"}}}},
+           "status": {"active": 1}}
+    reconciler.index.observe("jobs", "ADDED", job)
+    reconciler.index.observe("pods", "ADDED", {
+        "metadata": {"name": "running-pod", "namespace": "media", "uid": "pod-1", "resourceVersion": "6",
+                     "creationTimestamp": "2026-01-01T11:40:00Z",
+                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+                                          "uid": "job-running", "controller": True}]},
+        "spec": {"nodeName": "cpu-0"},
+        "status": {"phase": "Running", "startTime": "2026-01-01T11:40:00Z",
+                   "containerStatuses": [{"name": "transcode", "state": {"running": {}}}]}})
+    run_pass(reconciler, running, videojob("waiting", created="2026-01-01T11:30:00Z"))
+    assert "uid-waiting" not in kube.jobs, "the slot of the running VideoJob stayed taken"
+    status, _, basis = reconciler.status_writer.wishes["uid-running"]
+    assert status["phase"] == "Running" and basis == "Succeeded"
+
+    asyncio.run(reconciler.write_status("uid-running", status, [], basis))
+    (patch,) = [patch for name, patch in kube.status_patches if name == "running"]
+    assert patch["phase"] == "Running" and patch["completedAt"] is None
+    assert ("running", "StatusCorrected") in [(name, reason) for name, reason, _ in kube.events]
+
+
+def test_a_stale_wish_never_undoes_a_terminal_phase(operator: tuple[Reconciler, FakeKube]) -> None:
+    reconciler, kube = operator
+    reconciler.index.observe("videojobs", "ADDED", videojob("done", {"phase": "Succeeded"}))
+    asyncio.run(reconciler.write_status("uid-done", {"phase": "Running"}, [], "Running"))
+    assert kube.status_patches == []

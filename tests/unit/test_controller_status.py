@@ -22,6 +22,7 @@ from videojob.controller.status import (
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 SHA = "a" * 64
+OUTPUTS = ["s3://m/out/output.mp4", "s3://m/out/output.jpg"]  # what the spec of vj() writes (runtime.output_uris)
 
 
 def vj(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
@@ -138,6 +139,7 @@ def test_success_fills_artifacts_progress_and_times() -> None:
         job(("Complete", "Completed"), completion="2026-01-01T11:59:30Z"),
         [pod("terminated", 0, result(bytes_in=5, bytes_out=10))],
         NOW,
+        outputs=OUTPUTS,
     )
     assert status["progress"] == 100
     assert status["artifacts"][0]["uri"] == "s3://m/out/output.mp4" and status["artifacts"][0]["width"] == 320
@@ -412,3 +414,84 @@ def test_ttl_remaining_of_any_written_completed_at(completed_at: str, left: floa
     """A naive completedAt made ttl_remaining raise TypeError, which stopped every reconcile pass."""
     body = vj({"phase": "Succeeded", "completedAt": completed_at}, ttlSecondsAfterFinished=3600)
     assert ttl_remaining(body, None, NOW) == left
+
+
+
+# --- nothing in the status decides the phase unless its Job bears it out ------------------------------------------
+
+FORGED = {"phase": "Succeeded", "reason": "Succeeded", "message": "done", "completedAt": "2026-01-01T11:59:00Z",
+          "jobName": "promo-abc", "attempts": 1,
+          "artifacts": [{"uri": "s3://other-tenant/their/file.mp4", "size": 1, "sha256": SHA}]}
+
+
+@pytest.mark.parametrize(
+    ("old", "the_job", "pods", "phase"),
+    [
+        pytest.param(FORGED, job(), [pod("running")], "Running",
+                     id="a forged Succeeded while its Job runs: Running (its slot stays taken)"),
+        pytest.param({**FORGED, "phase": "Failed", "reason": "BadInput"}, job(), [pod("running")], "Running",
+                     id="a forged Failed while its Job runs: Running"),
+        pytest.param({**FORGED, "phase": "Cancelled"}, job(), [pod("running")], "Running",
+                     id="a forged Cancelled without spec.cancel: Running"),
+        pytest.param({**FORGED, "phase": "Failed"}, job(("Complete", "Completed")), [pod("terminated", 0, result())],
+                     "Succeeded", id="a forged Failed of a Job that completed: Succeeded"),
+        pytest.param(FORGED, job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 75)], "Failed",
+                     id="a forged Succeeded of a Job that failed: Failed"),
+        pytest.param(FORGED, None, [], "Succeeded",
+                     id="the Job is gone: the recorded phase stands (nothing runs)"),
+        pytest.param({**FORGED, "artifacts": []}, job(("Complete", "Completed")), [pod("terminated", 0, result())],
+                     "Succeeded", id="a recorded Succeeded its Job bears out stands"),
+    ],
+)
+def test_a_terminal_phase_stands_only_when_its_job_bears_it_out(
+    old: dict[str, Any], the_job: dict[str, Any] | None, pods: list[dict[str, Any]], phase: str
+) -> None:
+    status = derive_status(vj(dict(old)), the_job, pods, NOW, outputs=OUTPUTS)
+    VideoJobStatus.model_validate(status)
+    assert status["phase"] == phase
+    if phase == "Running":
+        assert status["artifacts"] == [] and "completedAt" not in status, "nothing of the forged finish is kept"
+        assert conditions_of(status)["Finished"] == "False"
+        events = transition_events(old, status)
+        assert ("Warning", "StatusCorrected") in [(kind, reason) for kind, reason, _ in events]
+    assert all(a["uri"] in OUTPUTS for a in status["artifacts"]), "never another tenant's object"
+
+
+@pytest.mark.parametrize(
+    ("artifacts", "kept"),
+    [
+        pytest.param([{"uri": "s3://m/out/output.mp4", "size": 1, "sha256": SHA}], 1, id="its own output: kept"),
+        pytest.param([{"uri": "s3://other-tenant/their/file.mp4", "size": 1, "sha256": SHA}], 0,
+                     id="another bucket: left out"),
+        pytest.param([{"uri": "s3://m/out/../../other/file.mp4", "size": 1, "sha256": SHA}], 0,
+                     id="a path that climbs out of its prefix: left out"),
+        pytest.param([{"uri": "s3://m/out/output.mp4/x", "size": 1, "sha256": SHA}], 0,
+                     id="under its prefix but not a file it writes: left out"),
+        pytest.param([{"uri": "s3://m/out/output.mp4", "size": 1, "sha256": SHA}] * 20, 1, id="duplicates once"),
+    ],
+)
+def test_the_artifacts_of_a_pods_result_are_only_objects_its_spec_writes(
+    artifacts: list[dict[str, Any]], kept: int
+) -> None:
+    status = derive_status(vj({"phase": "Running"}), job(("Complete", "Completed")),
+                           [pod("terminated", 0, json.dumps({"ok": True, "artifacts": artifacts}))], NOW,
+                           outputs=OUTPUTS)
+    VideoJobStatus.model_validate(status)
+    assert status["phase"] == "Succeeded" and len(status["artifacts"]) == kept
+    if kept < len({a["uri"] for a in artifacts}):
+        assert "left out" in status["message"]
+
+
+def test_a_result_that_is_not_a_transcode_result_is_ignored() -> None:
+    huge = json.dumps({"ok": True, "artifacts": [{"uri": "s3://m/out/output.mp4", "size": -1, "sha256": "x"}]})
+    status = derive_status(vj({"phase": "Running"}), job(("Complete", "Completed")),
+                           [pod("terminated", 0, huge)], NOW, outputs=OUTPUTS)
+    assert status["artifacts"] == [] and "no readable result" in status["message"]
+
+
+def test_hardware_comes_from_the_jobs_template_not_its_editable_labels() -> None:
+    """A tenant may relabel their Job (`hardware: cpu`) to free a GPU slot; the pod template cannot change."""
+    relabelled = job(hardware="cpu")
+    relabelled["spec"] = {"template": {"metadata": {"labels": {"videojob.dev/hardware": "nvidia"}}}}
+    status = derive_status(vj({"phase": "Running"}), relabelled, [pod("running")], NOW, outputs=OUTPUTS)
+    assert status["hardware"] == "nvidia"

@@ -120,6 +120,7 @@ class Reason(StrEnum):
     NOTIFICATION_REFUSED = "NotificationRefused"
     # --- Events about the operator itself ---
     RECONCILE_ERROR = "ReconcileError"
+    STATUS_CORRECTED = "StatusCorrected"
 
 
 REASON_DESCRIPTIONS: dict[Reason, str] = {
@@ -192,4 +193,6 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.NOTIFICATION_REFUSED: "Event: a webhook's URL is refused by the operator's policy (scheme or address).",
     Reason.RECONCILE_ERROR: "Event (and `status.message`): the operator cannot process this VideoJob (a status or "
     "spec its code cannot handle); it skips it and goes on with the others.",
+    Reason.STATUS_CORRECTED: "Event: the status said the job had finished, which its Job does not bear out (a status "
+    "written by someone other than the operator); the operator put back the phase its Job and pods show.",
 }

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from videojob.api.models import Artifact, _Model
+from videojob.api.models import Artifact, Subtitles, VideoJobSpec, _Model
 
 # --- environment of the transcoder container -------------------------------------------------------------------
 ENV_SPEC = "VIDEOJOB_SPEC"  # the VideoJob spec as JSON (wire form, camelCase)
@@ -69,3 +69,36 @@ class TranscodeResult(_Model):
     # The encoder hardware really used (cpu after an `auto` fallback on a GPU node); None when unknown (a failure
     # before planning, or an older transcoder).
     hardware: Literal["cpu", "nvidia"] | None = None
+
+
+# --- the objects a job writes ----------------------------------------------------------------------------------
+
+
+def output_names(spec: VideoJobSpec) -> list[str]:
+    """The file names a job writes under `spec.output.uri`, in the order it writes them: the main file
+    (`<name>.<container>`), the thumbnail (`<name>.jpg`), then each emitted subtitle file (`<name>.<fmt>`, a second
+    one of a format `<name>-2.<fmt>`). The transcoder writes nothing else, so the operator derives from the spec
+    alone (never from a status) which objects a VideoJob may own: what it accepts as artifacts, and what it may
+    delete."""
+    out = spec.output
+    names = [f"{out.name}.{out.container}"]
+    if out.thumbnail is not None:
+        names.append(f"{out.name}.jpg")
+    counts: dict[str, int] = {}
+    for op in spec.operations:
+        if isinstance(op.body, Subtitles):
+            for emit in op.body.emit:
+                fmt = str(emit)
+                counts[fmt] = counts.get(fmt, 0) + 1
+                names.append(f"{out.name}{'' if counts[fmt] == 1 else f'-{counts[fmt]}'}.{fmt}")
+    return names
+
+
+def output_uri(prefix: str, filename: str) -> str:
+    """`filename` under the output prefix (which may or may not end with "/")."""
+    return (prefix if prefix.endswith("/") else prefix + "/") + filename
+
+
+def output_uris(spec: VideoJobSpec) -> list[str]:
+    """`output_names` as s3:// URIs under `spec.output.uri`."""
+    return [output_uri(spec.output.uri, name) for name in output_names(spec)]

@@ -56,12 +56,20 @@ def slim_videojob(body: Mapping[str, Any]) -> Body:
 
 
 def slim_job(body: Mapping[str, Any]) -> Body:
-    """A Job's identity, time limit and status; its pod template (with the spec in its environment) stays out of
-    memory. The time limit is kept for the message of a Job stopped at its deadline."""
+    """A Job's identity, time limit, its pod template's labels and its status; the rest of the template (with the
+    spec in an annotation) stays out of memory. The time limit is kept for the message of a Job stopped at its
+    deadline; the template's labels say where the operator placed it (they cannot change after creation, unlike
+    the Job's own labels)."""
     slim = {**_slim_metadata(body), "status": body.get("status") or {}}
-    deadline = (body.get("spec") or {}).get("activeDeadlineSeconds")
-    if deadline is not None:
-        slim["spec"] = {"activeDeadlineSeconds": deadline}
+    spec = body.get("spec") or {}
+    kept: dict[str, Any] = {}
+    if spec.get("activeDeadlineSeconds") is not None:
+        kept["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    if template_labels:
+        kept["template"] = {"metadata": {"labels": dict(template_labels)}}
+    if kept:
+        slim["spec"] = kept
     return slim
 
 

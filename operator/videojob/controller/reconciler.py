@@ -39,9 +39,10 @@ from pydantic import ValidationError
 
 from videojob.api.conditions import Reason
 from videojob.api.models import GROUP, ArtifactReclaimPolicy, VideoJobSpec
+from videojob.api.runtime import output_uris
 from videojob.controller.admission import RunningCounts, check_admissible, plan_admission
 from videojob.controller.index import Body, Index, slim_job
-from videojob.controller.jobs import LABEL_HARDWARE, SELECTOR, build_job_manifest
+from videojob.controller.jobs import SELECTOR, build_job_manifest
 from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
 from videojob.controller.metrics import Metrics
 from videojob.controller.rbac import build_transcoder_rbac
@@ -50,6 +51,7 @@ from videojob.controller.status import (
     TERMINAL,
     derive_status,
     job_condition,
+    job_hardware,
     parse_time,
     status_patch,
     stops_its_job,
@@ -96,7 +98,7 @@ def _hardware(status: Mapping[str, Any]) -> str:
 
 
 def _job_hardware(job: Body) -> str:
-    return "nvidia" if (job["metadata"].get("labels") or {}).get(LABEL_HARDWARE) == "nvidia" else "cpu"
+    return "nvidia" if job_hardware(job) == "nvidia" else "cpu"
 
 
 _URGENT_FIELDS = frozenset({"jobName", "attempts", "node", "startedAt", "completedAt"})
@@ -409,10 +411,11 @@ class Reconciler:
             FINALIZER not in finalizers
         ):
             p.work.append(self.set_finalizers(vj, [*finalizers, FINALIZER]))
+        outputs = output_uris(spec) if spec is not None else None
         status = vj.get("status") or {}
         if status.get("phase") in TERMINAL:
             new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                                stuck_timeout=settings.stuck_timeout_seconds)
+                                stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs)
             p.desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
                 p.running[_hardware(new)] += 1
@@ -434,7 +437,7 @@ class Reconciler:
             p.desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
             return
         new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                            stuck_timeout=settings.stuck_timeout_seconds)
+                            stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs)
         p.desired[uid] = (vj, new, its_pods)
         if new["phase"] not in TERMINAL:
             p.running[_hardware(new)] += 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from videojob.controller.jobs import CONTAINER_NAME, LABEL_HARDWARE
 CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
 MAX_MESSAGE = 4096
+MAX_ARTIFACTS = 16  # status.artifacts' bound in the CRD: a longer list would make the API server refuse the status
 NO_POD_AFTER = 30  # seconds a Job may exist without a pod before the status says so
 
 _REASON_CHARS = re.compile(r"[^A-Za-z0-9_,:]")
@@ -214,6 +215,39 @@ def succeeded_result(pods: Sequence[Body]) -> TranscodeResult | None:
 # --- the status ---------------------------------------------------------------------------------------------
 
 
+def terminal_holds(phase: str, job: Body | None) -> bool:
+    """Whether a terminal phase found in the status stands, given the VideoJob's own Job (or None).
+
+    The status is no proof: anyone allowed to patch `videojobs/status` can write `Succeeded` there. The Job is the
+    proof (its conditions are written by the Job controller; tenants cannot write `jobs/status`): while it runs
+    unfinished, no terminal phase stands (else a forged Succeeded would free its running slot while it keeps
+    going); once it finished, only the phase it finished with. When it is gone or going, the recorded phase stands:
+    nothing runs any more, and the operator deletes a Job itself only after recording why."""
+    if job is None or (job.get("metadata") or {}).get("deletionTimestamp"):
+        return True
+    if job_condition(job, "Complete", "SuccessCriteriaMet"):
+        return phase == Phase.SUCCEEDED.value
+    if job_condition(job, "Failed", "FailureTarget"):
+        return phase == Phase.FAILED.value
+    return False
+
+
+def owned_artifacts(artifacts: Sequence[Any], outputs: Collection[str] | None) -> list[dict[str, Any]]:
+    """The artifacts (wire form) a VideoJob may list: only objects it writes (`outputs`, from its spec: see
+    `runtime.output_uris`), each once, at most MAX_ARTIFACTS. A pod's result is written by whatever ran in it, so
+    it could name any object, such as another tenant's; None means the outputs are unknown: nothing is kept."""
+    kept: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for artifact in artifacts:
+        wire = artifact.to_wire() if hasattr(artifact, "to_wire") else dict(artifact)
+        uri = wire.get("uri")
+        if outputs is None or uri not in outputs or uri in seen:
+            continue
+        seen.add(uri)
+        kept.append(wire)
+    return kept[:MAX_ARTIFACTS]
+
+
 def derive_status(
     vj: Body,
     job: Body | None,
@@ -224,19 +258,29 @@ def derive_status(
     blocked: str | None = None,
     queued_at: str | None = None,
     stuck_timeout: float | None = None,
+    outputs: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The VideoJob's status (wire form) from what is observed.
 
     `queue_position`: its place in the admission queue when it waits; `problem`: why its spec can never run
     (operator-level validation), which fails it without a Job; `blocked`: why its admitted Job could not be
     created yet (e.g. a ResourceQuota), retried; `stuck_timeout`: seconds after which a Job whose pod cannot start
-    for a configuration problem fails its VideoJob (see `stops_its_job`).
+    for a configuration problem fails its VideoJob (see `stops_its_job`); `outputs`: the URIs its spec lets it
+    write (`runtime.output_uris`), the only artifacts it may list.
+
+    Nothing in the old status decides the phase unless its Job bears it out (`terminal_holds`): a terminal phase
+    that does not hold is ignored with everything that came with it (reason, message, artifacts, times).
     """
     meta = vj.get("metadata", {})
     spec = vj.get("spec", {})
     old: dict[str, Any] = dict(vj.get("status") or {})
+    if old.get("phase") in TERMINAL and not terminal_holds(str(old["phase"]), job):
+        old = {k: v for k, v in old.items() if k in _OBSERVED_FIELDS}
     old_phase = old.get("phase")
     new: dict[str, Any] = {k: v for k, v in old.items() if k not in ("queuePosition", "conditions")}
+    if "artifacts" in new:
+        new["artifacts"] = owned_artifacts(new["artifacts"] or [], outputs) if outputs is not None else [
+            a for a in new["artifacts"] or [] if isinstance(a, Mapping)][:MAX_ARTIFACTS]
     new.setdefault("progress", 0)
     new.setdefault("attempts", 0)
     new.setdefault("artifacts", [])
@@ -246,7 +290,7 @@ def derive_status(
 
     if job is not None:
         new["jobName"] = job["metadata"]["name"]
-        hardware = (job["metadata"].get("labels") or {}).get(LABEL_HARDWARE)
+        hardware = job_hardware(job)
         # Once finished, the transcoder's result says what really encoded (auto falls back to CPU when NVENC
         # cannot start on its GPU node); the Job's label only says where it was placed.
         if hardware in ("cpu", "nvidia") and old_phase not in TERMINAL:
@@ -269,10 +313,14 @@ def derive_status(
         new["progress"] = 100
         new["reason"] = "Succeeded"
         if result is not None:
-            new["artifacts"] = [a.to_wire() for a in result.artifacts]
+            new["artifacts"] = owned_artifacts(result.artifacts, outputs)
             if result.hardware is not None:
                 new["hardware"] = result.hardware
-            new["message"] = result.message or f"{len(result.artifacts)} artifact(s) written"
+            foreign = len(result.artifacts) - len(new["artifacts"])
+            new["message"] = result.message or f"{len(new['artifacts'])} artifact(s) written"
+            if foreign > 0:
+                new["message"] += (f"; {foreign} artifact(s) of its result left out: not objects its spec writes "
+                                   f"({_outputs_text(outputs)})")
         else:
             new["message"] = "the transcoder succeeded but left no readable result"
     elif job_condition(job, "Failed", "FailureTarget"):
@@ -318,6 +366,11 @@ def derive_status(
         completed = job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") or {}
         new["completedAt"] = ((job or {}).get("status") or {}).get("completionTime") or completed.get(
             "lastTransitionTime") or timestamp(now)
+    elif phase in TERMINAL and job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"):
+        # the Job's own record of when it finished, over whatever the status says
+        completed = job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") or {}
+        new["completedAt"] = ((job or {}).get("status") or {}).get("completionTime") or completed.get(
+            "lastTransitionTime") or new.get("completedAt") or timestamp(now)
         if not started and new.get("startedAt") is None and phase == Phase.SUCCEEDED.value:
             new["startedAt"] = new["completedAt"]
     if "message" in new and isinstance(new["message"], str):
@@ -326,6 +379,28 @@ def derive_status(
         new["reason"] = reason_word(str(new["reason"]))
     new["conditions"] = conditions(new, old.get("conditions") or [], now)
     return new
+
+
+# What the operator itself observed and keeps whatever the phase: when a terminal phase in the status does not
+# hold, these stay and everything else is derived again.
+_OBSERVED_FIELDS = ("queuedAt", "jobName", "attempts", "startedAt", "node", "observedGeneration")
+
+
+def job_hardware(job: Body) -> str | None:
+    """Where the operator placed the Job ("cpu" or "nvidia"), from its pod template's labels: a Job's template
+    cannot change after creation, while its own labels can be edited by anyone who may patch Jobs."""
+    template = ((job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    hardware = (template.get("labels") or {}).get(LABEL_HARDWARE)
+    if hardware is None:  # a slim Job without its template (older index entries, tests)
+        hardware = (job["metadata"].get("labels") or {}).get(LABEL_HARDWARE)
+    return hardware if hardware in ("cpu", "nvidia") else None
+
+
+def _outputs_text(outputs: Collection[str] | None) -> str:
+    if not outputs:
+        return "none known"
+    shown = ", ".join(list(outputs)[:3])
+    return shown + (f" and {len(outputs) - 3} more" if len(outputs) > 3 else "")
 
 
 def conditions(status: Mapping[str, Any], old: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
@@ -401,6 +476,10 @@ def transition_events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> 
         "reason"
     ):  # not a phase change, but `kubectl describe vj` should show what it waits for
         events.append(("Warning", str(new["reason"]), str(new.get("message") or new["reason"])))
+    if old_phase in TERMINAL and phase != old_phase:  # derive_status found the recorded phase unfounded
+        events.append(("Warning", Reason.STATUS_CORRECTED,
+                       f"the status said {old_phase}, which its Job does not bear out (a status written by someone "
+                       f"other than the operator?); the operator derived {phase} from its Job and pods"))
     if phase != old_phase and phase in TERMINAL:
         kind = "Warning" if phase == Phase.FAILED.value else "Normal"
         reason = str(new.get("reason") or phase)

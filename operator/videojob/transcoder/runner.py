@@ -22,7 +22,7 @@ from typing import Any
 
 from videojob import storage
 from videojob.api.models import Artifact, VideoJobSpec
-from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult
+from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult, output_uri
 from videojob.transcoder import encoders, planner
 from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.inputs import InputPolicy
@@ -220,10 +220,6 @@ def _transcribe(job: Job, step: planner.Transcription, deadline: float | None) -
     # libass needs at least one cue to open the file: an invisible one stands for "no speech"
     step.srt.write_text(text or "1\n00:00:00,000 --> 00:00:00,001\n\u200b\n", encoding="utf-8")
     return list(cues)
-
-
-def output_uri(prefix: str, filename: str) -> str:
-    return (prefix if prefix.endswith("/") else prefix + "/") + filename
 
 
 def _deliver(job: Job, path: Path, filename: str, content_type: str) -> tuple[str, int]:

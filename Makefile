@@ -23,7 +23,7 @@ deps: ## Install the Debian packages the demo and tests need (as root; otherwise
 $(PY): pyproject.toml | deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,stt,stt-model]'
+	$(PY) -m pip install -q -e '.[dev,stt,stt-model,cli]'
 	@touch $(PY)
 
 .PHONY: venv
@@ -82,6 +82,10 @@ demo: testenv-up ## Install the chart on the local cluster, run a VideoJob end t
 .PHONY: images
 images: deps ## Build the operator, transcoder and pause images here (Docker, no registry) and export them to .testenv/images.
 	hack/build-images.sh
+
+.PHONY: krew
+krew: $(PY) ## Build the krew archive of `kubectl videojob` (dist/) and write its sha256 into plugins/krew/videojob.yaml.
+	$(PY) hack/krew.py
 
 .PHONY: docker-build
 docker-build: ## Build the operator and transcoder images from debian:bookworm-slim (a Docker engine with registry access).

@@ -3,6 +3,7 @@
 #
 #   FFmpeg, espeak-ng, fonts      media the tests generate and check (ffprobe), speech for speech-to-text
 #   openssl                       the local cluster's certificates
+#   tmux                          a real terminal for the `kubectl videojob` acceptance test (capture-pane)
 #   containerd, runc, CNI plugins the nodes' container runtime (one containerd per node, bridge networking)
 #   iptables, conntrack, iproute2 kube-proxy's Service routing, the nodes' addresses
 #   docker.io, debootstrap, gcc   building our images (hack/build-images.sh) from Debian packages
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 packages=(
-  ffmpeg espeak-ng fonts-dejavu-core openssl make
+  ffmpeg espeak-ng fonts-dejavu-core openssl make tmux
   containerd runc containernetworking-plugins iptables conntrack iproute2
   docker.io debootstrap gcc libc6-dev
 )

@@ -1,0 +1,1 @@
+"""`kubectl videojob`: the kubectl plugin (needs the `cli` extra: click, rich)."""

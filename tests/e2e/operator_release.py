@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO, TestEnv, WaitTimeout, wait_for
+from tests.e2e.harness import NotYet
 from tests.e2e.specs import container_processes
 
 CHART = REPO / "charts" / "videojob-operator"
@@ -229,14 +230,23 @@ class OperatorRelease:
 
     @property
     def pid(self) -> int:
-        """The operator's process as this machine sees it (the container's main process)."""
-        cs = self.container_status()
-        assert cs is not None and cs.container_id and cs.state.running, f"the operator is not running: {cs}"
-        container = cs.container_id.split("://", 1)[-1]
-        for pid in container_processes(container):
-            if b"videojob-operator" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
-        raise AssertionError(f"no operator process in container {container[:12]} on this machine")
+        """The operator's process as this machine sees it (the container's main process), waiting up to a minute
+        for a container that is being (re)started."""
+
+        def find() -> int | str:
+            cs = self.container_status()
+            if cs is None or not cs.container_id or not cs.state.running:
+                return f"container: {cs.state if cs else 'no pod'}"
+            container = cs.container_id.split("://", 1)[-1]
+            for pid in container_processes(container):
+                with contextlib.suppress(OSError):
+                    if b"videojob-operator" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        return pid
+            return f"no operator process in container {container[:12]} yet"
+
+        found = wait_for(lambda: (v if isinstance(v := find(), int) else NotYet(v)), timeout=60,
+                         message="the operator's process")  # fmt: skip
+        return int(found)
 
     @property
     def running(self) -> bool:

@@ -189,7 +189,7 @@ def test_helm_install_upgrade_uninstall(
     from tests.e2e.operator_release import release_values
 
     values = release_values(testenv, namespace, release)
-    helm_cmd(testenv, "install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "120s",
+    helm_cmd(testenv, "install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "300s",
              values=values)  # fmt: skip
     selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
 
@@ -216,7 +216,7 @@ def test_helm_install_upgrade_uninstall(
     assert "operator started" in log, log[-2000:]
 
     values["maxRunning"] = 3
-    helm_cmd(testenv, "upgrade", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "120s",
+    helm_cmd(testenv, "upgrade", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "300s",
              values=values)  # fmt: skip
 
     def upgraded() -> Any:

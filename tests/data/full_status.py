@@ -41,6 +41,18 @@ FULL_STATUS: dict[str, Any] = {
             "observedGeneration": 1,
         }
     ],
+    "notifications": [
+        {
+            "url": "https://hooks.example.com/videojob",
+            "event": "Succeeded",
+            "id": "6f1c0d3e-5b8a-4b7e-9a8e-1d2c3b4a5f60/Succeeded",
+            "state": "Delivered",
+            "attempts": 2,
+            "lastAttemptTime": "2026-01-01T00:00:12Z",
+            "responseCode": 200,
+            "message": "HTTP 500",
+        }
+    ],
     "message": "done",
     "reason": "Succeeded",
     "observedGeneration": 1,

@@ -56,6 +56,14 @@ SETTING_VALUES: dict[str, str] = {
     "api_workers": "reconcile.apiWorkers",
     "worker_limit": "reconcile.workerLimit",
     "log_level": "logging.level",
+    "notify_webhooks": "notifications.webhooks",
+    "notify_allow_http": "notifications.allowHttp",
+    "notify_allowed_networks": "notifications.allowedNetworks",
+    "notify_ca_bundle": "notifications.caBundle",
+    "notify_attempts": "notifications.attempts",
+    "notify_max_backoff_seconds": "notifications.maxBackoffSeconds",
+    "notify_max_age_seconds": "notifications.maxAgeSeconds",
+    "webhook_secret_names": "notifications.secretNames",  # a chart value only: the Secrets the operator may read
 }
 
 

@@ -139,4 +139,20 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
   value: {{ $v.logging.format | quote }}
 - name: VIDEOJOB_LOG_LEVEL
   value: {{ $v.logging.level | quote }}
+- name: VIDEOJOB_NOTIFY_WEBHOOKS
+  value: {{ toJson $v.notifications.webhooks | quote }}
+- name: VIDEOJOB_OPERATOR_NAMESPACE
+  value: {{ .Release.Namespace | quote }}
+- name: VIDEOJOB_NOTIFY_ALLOW_HTTP
+  value: {{ $v.notifications.allowHttp | toString | quote }}
+- name: VIDEOJOB_NOTIFY_ALLOWED_NETWORKS
+  value: {{ join "," $v.notifications.allowedNetworks | quote }}
+- name: VIDEOJOB_NOTIFY_CA_BUNDLE
+  value: {{ $v.notifications.caBundle | quote }}
+- name: VIDEOJOB_NOTIFY_ATTEMPTS
+  value: {{ $v.notifications.attempts | int64 | quote }}
+- name: VIDEOJOB_NOTIFY_MAX_BACKOFF_SECONDS
+  value: {{ $v.notifications.maxBackoffSeconds | toString | quote }}
+- name: VIDEOJOB_NOTIFY_MAX_AGE_SECONDS
+  value: {{ $v.notifications.maxAgeSeconds | int64 | quote }}
 {{- end }}

@@ -335,7 +335,7 @@ def _bounds(node: dict[str, Any], long_patterns: list[tuple[str, str]], field: s
         else:
             long_patterns.append((field, node["pattern"]))
             parts.append("pattern below")
-    if node.get("type") not in ("object", "array"):
+    if "properties" not in node and node.get("type") != "array":  # scalars and maps (objects list their own)
         for rule in node.get("x-kubernetes-validations", []):
             parts.append(rule["message"])
             long_patterns.append((field, rule["rule"]))

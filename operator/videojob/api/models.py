@@ -23,6 +23,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -606,6 +607,63 @@ class SecretReference(_Model):
     name: ResourceName = Field(description="Name of a Secret in the VideoJob's namespace.")
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Notifications
+
+WEBHOOK_SECRET = "videojob-webhook"  # noqa: S105 - the default Secret's name, not a secret
+WEBHOOK_SECRET_KEY = "hmacKey"  # noqa: S105 - the key's name in it
+MAX_WEBHOOKS = 4
+MAX_METADATA = 16
+
+# https://host[:port][/path]: no credentials, no spaces. http:// passes here but only an operator that allows it
+# (a setting) sends there; which addresses the host may resolve to is the operator's policy too.
+WebhookURL = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=2048),
+    Matches(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s\x00-\x1f\x7f]*)?$", "must be https://HOST/PATH"),
+]
+METADATA_KEY = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$"
+
+
+class NotifyEvent(StrEnum):
+    """The phase changes that are announced."""
+
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class WebhookSecretRef(_Model):
+    name: ResourceName = Field(default=WEBHOOK_SECRET, description="A Secret in the VideoJob's namespace.")
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        default=WEBHOOK_SECRET_KEY, description="The key holding the HMAC key."
+    )
+
+
+class Webhook(_Model):
+    """An HTTPS endpoint that receives a CloudEvent (structured JSON) on each phase change it asks for."""
+
+    url: WebhookURL = Field(description="https://host/path the events are POSTed to.")
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list(NotifyEvent),
+        min_length=1,
+        max_length=4,
+        description="Phase changes to announce (default: all four).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    secret_ref: WebhookSecretRef = Field(
+        default_factory=WebhookSecretRef,
+        description="Secret whose key signs each request (HMAC-SHA256, Standard Webhooks headers).",
+    )
+
+
+class Notify(_Model):
+    webhooks: list[Webhook] = Field(
+        default_factory=list, max_length=MAX_WEBHOOKS, description="Where to announce phase changes."
+    )
+
+
 class VideoJobSpec(_Model):
     """What to make: inputs, a chain of operations, and the output."""
 
@@ -692,6 +750,27 @@ class VideoJobSpec(_Model):
     artifact_reclaim_policy: ArtifactReclaimPolicy = Field(
         default=ArtifactReclaimPolicy.RETAIN, description="Retain or Delete the artifacts when the VideoJob is deleted."
     )
+    notify: Notify | None = Field(
+        default=None, description="Webhooks told of phase changes (besides the operator's cluster-wide ones)."
+    )
+    user_metadata: dict[str, Annotated[str, StringConstraints(max_length=256)]] | None = Field(
+        default=None,
+        max_length=MAX_METADATA,
+        description="Your key-value pairs, echoed in every notification (like MediaConvert's userMetadata).",
+        json_schema_extra={"maxProperties": MAX_METADATA, **_validations(cel(
+            f"self.all(k, k.matches('{METADATA_KEY}'))",
+            "userMetadata keys must be at most 128 letters, digits, '.', '_', '/' and '-'",
+        ))},
+    )
+
+    @field_validator("user_metadata")
+    @classmethod
+    def _metadata_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if not re.match(METADATA_KEY, key):
+                raise ValueError(f"userMetadata keys must be at most 128 letters, digits, '.', '_', '/' and '-', "
+                                 f"not {key!r}")
+        return value
 
     @model_validator(mode="after")
     def _references(self) -> VideoJobSpec:
@@ -779,6 +858,23 @@ class Artifact(_Model):
     )
 
 
+class NotificationStatus(_Model):
+    """The delivery of one event to one webhook (`id` is the CloudEvent's id: receivers deduplicate by it)."""
+
+    url: Annotated[str, StringConstraints(max_length=2048)] = Field(description="The webhook.")
+    event: NotifyEvent = Field(description="The phase change announced.")
+    id: Annotated[str, StringConstraints(max_length=128)] = Field(description="CloudEvent id (the same on retries).")
+    state: Literal["Retrying", "Delivered", "Failed", "Refused"] = Field(
+        description="Delivered; Retrying (after a failed attempt); Failed (gave up); Refused (URL not allowed)."
+    )
+    attempts: int = Field(default=0, ge=0, le=1000, description="Requests sent so far.")
+    last_attempt_time: Timestamp | None = Field(default=None, description="When the last request was sent.")
+    response_code: int | None = Field(default=None, ge=0, le=999, description="HTTP status of the last response.")
+    message: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None, description="Why the last attempt failed, or was refused."
+    )
+
+
 class VideoJobStatus(_Model):
     """What the operator observed. Written by the operator only (status subresource)."""
 
@@ -808,6 +904,11 @@ class VideoJobStatus(_Model):
         "Failed, Cancelled, Finished.",
         # A list map keyed by type: server-side apply and strategic merges treat each type as one entry.
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    notifications: list[NotificationStatus] = Field(
+        default_factory=list,
+        max_length=4 * (MAX_WEBHOOKS + 4),
+        description="Delivery of each notification to each webhook (written by the operator's notifier).",
     )
     message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
         default=None, description="Human-readable summary of the current state."

@@ -45,6 +45,7 @@ from videojob.controller.index import Body, Index, slim_job
 from videojob.controller.jobs import SELECTOR, build_job_manifest
 from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
 from videojob.controller.metrics import Metrics
+from videojob.controller.notify import Notifier
 from videojob.controller.rbac import build_transcoder_rbac
 from videojob.controller.settings import Settings
 from videojob.controller.status import (
@@ -202,6 +203,9 @@ class Reconciler:
         self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
         self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
         self.specs: dict[str, tuple[Any, VideoJobSpec | None, str | None]] = {}  # uid -> (generation, spec, problem)
+        # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
+        self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
+                                 lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
 
     # --- feeding -------------------------------------------------------------------------------------------
 
@@ -387,6 +391,7 @@ class Reconciler:
         if p.next_ttl is not None:
             self.wake_in(p.next_ttl + 0.5)
         self._record(p.desired, positions, p.running)
+        self.notifier.consider(list(self.index.videojobs.items.values()), now)
         for uid in p.fine - p.broken:
             self.broken.pop(uid, None)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():

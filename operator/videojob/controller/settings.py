@@ -176,6 +176,44 @@ class Settings(BaseModel):
         list,
     )
 
+    # --- notifications (webhooks) -----------------------------------------------------------------------------
+    notify_webhooks: list[dict[str, Any]] = _env(
+        "VIDEOJOB_NOTIFY_WEBHOOKS",
+        'Webhooks told of every VideoJob\'s phase changes, JSON list of {"url", "events", "secretRef": {"name", '
+        '"key"}} (as spec.notify.webhooks); their Secrets live in VIDEOJOB_OPERATOR_NAMESPACE.',
+        list,
+    )
+    operator_namespace: str = _env(
+        "VIDEOJOB_OPERATOR_NAMESPACE", "The operator's own namespace (where the default webhooks' Secrets are).",
+        "videojob-system", min_length=1,
+    )
+    notify_allow_http: bool = _env(
+        "VIDEOJOB_NOTIFY_ALLOW_HTTP", "Send notifications to http:// URLs too (https:// only by default).", False
+    )
+    notify_allowed_networks: list[str] = _env(
+        "VIDEOJOB_NOTIFY_ALLOWED_NETWORKS",
+        "Private networks (CIDRs, comma-separated) webhooks may resolve to; loopback, private, link-local and the "
+        "cloud metadata addresses are refused otherwise.",
+        list,
+    )
+    notify_ca_bundle: str | None = _env(
+        "VIDEOJOB_NOTIFY_CA_BUNDLE", "PEM certificates trusted for webhooks besides the system's (a private CA).", None
+    )
+    notify_attempts: int = _env(
+        "VIDEOJOB_NOTIFY_ATTEMPTS", "Requests per notification before giving up (exponential backoff between).", 8,
+        ge=1, le=100,
+    )
+    notify_max_backoff_seconds: float = _env(
+        "VIDEOJOB_NOTIFY_MAX_BACKOFF_SECONDS", "Longest wait between two attempts of one notification.", 300.0,
+        gt=0, le=86_400,
+    )
+    notify_max_age_seconds: int = _env(
+        "VIDEOJOB_NOTIFY_MAX_AGE_SECONDS",
+        "Phase changes older than this are not announced (e.g. when a default webhook is added to a cluster with "
+        "old jobs).",
+        3600, ge=1,
+    )
+
     # --- the operator process --------------------------------------------------------------------------------
     metrics_port: int = _env(
         "VIDEOJOB_METRICS_PORT", "Port of /metrics (Prometheus) and /healthz; 0 disables.", 8080, ge=0, le=65535
@@ -213,9 +251,25 @@ class Settings(BaseModel):
             return json.loads(value) if value.startswith("[") else shlex.split(value)
         return value
 
-    @field_validator("namespaces", "allowed_hosts", mode="before")
+    @field_validator("notify_webhooks")
+    @classmethod
+    def _webhooks(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from videojob.api.models import Webhook
+
+        return [Webhook.model_validate(item).to_wire() for item in value]
+
+    @field_validator("notify_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+
+    @field_validator("namespaces", "allowed_hosts", "notify_allowed_networks", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            return json.loads(value)  # a JSON list works too
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

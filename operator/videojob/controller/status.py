@@ -455,6 +455,7 @@ def status_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[
     patch.update({key: None for key in old if key not in new})
     if "progress" in patch and "progress" in old and new.get("phase") != Phase.SUCCEEDED.value:
         del patch["progress"]
+    patch.pop("notifications", None)  # written by the notifier only (notify.py): a pass's copy may be older
     return patch
 
 

@@ -230,6 +230,22 @@ INVALID: list[Invalid] = [
             says="font must be a font family name"),
     Invalid("language code in capitals", _op("subtitles", generate={"language": "EN"}),
             "spec.operations[0].subtitles.generate.language", says="language must be an ISO 639 code"),
+    # Notifications.
+    Invalid("webhook over ftp", {"spec.notify": {"webhooks": [{"url": "ftp://hooks.example.com/x"}]}},
+            "spec.notify.webhooks[0].url", says="url must be https://HOST/PATH"),
+    Invalid("webhook with a space", {"spec.notify": {"webhooks": [{"url": "https://hooks.example.com/a b"}]}},
+            "spec.notify.webhooks[0].url", says="url must be https://HOST/PATH"),
+    Invalid("unknown webhook event", {"spec.notify": {"webhooks": [{"url": "https://h.example.com/", "events":
+            ["Pending"]}]}}, "spec.notify.webhooks[0].events[0]"),
+    Invalid("five webhooks", {"spec.notify": {"webhooks": [{"url": f"https://h{n}.example.com/"} for n in range(5)]}},
+            "spec.notify.webhooks"),
+    Invalid("webhook secret with an underscore", {"spec.notify": {"webhooks": [
+            {"url": "https://h.example.com/", "secretRef": {"name": "hook_key"}}]}},
+            "spec.notify.webhooks[0].secretRef.name", says="name must be a Kubernetes object name"),
+    Invalid("metadata key with a space", {"spec.userMetadata": {"the team": "ads"}}, "spec.userMetadata",
+            says="userMetadata keys must be at most 128 letters"),
+    Invalid("17 metadata entries", {"spec.userMetadata": {f"k{n}": "v" for n in range(17)}}, "spec.userMetadata"),
+    Invalid("metadata value over 256", {"spec.userMetadata": {"note": "x" * 257}}, "spec.userMetadata.note"),
     # Scheduling and lifecycle fields.
     Invalid("priority 0", {"spec.priority": 0}, "spec.priority"),
     Invalid("priority 11", {"spec.priority": 11}, "spec.priority"),

@@ -189,6 +189,11 @@ def test_the_other_commands_on_one_job(
     kubectl_videojob(testenv, namespace, "cancel", "clip-retry-1")
     watched = kubectl_videojob(testenv, namespace, "watch", "clip-retry-1", check=False, timeout=120)
     assert watched.returncode == 1 and "clip-retry-1 Cancelled" in watched.stderr, watched.stderr
+    # `kubectl wait --for=condition=Finished` returns for a cancelled job too (Succeeded would never come).
+    waited = subprocess.run([str(KUBECTL), "wait", "-n", namespace, "--for=condition=Finished", "--timeout=30s",
+                             "vj/clip-retry-1"], capture_output=True, text=True, env=plugin_env(testenv), timeout=60,
+                            check=False)
+    assert waited.returncode == 0, waited.stderr
     # cancelling a finished job is an error in one line.
     refused = kubectl_videojob(testenv, namespace, "cancel", "clip", check=False)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [

@@ -262,6 +262,17 @@ def test_every_status_field_is_kept(job: dict[str, Any], custom_objects: Any, na
     assert stored["status"] == FULL_STATUS, "the server pruned or changed status fields"
 
 
+def test_conditions_are_a_map_keyed_by_type(job: dict[str, Any], custom_objects: Any, namespace: str) -> None:
+    """x-kubernetes-list-type: map: one condition per type, as tools (kubectl wait, server-side apply) assume."""
+    condition = {"type": "Finished", "status": "True", "reason": "Succeeded",
+                 "lastTransitionTime": "2026-01-01T00:00:09Z"}
+    status, message = refusal(lambda: set_status(custom_objects, namespace, "transitions",
+                                                 {"conditions": [condition, {**condition, "status": "False"}]}))
+    assert status == 422 and "status.conditions[1]" in message and "Duplicate value" in message, message
+    stored = set_status(custom_objects, namespace, "transitions", {"conditions": [condition]})
+    assert stored["status"]["conditions"] == [condition]
+
+
 def test_invalid_status_is_refused(job: dict[str, Any], custom_objects: Any, namespace: str) -> None:
     status, message = refusal(lambda: set_status(custom_objects, namespace, "transitions", {"progress": 101}))
     assert status == 422 and "status.progress" in message, message

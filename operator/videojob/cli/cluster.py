@@ -151,11 +151,15 @@ class Cluster:
     # --- pods and logs ---------------------------------------------------------------------------------------
 
     def pods(self, vj: dict[str, Any]) -> list[Any]:
-        """The transcoder pods of a VideoJob, oldest first."""
+        """The transcoder pods of a VideoJob, oldest first: found by the operator's uid label, kept only when
+        their owner is the VideoJob's Job (a label anyone can set; the owner reference is the proof)."""
         uid = vj["metadata"]["uid"]
+        job = (vj.get("status") or {}).get("jobName")
         got = self._call("listing pods", self.core.list_namespaced_pod, self.namespace,
                          label_selector=f"{LABEL_UID}={uid}")
-        return sorted(got.items, key=lambda p: p.metadata.creation_timestamp)
+        owned = [p for p in got.items if job and any(
+            ref.kind == "Job" and ref.name == job and ref.controller for ref in p.metadata.owner_references or [])]
+        return sorted(owned, key=lambda p: p.metadata.creation_timestamp)
 
     def log_lines(self, pod: str, follow: bool) -> Iterator[str]:
         from kubernetes.client.exceptions import ApiException

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from videojob.transcoder import cli
 
 PACKAGE = REPO / "operator" / "videojob"
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+CAMEL_WORD = re.compile(r"^[A-Z][a-z]+[A-Za-z0-9]*$")  # not "If-Range" (a header), not "GET"
 
 
 def _strings(node: ast.AST | None) -> Iterator[str]:
@@ -68,9 +70,9 @@ def used_reasons(tree: ast.AST) -> Iterator[tuple[int, str]]:
                 if isinstance(ret, ast.Return):
                     yield from ((ret.lineno, s) for s in _strings(ret.value))
         elif isinstance(node, ast.FunctionDef) and "tuple[str, str]" in ast.unparse(node.returns or ast.Constant(0)):
-            for ret in ast.walk(node):  # functions returning (reason, message)
+            for ret in ast.walk(node):  # functions returning (reason, message): a CamelCase word first
                 if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Tuple):
-                    yield from ((ret.lineno, s) for s in _strings(ret.value.elts[0]))
+                    yield from ((ret.lineno, s) for s in _strings(ret.value.elts[0]) if CAMEL_WORD.match(s))
         elif isinstance(node, ast.Tuple) and len(node.elts) >= 2 and _strings(node.elts[0]) and any(
             s in ("Normal", "Warning") for s in _strings(node.elts[0])
         ):  # an Event: (type, reason, message)

@@ -369,17 +369,21 @@ def _fetch_http(parsed: ParsedURI, dest: Path, policy: InputPolicy) -> int:
     except TranscodeError:
         partial.unlink(missing_ok=True)
         raise
-    except urllib.error.HTTPError as e:
-        partial.unlink(missing_ok=True)
-        if e.code in (408, 425, 429) or e.code >= 500:
-            raise Transient(f"cannot read {uri}: HTTP {e.code} {e.reason}", reason="InputUnavailable") from None
-        raise BadInput(f"cannot read {uri}: HTTP {e.code} {e.reason}", reason="InputNotFound") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         partial.unlink(missing_ok=True)
-        reason = getattr(e, "reason", e)
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            raise BadInput(f"cannot read {uri}: TLS certificate not trusted ({reason})", reason="InputTLS") from None
-        raise Transient(f"cannot read {uri}: {reason}", reason="InputUnavailable") from None
+        raise http_failure(e, uri) from None
+
+
+def http_failure(error: Exception, uri: str) -> TranscodeError:
+    """Classify a failed HTTP(S) read: 4xx and untrusted certificates are BadInput, the rest Transient."""
+    if isinstance(error, urllib.error.HTTPError):
+        if error.code in (408, 425, 429) or error.code >= 500:
+            return Transient(f"cannot read {uri}: HTTP {error.code} {error.reason}", reason="InputUnavailable")
+        return BadInput(f"cannot read {uri}: HTTP {error.code} {error.reason}", reason="InputNotFound")
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return BadInput(f"cannot read {uri}: TLS certificate not trusted ({reason})", reason="InputTLS")
+    return Transient(f"cannot read {uri}: {reason}", reason="InputUnavailable")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -148,9 +148,11 @@ def audio_options(audio: AudioOutput) -> list[str]:
     return args
 
 
-def muxer_options(container: Container | str) -> list[str]:
+def muxer_options(container: Container | str, faststart: bool = True) -> list[str]:
+    """`-f` and, for MP4/MOV, `+faststart` (the index first: players can start before the whole file arrives).
+    The planner asks for no faststart: the runner moves the index itself while uploading (`mp4`)."""
     container = Container(container)
     args = ["-f", MUXERS[container]]
-    if container in (Container.MP4, Container.MOV):
-        args += ["-movflags", "+faststart"]  # index first: players can start before the whole file arrives
+    if faststart and container in (Container.MP4, Container.MOV):
+        args += ["-movflags", "+faststart"]
     return args

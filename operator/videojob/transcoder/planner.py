@@ -2,7 +2,8 @@
 
 One FFmpeg run does the whole chain with a single `-filter_complex` graph:
 
-    inputs (trimmed with -ss/-t, demuxer forced, only the `file` protocol)
+    inputs (trimmed with -ss/-t, demuxer forced; only the `file` protocol, or `http,tcp` to the runner's
+            loopback server for a streamed input)
       → concat (each part scaled/padded to the first's size, its frame rate, sample rate and channel layout)
       → audio (replace or mix: volume, fades, adelay offset)
       → text (drawtext reading a file we write: user text never enters the graph)
@@ -14,6 +15,8 @@ User-controlled strings reach the graph only as file paths we chose (escaped wit
 same), validated tokens (numbers, colours as 0xRRGGBBAA, font names through fontconfig escaping). The plan says
 which text files to write first (`files`), which speech to transcribe first (`transcriptions`) and which
 subtitle files to emit as artifacts (`emitted`); the runner does those, then runs `main`, then `thumbnail`.
+An MP4 or MOV result is written with its index at the end (`index_last`): the runner moves it to the front while
+uploading (`mp4.faststart_layout`), so that the samples upload while FFmpeg still writes them.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from videojob.api.models import (
 from videojob.transcoder import encoders
 from videojob.transcoder.errors import BadInput
 from videojob.transcoder.escape import ass_color, ffmpeg_color, filter_value, fontconfig_name, number
-from videojob.transcoder.probe import MediaFacts
+from videojob.transcoder.probe import MediaFacts, Streamed, source_args
 
 FFMPEG = "ffmpeg"
 MARGIN = 16  # pixels between text and the frame edge
@@ -123,6 +126,7 @@ class Plan:
     thumbnail: tuple[str, ...] | None = None
     thumbnail_path: Path | None = None
     filter_graph: str | None = None
+    index_last: bool = False  # an MP4/MOV written with moov at the end: the runner moves it to the front
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,7 +284,7 @@ class _Stream:
 class _Graph:
     spec: VideoJobSpec
     facts: Mapping[str, MediaFacts]
-    paths: Mapping[str, Path]
+    paths: Mapping[str, Path | Streamed]
     input_args: list[str] = field(default_factory=list)
     chains: list[str] = field(default_factory=list)
     n_inputs: int = 0
@@ -298,13 +302,14 @@ class _Graph:
         """Add `-i` for an input (once per use: each use decodes independently) and return its index."""
         spec_input = self.spec.input(name)
         facts = self.facts[name]
-        args = ["-protocol_whitelist", "file", "-f", demuxer_for(facts, name)]
+        options, url = source_args(self.paths[name])
+        args = [*options, "-f", demuxer_for(facts, name)]
         if spec_input.trim is not None:
             if spec_input.trim.start > 0:
                 args += ["-ss", number(spec_input.trim.start)]
             if spec_input.trim.duration is not None:
                 args += ["-t", number(spec_input.trim.duration)]
-        args += ["-i", f"file:{self.paths[name]}"]
+        args += ["-i", url]
         self.input_args += args
         self.n_inputs += 1
         return self.n_inputs - 1
@@ -558,7 +563,8 @@ def subtitle_inputs(spec: VideoJobSpec) -> list[str]:
 
 
 def _extract_audio(
-    spec: VideoJobSpec, facts: Mapping[str, MediaFacts], paths: Mapping[str, Path], op_index: int, wav: Path
+    spec: VideoJobSpec, facts: Mapping[str, MediaFacts], paths: Mapping[str, Path | Streamed], op_index: int,
+    wav: Path,
 ) -> tuple[str, ...]:
     graph = _Graph(spec, facts, paths)
     stream, _, _ = _walk(graph, want_video=False, workdir=wav.parent, subtitle_paths={}, stop_at=op_index)
@@ -574,14 +580,15 @@ def _extract_audio(
 def plan(
     spec: VideoJobSpec,
     facts: Mapping[str, MediaFacts],
-    paths: Mapping[str, Path],
+    paths: Mapping[str, Path | Streamed],
     hardware: str,
     workdir: Path,
     subtitle_paths: Mapping[str, Path] | None = None,
 ) -> Plan:
     """The FFmpeg runs for a job.
 
-    `facts` and `paths` are keyed by input name and cover every input except those used only as subtitle files;
+    `facts` and `paths` are keyed by input name and cover every input except those used only as subtitle files
+    (a path is a local file, or an input the runner streams);
     `subtitle_paths` gives, for those, the checked copies the runner wrote (see `subtitle_files.prepare`).
     `hardware` is cpu, nvidia or auto. Raises BadInput / Unsupported for jobs the media or the node cannot do.
     """
@@ -617,7 +624,8 @@ def plan(
     if stream.audio is not None or audio_copy:
         argv += encoders.audio_options(out.audio)
     argv += ["-t", number(stream.duration), "-map_metadata", "-1", "-sn", "-dn"]
-    argv += encoders.muxer_options(out.container)
+    index_last = Container(out.container) in (Container.MP4, Container.MOV)
+    argv += encoders.muxer_options(out.container, faststart=not index_last)
     argv += ["-progress", "pipe:1", "-nostats", f"file:{output}"]
 
     transcriptions = tuple(
@@ -658,6 +666,7 @@ def plan(
         thumbnail=thumbnail,
         thumbnail_path=thumbnail_path,
         filter_graph=filter_graph or None,
+        index_last=index_last,
     )
 
 

@@ -1,8 +1,9 @@
 """What ffprobe says about a media file, as a small frozen record.
 
 `parse_ffprobe` is pure (the JSON of `ffprobe -print_format json -show_format -show_streams` in, `MediaFacts`
-out) and unit-tested; `probe` runs ffprobe on a local file with an argument list and raises BadInput naming the
-file when ffprobe cannot read it as media.
+out) and unit-tested; `probe` runs ffprobe on a local file, or on an input the runner streams (`Streamed`), with
+an argument list and raises BadInput naming the file when ffprobe cannot read it as media. `source_args` is how
+FFmpeg and ffprobe open either kind, with only the protocols it needs.
 """
 
 from __future__ import annotations
@@ -132,23 +133,45 @@ def parse_ffprobe(data: dict[str, Any]) -> MediaFacts:
     )
 
 
-def ffprobe_argv(path: Path, formats: str | None = INPUT_FORMATS) -> list[str]:
-    """The ffprobe command for a local file. `file:` keeps a name like "concat:x" from being read as a protocol;
-    `formats` limits the demuxers (None: any, for files we made ourselves)."""
+@dataclass(frozen=True)
+class Streamed:
+    """An input the runner serves to FFmpeg from its loopback server (`videojob.streaming.InputServer`)."""
+
+    url: str  # http://127.0.0.1:<port>/<token>/<n>
+
+
+# What FFmpeg may open for a streamed input: plain HTTP to the loopback server, nothing else. `-http_proxy ""`
+# keeps an http_proxy variable in the environment from sending those requests elsewhere.
+STREAMED_PROTOCOLS = "http,tcp"
+
+
+def source_args(source: Path | Streamed) -> tuple[list[str], str]:
+    """(options before `-i`, the URL) for opening an input with only the protocol it needs. `file:` keeps a local
+    name like "concat:x" from being read as a protocol."""
+    if isinstance(source, Streamed):
+        return ["-protocol_whitelist", STREAMED_PROTOCOLS, "-http_proxy", ""], source.url
+    return ["-protocol_whitelist", "file"], f"file:{source}"
+
+
+def ffprobe_argv(path: Path | Streamed, formats: str | None = INPUT_FORMATS) -> list[str]:
+    """The ffprobe command for a local file or a streamed input. `formats` limits the demuxers (None: any, for
+    files we made ourselves)."""
     whitelist = ["-format_whitelist", formats] if formats else []
+    options, url = source_args(path if isinstance(path, Streamed) else Path(path))
     return [
-        FFPROBE, "-v", "error", "-protocol_whitelist", "file", *whitelist,
+        FFPROBE, "-v", "error", *options, *whitelist,
         "-print_format", "json", "-show_format", "-show_streams",
-        f"file:{path}",
+        url,
     ]
 
 
-def probe(path: Path, label: str | None = None, formats: str | None = INPUT_FORMATS) -> MediaFacts:
-    """Probe a local file. Raises BadInput naming `label` (or the file) when it is not readable media."""
+def probe(path: Path | Streamed, label: str | None = None, formats: str | None = INPUT_FORMATS) -> MediaFacts:
+    """Probe a local file or a streamed input. Raises BadInput naming `label` (or the file) when it is not
+    readable media."""
     name = label or str(path)
     try:
         completed = subprocess.run(
-            ffprobe_argv(Path(path), formats), capture_output=True, timeout=PROBE_TIMEOUT, check=False
+            ffprobe_argv(path, formats), capture_output=True, timeout=PROBE_TIMEOUT, check=False
         )
     except subprocess.TimeoutExpired:
         message = f"{name}: ffprobe did not finish within {PROBE_TIMEOUT:.0f} s"

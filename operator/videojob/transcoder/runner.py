@@ -1,14 +1,21 @@
-"""The one place the transcoder touches files, storage and processes: fetch → probe → plan → FFmpeg → upload.
+"""The one place the transcoder touches files, storage and processes: open → probe → plan → FFmpeg → upload.
 
 `run(job)` does a whole VideoJob and returns the TranscodeResult, or raises a TranscodeError (BadInput,
 Unsupported, Transient) that the CLI turns into an exit code and one line. FFmpeg runs from an argument list,
 its `-progress` output feeds the reporter, its stderr is kept in a bounded buffer for the error message, and it
 is killed at the deadline or when the runner itself is told to stop.
+
+Media inputs are not downloaded first: they are opened (policy, size cap, pinned version) and served to ffprobe
+and FFmpeg by byte range from a loopback server while FFmpeg runs (`streaming.InputServer`); subtitle files, and
+inputs from HTTP(S) servers without ranges, are fetched to files as before. The main result uploads while FFmpeg
+writes it (`streaming.StreamedUpload`); an MP4/MOV gets its index moved to the front on the way (`mp4`).
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import hashlib
 import re
 import shutil
 import subprocess
@@ -20,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videojob import storage
+from videojob import storage, streaming
 from videojob.api.models import Artifact, VideoJobSpec
 from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult, output_uri
-from videojob.transcoder import encoders, planner
+from videojob.transcoder import encoders, mp4, planner
 from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.inputs import InputPolicy
-from videojob.transcoder.probe import MediaFacts, probe
+from videojob.transcoder.probe import MediaFacts, Streamed, probe
 from videojob.transcoder.progress import NullReporter, ProgressParser, Reporter
 from videojob.transcoder.subtitle_files import PreparedSubtitles, prepare
 
@@ -172,8 +179,12 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
 # The job
 
 
-def _fetch_inputs(job: Job, names: Sequence[str]) -> tuple[dict[str, Path], int]:
-    paths: dict[str, Path] = {}
+def _open_inputs(
+    job: Job, names: Sequence[str], streamed: Sequence[str], server: streaming.InputServer
+) -> tuple[dict[str, Path | Streamed], int]:
+    """Local files (--local), inputs served by `server` (the `streamed` names, when their storage serves byte
+    ranges), or files fetched whole (subtitles, HTTP(S) servers without ranges). Returns them and their bytes."""
+    paths: dict[str, Path | Streamed] = {}
     total = 0
     for name in names:
         if job.local_inputs is not None:
@@ -183,25 +194,56 @@ def _fetch_inputs(job: Job, names: Sequence[str]) -> tuple[dict[str, Path], int]
             if not path.is_file():
                 raise BadInput(f"input {name}: {path} is not a file", reason="InputNotFound")
             paths[name] = path
+            total += path.stat().st_size
+            continue
+        uri = job.spec.input(name).uri
+        remote = streaming.open_input(uri, job.policy, job.s3) if name in streamed else None
+        if remote is not None:
+            paths[name] = Streamed(server.add(remote))
+            total += remote.size
         else:
             dest = job.workdir / "in" / name
-            storage.fetch(job.spec.input(name).uri, dest, job.policy, job.s3)
+            total += storage.fetch(uri, dest, job.policy, job.s3)
             paths[name] = dest
-        total += paths[name].stat().st_size
     return paths, total
 
 
-def _prepare_subtitles(job: Job, paths: Mapping[str, Path], names: Sequence[str]) -> dict[str, PreparedSubtitles]:
+def _local(paths: Mapping[str, Path | Streamed], name: str) -> Path:
+    path = paths[name]
+    assert isinstance(path, Path), f"input {name} is a subtitle file, always fetched"
+    return path
+
+
+def _served(server: streaming.InputServer, error: TranscodeError | None = None) -> None:
+    """Raise what went wrong reading an input for FFmpeg or ffprobe (FFmpeg may take a read error for the end of
+    its input and exit 0), in place of `error`, FFmpeg's own view of it."""
+    failure = server.error
+    if failure is not None:
+        raise failure from error
+    if error is not None:
+        raise error
+
+
+def _prepare_subtitles(
+    job: Job, paths: Mapping[str, Path | Streamed], names: Sequence[str]
+) -> dict[str, PreparedSubtitles]:
     prepared: dict[str, PreparedSubtitles] = {}
     for name in names:
-        prepared[name] = prepare(paths[name].read_bytes(), f"input {name}")
+        prepared[name] = prepare(_local(paths, name).read_bytes(), f"input {name}")
     return prepared
 
 
-def _probe_inputs(job: Job, paths: Mapping[str, Path], names: Sequence[str]) -> dict[str, MediaFacts]:
+def _probe_inputs(
+    job: Job, paths: Mapping[str, Path | Streamed], names: Sequence[str], server: streaming.InputServer
+) -> dict[str, MediaFacts]:
     facts: dict[str, MediaFacts] = {}
     for name in names:
-        f = probe(paths[name], label=f"input {name}")
+        try:
+            f = probe(paths[name], label=f"input {name}")
+        except BadInput as error:
+            _served(server, error)
+            raise
+        _served(server)
         if f.duration is not None and f.duration > job.policy.max_seconds:
             raise BadInput(
                 f"input {name} is {f.duration:.0f} s long, over the limit of {job.policy.max_seconds:.0f} s",
@@ -211,15 +253,66 @@ def _probe_inputs(job: Job, paths: Mapping[str, Path], names: Sequence[str]) -> 
     return facts
 
 
-def _transcribe(job: Job, step: planner.Transcription, deadline: float | None) -> list[Any]:
+def _transcribe(
+    job: Job, step: planner.Transcription, deadline: float | None, server: streaming.InputServer
+) -> list[Any]:
     from videojob.transcoder import stt
 
-    FFmpegRun(step.extract).run(None, NullReporter(), deadline)
+    _ffmpeg(step.extract, None, NullReporter(), deadline, server)
     cues = stt.transcribe(step.wav, stt.resolve_model_dir(step.model, job.model_dirs), step.language)
     text = stt.to_srt(cues)
     # libass needs at least one cue to open the file: an invisible one stands for "no speech"
     step.srt.write_text(text or "1\n00:00:00,000 --> 00:00:00,001\n\u200b\n", encoding="utf-8")
     return list(cues)
+
+
+def _ffmpeg(
+    argv: Sequence[str], parser: ProgressParser | None, reporter: Reporter, deadline: float | None,
+    server: streaming.InputServer,
+) -> None:
+    try:
+        FFmpegRun(argv).run(parser, reporter, deadline)
+    except TranscodeError as error:
+        _served(server, error)
+        raise
+    _served(server)
+
+
+def _layout(the_plan: planner.Plan) -> streaming.Layout:
+    """What the main artifact is made of: the file FFmpeg wrote, with an MP4/MOV index moved to the front."""
+    if not the_plan.index_last:
+        return streaming.whole_file(the_plan.output)
+    with the_plan.output.open("rb") as f:
+        def read(offset: int, n: int) -> bytes:
+            f.seek(offset)
+            return f.read(n)
+
+        try:
+            moved = mp4.faststart_layout(mp4.top_level_boxes(read, the_plan.output.stat().st_size), read)
+        except mp4.NotMP4 as e:
+            raise TranscodeError(f"the result is not the MP4 FFmpeg should have written: {e}") from None
+    return streaming.Layout(moved.prefix, moved.body, moved.tail)
+
+
+def _write_layout(source: Path, layout: streaming.Layout, dest: Path) -> tuple[int, str]:
+    """Write the object `layout` describes to a local file (--local); returns its size and SHA-256."""
+    digest = hashlib.sha256()
+    partial = dest.with_name(dest.name + ".part")
+    with source.open("rb") as f, partial.open("wb") as out:
+        digest.update(layout.prefix)
+        out.write(layout.prefix)
+        for start, end in (layout.body, *([layout.tail] if layout.tail else [])):
+            f.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = f.read(min(remaining, storage.HTTP_CHUNK))
+                if not chunk:
+                    raise TranscodeError(f"{source} is shorter than its layout")
+                digest.update(chunk)
+                out.write(chunk)
+                remaining -= len(chunk)
+    partial.replace(dest)
+    return layout.size, digest.hexdigest()
 
 
 def _deliver(job: Job, path: Path, filename: str, content_type: str) -> tuple[str, int]:
@@ -233,9 +326,13 @@ def _deliver(job: Job, path: Path, filename: str, content_type: str) -> tuple[st
     return uri, storage.upload(path, uri, content_type, job.s3)
 
 
-def _artifact(uri: str, path: Path, kind: str, content_type: str, facts: MediaFacts | None) -> Artifact:
+def _artifact(
+    uri: str, path: Path, kind: str, content_type: str, facts: MediaFacts | None,
+    stored: tuple[int, str] | None = None,
+) -> Artifact:
+    size, sha256 = stored or (path.stat().st_size, storage.sha256_file(path))
     return Artifact.model_validate({
-        "uri": uri, "kind": kind, "size": path.stat().st_size, "sha256": storage.sha256_file(path),
+        "uri": uri, "kind": kind, "size": size, "sha256": sha256,
         "contentType": content_type,
         **({
             "duration": round(facts.duration, 3) if facts.duration is not None else None,
@@ -247,6 +344,34 @@ def _artifact(uri: str, path: Path, kind: str, content_type: str, facts: MediaFa
 
 
 def run(job: Job) -> TranscodeResult:
+    with streaming.InputServer() as server:
+        return _run(job, server)
+
+
+def _check_result(the_plan: planner.Plan, spec: VideoJobSpec, deadline: float | None) -> MediaFacts:
+    """Take the thumbnail and probe the result; refuse a result without a picture."""
+    if the_plan.thumbnail is not None:
+        FFmpegRun(the_plan.thumbnail).run(None, NullReporter(), deadline)
+        if the_plan.thumbnail_path is not None and not the_plan.thumbnail_path.is_file():
+            asked = spec.output.thumbnail.at if spec.output.thumbnail else 0.0
+            raise BadInput(f"output.thumbnail.at: the result has no frame at {asked:g} s to take the thumbnail from",
+                           reason="NoThumbnail")
+    out_facts = probe(the_plan.output, label="the result", formats=None)
+    if not out_facts.has_video:  # e.g. every frame cut away by trims: never deliver a picture-less "video"
+        raise BadInput("the result has no video frames (check the inputs' trim start and duration)",
+                       reason="NoVideoFrames")
+    return out_facts
+
+
+def _start_upload(job: Job, the_plan: planner.Plan) -> streaming.StreamedUpload | None:
+    """Upload the main result while FFmpeg writes it (not in --local mode)."""
+    if job.output_dir is not None:
+        return None
+    uri = output_uri(job.spec.output.uri, the_plan.output_filename)
+    return streaming.StreamedUpload(the_plan.output, uri, the_plan.content_type, job.s3).start()
+
+
+def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
     started = time.monotonic()
     deadline = started + job.deadline_seconds if job.deadline_seconds else None
     spec = job.spec
@@ -261,13 +386,13 @@ def run(job: Job) -> TranscodeResult:
     subtitle_names = planner.subtitle_inputs(spec)
     used = {name for op in spec.operations for name in op.input_refs()} | {spec.inputs[0].name}
     media_names = [i.name for i in spec.inputs if i.name in used and i.name not in subtitle_names]
-    paths, bytes_in = _fetch_inputs(job, [i.name for i in spec.inputs if i.name in used])
+    paths, bytes_in = _open_inputs(job, [i.name for i in spec.inputs if i.name in used], media_names, server)
     prepared = _prepare_subtitles(job, paths, subtitle_names)
     subtitle_paths: dict[str, Path] = {}
     for name, sub in prepared.items():
         subtitle_paths[name] = job.workdir / f"subtitles-{name}{sub.burn_suffix}"
         subtitle_paths[name].write_text(sub.burn_text, encoding="utf-8")
-    facts = _probe_inputs(job, paths, media_names)
+    facts = _probe_inputs(job, paths, media_names, server)
 
     def plan_for(hardware: str) -> planner.Plan:
         made = planner.plan(spec, facts, {n: paths[n] for n in media_names}, hardware, job.workdir, subtitle_paths)
@@ -278,38 +403,54 @@ def run(job: Job) -> TranscodeResult:
     the_plan = plan_for(job.hardware)
     generated: dict[int, list[Any]] = {}
     for step in the_plan.transcriptions:
-        generated[step.op_index] = _transcribe(job, step, deadline)
+        generated[step.op_index] = _transcribe(job, step, deadline, server)
 
     note = ""
+    upload = _start_upload(job, the_plan)
     try:
-        FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
-    except Unsupported as error:
-        fallback = encoders.fallback_hardware(job.hardware_requested or job.hardware, error)
-        if fallback is None:
-            raise
-        # NVENC fails while opening the encoder, before the first frame: little is lost by starting over.
-        why = " ".join(str(error).removeprefix(NVENC_UNAVAILABLE_MESSAGE).split())[:300]
-        print(f"videojob-transcode: NVENC unavailable on this node ({why}); auto falls back to CPU encoding",
-              file=sys.stderr, flush=True)
-        note = f"encoded on CPU: NVENC unavailable on its node ({why})"
-        the_plan = plan_for(fallback)  # transcriptions do not depend on the hardware: they are kept
-        FFmpegRun(the_plan.main).run(ProgressParser(the_plan.duration), job.reporter, deadline)
-    if the_plan.thumbnail is not None:
-        FFmpegRun(the_plan.thumbnail).run(None, NullReporter(), deadline)
-        if the_plan.thumbnail_path is not None and not the_plan.thumbnail_path.is_file():
-            asked = spec.output.thumbnail.at if spec.output.thumbnail else 0.0
-            raise BadInput(f"output.thumbnail.at: the result has no frame at {asked:g} s to take the thumbnail from",
-                           reason="NoThumbnail")
+        try:
+            _ffmpeg(the_plan.main, ProgressParser(the_plan.duration), job.reporter, deadline, server)
+        except Unsupported as error:
+            fallback = encoders.fallback_hardware(job.hardware_requested or job.hardware, error)
+            if fallback is None:
+                raise
+            # NVENC fails while opening the encoder, before the first frame: little is lost by starting over.
+            why = " ".join(str(error).removeprefix(NVENC_UNAVAILABLE_MESSAGE).split())[:300]
+            print(f"videojob-transcode: NVENC unavailable on this node ({why}); auto falls back to CPU encoding",
+                  file=sys.stderr, flush=True)
+            note = f"encoded on CPU: NVENC unavailable on its node ({why})"
+            if upload is not None:
+                upload.abort()
+            the_plan = plan_for(fallback)  # transcriptions do not depend on the hardware: they are kept
+            upload = _start_upload(job, the_plan)
+            _ffmpeg(the_plan.main, ProgressParser(the_plan.duration), job.reporter, deadline, server)
+        if upload is not None:
+            upload.stop()
+        # The checks of the result (thumbnail, probe) run while its last parts upload; it appears only if they pass.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            checked = pool.submit(_check_result, the_plan, spec, deadline)
+            layout = _layout(the_plan)
+            if upload is not None:
+                stored = upload.finish(layout)
+            out_facts = checked.result()
+        if upload is not None:
+            uri = upload.uri
+            upload.commit()
+        else:
+            assert job.output_dir is not None
+            job.output_dir.mkdir(parents=True, exist_ok=True)
+            dest = job.output_dir / the_plan.output_filename
+            stored = _write_layout(the_plan.output, layout, dest)
+            uri = dest.resolve().as_uri()
+    except BaseException:
+        if upload is not None:
+            upload.abort()  # no object appears for a failed run
+        raise
 
-    artifacts: list[Artifact] = []
-    bytes_out = 0
-    out_facts = probe(the_plan.output, label="the result", formats=None)
-    if not out_facts.has_video:  # e.g. every frame cut away by trims: never deliver a picture-less "video"
-        raise BadInput("the result has no video frames (check the inputs' trim start and duration)",
-                       reason="NoVideoFrames")
-    uri, size = _deliver(job, the_plan.output, the_plan.output_filename, the_plan.content_type)
-    artifacts.append(_artifact(uri, the_plan.output, "video", the_plan.content_type, out_facts))
-    bytes_out += size
+    artifacts: list[Artifact] = [
+        _artifact(uri, the_plan.output, "video", the_plan.content_type, out_facts, stored)
+    ]
+    bytes_out = stored[0]
     if the_plan.thumbnail_path is not None:
         thumb = the_plan.thumbnail_path
         uri, size = _deliver(job, thumb, thumb.name, "image/jpeg")

@@ -37,7 +37,11 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
     diagnostics.wait_phase("watched", "Running", timeout=90)
     diagnostics.wait(lambda: http_server.arrived("/watched.mp4"), timeout=60, message="the input requested")
     running = op.metrics()
-    assert metric(running, "videojob_videojobs", phase="Running") == 1, running.get("videojob_videojobs")
+    assert metric(running, "videojob_videojobs", videojob_namespace=namespace, phase="Running") == 1, running.get(
+        "videojob_videojobs"
+    )
+    (build,) = running["videojob_build_info"]
+    assert build[1] == 1 and build[0]["version"], build
 
     # The real kubectl, waiting on the condition the operator sets, as a user would script it.
     kubectl = testenv.dir / "bin" / "kubectl"
@@ -61,9 +65,14 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
     def counted() -> bool:
         samples = op.metrics()
         return (
-            metric(samples, "videojob_videojobs", phase="Succeeded") == 1
-            and metric(samples, "videojob_succeeded_total") >= 1
+            metric(samples, "videojob_videojobs", videojob_namespace=namespace, phase="Succeeded") == 1
+            and metric(samples, "videojob_finished_total", videojob_namespace=namespace, phase="Succeeded",
+                       reason="Succeeded", hardware="cpu") == 1
             and metric(samples, "videojob_jobs_created_total") >= 1
+            and metric(samples, "videojob_input_bytes_total", videojob_namespace=namespace) > 0
+            and metric(samples, "videojob_output_bytes_total", videojob_namespace=namespace) > 0
+            and metric(samples, "videojob_encode_speed_ratio_count", hardware="cpu") == 1
+            and metric(samples, "videojob_admission_wait_seconds_count", priority="5") == 1
         )
 
     diagnostics.wait(counted, timeout=30, message=f"metrics to count the success:\n{op.metrics_text()[:3000]}")

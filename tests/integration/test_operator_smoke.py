@@ -239,15 +239,20 @@ def test_a_videojob_goes_pending_running_succeeded(
     )
     assert kubectl_wait.returncode == 0, kubectl_wait.stderr
 
+    def total(metrics: dict[str, float], name: str, *labels: str) -> float:
+        """The sum of `name`'s series that carry every one of `labels` (`key="value"`)."""
+        return sum(v for k, v in metrics.items() if k.split("{")[0] == name and all(lb in k for lb in labels))
+
     def metrics_show_it() -> dict[str, float] | None:
         metrics = operator.metrics()
-        return metrics if metrics.get('videojob_videojobs{phase="Succeeded"}') == 1 else None
+        here = f'videojob_namespace="{namespace}"'
+        return metrics if total(metrics, "videojob_videojobs", here, 'phase="Succeeded"') == 1 else None
 
     metrics = wait_for(metrics_show_it, timeout=15, message="metrics to show the VideoJob")
-    assert metrics["videojob_succeeded_total"] == 1
-    assert metrics["videojob_jobs_created_total"] == 1
-    assert metrics["videojob_bytes_out_total"] == 1234
-    assert metrics["videojob_admission_wait_seconds_count"] == 1
+    assert total(metrics, "videojob_finished_total", 'phase="Succeeded"', 'reason="Succeeded"') == 1
+    assert total(metrics, "videojob_jobs_created_total") == 1
+    assert total(metrics, "videojob_output_bytes_total", f'videojob_namespace="{namespace}"') == 1234
+    assert total(metrics, "videojob_admission_wait_seconds_count", 'priority="2"') == 1
 
 
 def test_bad_input_fails_at_once_with_the_reason(

@@ -444,23 +444,36 @@ def test_created_s3_secret_holds_the_credentials_and_no_configmap_does(watch: li
 # ---------------------------------------------------------------------------------------------------------------
 # monitoring
 
-try:
-    from videojob.controller import metrics as operator_metrics
-except ImportError:  # pragma: no cover - the operator's module not written yet
-    operator_metrics = None  # type: ignore[assignment]
+from prometheus_client.metrics import MetricWrapperBase  # noqa: E402
 
-METRIC = re.compile(r"\bvideojob_[a-z0-9_]+\b")
+from videojob.controller import metrics as operator_metrics  # noqa: E402
+
+METRIC = re.compile(r"\b(videojob_[a-z0-9_]+)\b\s*(\{[^}]*\})?")
+LABEL_MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
+# Labels Prometheus adds to every series of a scrape target (a ServiceMonitor's defaults).
+LABEL_VALUES = re.compile(r"label_values\((.*),\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\)")
+TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint"}
+RUNBOOK = REPO / "docs" / "operations.md"
 
 
-def exported_series() -> set[str]:
-    """Every series name the operator's metrics expose (counters as _total, histograms as _bucket/_sum/_count)."""
-    suffixes = {
-        "counter": ["_total", "_created"],
-        "gauge": [""],
-        "histogram": ["_bucket", "_sum", "_count", "_created"],
-    }
-    registry = operator_metrics.Metrics().registry
-    return {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
+def exported_series() -> dict[str, set[str]]:
+    """Every series name the operator exposes (counters as _total, histograms as _bucket/_sum/_count) -> its
+    labels (`le` on buckets), read from the metric objects of `Metrics` (labelled ones have no sample yet)."""
+    suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
+    out: dict[str, set[str]] = {}
+    for metric in vars(operator_metrics.Metrics()).values():
+        if isinstance(metric, MetricWrapperBase):
+            for suffix in suffixes[metric._type]:
+                out[metric._name + suffix] = set(metric._labelnames) | ({"le"} if suffix == "_bucket" else set())
+    return out
+
+
+def test_exported_series_are_what_the_operator_renders() -> None:
+    """The table above is read from private attributes: check it against a real exposition."""
+    rendered = {line.split("{")[0].split(" ")[0] for line in operator_metrics.Metrics().render().decode().splitlines()
+                if line and not line.startswith("#") and not line.split("{")[0].split(" ")[0].endswith("_created")}
+    assert rendered <= set(exported_series()), rendered - set(exported_series())
 
 
 def dashboard(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -473,21 +486,72 @@ def test_dashboard_has_the_panels_the_platform_team_needs() -> None:
     dash = dashboard(render())
     titles = " | ".join(p["title"].lower() for p in dash["panels"])
     for needed in ("phase", "queue", "admission wait", "run duration", "bytes", "failures by reason", "success rate",
-                   "retries"):
+                   "retries", "encode speed", "version"):
         assert needed in titles, f"no panel about {needed}: {titles}"
     assert all(p["targets"] and p["datasource"]["uid"] == "${datasource}" for p in dash["panels"])
     assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
 
 
-@pytest.mark.skipif(operator_metrics is None, reason="videojob.controller.metrics not there yet")
-def test_dashboard_and_alerts_use_only_metrics_the_operator_exports() -> None:
-    docs = render({"prometheusRule": {"enabled": True}, "metrics": {"serviceMonitor": {"enabled": True}}})
-    exprs = [t["expr"] for p in dashboard(docs)["panels"] for t in p["targets"]]
+def test_dashboard_shows_one_operator_chosen_by_namespace_and_job() -> None:
+    """Two installs scraped by one Prometheus are never summed: every query selects the chosen target."""
+    dash = dashboard(render())
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert {"datasource", "namespace", "job", "videojob_namespace"} <= set(variables)
+    assert "namespace=\"$namespace\"" in variables["job"]["query"]["query"], "job choices follow the namespace"
+    for p in dash["panels"]:
+        for t in p["targets"]:
+            for _name, selector in METRIC.findall(t["expr"]):
+                assert 'namespace="$namespace"' in selector and 'job="$job"' in selector, (p["title"], t["expr"])
+
+
+def expressions(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(where, PromQL) of every dashboard query, dashboard variable and alert."""
+    dash = dashboard(docs)
+    exprs = [(p["title"], t["expr"]) for p in dash["panels"] for t in p["targets"]]
+    exprs += [(f"variable {v['name']}", v["query"]["query"]) for v in dash["templating"]["list"]
+              if v["type"] == "query"]
     rules = one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
-    exprs += [r["expr"] for r in rules]
-    used = {m for e in exprs for m in METRIC.findall(e)}
+    return exprs + [(r["alert"], r["expr"]) for r in rules]
+
+
+def test_dashboard_and_alerts_use_only_series_and_labels_the_operator_exports() -> None:
+    """Every videojob_ series a query names is exported, every label it matches on is one of that series' labels
+    (or one Prometheus gives the target), and every label it groups by is one of the labels of a series it uses."""
+    exported = exported_series()
+    used: set[str] = set()
+    for where, expr in expressions(render({"prometheusRule": {"enabled": True},
+                                           "metrics": {"serviceMonitor": {"enabled": True}}})):
+        names = []
+        series = LABEL_VALUES.sub(r"\1", GROUPING.sub(" ", expr))  # label names are no series
+        for name, selector in METRIC.findall(series):
+            assert name in exported, f"{where}: {name} is not exported by the operator"
+            names.append(name)
+            unknown = set(LABEL_MATCHER.findall(selector)) - exported[name] - TARGET_LABELS
+            assert not unknown, f"{where}: {name} has no label {unknown}"
+        for group in GROUPING.findall(expr):
+            labels = {g.strip() for g in group.split(",") if g.strip()}
+            known = set().union(*(exported[n] for n in names)) | TARGET_LABELS
+            assert labels <= known, f"{where}: groups by {labels - known}, which no series it uses has"
+        used.update(names)
     assert used, "no videojob_ metric found in the expressions"
-    assert used - exported_series() == set()
+    families = {n.removesuffix(s) for n in used for s in ("_bucket", "_sum", "_count", "_total") if n.endswith(s)}
+    assert {"videojob_finished", "videojob_queue_depth", "videojob_build_info", "videojob_encode_speed_ratio"} <= (
+        families | used
+    ), "the dashboard shows outcomes, the queue, the version and the encode speed"
+
+
+def test_every_alert_links_its_runbook_in_the_operations_guide() -> None:
+    rules = one(render({"prometheusRule": {"enabled": True}}), "PrometheusRule")["spec"]["groups"][0]["rules"]
+    headings = re.findall(r"^### (\S+)$", RUNBOOK.read_text(), re.MULTILINE)
+    base = yaml.safe_load((CHART / "values.yaml").read_text())["prometheusRule"]["runbookBaseUrl"]
+    assert base.endswith("/docs/operations.md")
+    for rule in rules:
+        assert rule["annotations"]["runbook_url"] == f"{base}#{rule['alert'].lower()}", rule["alert"]
+        assert rule["alert"] in headings, f"docs/operations.md has no section for {rule['alert']}"
+    mine = render({"prometheusRule": {"enabled": True, "runbookBaseUrl": "https://wiki.example.com/videojob"}})
+    assert one(mine, "PrometheusRule")["spec"]["groups"][0]["rules"][0]["annotations"]["runbook_url"].startswith(
+        "https://wiki.example.com/videojob#"
+    )
 
 
 def test_service_monitor_selects_the_metrics_service() -> None:

@@ -1,16 +1,26 @@
 """Prometheus metrics, /healthz, and structured logs of the operator process.
 
-Metrics (all prefixed `videojob_`):
-- `videojob_videojobs{phase}` gauge: VideoJobs seen, by phase
-- `videojob_queue_depth` gauge: VideoJobs waiting for admission
+Metrics (Prometheus conventions: base units in the name, `_total` on counters; `videojob_namespace` is the
+VideoJob's namespace, named so that it does not clash with the `namespace` label Prometheus gives the operator's
+own target):
+- `videojob_build_info{version,python_version}` gauge, always 1: which operator is running
+- `videojob_videojobs{videojob_namespace,phase}` gauge: VideoJobs by namespace and phase
+- `videojob_queue_depth{priority}` gauge: VideoJobs waiting for admission, by priority (1-10, always all ten)
 - `videojob_running{hardware}` gauge: admitted, unfinished VideoJobs by hardware
-- `videojob_admission_wait_seconds` histogram: creation to Job creation
+- `videojob_admission_wait_seconds{priority}` histogram: creation to Job creation
 - `videojob_run_duration_seconds{hardware,phase}` histogram: start to finish of finished VideoJobs
-- `videojob_bytes_in_total`, `videojob_bytes_out_total` counters: bytes read and written by successful jobs
+- `videojob_finished_total{videojob_namespace,phase,reason,hardware}` counter: VideoJobs that reached a terminal
+  phase (Succeeded, Failed, Cancelled), with the reason of their status (`Succeeded`, `BadInput`, ...)
+- `videojob_input_bytes_total`, `videojob_output_bytes_total` `{videojob_namespace}` counters: bytes read and
+  written by successful jobs
+- `videojob_encode_speed_ratio{hardware}` histogram: seconds of media produced per second of transcoder run time
+  of successful jobs (2 = twice real time; downloads and uploads included)
 - `videojob_retries_total` counter: attempts beyond the first
-- `videojob_failures_total{reason}` counter, `videojob_succeeded_total`, `videojob_cancelled_total` counters
-- `videojob_jobs_created_total` counter: Jobs created by this process (adoptions excluded)
+- `videojob_jobs_created_total` counter: Kubernetes Jobs created by this process (adoptions excluded)
 - `videojob_reconcile_duration_seconds` histogram, `videojob_reconcile_errors_total` counter: the passes
+
+Cardinality: namespaces x phases x reasons (reasons are a declared, bounded set), ten priorities, two hardware
+kinds; never a VideoJob's name or uid.
 
 Counters count transitions this process observed; after a restart they start from zero (Prometheus' `rate` and
 `increase` handle resets).
@@ -25,16 +35,28 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from videojob import __version__
+from videojob.api.runtime import TranscodeResult
+from videojob.controller.status import parse_time
+
 FAILED_PASSES_UNHEALTHY = 5  # passes in a row that raise before /healthz answers 503
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600, 14400)
+_SPEED_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+
+
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
+PRIORITIES = tuple(range(1, 11))
+HARDWARE = ("cpu", "nvidia")
 
 
 class Metrics:
@@ -43,36 +65,96 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.videojobs = Gauge("videojob_videojobs", "VideoJobs by phase.", ["phase"], registry=r)
-        self.queue_depth = Gauge("videojob_queue_depth", "VideoJobs waiting for admission.", registry=r)
+        self.build_info = Gauge("videojob_build_info", "The running operator: always 1, with its version.",
+                                ["version", "python_version"], registry=r)
+        self.build_info.labels(version=__version__, python_version=platform.python_version()).set(1)
+        self.videojobs = Gauge("videojob_videojobs", "VideoJobs by namespace and phase.",
+                               ["videojob_namespace", "phase"], registry=r)
+        self.queue_depth = Gauge("videojob_queue_depth", "VideoJobs waiting for admission, by priority.",
+                                 ["priority"], registry=r)
         self.running = Gauge("videojob_running", "Admitted, unfinished VideoJobs by hardware.", ["hardware"],
                              registry=r)
         self.admission_wait = Histogram(
-            "videojob_admission_wait_seconds", "From creation to Job creation.", buckets=_WAIT_BUCKETS, registry=r
+            "videojob_admission_wait_seconds", "From creation to Job creation, by priority.", ["priority"],
+            buckets=_WAIT_BUCKETS, registry=r,
         )
         self.run_duration = Histogram(
             "videojob_run_duration_seconds", "From start to finish.", ["hardware", "phase"],
             buckets=_DURATION_BUCKETS, registry=r,
         )
-        self.bytes_in = Counter("videojob_bytes_in", "Bytes read by successful jobs.", registry=r)
-        self.bytes_out = Counter("videojob_bytes_out", "Bytes written by successful jobs.", registry=r)
+        self.finished = Counter(
+            "videojob_finished", "VideoJobs that reached a terminal phase, by phase and reason.",
+            ["videojob_namespace", "phase", "reason", "hardware"], registry=r,
+        )
+        self.input_bytes = Counter("videojob_input_bytes", "Bytes read by successful jobs.", ["videojob_namespace"],
+                                   registry=r)
+        self.output_bytes = Counter("videojob_output_bytes", "Bytes written by successful jobs.",
+                                    ["videojob_namespace"], registry=r)
+        self.encode_speed = Histogram(
+            "videojob_encode_speed_ratio", "Seconds of media produced per second of transcoder run time.",
+            ["hardware"], buckets=_SPEED_BUCKETS, registry=r,
+        )
         self.retries = Counter("videojob_retries", "Attempts beyond the first.", registry=r)
-        self.failures = Counter("videojob_failures", "Failed VideoJobs by reason.", ["reason"], registry=r)
-        self.succeeded = Counter("videojob_succeeded", "Succeeded VideoJobs.", registry=r)
-        self.cancelled = Counter("videojob_cancelled", "Cancelled VideoJobs.", registry=r)
-        self.jobs_created = Counter("videojob_jobs_created", "Jobs created.", registry=r)
+        self.jobs_created = Counter("videojob_jobs_created", "Kubernetes Jobs created.", registry=r)
         self.reconcile_duration = Histogram(
             "videojob_reconcile_duration_seconds", "Duration of a reconcile pass.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
         )
         self.reconcile_errors = Counter("videojob_reconcile_errors", "Failed API calls in passes.", registry=r)
-        for phase in ("Pending", "Running", "Succeeded", "Failed", "Cancelled"):
-            self.videojobs.labels(phase=phase).set(0)
-        for hardware in ("cpu", "nvidia"):
+        for priority in PRIORITIES:
+            self.queue_depth.labels(priority=str(priority)).set(0)
+        for hardware in HARDWARE:
             self.running.labels(hardware=hardware).set(0)
         self.last_pass = time.monotonic()  # the end of the last pass that completed
         self.failed_passes = 0  # passes in a row that raised
         self.loop_alive = True
+
+    # --- what a pass saw and did ---------------------------------------------------------------------------------
+
+    def observe_state(self, phases: Iterable[tuple[str, str]], queued: Iterable[int],
+                      running: Mapping[str, int]) -> None:
+        """Set the gauges from one pass: (namespace, phase) of every VideoJob, the priority of every queued one,
+        running VideoJobs by hardware. A namespace without VideoJobs drops out (its series disappear)."""
+        counts: dict[tuple[str, str], int] = {}
+        for namespace, phase in phases:
+            for each in PHASES:
+                counts.setdefault((namespace, each), 0)
+            counts[(namespace, phase)] = counts.get((namespace, phase), 0) + 1
+        self.videojobs.clear()  # one thread (the event loop): no scrape sees the gauge half set
+        for (namespace, phase), count in counts.items():
+            self.videojobs.labels(videojob_namespace=namespace, phase=phase).set(count)
+        depth = dict.fromkeys(PRIORITIES, 0)
+        for priority in queued:
+            depth[priority] = depth.get(priority, 0) + 1
+        for priority, count in depth.items():
+            self.queue_depth.labels(priority=str(priority)).set(count)
+        for hardware, count in running.items():
+            self.running.labels(hardware=hardware).set(count)
+
+    def observe_admission(self, priority: int, wait_seconds: float) -> None:
+        self.jobs_created.inc()
+        self.admission_wait.labels(priority=str(priority)).observe(max(wait_seconds, 0))
+
+    def observe_finished(self, namespace: str, status: Mapping[str, Any], result: TranscodeResult | None) -> None:
+        """A VideoJob reached a terminal phase (`status`, its new status); `result` is its transcoder's result when
+        it succeeded."""
+        phase = str(status["phase"])
+        hardware = str(status.get("hardware") or "cpu")
+        started, completed = parse_time(status.get("startedAt")), parse_time(status.get("completedAt"))
+        if started is not None and completed is not None:
+            self.run_duration.labels(hardware=hardware, phase=phase).observe(
+                max((completed - started).total_seconds(), 0)
+            )
+        self.retries.inc(max(int(status.get("attempts") or 0) - 1, 0))
+        self.finished.labels(videojob_namespace=namespace, phase=phase, reason=str(status.get("reason") or phase),
+                             hardware=hardware).inc()
+        if phase != "Succeeded" or result is None:
+            return
+        self.input_bytes.labels(videojob_namespace=namespace).inc(result.bytes_in)
+        self.output_bytes.labels(videojob_namespace=namespace).inc(result.bytes_out)
+        media = max((a.duration or 0.0 for a in result.artifacts), default=0.0)
+        if media > 0 and result.seconds > 0:
+            self.encode_speed.labels(hardware=result.hardware or hardware).observe(media / result.seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

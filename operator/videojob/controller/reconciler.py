@@ -482,15 +482,12 @@ class Reconciler:
             await self.call_status(self.kube.patch_videojob_status, meta["namespace"], meta["name"], {"message": text})
 
     def _record(self, desired: Mapping[str, Desired], positions: Mapping[str, int], running: Mapping[str, int]) -> None:
-        by_phase = dict.fromkeys(("Pending", "Running", "Succeeded", "Failed", "Cancelled"), 0)
-        for _, new, _ in desired.values():
-            phase = str(new.get("phase") or "Pending")
-            by_phase[phase] = by_phase.get(phase, 0) + 1
-        for phase, count in by_phase.items():
-            self.metrics.videojobs.labels(phase=phase).set(count)
-        self.metrics.queue_depth.set(len(positions))
-        for hardware, count in running.items():
-            self.metrics.running.labels(hardware=hardware).set(count)
+        items = self.index.videojobs.items
+        self.metrics.observe_state(
+            ((str(vj["metadata"]["namespace"]), str(new.get("phase") or "Pending")) for vj, new, _ in desired.values()),
+            (int((items[uid].get("spec") or {}).get("priority") or 5) for uid in positions if uid in items),
+            running,
+        )
 
     # --- actions -------------------------------------------------------------------------------------------
 
@@ -545,10 +542,9 @@ class Reconciler:
         self.blocked.pop(str(meta["uid"]), None)
         job = slim_job(job)  # the pass keeps it until its end: not the whole pod template
         if created:
-            self.metrics.jobs_created.inc()
             queued = parse_time(meta.get("creationTimestamp"))
-            if queued is not None:
-                self.metrics.admission_wait.observe(max((now - queued).total_seconds(), 0))
+            self.metrics.observe_admission(int((vj.get("spec") or {}).get("priority") or 5),
+                                           (now - queued).total_seconds() if queued is not None else 0.0)
             log.info("created Job %s on %s", job["metadata"]["name"], hardware,
                      extra={"namespace": meta["namespace"], "videojob": meta["name"]})
         return job, None
@@ -594,28 +590,14 @@ class Reconciler:
                 await self.call_status(self.kube.create_event, vj, event_type, reason, message, timestamp(now))
             except Exception as e:  # the transition itself is recorded; a lost Event is not worth a retry
                 log.warning("cannot post Event %s: %s", reason, describe(e))
-        self._count_transition(old, new, its_pods)
+        self._count_transition(str(meta["namespace"]), old, new, its_pods)
 
-    def _count_transition(self, old: Mapping[str, Any], new: Mapping[str, Any], its_pods: list[Body]) -> None:
+    def _count_transition(self, namespace: str, old: Mapping[str, Any], new: Mapping[str, Any],
+                          its_pods: list[Body]) -> None:
         phase = new["phase"]
         if phase == old.get("phase") or phase not in TERMINAL:
             return
-        started, completed = parse_time(new.get("startedAt")), parse_time(new.get("completedAt"))
-        if started is not None and completed is not None:
-            self.metrics.run_duration.labels(hardware=new.get("hardware", "cpu"), phase=phase).observe(
-                max((completed - started).total_seconds(), 0)
-            )
-        self.metrics.retries.inc(max(int(new.get("attempts") or 0) - 1, 0))
-        if phase == "Succeeded":
-            self.metrics.succeeded.inc()
-            result = succeeded_result(its_pods)
-            if result is not None:
-                self.metrics.bytes_in.inc(result.bytes_in)
-                self.metrics.bytes_out.inc(result.bytes_out)
-        elif phase == "Failed":
-            self.metrics.failures.labels(reason=str(new.get("reason") or "Failed")).inc()
-        else:
-            self.metrics.cancelled.inc()
+        self.metrics.observe_finished(namespace, new, succeeded_result(its_pods) if phase == "Succeeded" else None)
 
     async def set_finalizers(self, vj: Mapping[str, Any], finalizers: list[str]) -> None:
         meta = vj["metadata"]

@@ -7,15 +7,17 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import TestEnv
-from tests.e2e.harness import Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs
+from tests.e2e.harness import Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs, videojob
 from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import encode_spec
+from videojob.controller.status import parse_time
 
 pytestmark = pytest.mark.e2e
 
@@ -78,17 +80,27 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
     diagnostics.wait(counted, timeout=30, message=f"metrics to count the success:\n{op.metrics_text()[:3000]}")
 
 
-def test_ttl_deletes_the_finished_videojob_and_keeps_its_artifacts(
+def test_ttl_deletes_the_finished_videojob_keeps_its_artifacts_and_spares_gitops_ones(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
     media: MediaFactory, bucket: str, s3: Any, batch_v1: Any, namespace: str,
 ) -> None:
     source = media.upload(media.video(), bucket, "in/ttl.mp4")
-    run_operator()
+    op = run_operator()
     videojobs.create("short-lived", encode_spec(source, f"s3://{bucket}/out/ttl/", hardware="cpu",
-                                                ttlSecondsAfterFinished=2))
+                                                ttlSecondsAfterFinished=4))
+    # The same, as Argo CD syncs it (annotation tracking), with a shorter TTL: deleting it would only make selfHeal
+    # create it again, and it would encode again.
+    tracked = videojob("in-git", encode_spec(source, f"s3://{bucket}/out/ttl-git/", hardware="cpu",
+                                             ttlSecondsAfterFinished=1))
+    tracking = f"media:videojob.dev/VideoJob:{namespace}/in-git"
+    tracked["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": tracking}
+    videojobs.create_object(tracked)
     done = diagnostics.wait_phase("short-lived", "Succeeded", timeout=120)
+    in_git = diagnostics.wait_phase("in-git", "Succeeded", timeout=120)
     artifact = done["status"]["artifacts"][0]
     job_name = done["status"]["jobName"]
+    assert parse_time(in_git["status"]["completedAt"]) + timedelta(seconds=1) <= parse_time(
+        done["status"]["completedAt"]) + timedelta(seconds=4), "in-git's TTL must run out first"
 
     def deleted() -> bool:
         try:
@@ -98,6 +110,12 @@ def test_ttl_deletes_the_finished_videojob_and_keeps_its_artifacts(
         return False
 
     diagnostics.wait(deleted, timeout=60, message="the VideoJob deleted after its TTL")
+    # A pass after the one that deleted short-lived (which was past in-git's TTL too) counts one Succeeded VideoJob,
+    # the tracked one: the TTL left it alone.
+    diagnostics.wait(lambda: metric(op.metrics(), "videojob_videojobs", videojob_namespace=namespace,
+                                    phase="Succeeded") == 1, timeout=60,
+                     message="a pass after the TTL deletion; in-git must still be counted")
+    assert videojobs.get("in-git")["status"]["phase"] == "Succeeded"
     _, _, key = artifact["uri"][len("s3://") :].partition("/")
     assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == artifact["size"], "artifact not kept"
 

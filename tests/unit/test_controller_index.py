@@ -230,3 +230,19 @@ def test_a_hand_written_queued_at_never_stops_stamping_after_a_restart(forged: s
     index.videojobs.replace([videojob("forged", "20", queued_at=forged), videojob("new", "10")], "30")
     index.stamp_arrivals(NOW)  # raised OverflowError for year 9999
     assert index.arrivals["uid-new"] <= "2026-01-01T00:10:01", index.arrivals
+
+
+def test_the_index_keeps_the_annotations_that_decide_the_ttl_and_no_other() -> None:
+    """A VideoJob synced by Argo CD must stay exempt from the TTL in the index (which drops annotations: kubectl's
+    last-applied-configuration repeats the whole spec)."""
+    from videojob.controller.index import slim_videojob
+    from videojob.controller.status import ttl_exempt
+
+    body = {"metadata": {"name": "promo", "annotations": {
+        "argocd.argoproj.io/tracking-id": "media:videojob.dev/VideoJob:media/promo",
+        "kubectl.kubernetes.io/last-applied-configuration": "{...the whole spec...}",
+    }}, "spec": {}}
+    slim = slim_videojob(body)
+    assert list(slim["metadata"]["annotations"]) == ["argocd.argoproj.io/tracking-id"]
+    assert ttl_exempt(slim) is not None
+    assert "annotations" not in slim_videojob({"metadata": {"annotations": {"other": "x"}}})["metadata"]

@@ -17,6 +17,7 @@ from videojob.controller.status import (
     status_patch,
     stops_its_job,
     transition_events,
+    ttl_exempt,
     ttl_remaining,
 )
 
@@ -299,6 +300,27 @@ def test_ttl(status: dict[str, Any], spec_ttl: int | None, default: int | None, 
     body = vj(status) if spec_ttl is None else vj(status, ttlSecondsAfterFinished=spec_ttl)
     assert ttl_remaining(body, default, NOW) == remaining
 
+
+@pytest.mark.parametrize(
+    ("annotations", "labels", "kept"),
+    [
+        pytest.param({}, {}, False, id="an untracked VideoJob is deleted by its TTL"),
+        pytest.param({"argocd.argoproj.io/tracking-id": "media:videojob.dev/VideoJob:media/promo"}, {}, True,
+                     id="Argo CD annotation tracking keeps it (selfHeal would re-create and re-encode it)"),
+        pytest.param({}, {"app.kubernetes.io/instance": "media"}, True, id="Argo CD label tracking keeps it"),
+        pytest.param({}, {"kustomize.toolkit.fluxcd.io/name": "media"}, True, id="Flux keeps it"),
+        pytest.param({"videojob.dev/ttl": "Keep"}, {}, True, id="the Keep annotation keeps an untracked one"),
+        pytest.param({"videojob.dev/ttl": "Delete"}, {"app.kubernetes.io/instance": "media"}, False,
+                     id="the Delete annotation deletes a tracked one"),
+        pytest.param({"videojob.dev/ttl": "sometimes"}, {}, False, id="an unknown value changes nothing"),
+    ],
+)
+def test_ttl_leaves_gitops_managed_videojobs_alone(annotations: dict[str, str], labels: dict[str, str],
+                                                   kept: bool) -> None:
+    body = vj({"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, ttlSecondsAfterFinished=1)
+    body["metadata"] = {**body["metadata"], "annotations": annotations, "labels": labels}
+    assert (ttl_exempt(body) is not None) is kept
+    assert ttl_remaining(body, None, NOW) == (None if kept else -59.0)
 
 @pytest.mark.parametrize(
     ("pod_status", "reason", "in_message"),

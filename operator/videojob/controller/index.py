@@ -24,7 +24,7 @@ from typing import Any
 
 from videojob.api.models import GROUP, KIND
 from videojob.controller.jobs import controller_uid, job_name
-from videojob.controller.status import parse_time, precise, precise_timestamp
+from videojob.controller.status import TTL_ANNOTATIONS, parse_time, precise, precise_timestamp
 
 Body = dict[str, Any]
 
@@ -49,9 +49,14 @@ def _slim_metadata(body: Mapping[str, Any]) -> Body:
 
 
 def slim_videojob(body: Mapping[str, Any]) -> Body:
-    """What a pass reads of a VideoJob: all of it but the server's field-ownership bookkeeping and annotations
-    (kubectl's last-applied-configuration alone repeats the whole spec)."""
+    """What a pass reads of a VideoJob: all of it but the server's field-ownership bookkeeping and the annotations
+    (kubectl's last-applied-configuration alone repeats the whole spec) other than those that decide its TTL
+    (`status.TTL_ANNOTATIONS`)."""
     meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in ("managedFields", "annotations")}
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    kept = {k: v for k, v in annotations.items() if k in TTL_ANNOTATIONS}
+    if kept:
+        meta["annotations"] = kept
     return {**body, "metadata": meta}
 
 

@@ -489,10 +489,44 @@ def transition_events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> 
     return events
 
 
+# TTL and GitOps. A VideoJob that a GitOps tool keeps in the cluster (Argo CD with selfHeal, Flux) would be created
+# again after the TTL deleted it, and encode again, forever. So the TTL leaves alone a VideoJob that carries one of
+# these tools' tracking marks, and the annotation `videojob.dev/ttl` decides explicitly: `Keep` (never deleted by the
+# TTL) or `Delete` (deleted by the TTL even when tracked).
+ANNOTATION_TTL = "videojob.dev/ttl"
+GITOPS_ANNOTATIONS = ("argocd.argoproj.io/tracking-id",)  # Argo CD's annotation tracking (the default since 3.0)
+TTL_ANNOTATIONS = frozenset({ANNOTATION_TTL, *GITOPS_ANNOTATIONS})  # what the index keeps of the annotations
+GITOPS_LABELS = (
+    "app.kubernetes.io/instance",  # Argo CD's label tracking (the default before 3.0); Helm releases too
+    "argocd.argoproj.io/instance",  # the label key Argo CD's docs suggest instead
+    "kustomize.toolkit.fluxcd.io/name",  # Flux's Kustomization
+    "helm.toolkit.fluxcd.io/name",  # Flux's HelmRelease
+)
+
+
+def ttl_exempt(vj: Body) -> str | None:
+    """Why the TTL must not delete this VideoJob (the mark that says so), or None."""
+    meta = vj.get("metadata") or {}
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    explicit = str(annotations.get(ANNOTATION_TTL, "")).strip().lower()
+    if explicit == "delete":
+        return None
+    if explicit == "keep":
+        return f"annotation {ANNOTATION_TTL}: Keep"
+    for key in GITOPS_ANNOTATIONS:
+        if annotations.get(key):
+            return f"annotation {key} (GitOps would create it again)"
+    for key in GITOPS_LABELS:
+        if labels.get(key):
+            return f"label {key} (GitOps would create it again)"
+    return None
+
+
 def ttl_remaining(vj: Body, default_ttl: int | None, now: datetime) -> float | None:
-    """Seconds until a finished VideoJob is due for deletion (<= 0: now); None when it is kept."""
+    """Seconds until a finished VideoJob is due for deletion (<= 0: now); None when it is kept (no TTL, or
+    `ttl_exempt`)."""
     status = vj.get("status") or {}
-    if status.get("phase") not in TERMINAL:
+    if status.get("phase") not in TERMINAL or ttl_exempt(vj) is not None:
         return None
     ttl = (vj.get("spec") or {}).get("ttlSecondsAfterFinished", default_ttl)
     finished = parse_time(status.get("completedAt"))

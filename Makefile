@@ -30,7 +30,7 @@ $(PY): pyproject.toml | deps
 venv: $(PY) ## Create .venv with the package and its dev tools installed.
 
 .PHONY: crds
-crds: $(PY) ## Generate crds/, the chart's CRD and docs/api.md from the API models.
+crds: $(PY) ## Generate crds/, the chart's CRD template and docs/api.md from the API models.
 	$(PY) -m videojob.api.generate
 
 .PHONY: fmt
@@ -104,7 +104,7 @@ install: ## Install the CRD into the current kubectl context.
 	kubectl apply --server-side -f crds/
 
 .PHONY: deploy
-deploy: install ## Install (or upgrade) the Helm chart into the current kubectl context, with the images of docker-build.
+deploy: ## Install (or upgrade) the Helm chart, the CRD included, into the current kubectl context, with the images of docker-build.
 	helm upgrade --install videojob-operator charts/videojob-operator -n videojob-system --create-namespace --wait \
 	  --set image.repository=$(firstword $(subst :, ,$(IMG_OPERATOR))),image.tag=$(lastword $(subst :, ,$(IMG_OPERATOR))) \
 	  --set transcoder.image.repository=$(firstword $(subst :, ,$(IMG_TRANSCODER))),transcoder.image.tag=$(lastword $(subst :, ,$(IMG_TRANSCODER)))

@@ -148,6 +148,8 @@ def install_operator(testenv: Any) -> None:
         },
         # Only the demo's namespace: the tests' own operators watch theirs on the same cluster.
         "watchNamespaces": [NAMESPACE],
+        # The CRD is the environment's (applied above), shared with the tests' releases: no release owns it.
+        "crds": {"install": False},
         "maxRunning": 2,
         "maxRunningGpu": 0,  # the local GPU node has no GPU: NVENC cannot work here
         "s3": {"endpointUrl": testenv.s3_endpoint_url, "region": testenv.aws_default_region},
@@ -216,6 +218,9 @@ def main() -> int:
         if e.status != 409:
             raise
     ensure_s3_secret(core_v1, NAMESPACE, testenv)
+    say("installing the CRD: kubectl apply --server-side -f crds/videojobs.yaml (the environment's, shared)")
+    tool(testenv, "kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "videojobs.yaml"))
+    tool(testenv, "kubectl", "wait", "--for=condition=Established", "crd/videojobs.videojob.dev", "--timeout=60s")
     say(f"installing the operator: helm upgrade --install {RELEASE} charts/videojob-operator -n {OPERATOR_NAMESPACE}")
     install_operator(testenv)
     apps_v1 = client.AppsV1Api(api)

@@ -82,6 +82,8 @@ def release_values(testenv: TestEnv, namespace: str, fullname: str, **settings: 
     """The chart's values for a test's operator: the local images, MinIO, the test's namespace and settings."""
     values: dict[str, Any] = {
         "fullnameOverride": fullname,
+        # The CRD is the environment's, shared by every test's release (the session installs it): none owns it.
+        "crds": {"install": False},
         "image": {"repository": OPERATOR_IMAGE[0], "tag": OPERATOR_IMAGE[1], "pullPolicy": "IfNotPresent"},
         "watchNamespaces": [namespace],
         "transcoder": {

@@ -75,11 +75,11 @@ def apply(testenv: Any, docs: list[dict[str, Any]], *extra: str) -> subprocess.C
 
 
 def can(k8s_client: Any, user: str, namespace: str | None, verb: str, resource: str, group: str = "",
-        subresource: str = "") -> bool:
+        subresource: str = "", name: str | None = None) -> bool:
     from kubernetes import client
 
     attrs = client.V1ResourceAttributes(
-        namespace=namespace, verb=verb, group=group, resource=resource, subresource=subresource or None
+        namespace=namespace, verb=verb, group=group, resource=resource, subresource=subresource or None, name=name
     )
     ns = user.split(":")[2]
     review = client.V1SubjectAccessReview(
@@ -101,7 +101,11 @@ NEEDED = [
     ("delete", "jobs", "batch", "", True),
     ("list", "pods", "", "", True),
     ("create", "events", "", "", True),
-    ("create", "rolebindings", "rbac.authorization.k8s.io", "", True),
+    ("get", "pods", "", "log", True),
+    ("create", "serviceaccounts", "", "", True),
+    ("create", "rolebindings", "rbac.authorization.k8s.io", "", False),
+    ("create", "roles", "rbac.authorization.k8s.io", "", False),
+    ("patch", "serviceaccounts", "", "", False),  # only the transcoders' one, by name (checked below)
     ("create", "videojobs", "videojob.dev", "", False),
     ("delete", "pods", "", "", False),
     ("create", "pods", "", "", False),
@@ -157,8 +161,13 @@ def test_chart_installs_and_grants_the_operator_what_it_needs(
     assert can(k8s_client, user, "default", "create", "jobs", "batch") is not watch_own_namespace
     assert can(k8s_client, user, None, "list", "videojobs", "videojob.dev") is not watch_own_namespace
 
-    # The operator, as itself, can make the transcoders' ServiceAccount, Role and RoleBinding: RBAC lets it grant
-    # patch on videojobs/status only because the chart gave it that permission in this namespace.
+    # By name, the transcoders' ServiceAccount (and the Role and RoleBinding of earlier versions, to remove them).
+    for verb, resource, group in [("patch", "serviceaccounts", ""), ("delete", "roles", "rbac.authorization.k8s.io"),
+                                  ("delete", "rolebindings", "rbac.authorization.k8s.io")]:
+        assert can(k8s_client, user, namespace, verb, resource, group, name="videojob-transcoder")
+        assert not can(k8s_client, user, namespace, verb, resource, group, name="someone-elses")
+
+    # The operator, as itself, can make the transcoders' ServiceAccount (no Role: transcoders hold no rights).
     transcoder = build_transcoder_rbac(namespace, Settings())
     as_operator = kubectl(
         testenv, f"--as={user}", "--as-group=system:serviceaccounts", "apply", "--server-side",

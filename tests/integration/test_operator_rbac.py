@@ -1,8 +1,8 @@
 """The operator runs with exactly OPERATOR_CLUSTER_RULES (the chart's ClusterRole) and nothing more.
 
 A ServiceAccount bound to a ClusterRole made from the rules gets a token; the operator runs with a kubeconfig
-holding only that token, and a VideoJob must go all the way to Succeeded, with its Events and the per-namespace
-transcoder Role (which the API server only lets it create because it holds `patch videojobs/status` itself).
+holding only that token, and a VideoJob must go all the way to Succeeded, with its Events, the per-namespace
+transcoder ServiceAccount (bound to nothing), and the removal of a transcoder Role an earlier version made.
 """
 
 from __future__ import annotations
@@ -70,6 +70,15 @@ def test_the_operator_needs_nothing_beyond_its_cluster_rules(
         "stringData": {"AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
                        "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key},
     })
+    # What an earlier version made: a Role letting the transcoders' ServiceAccount patch every VideoJob's status.
+    labels = {"app.kubernetes.io/managed-by": "videojob-operator"}
+    rbac_v1.create_namespaced_role(namespace, {
+        "metadata": {"name": "videojob-transcoder", "labels": labels},
+        "rules": [{"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]}]})
+    rbac_v1.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "videojob-transcoder", "labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "videojob-transcoder"},
+        "subjects": [{"kind": "ServiceAccount", "name": "videojob-transcoder", "namespace": namespace}]})
     process = OperatorProcess(
         testenv, namespace, tmp_path / "operator.log",
         KUBECONFIG=str(operator_kubeconfig),
@@ -89,8 +98,10 @@ def test_the_operator_needs_nothing_beyond_its_cluster_rules(
         reasons = {e.reason for e in core_v1.list_namespaced_event(
             namespace, field_selector="involvedObject.name=least").items}
         assert {"Admitted", "Succeeded"} <= reasons
-        role = rbac_v1.read_namespaced_role("videojob-transcoder", namespace)
-        assert role.rules[0].resources == ["videojobs/status"]
+        assert [b.metadata.name for b in rbac_v1.list_namespaced_role_binding(namespace).items] == []
+        assert core_v1.read_namespaced_service_account("videojob-transcoder", namespace)
+        assert [r.metadata.name for r in rbac_v1.list_namespaced_role(namespace).items] == [], \
+            "the Role of an earlier version was removed"
         assert "Forbidden" not in process.log() and "403" not in process.log(), process.log()
     finally:
         process.stop()

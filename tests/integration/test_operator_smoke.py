@@ -30,7 +30,7 @@ GROUP, VERSION, PLURAL = "videojob.dev", "v1alpha1", "videojobs"
 
 STAND_IN = r"""
 import json, os, sys, time
-spec = json.loads(os.environ["VIDEOJOB_SPEC"])
+spec = json.loads(open(os.environ["VIDEOJOB_SPEC_FILE"], encoding="utf-8").read())
 name = spec["output"]["name"]
 result_path = os.environ["VIDEOJOB_RESULT_PATH"]
 def finish(code, result):
@@ -200,7 +200,10 @@ def test_a_videojob_goes_pending_running_succeeded(
     assert container.security_context.read_only_root_filesystem is True
     assert container.security_context.capabilities.drop == ["ALL"]
     env = {e.name: e for e in container.env}
-    assert json.loads(env["VIDEOJOB_SPEC"].value)["priority"] == 2
+    assert "VIDEOJOB_SPEC" not in env and env["VIDEOJOB_SPEC_FILE"].value == "/etc/videojob/spec.json"
+    copy = json.loads(job.spec.template.metadata.annotations["videojob.dev/spec"])
+    assert copy["inputs"] == vj["spec"]["inputs"] and "priority" not in copy, "what the transcoder reads"
+    assert pod_spec.automount_service_account_token is False
     assert env["AWS_ACCESS_KEY_ID"].value_from.secret_key_ref.name == "videojob-s3"
 
     assert wait_for(phase, timeout=90, interval=0.1, message="the VideoJob to finish") == "Succeeded", seen
@@ -217,13 +220,13 @@ def test_a_videojob_goes_pending_running_succeeded(
     assert status["startedAt"] <= status["completedAt"]
     assert "queuePosition" not in status
 
-    # The transcoder's SA may patch videojobs/status in this namespace, and nothing else.
+    # The transcoder's SA holds no rights (no Role) and mounts no token: progress came from the pod's log.
     from kubernetes import client
 
-    rules = client.RbacAuthorizationV1Api(batch_v1.api_client).read_namespaced_role(
-        "videojob-transcoder", namespace).rules
-    assert [(r.api_groups, r.resources, r.verbs) for r in rules] == [(["videojob.dev"], ["videojobs/status"],
-                                                                       ["patch"])]
+    rbac = client.RbacAuthorizationV1Api(batch_v1.api_client)
+    assert [r.metadata.name for r in rbac.list_namespaced_role(namespace).items] == []
+    assert core_v1.read_namespaced_service_account("videojob-transcoder", namespace).automount_service_account_token \
+        is False
 
     def transition_events() -> list[str] | None:
         reasons = [reason for _, reason in events_for(core_v1, namespace, "promo")]

@@ -97,7 +97,8 @@ def settings_of(values: dict[str, Any] | None = None) -> Settings:
 def rule_set(rules: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], ...]]:
     """Rules in a comparable form (order of rules and of the lists inside them does not matter)."""
     return sorted(
-        (tuple(sorted(r.get("apiGroups", []))), tuple(sorted(r.get("resources", []))), tuple(sorted(r["verbs"])))
+        (tuple(sorted(r.get("apiGroups", []))), tuple(sorted(r.get("resources", []))), tuple(sorted(r["verbs"])),
+         tuple(sorted(r.get("resourceNames", []))))
         for r in rules
     )
 
@@ -356,11 +357,14 @@ def cluster_roles(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str,
     [
         pytest.param({}, id="the chart grants exactly the operator's rules"),
         pytest.param({"watchNamespaces": ["media"]}, id="the same rules when watching namespaces"),
+        pytest.param({"transcoder": {"serviceAccountName": "vj-pods"}},
+                     id="names the transcoders' ServiceAccount it may change"),
     ],
 )
 def test_rbac_rules_equal_the_operators(values: dict[str, Any]) -> None:
     namespaced, cluster = cluster_roles(render(values))
-    assert rule_set(namespaced["rules"] + cluster["rules"]) == rule_set(operator_rbac.OPERATOR_CLUSTER_RULES)
+    expected = operator_rbac.operator_cluster_rules(settings_of(values).transcoder_service_account)
+    assert rule_set(namespaced["rules"] + cluster["rules"]) == rule_set(expected)
     assert all(set(r["resources"]) <= CLUSTER_SCOPED for r in cluster["rules"])
     assert not any(set(r["resources"]) & CLUSTER_SCOPED for r in namespaced["rules"])
 

@@ -9,7 +9,12 @@ import pytest
 
 from videojob.api.models import VideoJobSpec
 from videojob.controller.jobs import build_job_manifest, job_name, label_value, owned_by
-from videojob.controller.rbac import OPERATOR_CLUSTER_RULES, TRANSCODER_RULES, build_transcoder_rbac
+from videojob.controller.rbac import (
+    OPERATOR_CLUSTER_RULES,
+    build_transcoder_rbac,
+    legacy_transcoder_rbac,
+    operator_cluster_rules,
+)
 from videojob.controller.settings import Settings
 
 UID = "0b6e2a3c-5d4e-4f00-9a1b-123456789abc"
@@ -74,18 +79,40 @@ def test_metadata_labels_and_owner() -> None:
     assert "ttlSecondsAfterFinished" not in job["spec"], "the VideoJob's TTL governs its owned Job"
 
 
+def spec_copy(job: dict[str, Any]) -> str:
+    """The transcoder's copy of the spec: the pod template's annotation the kubelet writes to the spec file."""
+    return str(job["spec"]["template"]["metadata"]["annotations"]["videojob.dev/spec"])
+
+
+def test_the_spec_reaches_the_pod_as_a_file_from_an_annotation() -> None:
+    job = build_job_manifest(vj(priority=2, retries=4, activeDeadlineSeconds=900), "cpu", S)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = env_of(job)
+    assert "VIDEOJOB_SPEC" not in env, "no environment variable (Linux limits one to 128 KiB)"
+    assert env["VIDEOJOB_SPEC_FILE"] == "/etc/videojob/spec.json"
+    assert {"name": "spec", "mountPath": "/etc/videojob", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "spec", "downwardAPI": {"items": [{
+        "path": "spec.json", "fieldRef": {"fieldPath": "metadata.annotations['videojob.dev/spec']"}}]}} in pod["volumes"]
+    copy = VideoJobSpec.model_validate(json.loads(spec_copy(job)))
+    original = VideoJobSpec.model_validate(vj()["spec"] | {"retries": 4, "activeDeadlineSeconds": 900})
+    assert copy == original, "what the transcoder reads, defaults filled in"
+    assert "priority" not in json.loads(spec_copy(job)), "not what only the operator reads"
+    assert "videojob.dev/spec" not in job["metadata"]["annotations"], "once, on the pod template"
+
+
 def test_spec_and_runtime_env() -> None:
     job = build_job_manifest(vj(priority=2), "cpu", S)
     env = env_of(job)
-    spec = VideoJobSpec.model_validate(json.loads(env["VIDEOJOB_SPEC"]))
-    assert spec.priority == 2 and spec.inputs[0].uri == "s3://media/in.mp4"
+    spec = VideoJobSpec.model_validate(json.loads(spec_copy(job)))
+    assert spec.inputs[0].uri == "s3://media/in.mp4"
     assert env["VIDEOJOB_NAME"] == "promo" and env["VIDEOJOB_NAMESPACE"] == "media"
     assert env["VIDEOJOB_HARDWARE"] == "cpu"
     assert env["VIDEOJOB_WORKDIR"] == "/work"
     assert env["VIDEOJOB_RESULT_PATH"] == "/dev/termination-log"
-    assert env["VIDEOJOB_PROGRESS"] == "kubernetes"
+    assert env["VIDEOJOB_PROGRESS"] == "lines"
     assert env["VIDEOJOB_PROGRESS_INTERVAL"] == "5"
-    assert env["VIDEOJOB_SERVICEACCOUNT_DIR"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert "VIDEOJOB_SERVICEACCOUNT_DIR" not in env
     assert env["VIDEOJOB_ALLOW_HTTP"] == "false"
     assert env["VIDEOJOB_ALLOWED_HOSTS"] == "cdn.example.com"
     assert env["S3_ENDPOINT_URL"] == "http://minio:9000"
@@ -122,7 +149,7 @@ def test_restricted_pod_security() -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]
     assert pod["restartPolicy"] == "Never"
     assert pod["serviceAccountName"] == "videojob-transcoder"
-    assert pod["automountServiceAccountToken"] is True
+    assert pod["automountServiceAccountToken"] is False, "the transcoder never talks to the API"
 
 
 def test_job_policy() -> None:
@@ -202,17 +229,20 @@ def test_auto_is_not_a_placement() -> None:
         build_job_manifest(vj(), "auto", S)
 
 
-def test_transcoder_rbac_is_patch_on_status_only() -> None:
-    sa, role, binding = build_transcoder_rbac("media", Settings())
+def test_transcoders_get_a_service_account_without_rights_or_token() -> None:
+    """The transcoder's ServiceAccount could patch the status of every VideoJob in its namespace, and any pod there
+    may run as it: now it is bound to nothing and mounts no token."""
+    (sa,) = build_transcoder_rbac("media", Settings())
     assert sa["kind"] == "ServiceAccount" and sa["metadata"] == {**sa["metadata"], "name": "videojob-transcoder",
                                                                   "namespace": "media"}
-    assert role["rules"] == [{"apiGroups": ["videojob.dev"], "resources": ["videojobs/status"], "verbs": ["patch"]}]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "videojob-transcoder", "namespace": "media"}]
+    assert sa["automountServiceAccountToken"] is False
+    assert [kind for _, kind, _ in legacy_transcoder_rbac("media", Settings())] == ["RoleBinding", "Role"]
 
 
-def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
-    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)
+def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None = None) -> bool:
+    """Whether the rules allow the verb (on the object `name`, or on any object when None)."""
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
+               and ("resourceNames" not in r or (name is not None and name in r["resourceNames"])) for r in rules)
 
 
 @pytest.mark.parametrize(
@@ -224,9 +254,8 @@ def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -
         ("batch", "jobs", "create"),
         ("batch", "jobs", "delete"),
         ("", "pods", "list"),
+        ("", "pods/log", "get"),
         ("", "events", "create"),
-        ("rbac.authorization.k8s.io", "roles", "create"),
-        ("rbac.authorization.k8s.io", "rolebindings", "create"),
         ("", "serviceaccounts", "create"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ],
@@ -236,17 +265,22 @@ def test_operator_holds_what_it_needs(group: str, resource: str, verb: str) -> N
     assert _grants(OPERATOR_CLUSTER_RULES, group, resource, verb)
 
 
-def test_operator_holds_everything_it_grants_transcoders() -> None:
-    for rule in TRANSCODER_RULES:
-        for resource in rule["resources"]:
-            for verb in rule["verbs"]:
-                assert _grants(OPERATOR_CLUSTER_RULES, rule["apiGroups"][0], resource, verb)
+def test_the_transcoders_service_account_and_old_roles_are_the_only_ones_it_may_change() -> None:
+    rules = operator_cluster_rules("vj-transcoder")
+    for resource, verb in [("serviceaccounts", "get"), ("serviceaccounts", "patch")]:
+        assert _grants(rules, "", resource, verb, "vj-transcoder") and not _grants(rules, "", resource, verb, "x")
+    for resource in ("roles", "rolebindings"):
+        assert _grants(rules, "rbac.authorization.k8s.io", resource, "delete", "vj-transcoder")
+        for verb in ("create", "patch", "update", "bind", "escalate"):
+            assert not _grants(rules, "rbac.authorization.k8s.io", resource, verb, "vj-transcoder")
+        assert not _grants(rules, "rbac.authorization.k8s.io", resource, "delete", "someone-elses-role")
 
 
 @pytest.mark.parametrize(
     ("group", "resource", "verb"),
     [("", "secrets", "get"), ("", "pods", "delete"), ("", "pods/exec", "create"), ("*", "*", "*"),
-     ("rbac.authorization.k8s.io", "clusterroles", "create"), ("", "pods/log", "get")],
+     ("rbac.authorization.k8s.io", "clusterroles", "create"), ("rbac.authorization.k8s.io", "roles", "create"),
+     ("", "pods/status", "patch")],
     ids=lambda v: str(v) or "core",
 )
 def test_operator_holds_nothing_more(group: str, resource: str, verb: str) -> None:

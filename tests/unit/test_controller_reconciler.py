@@ -30,6 +30,7 @@ class FakeKube:
         self.deleted: list[str] = []
         self.version = 1000
         self.store: Any = None  # the reconciler's VideoJobs, for status patch answers
+        self.logs: dict[str, str] = {}  # pod name -> its log
 
     def _next(self) -> str:
         self.version += 1
@@ -44,6 +45,12 @@ class FakeKube:
 
     def ensure(self, manifests: list[dict[str, Any]]) -> None:
         pass
+
+    def delete_if_ours(self, namespace: str, api_version: str, kind: str, name: str) -> bool:
+        return False
+
+    def pod_log_tail(self, namespace: str, name: str, container: str, lines: int, limit_bytes: int) -> str:
+        return self.logs.get(name, "")
 
     def create_event(self, vj: dict[str, Any], event_type: str, reason: str, message: str, when: str) -> None:
         self.events.append((vj["metadata"]["name"], reason, message))

@@ -231,10 +231,11 @@ def test_last_transition_time_is_kept_when_status_does_not_change() -> None:
     assert times["Admitted"] == "2026-01-01T12:00:00Z"
 
 
-def test_status_patch_is_minimal_and_leaves_progress_to_the_transcoder() -> None:
+def test_status_patch_is_minimal() -> None:
     old = {"phase": "Running", "progress": 42.5, "queuePosition": 2, "node": "cpu-0"}
-    new = {"phase": "Running", "progress": 0, "node": "cpu-0"}
+    new = {"phase": "Running", "progress": 42.5, "node": "cpu-0"}
     assert status_patch(old, new) == {"queuePosition": None}
+    assert status_patch(old, {**new, "progress": 50.0}) == {"progress": 50.0, "queuePosition": None}
     assert status_patch(old, {**new, "phase": "Succeeded", "progress": 100}) == {
         "phase": "Succeeded", "progress": 100, "queuePosition": None}
     assert status_patch(None, {"phase": "Pending", "progress": 0}) == {"phase": "Pending", "progress": 0}
@@ -321,6 +322,7 @@ def test_ttl_leaves_gitops_managed_videojobs_alone(annotations: dict[str, str], 
     body["metadata"] = {**body["metadata"], "annotations": annotations, "labels": labels}
     assert (ttl_exempt(body) is not None) is kept
     assert ttl_remaining(body, None, NOW) == (None if kept else -59.0)
+
 
 @pytest.mark.parametrize(
     ("pod_status", "reason", "in_message"),
@@ -517,3 +519,17 @@ def test_hardware_comes_from_the_jobs_template_not_its_editable_labels() -> None
     relabelled["spec"] = {"template": {"metadata": {"labels": {"videojob.dev/hardware": "nvidia"}}}}
     status = derive_status(vj({"phase": "Running"}), relabelled, [pod("running")], NOW, outputs=OUTPUTS)
     assert status["hardware"] == "nvidia"
+
+
+
+@pytest.mark.parametrize(
+    ("reported", "phase", "progress"),
+    [
+        pytest.param(42.5, "Running", 42.5, id="what the running pod printed last"),
+        pytest.param(100.0, "Running", 99.9, id="100 only once the job succeeded"),
+        pytest.param(None, "Running", 40, id="nothing read yet: the last value stays"),
+    ],
+)
+def test_progress_comes_from_the_running_pods_log(reported: float | None, phase: str, progress: float) -> None:
+    status = derive_status(vj({"phase": "Running", "progress": 40}), job(), [pod("running")], NOW, progress=reported)
+    assert (status["phase"], status["progress"]) == (phase, progress)

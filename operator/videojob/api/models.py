@@ -44,6 +44,11 @@ CATEGORIES = ["media"]
 MAX_SECONDS = 86_400.0  # a day: bound for every time offset inside a media file
 MAX_INPUTS = 16
 MAX_OPERATIONS = 32
+# Bytes (UTF-8) that the free-text fields of a spec may hold together: the input URIs, the texts of text operations
+# and the output URI. Everything else in the parts of a spec the transcoder reads is short and ASCII, so this bounds
+# the copy the transcoder gets (runtime.spec_json, at most runtime.MAX_SPEC_BYTES), and a job the API server
+# accepts can always start.
+MAX_SPEC_TEXT_BYTES = 96 * 1024
 # The operator names the Kubernetes Job after the VideoJob plus a suffix ("-a<attempt>-<hash>"); Job names are
 # DNS labels (63 characters) whose pods add their own suffix, so the VideoJob's name is held to 52.
 MAX_NAME_LENGTH = 52
@@ -337,7 +342,12 @@ class Text(_Model):
         cel("!has(self.end) || self.end > self.start", "end must be greater than start", ".end"),
     ))
 
-    text: str = Field(min_length=1, max_length=1000, description="The text, rendered literally (UTF-8).")
+    text: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=1000),
+        Matches(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$",
+                "text may hold no control characters other than tab, newline and carriage return"),
+    ] = Field(description="The text, rendered literally (UTF-8).")
     font: FontFamily = Field(default="DejaVu Sans", description="Font family (fontconfig name).")
     size: int = Field(default=36, ge=6, le=400, description="Font size in pixels.")
     color: Color = Field(default="white", description="Colour name or #RRGGBB[AA].")
@@ -720,6 +730,13 @@ class VideoJobSpec(_Model):
             ".credentialsSecretRef",
         ),
         cel("oldSelf.cancel == false || self.cancel == true", "cancel cannot be undone", ".cancel"),
+        cel(
+            "self.inputs.map(i, bytes(i.uri).size()).sum()"
+            " + self.operations.map(o, has(o.text) ? bytes(o.text.text).size() : 0).sum()"
+            f" + bytes(self.output.uri).size() <= {MAX_SPEC_TEXT_BYTES}",
+            f"the input URIs, the texts of text operations and the output URI may hold {MAX_SPEC_TEXT_BYTES} bytes "
+            "(UTF-8) together",
+        ),
     ))
 
     priority: int = Field(default=5, ge=1, le=10, description="1 (highest) to 10 (lowest).")
@@ -774,6 +791,9 @@ class VideoJobSpec(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> VideoJobSpec:
+        if self.text_bytes() > MAX_SPEC_TEXT_BYTES:
+            raise ValueError(f"the input URIs, the texts of text operations and the output URI may hold "
+                             f"{MAX_SPEC_TEXT_BYTES} bytes (UTF-8) together, not {self.text_bytes()}")
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError("input names must be unique")
@@ -792,6 +812,11 @@ class VideoJobSpec(_Model):
         if self.output.audio.codec == AudioCodec.COPY and any(k in AUDIO_OPERATIONS for k in kinds):
             raise ValueError("audio codec copy cannot be used with concat or audio operations")
         return self
+
+    def text_bytes(self) -> int:
+        """What the size rule counts: UTF-8 bytes of the input URIs, the text operations' texts and the output URI."""
+        texts = [op.text.text for op in self.operations if op.text is not None]
+        return sum(len(t.encode()) for t in [*(i.uri for i in self.inputs), *texts, self.output.uri])
 
     def input(self, name: str) -> Input:
         return next(i for i in self.inputs if i.name == name)

@@ -1,12 +1,17 @@
 """The contract between the operator and the transcoder container it starts.
 
 The operator builds a Job whose container gets these environment variables; the transcoder reads them, and
-reports back through its exit code and a JSON `TranscodeResult` written to the termination-message path.
+reports back through what the kubelet records about its own pod, never through the API: progress as lines in its
+log (`progress_line`, read back with `parse_progress`), the outcome as its exit code and a JSON `TranscodeResult`
+written to the termination-message path. The transcoder holds no API token at all, so nothing a transcode does
+(a hostile input that took FFmpeg over included) can write to any object; and the operator reads both only from
+pods it proved it owns (controller references), so they can tell nothing about another VideoJob.
 Both sides import this module, so a name changes in one place.
 """
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum
 from typing import Annotated, Literal
 
@@ -14,10 +19,30 @@ from pydantic import Field, StringConstraints
 
 from videojob.api.models import Artifact, Subtitles, VideoJobSpec, _Model
 
+# --- the spec, as a file in the transcoder container --------------------------------------------------------------
+# The operator puts `spec_json(spec)` in an annotation of the Job's pod template, and the kubelet writes that
+# annotation to SPEC_FILE (a downwardAPI volume): no environment variable, whose size Linux limits to 128 KiB, and
+# no object of its own. Annotations of one object may hold 256 KiB together; MAX_SPEC_BYTES leaves room for others,
+# and the CRD's size rule (models.MAX_SPEC_TEXT_BYTES) keeps every accepted spec under it.
+SPEC_ANNOTATION = "videojob.dev/spec"
+SPEC_DIR = "/etc/videojob"
+SPEC_FILE = f"{SPEC_DIR}/spec.json"
+MAX_SPEC_BYTES = 224 * 1024
+# The parts of the spec the transcoder reads; the rest (priority, TTL, credentials, ...) is the operator's.
+TRANSCODER_SPEC_FIELDS = frozenset({"inputs", "operations", "output", "hardware", "retries", "active_deadline_seconds"})
+
+
+def spec_json(spec: VideoJobSpec) -> str:
+    """The transcoder's copy of a validated spec: its TRANSCODER_SPEC_FIELDS in wire form (defaults filled in),
+    compact JSON, non-ASCII left as UTF-8 (escaped, an emoji takes 12 bytes instead of 4)."""
+    wire = spec.model_dump(mode="json", by_alias=True, exclude_none=True, include=set(TRANSCODER_SPEC_FIELDS))
+    return json.dumps(wire, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 # --- environment of the transcoder container -------------------------------------------------------------------
-ENV_SPEC = "VIDEOJOB_SPEC"  # the VideoJob spec as JSON (wire form, camelCase)
-ENV_SPEC_FILE = "VIDEOJOB_SPEC_FILE"  # alternatively, a path to that JSON
-ENV_NAME = "VIDEOJOB_NAME"  # the VideoJob's name, for progress reports
+ENV_SPEC = "VIDEOJOB_SPEC"  # the VideoJob spec as JSON (wire form, camelCase), for running it by hand
+ENV_SPEC_FILE = "VIDEOJOB_SPEC_FILE"  # a path to that JSON: SPEC_FILE in a pod
+ENV_NAME = "VIDEOJOB_NAME"  # the VideoJob's name, namespace and uid: the identity its outputs carry
 ENV_NAMESPACE = "VIDEOJOB_NAMESPACE"
 ENV_HARDWARE = "VIDEOJOB_HARDWARE"  # "cpu" or "nvidia": what the operator chose, never "auto"
 # What the user asked for in spec.hardware: "cpu", "nvidia" or "auto". With "auto" the transcoder falls back to CPU
@@ -26,9 +51,8 @@ ENV_HARDWARE = "VIDEOJOB_HARDWARE"  # "cpu" or "nvidia": what the operator chose
 ENV_HARDWARE_REQUESTED = "VIDEOJOB_HARDWARE_REQUESTED"
 ENV_WORKDIR = "VIDEOJOB_WORKDIR"  # scratch space (an emptyDir); the only place the transcoder writes files
 ENV_RESULT_PATH = "VIDEOJOB_RESULT_PATH"  # where to write the TranscodeResult (the termination-message path)
-ENV_PROGRESS = "VIDEOJOB_PROGRESS"  # "kubernetes" (patch the VideoJob's status), "log", or "none"
+ENV_PROGRESS = "VIDEOJOB_PROGRESS"  # "lines" (progress_line on stdout, for the operator), "log" (people), "none"
 ENV_PROGRESS_INTERVAL = "VIDEOJOB_PROGRESS_INTERVAL"  # seconds between progress reports
-ENV_SERVICEACCOUNT_DIR = "VIDEOJOB_SERVICEACCOUNT_DIR"  # token, ca.crt and namespace for the Kubernetes reporter
 ENV_ALLOW_HTTP = "VIDEOJOB_ALLOW_HTTP"  # "true" lets inputs use http://
 ENV_ALLOWED_HOSTS = "VIDEOJOB_ALLOWED_HOSTS"  # comma-separated hosts/.suffixes for http(s) inputs; empty = any public
 ENV_ALLOW_PRIVATE_NETWORKS = "VIDEOJOB_ALLOW_PRIVATE_NETWORKS"  # "true" allows loopback/private/link-local hosts
@@ -38,9 +62,34 @@ ENV_STT_MODEL_DIRS = "VIDEOJOB_STT_MODEL_DIRS"  # JSON object: model name -> dir
 ENV_S3_ENDPOINT = "S3_ENDPOINT_URL"  # plus the standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"
-DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 TERMINATION_MESSAGE_LIMIT = 4096  # bytes the kubelet keeps of a termination message
 
+
+# --- progress, in the container's log ----------------------------------------------------------------------------
+PROGRESS_PREFIX = "videojob-progress: "
+PROGRESS_TAIL_LINES = 4  # the operator reads this many lines from the end of the log ...
+PROGRESS_TAIL_BYTES = 2048  # ... and at most this many bytes of them
+
+
+def progress_line(percent: float) -> str:
+    """The line the transcoder prints (on stdout) to report `percent` done, e.g. "videojob-progress: 42.5"."""
+    return f"{PROGRESS_PREFIX}{min(max(percent, 0.0), 100.0):.1f}"
+
+
+def parse_progress(log_tail: str) -> float | None:
+    """The last progress a log tail reports, or None. Whatever ran in the pod wrote the log: anything that is not a
+    progress line, or not a finite number from 0 to 100, is ignored."""
+    for line in reversed(log_tail.splitlines()):
+        text = line.strip()
+        if not text.startswith(PROGRESS_PREFIX):
+            continue
+        try:
+            value = float(text[len(PROGRESS_PREFIX):])
+        except ValueError:
+            continue
+        if 0.0 <= value <= 100.0:  # NaN and infinities fail both comparisons
+            return round(value, 1)
+    return None
 
 class ExitCode(IntEnum):
     """How the transcoder ends. The operator's podFailurePolicy turns BAD_INPUT and UNSUPPORTED into FailJob

@@ -1,35 +1,41 @@
 """The Kubernetes Job that runs one VideoJob: pure builders, no I/O.
 
-How the spec reaches the transcoder: the `VIDEOJOB_SPEC` environment variable (the validated spec in wire form,
-defaults filled in). Not a ConfigMap, because
+How the spec reaches the transcoder: as a file, `runtime.SPEC_FILE`, which the kubelet writes from an annotation of
+the pod template (`runtime.SPEC_ANNOTATION`, a downwardAPI volume), holding the parts of the validated spec the
+transcoder reads (`runtime.spec_json`). Not an environment variable: Linux refuses one over 128 KiB, and JSON that
+escapes non-ASCII made a valid spec of emoji text operations 423,637 bytes, a job that could never start. Not a
+ConfigMap, because
 - the Job stays one self-contained object: nothing extra to create before it, to garbage-collect after it, or to
   grant RBAC for, and no window in which the pod starts before its ConfigMap exists;
 - the parts of the spec the transcoder reads are immutable (CEL transition rules), so a copy taken at admission
   never goes stale;
-- the schema bounds the spec (16 inputs of at most 2 KiB, 32 operations with at most 1000 characters of text
-  each), far below the kernel's 128 KiB limit on one environment string.
+- the CRD's size rule keeps any accepted spec's copy under `runtime.MAX_SPEC_BYTES`, within the 256 KiB that
+  an object's annotations may hold (a unit test builds the largest spec the rules allow).
 
 Security: the pod runs under the "restricted" Pod Security Standard (non-root uid 65532, no privilege escalation,
 all capabilities dropped, seccomp RuntimeDefault, read-only root filesystem); FFmpeg writes only to the
 `/work` and `/tmp` emptyDirs.
 
-Progress reporting, and why its ServiceAccount is least privilege: the transcoder patches `status.progress` of
-its own VideoJob through the API, with a per-namespace ServiceAccount bound to a Role that grants exactly
-`patch` on `videojobs/status` (see rbac.py) — it can read nothing (not even the spec, which it gets in its
-environment), and cannot touch any other resource or namespace. Alternatives considered:
-- the operator tails pod logs for progress: needs `pods/log` for the operator and a stream per running pod,
-  which does not scale to hundreds of jobs and lags behind;
-- progress only in the termination message: arrives only at the end, so no live progress;
-- an HTTP endpoint on the operator: needs its own authentication and a network path from every job;
-- a Role per VideoJob restricted by `resourceNames`: one more Role and RoleBinding per job (API churn) to
-  guard against a transcoder forging another job's progress in the same namespace, which the operator corrects
-  anyway: phase, conditions and artifacts are recomputed from the Job and pods on every pass.
+Reporting back, and why the pod holds no API token: the transcoder writes its progress as lines in its own log
+(`runtime.progress_line`) and its outcome in its termination message; the operator reads both from the pod it
+owns (proved by controller references, see index.py), through the API server (`pods/log`, `pods`). The pod's
+ServiceAccount has no Role and no token is mounted, so nothing that runs in the pod, however FFmpeg was made to
+misbehave by an input, can write to the API, and nothing the operator reads from one pod can touch another
+VideoJob. Alternatives considered:
+- the transcoder patches `status.progress` itself (the first design): its ServiceAccount needed `patch` on
+  `videojobs/status` of every VideoJob in the namespace (RBAC's resourceNames are fixed names, not "my own"),
+  and any pod in the namespace may run as that ServiceAccount: it could forge any VideoJob's status;
+- a ServiceAccount, Role (resourceNames: the VideoJob) and RoleBinding per VideoJob: three more objects per job,
+  and the operator would need to create Roles, a right that can grant whatever it holds;
+- per-pod result objects (Argo Workflows' WorkflowTaskResult): still needs a token and create rights in the pod;
+- an HTTP endpoint in the pod the operator polls: needs a network path from the operator to every pod.
+Reading a log tail is one small GET per running pod every `progressInterval` seconds (the kubelet serves it from
+a file), bounded by `maxRunning`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -58,8 +64,8 @@ SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 MAX_NAME_PREFIX = 52  # 52 + "-" + 10 hex digits = 63, the limit of a label value (pods get job-name labels)
 
 # Environment variables that identify the job: transcoder_env from the settings may not override them.
-_PROTECTED_ENV = frozenset({runtime.ENV_SPEC, runtime.ENV_NAME, runtime.ENV_NAMESPACE, runtime.ENV_HARDWARE,
-                            runtime.ENV_HARDWARE_REQUESTED})
+_PROTECTED_ENV = frozenset({runtime.ENV_SPEC, runtime.ENV_SPEC_FILE, runtime.ENV_NAME, runtime.ENV_NAMESPACE,
+                            runtime.ENV_HARDWARE, runtime.ENV_HARDWARE_REQUESTED})
 
 
 def job_name(vj: Mapping[str, Any]) -> str:
@@ -106,16 +112,15 @@ def transcoder_env(
     """The container's environment: the runtime contract of videojob.api.runtime, then the platform's extras."""
     meta = vj["metadata"]
     plain: dict[str, str] = {
-        runtime.ENV_SPEC: json.dumps(spec.to_wire(), separators=(",", ":"), sort_keys=True),
+        runtime.ENV_SPEC_FILE: runtime.SPEC_FILE,
         runtime.ENV_NAME: str(meta["name"]),
         runtime.ENV_NAMESPACE: str(meta["namespace"]),
         runtime.ENV_HARDWARE: hardware,
         runtime.ENV_HARDWARE_REQUESTED: str(spec.hardware),  # "auto" lets the transcoder fall back to CPU
         runtime.ENV_WORKDIR: WORKDIR,
         runtime.ENV_RESULT_PATH: runtime.DEFAULT_RESULT_PATH,
-        runtime.ENV_PROGRESS: "kubernetes",
+        runtime.ENV_PROGRESS: "lines",
         runtime.ENV_PROGRESS_INTERVAL: f"{settings.progress_interval:g}",
-        runtime.ENV_SERVICEACCOUNT_DIR: runtime.DEFAULT_SERVICEACCOUNT_DIR,
         runtime.ENV_ALLOW_HTTP: "true" if settings.allow_http else "false",
         runtime.ENV_ALLOWED_HOSTS: ",".join(settings.allowed_hosts),
         # Libraries that cache (fontconfig, model hubs) write under HOME: keep them off the read-only root.
@@ -186,7 +191,8 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
             "runAsGroup": RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": TMPDIR}],
+        "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": TMPDIR},
+                         {"name": "spec", "mountPath": runtime.SPEC_DIR, "readOnly": True}],
     }
     work_volume: dict[str, Any] = {}
     if settings.workdir_size_limit:
@@ -195,7 +201,7 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": settings.transcoder_service_account,
-        "automountServiceAccountToken": True,  # for the progress patches (see the module docstring)
+        "automountServiceAccountToken": False,  # the transcoder never talks to the API (see the module docstring)
         "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
@@ -205,7 +211,14 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [{"name": "work", "emptyDir": work_volume}, {"name": "tmp", "emptyDir": {}}],
+        "volumes": [
+            {"name": "work", "emptyDir": work_volume},
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "spec", "downwardAPI": {"items": [{
+                "path": runtime.SPEC_FILE.removeprefix(runtime.SPEC_DIR + "/"),
+                "fieldRef": {"fieldPath": f"metadata.annotations['{runtime.SPEC_ANNOTATION}']"},
+            }]}},
+        ],
     }
     priority_class = settings.priority_class(spec.priority)
     if priority_class:
@@ -229,7 +242,8 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
             "activeDeadlineSeconds": spec.active_deadline_seconds or settings.default_active_deadline_seconds,
             "podFailurePolicy": pod_failure_policy(),
             "template": {
-                "metadata": {"labels": dict(job_labels), "annotations": dict(annotations)},
+                "metadata": {"labels": dict(job_labels),
+                             "annotations": {**annotations, runtime.SPEC_ANNOTATION: runtime.spec_json(spec)}},
                 "spec": pod_spec,
             },
         },

@@ -96,7 +96,20 @@ class Kube:
         content_type: str = JSON,
         timeout: float = 30,
     ) -> dict[str, Any]:
-        headers = {"Accept": JSON}
+        text = self.request_text(method, path, body, query, content_type, timeout)
+        return json.loads(text) if text else {}
+
+    def request_text(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        content_type: str = JSON,
+        timeout: float = 30,
+        accept: str = JSON,
+    ) -> str:
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         url = path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
@@ -108,7 +121,7 @@ class Kube:
         text = response.data.decode("utf-8", "replace") if response.data else ""
         if not 200 <= response.status <= 299:
             raise ApiException(status=response.status, reason=response.reason, body=text)
-        return json.loads(text) if text else {}
+        return text
 
     def list_all(self, path: str, label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
         """Every item of a collection (paged) and the list's resourceVersion."""
@@ -183,6 +196,20 @@ class Kube:
             if e.status != 404:
                 raise
 
+    # --- pods ----------------------------------------------------------------------------------------------
+
+    def pod_log_tail(self, namespace: str, name: str, container: str, lines: int, limit_bytes: int) -> str:
+        """The last `lines` lines of a container's log (at most `limit_bytes`); "" when the pod or its log is gone
+        or not there yet."""
+        query = {"container": container, "tailLines": lines, "limitBytes": limit_bytes}
+        try:
+            return self.request_text("GET", f"{pods_path(namespace)}/{quote(name)}/log", query=query, timeout=10,
+                                     accept="*/*")
+        except ApiException as e:
+            if e.status in (400, 404):  # no such pod, or its container has not started
+                return ""
+            raise
+
     # --- Events --------------------------------------------------------------------------------------------
 
     def create_event(
@@ -227,6 +254,28 @@ class Kube:
                     raise
                 self.request("PATCH", f"{path}/{quote(manifest['metadata']['name'])}", manifest,
                              content_type=MERGE_PATCH)
+
+
+    def delete_if_ours(self, namespace: str, api_version: str, kind: str, name: str) -> bool:
+        """Delete a namespaced object this operator made (its managed-by label says so); True when it did."""
+        path = f"{_collection_path({'apiVersion': api_version, 'kind': kind, 'metadata': {'namespace': namespace}})}"
+        path += f"/{quote(name)}"
+        try:
+            existing = self.request("GET", path)
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        if ((existing.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
+            return False
+        uid = (existing.get("metadata") or {}).get("uid")
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        try:
+            self.request("DELETE", path, body)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+        return True
 
 
 def _collection_path(manifest: Mapping[str, Any]) -> str:

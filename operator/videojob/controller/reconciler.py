@@ -37,16 +37,17 @@ from typing import Any, TypeVar
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from videojob.api import runtime
 from videojob.api.conditions import Reason
 from videojob.api.models import GROUP, ArtifactReclaimPolicy, VideoJobSpec
 from videojob.api.runtime import output_uris
-from videojob.controller.admission import RunningCounts, check_admissible, plan_admission
+from videojob.controller.admission import RunningCounts, check_admissible, plan_admission, shown_position
 from videojob.controller.index import Body, Index, slim_job
-from videojob.controller.jobs import SELECTOR, build_job_manifest
+from videojob.controller.jobs import CONTAINER_NAME, SELECTOR, build_job_manifest
 from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
 from videojob.controller.metrics import Metrics
 from videojob.controller.notify import Notifier
-from videojob.controller.rbac import build_transcoder_rbac
+from videojob.controller.rbac import build_transcoder_rbac, legacy_transcoder_rbac
 from videojob.controller.settings import Settings
 from videojob.controller.status import (
     TERMINAL,
@@ -58,6 +59,7 @@ from videojob.controller.status import (
     stops_its_job,
     succeeded_result,
     timestamp,
+    transcoder_state,
     transition_events,
     ttl_remaining,
 )
@@ -91,6 +93,7 @@ class _Pass:
     work: list[Any] = field(default_factory=list)
     next_ttl: float | None = None
     fine: set[str] = field(default_factory=set)  # uids handled without an error
+    settled: set[str] = field(default_factory=set)  # queued uids whose wanted status is the one of the last pass
     broken: set[str] = field(default_factory=set)  # uids left out because of one
 
 
@@ -202,7 +205,12 @@ class Reconciler:
         self.last_pass_seconds = 0.0
         self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
         self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
+        # uid -> (pod uid, percent): the last progress line read from the VideoJob's running pod (poll_progress)
+        self.progress: dict[str, tuple[str, float]] = {}
         self.specs: dict[str, tuple[Any, VideoJobSpec | None, str | None]] = {}  # uid -> (generation, spec, problem)
+        # uid -> (what a queued VideoJob's status was derived from, the status): derived again only when one of
+        # them changed, so a pass over 10,000 queued VideoJobs costs little more than their sorting
+        self.queued: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
         self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
                                  lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
@@ -239,6 +247,7 @@ class Reconciler:
 
     def _write_failed(self, uid: str, error: BaseException) -> None:
         log.warning("status write failed: %s", describe(error))
+        self.queued.pop(uid, None)  # derived and submitted again by the next pass
         self.metrics.reconcile_errors.inc()
         self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
         vj = self.index.videojobs.items.get(uid)
@@ -291,6 +300,7 @@ class Reconciler:
                 await asyncio.sleep(2)
         log.info("index built", extra={"videojobs": len(self.index.videojobs), "jobs": len(self.index.jobs)})
         writers = self.status_writer.start()
+        writers.append(asyncio.create_task(self.poll_progress(), name="videojob-progress"))
         try:
             while True:
                 await self._pass_once()
@@ -363,13 +373,16 @@ class Reconciler:
             if job is not None:
                 p.running[hardware] += 1
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
+        waiting: set[str] = set()
         for vj in p.pending:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
-                self._desire(p, uid, vj, None, [], queue_position=positions.get(uid), blocked=self.blocked.get(uid),
-                             queued_at=arrivals.get(uid))
+                waiting.add(uid)
+                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid))
 
         for uid, (vj, new, its_pods) in p.desired.items():
+            if uid in p.settled:
+                continue
             patch = status_patch(vj.get("status"), new)
             if patch:
                 self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch),
@@ -396,6 +409,8 @@ class Reconciler:
             self.broken.pop(uid, None)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():
             del self.specs[uid]
+        for uid in self.queued.keys() - waiting:
+            del self.queued[uid]  # admitted, gone or no longer waiting
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
             del self.blocked[uid]
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
@@ -416,11 +431,12 @@ class Reconciler:
             FINALIZER not in finalizers
         ):
             p.work.append(self.set_finalizers(vj, [*finalizers, FINALIZER]))
-        outputs = output_uris(spec) if spec is not None else None
         status = vj.get("status") or {}
         if status.get("phase") in TERMINAL:
             new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                                stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs)
+                                stuck_timeout=settings.stuck_timeout_seconds,
+                                outputs=output_uris(spec) if spec is not None else None,
+                                progress=self._progress_of(uid, its_pods))
             p.desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
                 p.running[_hardware(new)] += 1
@@ -441,13 +457,22 @@ class Reconciler:
                 return
             p.desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
             return
+        outputs = output_uris(spec) if spec is not None else None  # not for the queued: a pass over 10,000 of them
         new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                            stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs)
+                            stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs,
+                            progress=self._progress_of(uid, its_pods))
         p.desired[uid] = (vj, new, its_pods)
         if new["phase"] not in TERMINAL:
             p.running[_hardware(new)] += 1
         if stops_its_job(new) and job is not None:
             p.work.append(self.stop_job(job))
+
+    def _progress_of(self, uid: str, its_pods: list[Body]) -> float | None:
+        """The progress last read from one of this VideoJob's pods that is still there."""
+        read = self.progress.get(uid)
+        if read is None or read[0] not in {str(pod["metadata"].get("uid")) for pod in its_pods}:
+            return None
+        return read[1]
 
     def _desire(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body],
                 **kw: Any) -> None:
@@ -457,6 +482,25 @@ class Reconciler:
         except Exception as e:
             p.desired.pop(uid, None)
             self._isolate(p, uid, vj, job, e)
+
+    def _desire_queued(self, p: _Pass, uid: str, vj: Mapping[str, Any], position: int | None,
+                       queued_at: str | None) -> None:
+        """The status of a VideoJob left waiting by this pass. Its position is written as `shown_position` says
+        (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
+        what its status depends on changed."""
+        written = (vj.get("status") or {}).get("queuePosition")
+        position = shown_position(written if isinstance(written, int) else None, position)
+        blocked = self.blocked.get(uid)
+        version = vj["metadata"].get("resourceVersion")
+        basis = (version, position, blocked, queued_at)
+        cached = self.queued.get(uid)
+        if version is not None and cached is not None and cached[0] == basis:
+            p.desired[uid] = (vj, cached[1], [])
+            p.settled.add(uid)
+            return
+        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at)
+        if uid in p.desired:
+            self.queued[uid] = (basis, p.desired[uid][1])
 
     def _isolate(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, error: Exception) -> None:
         """Leave a VideoJob the pass could not handle out of it: it keeps its slot while its Job runs (so a broken
@@ -489,6 +533,50 @@ class Reconciler:
             running,
         )
 
+    # --- progress ------------------------------------------------------------------------------------------
+
+    async def poll_progress(self) -> None:
+        """Every `progress_interval` seconds, read the progress line at the end of each running transcoder's log
+        (a pod the index proved the VideoJob owns) and ask for a pass when one moved."""
+        while True:
+            await asyncio.sleep(self.settings.progress_interval)
+            try:
+                if await self.read_progress():
+                    self.wakeup.set()
+            except Exception:  # never let progress stop: it is only a number
+                log.exception("reading progress failed")
+
+    async def read_progress(self) -> bool:
+        """One round of `poll_progress`; True when some VideoJob's progress changed."""
+        jobs = self.index.jobs_by_videojob()
+        targets: list[tuple[str, Body]] = []
+        for uid, its_pods in self.index.pods_by_videojob(jobs).items():
+            running = [p for p in its_pods if "running" in transcoder_state(p)]
+            if running:
+                targets.append((uid, max(running, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))))
+        slots = asyncio.Semaphore(self.settings.api_workers)
+
+        async def read(pod: Body) -> float | None:
+            meta = pod["metadata"]
+            async with slots:
+                try:
+                    text = await self.call(self.kube.pod_log_tail, meta["namespace"], meta["name"], CONTAINER_NAME,
+                                           runtime.PROGRESS_TAIL_LINES, runtime.PROGRESS_TAIL_BYTES)
+                except Exception as e:
+                    log.debug("cannot read the log of %s/%s: %s", meta["namespace"], meta["name"], describe(e))
+                    return None
+            return runtime.parse_progress(text)
+
+        values = await asyncio.gather(*(read(pod) for _, pod in targets))
+        changed = False
+        for (uid, pod), value in zip(targets, values, strict=True):
+            if value is not None and self.progress.get(uid) != (pod["metadata"]["uid"], value):
+                self.progress[uid] = (str(pod["metadata"]["uid"]), value)
+                changed = True
+        for uid in self.progress.keys() - {uid for uid, _ in targets}:
+            del self.progress[uid]
+        return changed
+
     # --- actions -------------------------------------------------------------------------------------------
 
     def parsed_spec(self, uid: str, vj: Mapping[str, Any]) -> tuple[VideoJobSpec | None, str | None]:
@@ -505,8 +593,13 @@ class Reconciler:
         return result
 
     async def ensure_rbac(self, namespace: str) -> None:
+        """The transcoders' ServiceAccount in a namespace; the Role and RoleBinding of earlier versions (which let
+        any pod running as it patch every VideoJob's status there) are removed."""
         try:
             await self.call(self.kube.ensure, build_transcoder_rbac(namespace, self.settings))
+            for api_version, kind, name in legacy_transcoder_rbac(namespace, self.settings):
+                if await self.call(self.kube.delete_if_ours, namespace, api_version, kind, name):
+                    log.info("removed the %s %s of an earlier version", kind, name, extra={"namespace": namespace})
             self.rbac_done.add(namespace)
         except ApiException as e:
             # The Job is still created: its pods wait for the ServiceAccount, and the next pass retries.

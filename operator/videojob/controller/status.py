@@ -1,7 +1,9 @@
 """The VideoJob's status, derived from what is observed: pure functions, no I/O.
 
 Level-based: the status is recomputed on every pass from the VideoJob, its Job (or None) and the Job's pods, so
-a restarted operator converges to the truth instead of replaying remembered events. Terminal phases are sticky.
+a restarted operator converges to the truth instead of replaying remembered events. Terminal phases are sticky once
+the Job bears them out (`terminal_holds`): the status is evidence of nothing, since whoever may patch
+`videojobs/status` can write anything there.
 
 Conditions (metav1.Condition, all six always present, positive polarity; types and reasons are declared in
 videojob.api.conditions):
@@ -17,8 +19,8 @@ videojob.api.conditions):
 
 `lastTransitionTime` changes only when a condition's status does; `observedGeneration` is the VideoJob's.
 
-`progress` belongs to the transcoder while the job runs (it patches it itself), so `status_patch` leaves it out
-unless the job succeeded (100) or the field was never set.
+The operator is the status' only writer: `progress` is what the running pod last printed in its log (read by the
+operator, bounded 0-99.9 while running), 100 once the job succeeded.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def precise(text: Any) -> str | None:
     return _precise(text) if isinstance(text, str) else None
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=1 << 17)  # one queuedAt per VideoJob, read every pass: at least as many as VideoJobs
 def _precise(text: str) -> str | None:
     moment = parse_time(text)
     return None if moment is None else precise_timestamp(moment)
@@ -241,7 +243,7 @@ def owned_artifacts(artifacts: Sequence[Any], outputs: Collection[str] | None) -
     for artifact in artifacts:
         wire = artifact.to_wire() if hasattr(artifact, "to_wire") else dict(artifact)
         uri = wire.get("uri")
-        if outputs is None or uri not in outputs or uri in seen:
+        if outputs is None or not isinstance(uri, str) or uri not in outputs or uri in seen:
             continue
         seen.add(uri)
         kept.append(wire)
@@ -259,6 +261,7 @@ def derive_status(
     queued_at: str | None = None,
     stuck_timeout: float | None = None,
     outputs: Collection[str] | None = None,
+    progress: float | None = None,
 ) -> dict[str, Any]:
     """The VideoJob's status (wire form) from what is observed.
 
@@ -266,7 +269,8 @@ def derive_status(
     (operator-level validation), which fails it without a Job; `blocked`: why its admitted Job could not be
     created yet (e.g. a ResourceQuota), retried; `stuck_timeout`: seconds after which a Job whose pod cannot start
     for a configuration problem fails its VideoJob (see `stops_its_job`); `outputs`: the URIs its spec lets it
-    write (`runtime.output_uris`), the only artifacts it may list.
+    write (`runtime.output_uris`), the only artifacts it may list; `progress`: the percent its running pod last
+    reported (in its log, see `runtime.parse_progress`).
 
     Nothing in the old status decides the phase unless its Job bears it out (`terminal_holds`): a terminal phase
     that does not hold is ignored with everything that came with it (reason, message, artifacts, times).
@@ -339,6 +343,8 @@ def derive_status(
         new["message"] = f"position {queue_position} in the queue" if queue_position else "waiting for admission"
     elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):
         phase, new["reason"] = Phase.RUNNING.value, "Running"
+        if progress is not None:
+            new["progress"] = min(max(float(progress), 0.0), 99.9)  # 100 means Succeeded
         new["message"] = f"running on {new.get('node', 'a node')} (attempt {new['attempts']})"
     elif old_phase == Phase.RUNNING.value:
         phase, new["reason"] = Phase.RUNNING.value, "Retrying"  # between attempts: the Job starts another pod
@@ -446,15 +452,10 @@ def conditions(status: Mapping[str, Any], old: Sequence[Mapping[str, Any]], now:
 
 
 def status_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-    """The smallest JSON merge patch turning `old` into `new` (an empty dict when nothing changed).
-
-    `progress` is left to the transcoder: it is only sent when the job succeeded (100) or when it was never set.
-    """
+    """The smallest JSON merge patch turning `old` into `new` (an empty dict when nothing changed)."""
     old = old or {}
     patch: dict[str, Any] = {key: value for key, value in new.items() if old.get(key) != value}
     patch.update({key: None for key in old if key not in new})
-    if "progress" in patch and "progress" in old and new.get("phase") != Phase.SUCCEEDED.value:
-        del patch["progress"]
     patch.pop("notifications", None)  # written by the notifier only (notify.py): a pass's copy may be older
     return patch
 

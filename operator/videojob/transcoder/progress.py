@@ -1,4 +1,5 @@
-"""Progress: FFmpeg's `-progress` output → a percentage → a reporter (a log line, nothing, or the VideoJob status).
+"""Progress: FFmpeg's `-progress` output → a percentage → a reporter (a line for the operator, a line for people, or
+nothing).
 
 `ProgressParser` is pure: feed it the lines FFmpeg writes to `-progress pipe:1` (blocks of key=value ending in
 `progress=continue` or `progress=end`) and it gives a percent of the expected duration, never going back.
@@ -7,24 +8,17 @@ Reporters never fail the job: a reporting error is logged once and the work goes
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Protocol, TextIO
-from urllib.parse import quote
 
 from videojob.api import runtime
-from videojob.api.models import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
-DEFAULT_INTERVAL = 5.0  # seconds between status patches: the API server has better things to do
+DEFAULT_INTERVAL = 5.0  # seconds between progress lines (the operator reads them about as often)
 
 
 class Reporter(Protocol):
@@ -102,71 +96,34 @@ class LogReporter:
         self.stream.flush()
 
 
-class KubernetesReporter:
-    """Merge-patches `status.progress` of the VideoJob through the API server, with the pod's service account."""
+class LineReporter:
+    """`runtime.progress_line` on stdout: the operator reads the last one from the pod's log (no API access needed,
+    and nothing another pod could write)."""
 
-    def __init__(self, name: str, namespace: str, host: str, port: str, token_path: Path, ca_path: Path,
-                 timeout: float = 5.0) -> None:
-        self.url = (
-            f"https://{_host(host)}:{port}/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}"
-            f"/{PLURAL}/{quote(name, safe='')}/status"
-        )
-        self.token_path = token_path
-        self.context = ssl.create_default_context(cafile=str(ca_path)) if ca_path.is_file() else None
-        self.timeout = timeout
-        self.failed_once = False
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
 
     def report(self, percent: float) -> None:
-        body = json.dumps({"status": {"progress": round(percent, 1)}}).encode()
         try:
-            token = self.token_path.read_text().strip()
-            request = urllib.request.Request(self.url, data=body, method="PATCH", headers={  # noqa: S310
-                "Content-Type": "application/merge-patch+json",
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-            })
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310
-                response.read()
-        except (OSError, urllib.error.URLError, ValueError) as e:
-            if not self.failed_once:  # one line, not one per report
-                self.failed_once = True
-                print(f"videojob-transcode: cannot report progress to the API server: {e}", file=sys.stderr)
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+            self.stream.write(runtime.progress_line(percent) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed stream: progress is not worth failing the job for
+            pass
 
 
 def reporter_from_env(environ: Mapping[str, str] | None = None, local: bool = False) -> Reporter:
-    """VIDEOJOB_PROGRESS: "kubernetes", "log" or "none" (default: log for --local, kubernetes in a pod when the
-    service account and VIDEOJOB_NAME are there, none otherwise), throttled to VIDEOJOB_PROGRESS_INTERVAL."""
+    """VIDEOJOB_PROGRESS: "lines" (for the operator, the default in a pod), "log" (for people, the default with
+    --local) or "none", throttled to VIDEOJOB_PROGRESS_INTERVAL."""
     env = os.environ if environ is None else environ
     interval = _interval(env)
-    kind = env.get(runtime.ENV_PROGRESS, "").strip().lower()
-    sa_dir = Path(env.get(runtime.ENV_SERVICEACCOUNT_DIR) or runtime.DEFAULT_SERVICEACCOUNT_DIR)
-    name = env.get(runtime.ENV_NAME, "")
-    if not kind:
-        if local:
-            kind = "log"
-        elif name and (sa_dir / "token").is_file() and env.get("KUBERNETES_SERVICE_HOST"):
-            kind = "kubernetes"
-        else:
-            kind = "none"
+    kind = env.get(runtime.ENV_PROGRESS, "").strip().lower() or ("log" if local else "lines")
     if kind == "none":
         return NullReporter()
     if kind == "log":
         return Throttled(LogReporter(), min(interval, 1.0))
-    if kind == "kubernetes":
-        namespace = env.get(runtime.ENV_NAMESPACE) or _read(sa_dir / "namespace") or "default"
-        host = env.get("KUBERNETES_SERVICE_HOST", "")
-        port = env.get("KUBERNETES_SERVICE_PORT", "443")
-        if not name or not host:
-            print("videojob-transcode: progress reporting off: VIDEOJOB_NAME or KUBERNETES_SERVICE_HOST unset",
-                  file=sys.stderr)
-            return NullReporter()
-        return Throttled(KubernetesReporter(name, namespace, host, port, sa_dir / "token", sa_dir / "ca.crt"),
-                         interval)
-    raise ValueError(f"{runtime.ENV_PROGRESS}={kind!r}: use kubernetes, log or none")
+    if kind == "lines":
+        return Throttled(LineReporter(), interval)
+    raise ValueError(f"{runtime.ENV_PROGRESS}={kind!r}: use lines, log or none")
 
 
 def _interval(env: Mapping[str, str]) -> float:
@@ -181,9 +138,3 @@ def _interval(env: Mapping[str, str]) -> float:
         raise ValueError(f"{runtime.ENV_PROGRESS_INTERVAL}={raw!r} is out of range")
     return value
 
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""

@@ -14,6 +14,8 @@ chart's RBAC; `helm upgrade` with a changed value (a new pod with the new settin
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,6 +51,8 @@ def kubectl(testenv: Any, *args: str, stdin: str | None = None) -> subprocess.Co
 
 
 def render(release: str, namespace: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    # The cluster's CRD belongs to the environment and every test: the chart's is checked on its own below.
+    values = {**values, "crds": {"install": False}}
     r = helm("template", release, str(CHART), "--namespace", namespace, values=values)
     assert r.returncode == 0, r.stderr
     docs = [d for d in yaml.safe_load_all(r.stdout) if d]
@@ -177,14 +181,15 @@ def test_chart_installs_and_grants_the_operator_what_it_needs(
 
 
 def test_chart_crd_is_accepted_by_the_api_server(testenv: Any) -> None:
-    """The CRD the chart ships (crds/, generated from the models) passes the API server's validation. A dry run:
-    the cluster's CRD belongs to the environment and other tests."""
-    crds = sorted((CHART / "crds").glob("*.yaml"))
-    assert crds, "the chart ships no CRD"
-    for path in crds:
-        r = kubectl(testenv, "apply", "--server-side", "--dry-run=server", "--force-conflicts",
-                    "--field-manager=chart-test", "-f", str(path))
-        assert r.returncode == 0, f"{path.name}: {r.stderr}"
+    """The CRD the chart's template renders (generated from the models) passes the API server's validation. A dry
+    run: the cluster's CRD belongs to the environment and other tests."""
+    r = helm("template", "crd-check", str(CHART), "--show-only", "templates/crd-videojobs.yaml")
+    assert r.returncode == 0, r.stderr
+    (crd,) = [d for d in yaml.safe_load_all(r.stdout) if d]
+    assert crd["kind"] == "CustomResourceDefinition"
+    r = kubectl(testenv, "apply", "--server-side", "--dry-run=server", "--force-conflicts",
+                "--field-manager=chart-test", "-f", "-", stdin=json.dumps(crd))
+    assert r.returncode == 0, r.stderr
 
 
 def test_helm_install_upgrade_uninstall(
@@ -254,3 +259,126 @@ def test_helm_install_upgrade_uninstall(
     assert new_pod.metadata.name != pod.metadata.name
     # helm keeps the CRD (crds/ is install-only): VideoJobs of other releases survive an uninstall.
     assert kubectl(testenv, "get", "crd", "videojobs.videojob.dev").returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Upgrading the chart: the CRD
+
+
+def previous_chart() -> tuple[str, str]:
+    """(commit, version) of the newest commit whose chart has another version than this one: the chart as the
+    previous version was last released."""
+    current = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    rel = str(CHART.relative_to(REPO) / "Chart.yaml")
+    revs = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "--", str(CHART.relative_to(REPO))],
+                          capture_output=True, text=True, check=True).stdout.split()
+    for rev in revs:
+        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{rel}"], capture_output=True, text=True,
+                               check=True).stdout
+        version = yaml.safe_load(shown)["version"]
+        if version != current:
+            return rev, str(version)
+    raise AssertionError(f"no earlier version of the chart than {current} in the history of {rel}")
+
+
+def extract_chart(rev: str, into: Path) -> Path:
+    """The chart as it was at `rev`, from git."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, str(CHART.relative_to(REPO))],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / CHART.relative_to(REPO)
+
+
+def crd_in_chart(chart: Path) -> Path:
+    """Where a chart keeps the VideoJob CRD: crds/ before 0.2.0, a template since."""
+    old = chart / "crds" / "videojobs.yaml"
+    return old if old.exists() else chart / "templates" / "crd-videojobs.yaml"
+
+
+def rename_group(chart: Path, group: str, older: bool) -> None:
+    """Point the chart's CRD at an API group of the test's own (the cluster's videojob.dev CRD belongs to the
+    environment and every other test); `older`: drop a printer column too, so that the upgrade has something to
+    change even when the models did not change between the two versions."""
+    path = crd_in_chart(chart)
+    text = path.read_text()
+    assert "\n  name: videojobs.videojob.dev\n" in text and "\n  group: videojob.dev\n" in text, path
+    text = text.replace("\n  name: videojobs.videojob.dev\n", f"\n  name: videojobs.{group}\n")
+    text = text.replace("\n  group: videojob.dev\n", f"\n  group: {group}\n")
+    if older:
+        column = r"\n    - description: Position in the admission queue[^\n]*\n(      [^\n]*\n)+"
+        text = re.sub(column, "\n", text, count=1)
+        assert "Position in the admission queue" not in text
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(
+    "adopt",
+    [pytest.param("take-ownership", id="helm upgrade --take-ownership"),
+     pytest.param("label-and-annotate", id="label and annotate the CRD, then helm upgrade")],
+)
+def test_helm_upgrade_from_the_previous_chart_version_updates_the_crd(
+    testenv: Any, namespace: str, release: str, tmp_path: Path, custom_objects: Any, wait_for: Callable[..., Any],
+    adopt: str,
+) -> None:
+    """The documented upgrade from the previous chart version (its CRD in crds/, installed once by helm and never
+    owned by the release) to this one (the CRD a template of the release): the CRD is adopted by the release and
+    updated by `helm upgrade`, VideoJobs survive it, and `helm uninstall` keeps the CRD."""
+    from tests.e2e.operator_release import helm as helm_cmd
+
+    rev, version = previous_chart()
+    group = f"{release}.chart-test.videojob.dev"
+    crd_name = f"videojobs.{group}"
+    old_chart = extract_chart(rev, tmp_path / "old")
+    new_chart = tmp_path / "new" / "videojob-operator"
+    shutil.copytree(CHART, new_chart)
+    rename_group(old_chart, group, older=True)
+    rename_group(new_chart, group, older=False)
+    # An operator watching only this namespace; its readiness does not matter here (no --wait).
+    values = {"fullnameOverride": release, "watchNamespaces": [namespace],
+              "image": {"repository": "videojob-operator", "tag": "dev"},
+              "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}}
+    try:
+        helm_cmd(testenv, "install", release, str(old_chart), "--namespace", namespace, values=values)
+        crd = json.loads(kubectl(testenv, "get", "crd", crd_name, "-o", "json").stdout)
+        assert "meta.helm.sh/release-name" not in (crd["metadata"].get("annotations") or {}), "crds/ is not owned"
+        columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+        assert "Queue" not in columns, columns
+
+        wait_for(lambda: kubectl(testenv, "wait", "--for=condition=Established", f"crd/{crd_name}",
+                                 "--timeout=5s").returncode == 0, timeout=60, message=f"{crd_name} Established")
+        sample = yaml.safe_load((REPO / "manifests" / "samples" / "transcode.yaml").read_text())
+        sample["apiVersion"] = f"{group}/v1alpha1"
+        custom_objects.create_namespaced_custom_object(group, "v1alpha1", namespace, "videojobs", sample)
+
+        if adopt == "take-ownership":
+            helm_cmd(testenv, "upgrade", release, str(new_chart), "--namespace", namespace, "--take-ownership",
+                     values=values)
+        else:
+            with pytest.raises(AssertionError, match="invalid ownership metadata"):
+                helm_cmd(testenv, "upgrade", release, str(new_chart), "--namespace", namespace, values=values)
+            for args in (["label", "--overwrite", "crd", crd_name, "app.kubernetes.io/managed-by=Helm"],
+                         ["annotate", "--overwrite", "crd", crd_name, f"meta.helm.sh/release-name={release}",
+                          f"meta.helm.sh/release-namespace={namespace}"]):
+                r = kubectl(testenv, *args)
+                assert r.returncode == 0, r.stderr
+            helm_cmd(testenv, "upgrade", release, str(new_chart), "--namespace", namespace, values=values)
+
+        crd = json.loads(kubectl(testenv, "get", "crd", crd_name, "-o", "json").stdout)
+        rendered = helm("template", release, str(new_chart), "--namespace", namespace,
+                        "--show-only", "templates/crd-videojobs.yaml", values=values)
+        assert rendered.returncode == 0, rendered.stderr
+        expected = yaml.safe_load(rendered.stdout)
+        assert crd["spec"]["versions"] == expected["spec"]["versions"], "the CRD is the new chart's"
+        assert "Queue" in [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+        assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert custom_objects.get_namespaced_custom_object(group, "v1alpha1", namespace, "videojobs",
+                                                           sample["metadata"]["name"]), "the VideoJob survived"
+        (listed,) = json.loads(helm_cmd(testenv, "list", "--namespace", namespace, "-o", "json"))
+        assert listed["revision"] == "2" and listed["chart"] != f"videojob-operator-{version}", listed
+
+        helm_cmd(testenv, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "90s")
+        assert kubectl(testenv, "get", "crd", crd_name).returncode == 0, "crds.keep keeps the CRD (and VideoJobs)"
+    finally:
+        kubectl(testenv, "delete", "crd", crd_name, "--ignore-not-found", "--wait=true")

@@ -134,6 +134,48 @@ def test_chart_metadata_follows_helm_v2() -> None:
     assert chart["appVersion"] and chart["version"]
 
 
+def test_chart_metadata_for_artifact_hubs_and_people() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["icon"].startswith("https://") and chart["icon"].endswith("/docs/images/icon.svg")
+    assert (REPO / "docs" / "images" / "icon.svg").exists(), "the icon the chart points at"
+    assert chart["sources"] and chart["maintainers"] and len(chart["keywords"]) >= 5
+    assert chart["home"].startswith("https://")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the CRD
+
+
+def crd_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return objects(docs, "CustomResourceDefinition")
+
+
+def test_the_crd_is_a_template_so_upgrades_update_it() -> None:
+    """cert-manager's pattern: the CRD is a template (helm upgrade applies it), not in crds/ (never upgraded)."""
+    from videojob.api import generate
+
+    assert not (CHART / "crds").exists(), "a crds/ folder would be installed once and never upgraded"
+    (crd,) = crd_of(render())
+    assert crd["spec"] == generate.crd()["spec"]
+    assert crd["metadata"]["name"] == "videojobs.videojob.dev"
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}, "crds.keep is on by default"
+    assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+
+
+@pytest.mark.parametrize(
+    ("crds", "installed", "kept"),
+    [
+        pytest.param({"install": False}, False, False, id="install false leaves the CRD to the platform team"),
+        pytest.param({"keep": False}, True, False, id="keep false lets helm uninstall delete it"),
+    ],
+)
+def test_crd_values(crds: dict[str, bool], installed: bool, kept: bool) -> None:
+    found = crd_of(render({"crds": crds}))
+    assert bool(found) is installed
+    if found:
+        assert "helm.sh/resource-policy" not in (found[0]["metadata"].get("annotations") or {})
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the operator's settings
 

@@ -180,6 +180,40 @@ def test_chart_installs_and_grants_the_operator_what_it_needs(
     assert as_operator.returncode == 0, as_operator.stderr
 
 
+def test_namespace_editors_may_create_videojobs_and_viewers_read_them(
+    testenv: Any, namespace: str, release: str, wait_for: Callable[..., Any]
+) -> None:
+    """The chart's aggregated ClusterRoles on the real API server: a user bound to the built-in `edit` ClusterRole in
+    a namespace may create VideoJobs there (the aggregation controller adds the chart's editor rules to `edit`), one
+    bound to `view` may read but not create them, and neither reaches another namespace. Asked as a person would:
+    `kubectl auth can-i ... --as`."""
+    roles = [d for d in render(release, namespace, {}) if d["kind"] == "ClusterRole"
+             and d["metadata"]["name"].endswith(("-viewer", "-editor"))]
+    assert len(roles) == 2
+    r = apply(testenv, roles)
+    assert r.returncode == 0, r.stderr
+    editor, viewer = f"editor-{release}", f"viewer-{release}"
+    for user, role in ((editor, "edit"), (viewer, "view")):
+        r = kubectl(testenv, "-n", namespace, "create", "rolebinding", f"{role}-{release}", f"--clusterrole={role}",
+                    f"--user={user}")
+        assert r.returncode == 0, r.stderr
+
+    def can_i(user: str, verb: str, ns: str = namespace) -> str:
+        r = kubectl(testenv, "auth", "can-i", verb, "videojobs.videojob.dev", "-n", ns, "--as", user)
+        return r.stdout.strip()
+
+    wait_for(lambda: can_i(editor, "create") == "yes", timeout=60,
+             message="kubectl auth can-i create videojobs --as a namespace editor to answer yes")
+    wait_for(lambda: can_i(viewer, "list") == "yes", timeout=60, message="a namespace viewer to list videojobs")
+    assert {verb: can_i(editor, verb) for verb in ("get", "list", "watch", "patch", "delete")} == dict.fromkeys(
+        ("get", "list", "watch", "patch", "delete"), "yes")
+    assert can_i(viewer, "create") == "no" and can_i(viewer, "delete") == "no"
+    assert can_i(editor, "create", "default") == "no", "the binding holds in its namespace only"
+    r = kubectl(testenv, "auth", "can-i", "patch", "videojobs.videojob.dev", "--subresource=status", "-n", namespace,
+                "--as", editor)
+    assert r.stdout.strip() == "no", "the status is the operator's"
+
+
 def test_chart_crd_is_accepted_by_the_api_server(testenv: Any) -> None:
     """The CRD the chart's template renders (generated from the models) passes the API server's validation. A dry
     run: the cluster's CRD belongs to the environment and other tests."""

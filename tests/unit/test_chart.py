@@ -423,6 +423,25 @@ def test_rbac_grants_no_secrets_and_no_events_k8s_io(values: dict[str, Any]) -> 
     assert not [r for r in rules if "events.k8s.io" in r["apiGroups"] or "*" in r["apiGroups"]], rules
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def test_aggregated_roles_give_view_edit_and_admin_videojobs_and_nothing_else() -> None:
+    docs = render()
+    viewer, editor = one(docs, "ClusterRole", f"{FULLNAME}-viewer"), one(docs, "ClusterRole", f"{FULLNAME}-editor")
+    aggregates = {name: {k.removeprefix(AGGREGATE) for k, v in role["metadata"]["labels"].items()
+                         if k.startswith(AGGREGATE) and v == "true"}
+                  for name, role in (("viewer", viewer), ("editor", editor))}
+    assert aggregates == {"viewer": {"view"}, "editor": {"edit", "admin"}}
+    assert rule_set(viewer["rules"]) == rule_set(
+        [{"apiGroups": ["videojob.dev"], "resources": ["videojobs"], "verbs": ["get", "list", "watch"]}])
+    (rule,) = editor["rules"]
+    assert rule["resources"] == ["videojobs"], "no status (the operator's), no other resource"
+    assert {"create", "patch", "delete", "get"} <= set(rule["verbs"])
+    assert {r["metadata"]["name"] for r in objects(render({"rbac": {"aggregateRoles": False}}), "ClusterRole")} == {
+        FULLNAME, f"{FULLNAME}-cluster"}
+
+
 def test_the_read_secrets_option_is_gone() -> None:
     r = helm("template", "vj", str(CHART), values={"rbac": {"readSecrets": True}})
     assert r.returncode != 0 and "readSecrets" in r.stderr, r.stdout[-500:] + r.stderr

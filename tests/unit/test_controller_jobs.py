@@ -92,8 +92,9 @@ def test_the_spec_reaches_the_pod_as_a_file_from_an_annotation() -> None:
     assert "VIDEOJOB_SPEC" not in env, "no environment variable (Linux limits one to 128 KiB)"
     assert env["VIDEOJOB_SPEC_FILE"] == "/etc/videojob/spec.json"
     assert {"name": "spec", "mountPath": "/etc/videojob", "readOnly": True} in container["volumeMounts"]
-    assert {"name": "spec", "downwardAPI": {"items": [{
-        "path": "spec.json", "fieldRef": {"fieldPath": "metadata.annotations['videojob.dev/spec']"}}]}} in pod["volumes"]
+    volume = {"name": "spec", "downwardAPI": {"items": [{
+        "path": "spec.json", "fieldRef": {"fieldPath": "metadata.annotations['videojob.dev/spec']"}}]}}
+    assert volume in pod["volumes"]
     copy = VideoJobSpec.model_validate(json.loads(spec_copy(job)))
     original = VideoJobSpec.model_validate(vj()["spec"] | {"retries": 4, "activeDeadlineSeconds": 900})
     assert copy == original, "what the transcoder reads, defaults filled in"

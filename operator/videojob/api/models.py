@@ -346,7 +346,7 @@ class Text(_Model):
         str,
         StringConstraints(min_length=1, max_length=1000),
         Matches(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$",
-                "text may hold no control characters other than tab, newline and carriage return"),
+                "may hold no control characters other than tab, newline and carriage return"),
     ] = Field(description="The text, rendered literally (UTF-8).")
     font: FontFamily = Field(default="DejaVu Sans", description="Font family (fontconfig name).")
     size: int = Field(default=36, ge=6, le=400, description="Font size in pixels.")

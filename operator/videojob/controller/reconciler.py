@@ -41,7 +41,7 @@ from videojob.api import runtime
 from videojob.api.conditions import Reason
 from videojob.api.models import GROUP, ArtifactReclaimPolicy, VideoJobSpec
 from videojob.api.runtime import output_uris
-from videojob.controller.admission import RunningCounts, check_admissible, plan_admission, shown_position
+from videojob.controller.admission import RunningCounts, check_admissible, plan_admission
 from videojob.controller.index import Body, Index, slim_job
 from videojob.controller.jobs import CONTAINER_NAME, SELECTOR, build_job_manifest
 from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
@@ -93,7 +93,6 @@ class _Pass:
     work: list[Any] = field(default_factory=list)
     next_ttl: float | None = None
     fine: set[str] = field(default_factory=set)  # uids handled without an error
-    settled: set[str] = field(default_factory=set)  # queued uids whose wanted status is the one of the last pass
     broken: set[str] = field(default_factory=set)  # uids left out because of one
 
 
@@ -208,9 +207,6 @@ class Reconciler:
         # uid -> (pod uid, percent): the last progress line read from the VideoJob's running pod (poll_progress)
         self.progress: dict[str, tuple[str, float]] = {}
         self.specs: dict[str, tuple[Any, VideoJobSpec | None, str | None]] = {}  # uid -> (generation, spec, problem)
-        # uid -> (what a queued VideoJob's status was derived from, the status): derived again only when one of
-        # them changed, so a pass over 10,000 queued VideoJobs costs little more than their sorting
-        self.queued: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
         self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
                                  lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
@@ -247,7 +243,6 @@ class Reconciler:
 
     def _write_failed(self, uid: str, error: BaseException) -> None:
         log.warning("status write failed: %s", describe(error))
-        self.queued.pop(uid, None)  # derived and submitted again by the next pass
         self.metrics.reconcile_errors.inc()
         self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
         vj = self.index.videojobs.items.get(uid)
@@ -373,16 +368,13 @@ class Reconciler:
             if job is not None:
                 p.running[hardware] += 1
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
-        waiting: set[str] = set()
         for vj in p.pending:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
-                waiting.add(uid)
-                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid))
+                self._desire(p, uid, vj, None, [], queue_position=positions.get(uid), blocked=self.blocked.get(uid),
+                             queued_at=arrivals.get(uid))
 
         for uid, (vj, new, its_pods) in p.desired.items():
-            if uid in p.settled:
-                continue
             patch = status_patch(vj.get("status"), new)
             if patch:
                 self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch),
@@ -409,8 +401,6 @@ class Reconciler:
             self.broken.pop(uid, None)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():
             del self.specs[uid]
-        for uid in self.queued.keys() - waiting:
-            del self.queued[uid]  # admitted, gone or no longer waiting
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
             del self.blocked[uid]
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
@@ -482,25 +472,6 @@ class Reconciler:
         except Exception as e:
             p.desired.pop(uid, None)
             self._isolate(p, uid, vj, job, e)
-
-    def _desire_queued(self, p: _Pass, uid: str, vj: Mapping[str, Any], position: int | None,
-                       queued_at: str | None) -> None:
-        """The status of a VideoJob left waiting by this pass. Its position is written as `shown_position` says
-        (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
-        what its status depends on changed."""
-        written = (vj.get("status") or {}).get("queuePosition")
-        position = shown_position(written if isinstance(written, int) else None, position)
-        blocked = self.blocked.get(uid)
-        version = vj["metadata"].get("resourceVersion")
-        basis = (version, position, blocked, queued_at)
-        cached = self.queued.get(uid)
-        if version is not None and cached is not None and cached[0] == basis:
-            p.desired[uid] = (vj, cached[1], [])
-            p.settled.add(uid)
-            return
-        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at)
-        if uid in p.desired:
-            self.queued[uid] = (basis, p.desired[uid][1])
 
     def _isolate(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, error: Exception) -> None:
         """Leave a VideoJob the pass could not handle out of it: it keeps its slot while its Job runs (so a broken

@@ -290,6 +290,47 @@ GPU_VALUES = {
              "watch_server_timeout": 60, "watch_client_timeout": 90},
             id="process tuning",
         ),
+        pytest.param(
+            {"s3": {"auth": "workloadIdentity", "webIdentity": {"roleArn": "arn:minio:iam:::role/abc",
+                                                                "audience": "minio", "stsEndpointUrl": "http://m:9000"}},
+             "transcoder": {"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/v"}}},
+            {"s3_auth": "workloadIdentity", "s3_role_arn": "arn:minio:iam:::role/abc", "s3_token_audience": "minio",
+             "s3_sts_endpoint_url": "http://m:9000",
+             "transcoder_service_account_annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/v"}},
+            id="workload identity and the transcoders' ServiceAccount annotations",
+        ),
+        pytest.param(
+            {"transcoder": {"pod": {
+                "nodeSelector": {"pool": "video"}, "tolerations": [{"key": "video", "operator": "Exists"}],
+                "affinity": {"podAntiAffinity": {}}, "imagePullSecrets": ["regcred", {"name": "other"}],
+                "labels": {"team": "media"}, "annotations": {"sidecar.istio.io/inject": "false"},
+                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}}],
+                "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+                "priorityClassName": "batch-low"}}},
+            {"transcoder_pod": {
+                "nodeSelector": {"pool": "video"}, "tolerations": [{"key": "video", "operator": "Exists"}],
+                "affinity": {"podAntiAffinity": {}}, "imagePullSecrets": [{"name": "regcred"}, {"name": "other"}],
+                "labels": {"team": "media"}, "annotations": {"sidecar.istio.io/inject": "false"},
+                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}}],
+                "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+                "priorityClassName": "batch-low"}},
+            id="the transcoder pod block",
+        ),
+        pytest.param(
+            {"transcoder": {"podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
+                            "securityContext": {"runAsUser": None, "runAsGroup": None}}},
+            {"transcoder_pod_security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+             "transcoder_security_context": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                             "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                                             "seccompProfile": {"type": "RuntimeDefault"}}},
+            id="null drops the fixed ids for a platform that assigns its own (OpenShift restricted-v2)",
+        ),
+        pytest.param(
+            {"transcoder": {"image": {"repository": "registry.example.com/transcoder", "tag": "1.2.3",
+                                      "digest": "sha256:" + "a" * 64, "pullPolicy": "IfNotPresent"}}},
+            {"transcoder_image": "registry.example.com/transcoder@sha256:" + "a" * 64},
+            id="a digest pins the transcoder image",
+        ),
     ],
 )
 def test_values_reach_the_operator_as_settings(values: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -375,6 +416,46 @@ def test_image_tag_defaults_to_app_version_and_scheduling_values_pass_through() 
     assert pod["tolerations"] == values["tolerations"]
     assert pod["affinity"] == values["affinity"]
     assert pod["priorityClassName"] == "system-cluster-critical"
+
+
+@pytest.mark.parametrize(
+    ("values", "image"),
+    [pytest.param({}, "videojob-operator:0.1.0", id="the tag defaults to the appVersion"),
+     pytest.param({"image": {"repository": "r.example.com/op", "tag": "9", "digest": "sha256:" + "b" * 64,
+                             "pullPolicy": "IfNotPresent"}},
+                  "r.example.com/op@sha256:" + "b" * 64, id="a digest pins the operator image")],
+)
+def test_operator_image(values: dict[str, Any], image: str) -> None:
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert container(render(values))["image"] == image.replace("0.1.0", app_version)
+
+
+def test_operator_security_contexts_can_drop_the_fixed_uid() -> None:
+    """OpenShift's restricted-v2 assigns a uid of the namespace's range: a fixed one is refused there."""
+    docs = render({"podSecurityContext": {"runAsUser": None, "runAsGroup": None},
+                   "securityContext": {"runAsUser": None}})
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    sc = pod["containers"][0]["securityContext"]
+    assert "runAsUser" not in sc and sc["runAsNonRoot"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+
+
+@pytest.mark.parametrize(
+    ("pod", "message"),
+    [
+        pytest.param({"volumes": [{"name": "work", "emptyDir": {}}]}, "operator's own", id="a reserved volume name"),
+        pytest.param({"volumes": [{"name": "m", "emptyDir": {}}], "volumeMounts": [{"name": "x", "mountPath": "/m"}]},
+                     "must name one of volumes", id="a mount of no volume"),
+        pytest.param({"volumes": [{"name": "m", "emptyDir": {}}], "volumeMounts": [{"name": "m", "mountPath": "/"}]},
+                     "operator's own", id="a mount over the root"),
+        pytest.param({"volumes": [{"name": "m", "emptyDir": {}}],
+                      "volumeMounts": [{"name": "m", "mountPath": "/work/in"}]},
+                     "operator's own", id="a mount inside the workdir"),
+    ],
+)
+def test_transcoder_pod_block_clashes_stop_the_operator_at_start(pod: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings_of({"transcoder": {"pod": pod}})
 
 
 # ---------------------------------------------------------------------------------------------------------------

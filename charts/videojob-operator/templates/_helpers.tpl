@@ -39,9 +39,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (printf "%s-%s" (include "videojob.fullname" .root) .band) $band.name }}
 {{- end }}
 
-{{/* image reference: repository:tag, the tag defaulting to the chart's appVersion. Call with an image dict and the root. */}}
+{{/*
+image reference: repository:tag, the tag defaulting to the chart's appVersion, or repository@digest when a digest
+is given (the tag is then left out: the digest alone decides). Call with an image dict and the root.
+*/}}
 {{- define "videojob.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* PriorityClass name a band's Jobs get: the created class, a given existing class, or none (empty). */}}
@@ -89,6 +96,14 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
   value: {{ toJson $v.transcoder.env | quote }}
 - name: VIDEOJOB_TRANSCODER_SERVICE_ACCOUNT
   value: {{ $v.transcoder.serviceAccountName | quote }}
+- name: VIDEOJOB_TRANSCODER_SERVICE_ACCOUNT_ANNOTATIONS
+  value: {{ toJson $v.transcoder.serviceAccountAnnotations | quote }}
+- name: VIDEOJOB_TRANSCODER_POD
+  value: {{ toJson $v.transcoder.pod | quote }}
+- name: VIDEOJOB_TRANSCODER_POD_SECURITY_CONTEXT
+  value: {{ toJson $v.transcoder.podSecurityContext | quote }}
+- name: VIDEOJOB_TRANSCODER_SECURITY_CONTEXT
+  value: {{ toJson $v.transcoder.securityContext | quote }}
 - name: VIDEOJOB_CPU_RESOURCES
   value: {{ toJson $v.transcoder.resources.cpu | quote }}
 - name: VIDEOJOB_NVIDIA_RESOURCES
@@ -117,6 +132,14 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
   value: {{ $v.s3.endpointUrl | quote }}
 - name: VIDEOJOB_S3_REGION
   value: {{ $v.s3.region | quote }}
+- name: VIDEOJOB_S3_AUTH
+  value: {{ $v.s3.auth | quote }}
+- name: VIDEOJOB_S3_ROLE_ARN
+  value: {{ $v.s3.webIdentity.roleArn | quote }}
+- name: VIDEOJOB_S3_TOKEN_AUDIENCE
+  value: {{ $v.s3.webIdentity.audience | quote }}
+- name: VIDEOJOB_S3_STS_ENDPOINT_URL
+  value: {{ $v.s3.webIdentity.stsEndpointUrl | quote }}
 - name: VIDEOJOB_ALLOW_HTTP
   value: {{ $v.inputs.allowHttp | toString | quote }}
 - name: VIDEOJOB_ALLOWED_HOSTS

@@ -67,6 +67,8 @@ def build_transcoder_rbac(namespace: str, settings: Settings) -> list[dict[str, 
     """The ServiceAccount transcoder pods run as in one namespace: no Role, no token mounted. It exists so that a
     platform team can give it an identity for S3 (IRSA, workload identity annotations), not for the API."""
     meta: dict[str, Any] = {"name": settings.transcoder_service_account, "namespace": namespace, "labels": _labels()}
+    if settings.transcoder_service_account_annotations:  # e.g. eks.amazonaws.com/role-arn (s3_auth workloadIdentity)
+        meta["annotations"] = dict(settings.transcoder_service_account_annotations)
     return [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}]
 
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from videojob.api.models import Hardware
 
@@ -54,6 +54,74 @@ def _default_nvidia_resources() -> dict[str, Any]:
 
 def _default_priority_classes() -> dict[str, str]:
     return {"urgent": "videojob-urgent", "normal": "videojob-normal", "low": "videojob-low"}
+
+
+RUN_AS_USER = 65532  # the conventional "nonroot" uid of distroless images, and our images' USER
+
+
+def _default_pod_security_context() -> dict[str, Any]:
+    """The "restricted" Pod Security Standard with our images' uid; drop the ids for a platform that assigns its
+    own (OpenShift's restricted-v2 SCC)."""
+    return {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER, "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _default_security_context() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+# What every transcoder pod gets besides what the operator sets; the names are those of the PodSpec.
+RESERVED_VOLUMES = frozenset({"work", "tmp", "spec", "web-identity"})  # the operator's own (jobs.py)
+RESERVED_PATHS = ("/work/", "/tmp/")  # noqa: S108 - where those emptyDirs are mounted, not a use of /tmp
+
+
+class TranscoderPod(BaseModel):
+    """Platform additions merged into every transcoder Job's pod (VIDEOJOB_TRANSCODER_POD). Kubernetes objects are
+    passed on as given (the API server checks them); what would clash with the operator's own is refused here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    image_pull_secrets: list[dict[str, str]] = Field(default_factory=list, alias="imagePullSecrets")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    volumes: list[dict[str, Any]] = Field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] = Field(default_factory=list, alias="volumeMounts")
+    priority_class_name: str = Field(default="", alias="priorityClassName")
+
+    @field_validator("image_pull_secrets", mode="before")
+    @classmethod
+    def _secret_names(cls, value: Any) -> Any:
+        return [{"name": item} if isinstance(item, str) else item for item in value or []]
+
+    @field_validator("volumes")
+    @classmethod
+    def _volume_names(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = [str(v.get("name") or "") for v in value]
+        if not all(names) or len(set(names)) != len(names):
+            raise ValueError("every volume needs a name of its own")
+        if clash := sorted(RESERVED_VOLUMES & set(names)):
+            raise ValueError(f"volume names {clash} are the operator's own")
+        return value
+
+    @model_validator(mode="after")
+    def _mounts(self) -> TranscoderPod:
+        declared = {v["name"] for v in self.volumes}
+        for mount in self.volume_mounts:
+            if mount.get("name") not in declared or not str(mount.get("mountPath") or "").startswith("/"):
+                raise ValueError(f"volumeMount {mount} must name one of volumes {sorted(declared)} and an absolute "
+                                 "mountPath")
+            path = str(mount["mountPath"]).rstrip("/") + "/"
+            if path == "/" or path.startswith(RESERVED_PATHS) or any(own.startswith(path) for own in RESERVED_PATHS):
+                raise ValueError(f"mountPath {mount['mountPath']} is or holds one of the operator's own")
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_defaults=True)
 
 
 class Settings(BaseModel):
@@ -101,6 +169,32 @@ class Settings(BaseModel):
         "ServiceAccount (and Role/RoleBinding) the operator keeps in each namespace for transcoder pods.",
         "videojob-transcoder",
         min_length=1,
+    )
+    transcoder_service_account_annotations: dict[str, str] = _env(
+        "VIDEOJOB_TRANSCODER_SERVICE_ACCOUNT_ANNOTATIONS",
+        "Annotations of the transcoders' ServiceAccount, JSON (e.g. eks.amazonaws.com/role-arn or "
+        "iam.gke.io/gcp-service-account for VIDEOJOB_S3_AUTH=workloadIdentity).",
+        dict,
+    )
+    transcoder_pod: dict[str, Any] = _env(
+        "VIDEOJOB_TRANSCODER_POD",
+        "Merged into every transcoder pod, JSON: nodeSelector, tolerations, affinity, imagePullSecrets, labels, "
+        "annotations, volumes, volumeMounts (of the transcoder container), priorityClassName (instead of the "
+        "bands' classes). GPU jobs add the GPU nodeSelector and tolerations; the operator's own labels, "
+        "annotations and volumes win.",
+        dict,
+    )
+    transcoder_pod_security_context: dict[str, Any] = _env(
+        "VIDEOJOB_TRANSCODER_POD_SECURITY_CONTEXT",
+        "securityContext of transcoder pods, JSON (default: restricted, uid/gid/fsGroup 65532; leave the ids out "
+        "where the platform assigns them, e.g. OpenShift's restricted-v2).",
+        _default_pod_security_context,
+    )
+    transcoder_security_context: dict[str, Any] = _env(
+        "VIDEOJOB_TRANSCODER_SECURITY_CONTEXT",
+        "securityContext of the transcoder container, JSON (default: restricted, read-only root, no capabilities, "
+        "uid/gid 65532).",
+        _default_security_context,
     )
     cpu_resources: dict[str, Any] = _env(
         "VIDEOJOB_CPU_RESOURCES", "Container resources (requests/limits, JSON) of a CPU job.", _default_cpu_resources
@@ -169,6 +263,30 @@ class Settings(BaseModel):
         None,
     )
     s3_region: str = _env("VIDEOJOB_S3_REGION", "AWS_DEFAULT_REGION given to transcoders.", "us-east-1")
+    s3_auth: Literal["secret", "workloadIdentity"] = _env(
+        "VIDEOJOB_S3_AUTH",
+        "How transcoders authenticate to S3: `secret` (keys from VIDEOJOB_S3_SECRET or the VideoJob's "
+        "credentialsSecretRef) or `workloadIdentity` (their ServiceAccount's identity: EKS IRSA or Pod Identity, GKE "
+        "Workload Identity, or the token VIDEOJOB_S3_ROLE_ARN projects; a credentialsSecretRef still wins).",
+        "secret",
+    )
+    s3_role_arn: str | None = _env(
+        "VIDEOJOB_S3_ROLE_ARN",
+        "With workloadIdentity: the role transcoders assume with a ServiceAccount token the operator projects into "
+        "the pod (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE: what EKS' IRSA webhook adds), for clusters without "
+        "such a webhook (self-managed OIDC federation, MinIO STS); unset leaves it to the platform.",
+        None,
+    )
+    s3_token_audience: str = _env(
+        "VIDEOJOB_S3_TOKEN_AUDIENCE", "Audience of the projected ServiceAccount token.", "sts.amazonaws.com",
+        min_length=1,
+    )
+    s3_sts_endpoint_url: str | None = _env(
+        "VIDEOJOB_S3_STS_ENDPOINT_URL",
+        "STS endpoint of AssumeRoleWithWebIdentity (AWS_ENDPOINT_URL_STS of transcoders), e.g. MinIO's URL; unset "
+        "= AWS STS.",
+        None,
+    )
     allow_http: bool = _env("VIDEOJOB_ALLOW_HTTP", "Accept http:// inputs (https:// and s3:// always).", False)
     allowed_hosts: list[str] = _env(
         "VIDEOJOB_ALLOWED_HOSTS",
@@ -251,6 +369,11 @@ class Settings(BaseModel):
             return json.loads(value) if value.startswith("[") else shlex.split(value)
         return value
 
+    @field_validator("transcoder_pod")
+    @classmethod
+    def _pod(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return TranscoderPod.model_validate(value).to_wire()
+
     @field_validator("notify_webhooks")
     @classmethod
     def _webhooks(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -281,7 +404,9 @@ class Settings(BaseModel):
         return not self.namespaces
 
     def priority_class(self, priority: int) -> str | None:
-        return self.priority_classes.get(priority_band(priority)) or None
+        """The PriorityClass of a job: transcoder_pod's priorityClassName when set, else its band's (or none)."""
+        pinned = self.transcoder_pod.get("priorityClassName")
+        return pinned or self.priority_classes.get(priority_band(priority)) or None
 
     def resources(self, hardware: Hardware | str) -> dict[str, Any]:
         """Container resources for a job on this hardware (a fresh copy, GPU limit included for nvidia)."""

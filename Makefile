@@ -29,6 +29,10 @@ $(PY): pyproject.toml | deps
 .PHONY: venv
 venv: $(PY) ## Create .venv with the package and its dev tools installed.
 
+.PHONY: chart-docs
+chart-docs: $(PY) ## Generate the chart's README (its values table) from the comments of values.yaml.
+	$(PY) hack/chart_readme.py
+
 .PHONY: crds
 crds: $(PY) ## Generate crds/, the chart's CRD template and docs/api.md from the API models.
 	$(PY) -m videojob.api.generate

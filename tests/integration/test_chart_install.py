@@ -226,6 +226,15 @@ def test_chart_crd_is_accepted_by_the_api_server(testenv: Any) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def notes_commands(notes: str) -> list[str]:
+    """The shell commands NOTES.txt shows (indented lines starting with kubectl, continuation lines joined); a
+    `-w` (watch) runs for a few seconds, with `timeout`."""
+    text = re.sub(r"\\\n\s*", " ", notes)
+    commands = [line.strip() for line in text.splitlines() if line.startswith("     kubectl ")]
+    assert commands, notes
+    return [f"timeout 5 {c}" if c.endswith(" -w") else c for c in commands]
+
+
 def test_helm_install_upgrade_uninstall(
     testenv: Any, core_v1: Any, apps_v1: Any, namespace: str, release: str, wait_for: Callable[..., Any]
 ) -> None:
@@ -233,9 +242,11 @@ def test_helm_install_upgrade_uninstall(
 
     from kubernetes.client.exceptions import ApiException
 
+    from tests.e2e.harness import ensure_s3_secret
     from tests.e2e.operator_release import helm as helm_cmd
     from tests.e2e.operator_release import release_values
 
+    ensure_s3_secret(core_v1, namespace, testenv)  # the operator's own credentials (release_values' extraEnv)
     values = release_values(testenv, namespace, release)
     helm_cmd(testenv, "install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "300s",
              values=values)  # fmt: skip
@@ -262,6 +273,16 @@ def test_helm_install_upgrade_uninstall(
     # the `kubernetes` Service and watches its namespace.
     log = core_v1.read_namespaced_pod_log(pod.metadata.name, namespace)
     assert "operator started" in log, log[-2000:]
+
+    # NOTES.txt: every command it prints works when pasted (from the repository, as it says).
+    notes = helm_cmd(testenv, "get", "notes", release, "--namespace", namespace)
+    for command in notes_commands(notes):
+        r = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=REPO, capture_output=True, text=True,
+                           check=False, timeout=200, env={**testenv.subprocess_env(), "KUBECONFIG": testenv.kubeconfig})
+        watching = command.endswith(" -w")
+        assert r.returncode == 0 or (watching and r.returncode == 124), f"{command!r} failed:\n{r.stdout}{r.stderr}"
+        if watching:
+            assert "NAME" in r.stdout and "sample-transcode" in r.stdout, r.stdout + r.stderr
 
     values["maxRunning"] = 3
     helm_cmd(testenv, "upgrade", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "300s",

@@ -15,16 +15,19 @@ bytes arrive.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.client
 import mimetypes
 import os
+import secrets
 import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -390,26 +393,156 @@ def http_failure(error: Exception, uri: str) -> TranscodeError:
 # Upload, checksums, deletion
 
 
+# --- who wrote an object ---------------------------------------------------------------------------------------
+#
+# Every object a VideoJob writes carries its identity in S3 user metadata (x-amz-meta-videojob-uid, ...-namespace,
+# ...-name). Writes are conditional (If-None-Match: * for a new object, If-Match: <etag> for one this VideoJob wrote
+# in an earlier attempt; AWS S3 and MinIO honour both), so a VideoJob never silently replaces an object someone
+# else wrote, unless its spec says `output.overwrite: true`. Deletion goes by the same metadata: only objects whose
+# uid is the VideoJob's are removed.
+
+META_UID, META_NAMESPACE, META_NAME = "videojob-uid", "videojob-namespace", "videojob-name"
+OUTPUT_EXISTS = "OutputExists"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The VideoJob that writes: its uid, namespace and name, and whether it may replace others' objects."""
+
+    uid: str
+    namespace: str = ""
+    name: str = ""
+    overwrite: bool = False
+
+    def metadata(self) -> dict[str, str]:
+        return {k: v for k, v in {META_UID: self.uid, META_NAMESPACE: self.namespace, META_NAME: self.name}.items()
+                if v}
+
+
+def precondition_failed(error: BaseException) -> bool:
+    client_error = _client_error_in(error)
+    if client_error is not None:
+        code, status = _error_code(client_error)
+        return code in ("PreconditionFailed", "ConditionalRequestConflict", "412") or status in (409, 412)
+    return "PreconditionFailed" in str(error) or "(412)" in str(error)
+
+
+def output_exists_error(uri: str) -> BadInput:
+    return BadInput(f"{uri} exists and was not written by this VideoJob (another job, or someone else, wrote it); "
+                    "choose another output.uri or output.name, or set output.overwrite: true to replace it",
+                    reason=OUTPUT_EXISTS)
+
+
+def _head(client: Any, uri: str) -> dict[str, Any] | None:
+    """HeadObject of `uri`, or None when there is no such object (or bucket)."""
+    bucket, key = parse_s3_uri(uri)
+    try:
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except Exception as e:
+        error = _s3_error(e, uri, "read")
+        if error.reason == "InputNotFound":
+            return None
+        raise error from e
+
+
+def claim_outputs(uris: list[str], owner: Owner, s3: Any = None) -> dict[str, dict[str, str]]:
+    """Before any work: the write condition for each output (URI -> extra PutObject/CompleteMultipartUpload
+    arguments), or BadInput(OutputExists) when one exists that another wrote and the spec does not say overwrite.
+
+    A new object: If-None-Match: *; one this VideoJob wrote before (an earlier attempt): If-Match its ETag;
+    overwrite: no condition. A HEAD that is refused (credentials that may write but not read) counts as new: the
+    conditional write then refuses what it must."""
+    client = s3 if s3 is not None else s3_client_from_env()
+    conditions: dict[str, dict[str, str]] = {}
+    for uri in uris:
+        try:
+            head = _head(client, uri)
+        except BadInput as e:
+            if e.reason != "StorageAccessDenied":
+                raise
+            head = None
+        if head is None:
+            conditions[uri] = {"IfNoneMatch": "*"}
+        elif (head.get("Metadata") or {}).get(META_UID) == owner.uid:
+            conditions[uri] = {"IfMatch": str(head.get("ETag") or "")}
+        elif owner.overwrite:
+            conditions[uri] = {}
+        else:
+            raise output_exists_error(uri)
+    return conditions
+
+
+@contextlib.contextmanager
+def _conditional(client: Any, condition: Mapping[str, str]) -> Iterator[None]:
+    """Add `condition` to the PutObject and CompleteMultipartUpload calls boto3's managed transfer makes (its
+    ExtraArgs do not take If-None-Match / If-Match)."""
+    if not condition:
+        yield
+        return
+
+    def add(params: dict[str, Any], **_: Any) -> None:
+        params.update(condition)
+
+    events = client.meta.events
+    # one unique id per event: botocore keeps a second registration under the same id as a no-op
+    names = {f"before-parameter-build.s3.{op}": f"videojob-condition-{op}-{secrets.token_hex(4)}"
+             for op in ("PutObject", "CompleteMultipartUpload")}
+    for name, unique in names.items():
+        events.register(name, add, unique_id=unique)
+    try:
+        yield
+    finally:
+        for name, unique in names.items():
+            events.unregister(name, unique_id=unique)
+
+
 def upload(
     path: Path,
     uri: str,
     content_type: str | None = None,
     s3: Any = None,
     transfer: Any = None,
+    metadata: Mapping[str, str] | None = None,
+    condition: Mapping[str, str] | None = None,
 ) -> int:
-    """Store a local file at `s3://bucket/key` (multipart above the threshold) and return its size."""
+    """Store a local file at `s3://bucket/key` (multipart above the threshold) and return its size; with
+    `metadata` (S3 user metadata) and a write `condition` (from `claim_outputs`): a refused condition is
+    BadInput(OutputExists)."""
     bucket, key = parse_s3_uri(uri)
     if not key or key.endswith("/"):
         raise BadInput(f"cannot upload to {uri}: an object URI needs a key, not a prefix")
     content_type = content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     client = s3 if s3 is not None else s3_client_from_env()
+    extra: dict[str, Any] = {"ContentType": content_type}
+    if metadata:
+        extra["Metadata"] = dict(metadata)
     try:
-        client.upload_file(
-            str(path), bucket, key, ExtraArgs={"ContentType": content_type}, Config=transfer or transfer_config()
-        )
+        with _conditional(client, condition or {}):
+            client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=transfer or transfer_config())
     except Exception as e:
+        if precondition_failed(e):
+            raise output_exists_error(uri) from e
         raise _s3_error(e, uri, "write") from e
     return path.stat().st_size
+
+
+def delete_owned(uris: list[str], uid: str, s3: Any = None) -> list[str]:
+    """Delete each object at `uris` whose metadata names VideoJob `uid` (and nothing else: an object another job
+    wrote at the same name, or one it replaced ours with, stays); returns the URIs deleted. A missing object or
+    bucket is nothing to delete."""
+    client = s3 if s3 is not None else s3_client_from_env()
+    deleted: list[str] = []
+    for uri in uris:
+        head = _head(client, uri)
+        if head is None or (head.get("Metadata") or {}).get(META_UID) != uid:
+            continue
+        bucket, key = parse_s3_uri(uri)
+        try:
+            client.delete_object(Bucket=bucket, Key=key)
+        except Exception as e:
+            raise _s3_error(e, uri, "delete") from e
+        deleted.append(uri)
+    return deleted
 
 
 def check_output_bucket(uri: str, s3: Any = None) -> None:

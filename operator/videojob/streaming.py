@@ -46,7 +46,9 @@ from videojob.storage import (
     _s3_error,
     _too_big,
     http_failure,
+    output_exists_error,
     parse_s3_uri,
+    precondition_failed,
 )
 from videojob.transcoder.errors import TranscodeError, Transient
 from videojob.transcoder.inputs import InputPolicy, ParsedURI, check_uri
@@ -454,10 +456,13 @@ class StreamedUpload:
     (the rest of the parts), commit (the object appears); abort on any failure."""
 
     def __init__(self, path: Path, uri: str, content_type: str, s3: Any, head: int = HEAD_BYTES,
-                 lag: int = LAG_BYTES, poll: float = POLL_SECONDS) -> None:
+                 lag: int = LAG_BYTES, poll: float = POLL_SECONDS, metadata: dict[str, str] | None = None,
+                 condition: dict[str, str] | None = None) -> None:
         if head < 5 * MiB:
             raise ValueError("the head part must hold at least 5 MiB (S3's smallest part)")
         self.path, self.uri, self.content_type, self.client = path, uri, content_type, s3
+        # S3 user metadata of the object, and the condition its appearance is subject to (storage.claim_outputs)
+        self.metadata, self.condition = dict(metadata or {}), dict(condition or {})
         self.bucket, self.key = parse_s3_uri(uri)
         self.head, self.lag, self.poll = head, lag, poll
         self.upload_id: str | None = None
@@ -469,6 +474,9 @@ class StreamedUpload:
         self._failure: Exception | None = None
         self._single: bytes | None = None  # the whole object, when it is too small to stream
         self._done: list[dict[str, Any]] = []  # the parts of the object, in order
+
+    def _metadata(self) -> dict[str, Any]:
+        return {"Metadata": self.metadata} if self.metadata else {}
 
     def start(self) -> StreamedUpload:
         self._thread = threading.Thread(target=self._follow, name="streamed-upload", daemon=True)
@@ -515,7 +523,7 @@ class StreamedUpload:
     def _ensure_upload(self) -> str:
         if self.upload_id is None:
             answer = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, **self._metadata()
             )
             self.upload_id = str(answer["UploadId"])
         return self.upload_id
@@ -539,20 +547,22 @@ class StreamedUpload:
             raise _s3_error(e, self.uri, "write") from e
 
     def commit(self) -> None:
-        """Make the object appear, whole."""
+        """Make the object appear, whole (if its condition holds: else BadInput OutputExists)."""
         try:
             if self._single is not None:
                 self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._single,
-                                       ContentType=self.content_type)
+                                       ContentType=self.content_type, **self._metadata(), **self.condition)
                 self._single = None
             else:
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=self.key, UploadId=self._ensure_upload(),
-                    MultipartUpload={"Parts": self._done},
+                    MultipartUpload={"Parts": self._done}, **self.condition,
                 )
                 self.upload_id = None
         except Exception as e:
             self.abort()
+            if precondition_failed(e):
+                raise output_exists_error(self.uri) from e
             raise _s3_error(e, self.uri, "write") from e
 
     def complete(self, layout: Layout) -> tuple[int, str]:

@@ -227,3 +227,21 @@ def test_a_stale_wish_never_undoes_a_terminal_phase(operator: tuple[Reconciler, 
     reconciler.index.observe("videojobs", "ADDED", videojob("done", {"phase": "Succeeded"}))
     asyncio.run(reconciler.write_status("uid-done", {"phase": "Running"}, [], "Running"))
     assert kube.status_patches == []
+
+
+def test_artifact_deletion_follows_the_spec_and_the_uid_never_the_status(
+    operator: tuple[Reconciler, FakeKube], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator deleted whatever the status listed, with its own credentials: a forged status could make it
+    delete another tenant's objects."""
+    reconciler, kube = operator
+    asked: list[tuple[list[str], str]] = []
+    monkeypatch.setattr(reconciler, "_delete_objects", lambda uris, uid: asked.append((uris, uid)) or uris)
+    forged = {"phase": "Succeeded", "artifacts": [{"uri": "s3://other-tenant/precious.mp4", "size": 1,
+                                                   "sha256": "0" * 64}]}
+    body = videojob("gone", forged, artifactReclaimPolicy="Delete",
+                    output={"uri": "s3://media/out/gone/", "thumbnail": {"at": 1}})
+    body["metadata"].update(deletionTimestamp="2026-01-01T11:59:00Z", finalizers=["videojob.dev/artifacts"])
+    run_pass(reconciler, body)
+    assert asked == [(["s3://media/out/gone/output.mp4", "s3://media/out/gone/output.jpg"], "uid-gone")]
+    assert ("gone", "ArtifactsDeleted") in [(name, reason) for name, reason, _ in kube.events]

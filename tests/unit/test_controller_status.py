@@ -533,3 +533,21 @@ def test_hardware_comes_from_the_jobs_template_not_its_editable_labels() -> None
 def test_progress_comes_from_the_running_pods_log(reported: float | None, phase: str, progress: float) -> None:
     status = derive_status(vj({"phase": "Running", "progress": 40}), job(), [pod("running")], NOW, progress=reported)
     assert (status["phase"], status["progress"]) == (phase, progress)
+
+
+@pytest.mark.parametrize(
+    ("leftovers", "named"),
+    [
+        pytest.param(["s3://m/out/output.mp4"], True, id="an output it could not delete is named"),
+        pytest.param(["s3://other-tenant/x.mp4"], False, id="a URI that is not its output is not repeated"),
+        pytest.param([], False, id="nothing left"),
+    ],
+)
+def test_a_failed_job_names_what_it_could_not_delete(leftovers: list[str], named: bool) -> None:
+    message = json.dumps({"ok": False, "reason": "StorageUnavailable", "message": "S3 went away",
+                          "leftovers": leftovers})
+    status = derive_status(vj({"phase": "Running"}), job(("Failed", "BackoffLimitExceeded")),
+                           [pod("terminated", 75, message)], NOW, outputs=OUTPUTS)
+    assert status["phase"] == "Failed" and status["reason"] == "StorageUnavailable"
+    assert ("could not delete" in status["message"]) is named
+    assert "other-tenant" not in status["message"]

@@ -602,6 +602,12 @@ class Output(_Model):
     video: VideoOutput = Field(default_factory=VideoOutput, description="Video encoding.")
     audio: AudioOutput = Field(default_factory=AudioOutput, description="Audio encoding.")
     thumbnail: Thumbnail | None = Field(default=None, description="Also store a JPEG still.")
+    overwrite: bool = Field(
+        default=False,
+        description="Replace objects at the output's names that another VideoJob (or anything else) wrote. By "
+        "default such a job fails with OutputExists before any work, and its writes are conditional "
+        "(If-None-Match), so it never silently replaces another's object.",
+    )
 
     @model_validator(mode="after")
     def _container_codecs(self) -> Output:

@@ -44,6 +44,7 @@ ENV_SPEC = "VIDEOJOB_SPEC"  # the VideoJob spec as JSON (wire form, camelCase), 
 ENV_SPEC_FILE = "VIDEOJOB_SPEC_FILE"  # a path to that JSON: SPEC_FILE in a pod
 ENV_NAME = "VIDEOJOB_NAME"  # the VideoJob's name, namespace and uid: the identity its outputs carry
 ENV_NAMESPACE = "VIDEOJOB_NAMESPACE"
+ENV_UID = "VIDEOJOB_UID"
 ENV_HARDWARE = "VIDEOJOB_HARDWARE"  # "cpu" or "nvidia": what the operator chose, never "auto"
 # What the user asked for in spec.hardware: "cpu", "nvidia" or "auto". With "auto" the transcoder falls back to CPU
 # encoding when the node it was given cannot start NVENC; with "nvidia" that stays a NvencUnavailable failure.
@@ -63,7 +64,6 @@ ENV_S3_ENDPOINT = "S3_ENDPOINT_URL"  # plus the standard AWS_ACCESS_KEY_ID, AWS_
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"
 TERMINATION_MESSAGE_LIMIT = 4096  # bytes the kubelet keeps of a termination message
-
 
 # --- progress, in the container's log ----------------------------------------------------------------------------
 PROGRESS_PREFIX = "videojob-progress: "
@@ -90,6 +90,7 @@ def parse_progress(log_tail: str) -> float | None:
         if 0.0 <= value <= 100.0:  # NaN and infinities fail both comparisons
             return round(value, 1)
     return None
+
 
 class ExitCode(IntEnum):
     """How the transcoder ends. The operator's podFailurePolicy turns BAD_INPUT and UNSUPPORTED into FailJob
@@ -118,6 +119,8 @@ class TranscodeResult(_Model):
     # The encoder hardware really used (cpu after an `auto` fallback on a GPU node); None when unknown (a failure
     # before planning, or an older transcoder).
     hardware: Literal["cpu", "nvidia"] | None = None
+    # A failed job deletes what it wrote; the objects it could not delete (they carry its uid in their metadata).
+    leftovers: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(default_factory=list, max_length=16)
 
 
 # --- the objects a job writes ----------------------------------------------------------------------------------

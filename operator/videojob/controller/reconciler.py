@@ -679,19 +679,23 @@ class Reconciler:
             self.index.videojobs.upsert(response)
 
     async def reclaim_artifacts(self, vj: Mapping[str, Any], now: datetime) -> None:
-        """artifactReclaimPolicy: Delete: remove the artifacts listed in the status, then the finalizer.
+        """artifactReclaimPolicy: Delete: remove the VideoJob's objects, then the finalizer.
 
-        Only the listed objects are deleted, never the whole output prefix: several VideoJobs may share one.
-        The operator uses its own S3 credentials (its environment, e.g. from the chart's default Secret) and
-        never reads the Secrets of user namespaces. If deletion keeps failing, the finalizer is removed after
-        ARTIFACT_DELETION_GIVE_UP_SECONDS with a Warning Event, so deleting a VideoJob never hangs."""
+        What to delete comes from the spec and the VideoJob's identity, never from the status (anyone allowed to
+        patch it could list another tenant's objects there): the names its spec writes (`runtime.output_uris`, all
+        under its output prefix), and of those only objects whose metadata carries its uid (another VideoJob may
+        have written the same name). The operator uses its own S3 credentials (its environment, e.g. from the
+        chart's default Secret) and never reads the Secrets of user namespaces. If deletion keeps failing, the
+        finalizer is removed after ARTIFACT_DELETION_GIVE_UP_SECONDS with a Warning Event, so deleting a VideoJob
+        never hangs."""
         meta = vj["metadata"]
-        uris = [str(a["uri"]) for a in (vj.get("status") or {}).get("artifacts") or [] if a.get("uri")]
+        spec, _ = self.parsed_spec(str(meta["uid"]), vj)
+        uris = output_uris(spec) if spec is not None else []
         try:
             if uris:
-                await self.call(self._delete_objects, uris)
+                deleted = await self.call(self._delete_objects, uris, str(meta["uid"]))
                 await self.call(self.kube.create_event, vj, "Normal", "ArtifactsDeleted",
-                                f"deleted {len(uris)} artifact(s)", timestamp(now))
+                                f"deleted {len(deleted)} object(s) it had written", timestamp(now))
         except Exception as e:
             deleted_at = parse_time(meta.get("deletionTimestamp")) or now
             if (now - deleted_at).total_seconds() < ARTIFACT_DELETION_GIVE_UP_SECONDS:
@@ -704,14 +708,11 @@ class Reconciler:
         finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
         await self.set_finalizers(vj, finalizers)
 
-    def _delete_objects(self, uris: list[str]) -> None:
+    def _delete_objects(self, uris: list[str], uid: str) -> list[str]:
         from videojob import storage  # boto3 is loaded only by operators that reclaim artifacts
 
         env = dict(os.environ)
         if self.settings.s3_endpoint_url:
             env["S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
         env.setdefault("AWS_DEFAULT_REGION", self.settings.s3_region)
-        s3 = storage.s3_client_from_env(env)
-        for uri in uris:
-            bucket, key = storage.parse_s3_uri(uri)
-            s3.delete_object(Bucket=bucket, Key=key)
+        return storage.delete_owned(uris, uid, storage.s3_client_from_env(env))

@@ -172,9 +172,27 @@ def _waiting_problem(pods: Sequence[Body]) -> tuple[str, str] | None:
     return None
 
 
-def failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
+def failure(job: Body | None, pods: Sequence[Body], outputs: Collection[str] | None = None) -> tuple[str, str]:
     """(reason, message) of a failed Job: the transcoder's own words when it left them, else its exit code, else
-    the Job controller's reason (DeadlineExceeded, BackoffLimitExceeded, PodFailurePolicy)."""
+    the Job controller's reason (DeadlineExceeded, BackoffLimitExceeded, PodFailurePolicy). Objects the failed run
+    wrote and could not delete are named (those of its `outputs` only: a pod's result may say anything)."""
+    reason, message = _failure(job, pods)
+    last = _last_failed(pods)
+    result = parse_result(transcoder_state(last)["terminated"].get("message")) if last is not None else None
+    left = [uri for uri in (result.leftovers if result is not None else []) if outputs is not None and uri in outputs]
+    if left:
+        message += (f"; it could not delete what it had written, which carries its uid in its metadata "
+                    f"(x-amz-meta-videojob-uid): {', '.join(left)}")
+    return reason, message
+
+
+def _last_failed(pods: Sequence[Body]) -> Body | None:
+    failed = [p for p in pods if "terminated" in transcoder_state(p) and transcoder_state(p)["terminated"].get(
+        "exitCode", 0) != 0]
+    return max(failed, key=_finished_at) if failed else None
+
+
+def _failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
     job_failed = job_condition(job, "Failed", "FailureTarget") or {}
     job_reason = str(job_failed.get("reason") or "")
     job_message = str(job_failed.get("message") or "")
@@ -329,7 +347,7 @@ def derive_status(
             new["message"] = "the transcoder succeeded but left no readable result"
     elif job_condition(job, "Failed", "FailureTarget"):
         phase = Phase.FAILED.value
-        new["reason"], new["message"] = failure(job, pods)
+        new["reason"], new["message"] = failure(job, pods, outputs)
     elif spec.get("cancel"):
         phase, new["reason"] = Phase.CANCELLED.value, "Cancelled"
         new["message"] = "cancelled by spec.cancel" if new.get("jobName") else "cancelled before it started"

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from videojob import storage
 from videojob.api import runtime
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import ExitCode, TranscodeResult
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 output_dir=Path(args.output_dir or ".") if args.local else None,
                 deadline_seconds=deadline,
                 model_dirs=stt.model_dirs_from_env(env),
+                owner=_owner(env, spec) if not args.local else None,
             )
             result = runner.run(job)
         except _Terminated:
@@ -146,12 +148,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             raise TranscodeError(f"configuration: {e}", reason="InvalidConfiguration") from None
     except TranscodeError as error:
         print(f"{PROG}: {error.reason}: {' '.join(str(error).split())}", file=sys.stderr)
-        _write_result(result_path, runner.failure_result(error, time.monotonic() - started))
+        _write_result(result_path, runner.failure_result(error, time.monotonic() - started, _leftovers(error)))
         return int(error.exit_code)
     except Exception as error:  # a bug: say so in one line, retried like a transient failure
         print(f"{PROG}: InternalError: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
         failure = TranscodeError(f"{type(error).__name__}: {error}")
-        _write_result(result_path, runner.failure_result(failure, time.monotonic() - started))
+        _write_result(result_path, runner.failure_result(failure, time.monotonic() - started, _leftovers(error)))
         return int(ExitCode.INTERNAL)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -162,6 +164,24 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         for artifact in result.artifacts:
             print(artifact.uri)
     return int(ExitCode.OK)
+
+
+def _owner(env: Mapping[str, str], spec: VideoJobSpec) -> storage.Owner | None:
+    """The VideoJob that writes (from the operator's environment), or None when run by hand."""
+    uid = env.get(runtime.ENV_UID, "").strip()
+    if not uid:
+        return None
+    return storage.Owner(uid=uid, namespace=env.get(runtime.ENV_NAMESPACE, ""), name=env.get(runtime.ENV_NAME, ""),
+                         overwrite=spec.output.overwrite)
+
+
+def _leftovers(error: BaseException) -> list[str]:
+    """What a failed run could not delete (runner.run puts it on the error, or on the one it replaced)."""
+    for candidate in (error, error.__context__):
+        found = getattr(candidate, "leftovers", None)
+        if found:
+            return list(found)
+    return []
 
 
 def _write_result(path: str, result: TranscodeResult) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from videojob import storage, streaming
 from videojob.api.models import Artifact, VideoJobSpec
-from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult, output_uri
+from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult, output_uri, output_uris
 from videojob.transcoder import encoders, mp4, planner
 from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.inputs import InputPolicy
@@ -79,6 +79,17 @@ class Job:
     deadline_seconds: float | None = None
     model_dirs: Mapping[str, str] = field(default_factory=dict)
     s3: Any = None
+    # The VideoJob that writes the outputs (None by hand or --local): its identity goes into each object's metadata,
+    # and its writes never replace another's object unless its spec says overwrite (storage.claim_outputs).
+    owner: storage.Owner | None = None
+    conditions: dict[str, dict[str, str]] = field(default_factory=dict)  # output URI -> write condition
+    uploaded: list[str] = field(default_factory=list)  # what this run wrote, in order
+
+    def write_args(self, uri: str) -> dict[str, Any]:
+        """The metadata and condition of a write to `uri`."""
+        if self.owner is None:
+            return {}
+        return {"metadata": self.owner.metadata(), "condition": self.conditions.get(uri, {"IfNoneMatch": "*"})}
 
 
 class Stopped(Transient):
@@ -323,7 +334,9 @@ def _deliver(job: Job, path: Path, filename: str, content_type: str) -> tuple[st
             shutil.copyfile(path, dest)
         return dest.resolve().as_uri(), dest.stat().st_size
     uri = output_uri(job.spec.output.uri, filename)
-    return uri, storage.upload(path, uri, content_type, job.s3)
+    size = storage.upload(path, uri, content_type, job.s3, **job.write_args(uri))
+    job.uploaded.append(uri)
+    return uri, size
 
 
 def _artifact(
@@ -344,8 +357,33 @@ def _artifact(
 
 
 def run(job: Job) -> TranscodeResult:
+    """The whole job. On failure, nothing it wrote stays: the objects of this VideoJob (its uid in their metadata)
+    at its output names are deleted, from this attempt or an earlier one; what cannot be deleted is named in the
+    error's `leftovers` (the failure result lists them)."""
     with streaming.InputServer() as server:
-        return _run(job, server)
+        try:
+            return _run(job, server)
+        except BaseException as error:
+            leftovers = _remove_outputs(job)
+            if leftovers:
+                error.leftovers = leftovers  # type: ignore[attr-defined]
+            raise
+
+
+def _remove_outputs(job: Job) -> list[str]:
+    """Delete this VideoJob's objects at its output names; the URIs that may remain (a deletion that failed)."""
+    if job.owner is None or job.output_dir is not None or job.s3 is None:
+        return []
+    uris = output_uris(job.spec)
+    try:
+        deleted = storage.delete_owned(uris, job.owner.uid, job.s3)
+    except Exception as e:
+        print(f"videojob-transcode: cannot delete what this job wrote: {' '.join(str(e).split())}", file=sys.stderr)
+        return list(job.uploaded)
+    if deleted:
+        print(f"videojob-transcode: deleted {len(deleted)} object(s) this job had written: {', '.join(deleted)}",
+              file=sys.stderr, flush=True)
+    return []
 
 
 def _check_result(the_plan: planner.Plan, spec: VideoJobSpec, deadline: float | None) -> MediaFacts:
@@ -368,7 +406,7 @@ def _start_upload(job: Job, the_plan: planner.Plan) -> streaming.StreamedUpload 
     if job.output_dir is not None:
         return None
     uri = output_uri(job.spec.output.uri, the_plan.output_filename)
-    return streaming.StreamedUpload(the_plan.output, uri, the_plan.content_type, job.s3).start()
+    return streaming.StreamedUpload(the_plan.output, uri, the_plan.content_type, job.s3, **job.write_args(uri)).start()
 
 
 def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
@@ -382,6 +420,8 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
         job.s3 = storage.s3_client_from_env()
     if job.output_dir is None:
         storage.check_output_bucket(spec.output.uri, job.s3)
+        if job.owner is not None:  # before any work: an output another wrote fails now, not after the transcode
+            job.conditions = storage.claim_outputs(output_uris(spec), job.owner, job.s3)
 
     subtitle_names = planner.subtitle_inputs(spec)
     used = {name for op in spec.operations for name in op.input_refs()} | {spec.inputs[0].name}
@@ -436,6 +476,7 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
         if upload is not None:
             uri = upload.uri
             upload.commit()
+            job.uploaded.append(uri)
         else:
             assert job.output_dir is not None
             job.output_dir.mkdir(parents=True, exist_ok=True)
@@ -510,6 +551,7 @@ def result_json(result: TranscodeResult, limit: int = TERMINATION_MESSAGE_LIMIT)
         dropped += 1
 
 
-def failure_result(error: TranscodeError, seconds: float = 0.0) -> TranscodeResult:
+def failure_result(error: TranscodeError, seconds: float = 0.0, leftovers: Sequence[str] = ()) -> TranscodeResult:
     message = " ".join(str(error).split())
-    return TranscodeResult(ok=False, reason=error.reason[:64], message=message[:1024], seconds=round(seconds, 3))
+    return TranscodeResult(ok=False, reason=error.reason[:64], message=message[:1024], seconds=round(seconds, 3),
+                           leftovers=list(leftovers)[:16])

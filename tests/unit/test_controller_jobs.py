@@ -288,3 +288,120 @@ def test_the_transcoders_service_account_and_old_roles_are_the_only_ones_it_may_
 def test_operator_holds_nothing_more(group: str, resource: str, verb: str) -> None:
     assert not _grants(OPERATOR_CLUSTER_RULES, group, resource, verb)
     assert all("*" not in r["verbs"] and "*" not in r["resources"] for r in OPERATOR_CLUSTER_RULES)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What the platform team adds: storage identity, the pod block, security contexts
+
+ROLE = "arn:minio:iam:::role/videojob"
+
+
+@pytest.mark.parametrize(
+    ("settings", "spec", "secret", "web_identity"),
+    [
+        pytest.param(Settings(), {}, "videojob-s3", False, id="keys from the default Secret"),
+        pytest.param(Settings(s3_auth="workloadIdentity"), {}, None, False,
+                     id="workload identity from the platform: no keys, no token of ours (EKS webhook, GKE)"),
+        pytest.param(Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE), {}, None, True,
+                     id="workload identity with a role: the operator projects the token, as IRSA does"),
+        pytest.param(Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE),
+                     {"credentialsSecretRef": {"name": "mine"}}, "mine", False,
+                     id="a VideoJob's own Secret still wins"),
+    ],
+)
+def test_how_the_transcoder_authenticates_to_s3(settings: Settings, spec: dict[str, Any], secret: str | None,
+                                                web_identity: bool) -> None:
+    job = build_job_manifest(vj(**spec), "cpu", settings)
+    env = env_of(job)
+    keys = [env.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+    if secret is None:
+        assert keys == [None, None]
+    else:
+        assert [k["secretKeyRef"]["name"] for k in keys] == [secret, secret]
+    pod = job["spec"]["template"]["spec"]
+    projected = [v for v in pod["volumes"] if "projected" in v]
+    if not web_identity:
+        assert "AWS_ROLE_ARN" not in env and not projected
+        return
+    assert env["AWS_ROLE_ARN"] == ROLE
+    (volume,) = projected
+    token = volume["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "sts.amazonaws.com" and token["expirationSeconds"] >= 600
+    (mount,) = [m for m in container_of(job)["volumeMounts"] if m["name"] == volume["name"]]
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == f"{mount['mountPath']}/{token['path']}" and mount["readOnly"]
+    assert pod["automountServiceAccountToken"] is False, "the STS token is no API token"
+
+
+def test_sts_endpoint_and_audience_for_minio() -> None:
+    settings = Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE, s3_token_audience="minio",
+                        s3_sts_endpoint_url="http://minio:9000")
+    job = build_job_manifest(vj(), "cpu", settings)
+    assert env_of(job)["AWS_ENDPOINT_URL_STS"] == "http://minio:9000"
+    (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if "projected" in v]
+    assert volume["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "minio"
+
+
+def test_the_transcoders_service_account_carries_the_identity_annotations() -> None:
+    annotations = {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/videojob"}
+    (sa,) = build_transcoder_rbac("media", Settings(transcoder_service_account_annotations=annotations))
+    assert sa["metadata"]["annotations"] == annotations
+    (plain,) = build_transcoder_rbac("media", Settings())
+    assert "annotations" not in plain["metadata"]
+
+
+POD = {
+    "nodeSelector": {"pool": "video", "nvidia.com/gpu.present": "false"},
+    "tolerations": [{"key": "video", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+    "imagePullSecrets": ["regcred"],
+    "labels": {"team": "media", "app.kubernetes.io/managed-by": "someone-else"},
+    "annotations": {"sidecar.istio.io/inject": "false", "videojob.dev/priority": "1"},
+    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}}],
+    "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+}
+
+
+@pytest.mark.parametrize("hardware", ["cpu", "nvidia"])
+def test_the_pod_block_is_merged_into_every_job_and_the_operators_own_fields_win(hardware: str) -> None:
+    settings = Settings(transcoder_pod=POD)
+    job = build_job_manifest(vj(priority=5), hardware, settings)
+    template = job["spec"]["template"]
+    pod = template["spec"]
+    assert template["metadata"]["labels"]["team"] == "media"
+    assert template["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "videojob-operator"
+    assert template["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert template["metadata"]["annotations"]["videojob.dev/priority"] == "5"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["affinity"] == POD["affinity"]
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}} in pod["volumes"]
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in container_of(job)["volumeMounts"]
+    assert {"key": "video", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["nodeSelector"]["pool"] == "video"
+    if hardware == "nvidia":
+        assert pod["nodeSelector"]["nvidia.com/gpu.present"] == "true", "the GPU placement wins"
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["priorityClassName"] == "videojob-normal"
+    pinned = build_job_manifest(vj(priority=1), hardware, Settings(transcoder_pod={"priorityClassName": "batch"}))
+    assert pinned["spec"]["template"]["spec"]["priorityClassName"] == "batch"
+
+
+def test_no_pod_block_adds_nothing() -> None:
+    pod = build_job_manifest(vj(), "cpu", Settings())["spec"]["template"]["spec"]
+    assert not {"imagePullSecrets", "affinity", "nodeSelector", "tolerations"} & set(pod)
+
+
+def test_security_contexts_come_from_the_settings_and_can_drop_the_ids() -> None:
+    job = build_job_manifest(vj(), "cpu", Settings())
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 65532 and pod["securityContext"]["fsGroup"] == 65532
+    assert container_of(job)["securityContext"]["readOnlyRootFilesystem"] is True
+    openshift = Settings(transcoder_pod_security_context={"runAsNonRoot": True,
+                                                          "seccompProfile": {"type": "RuntimeDefault"}},
+                         transcoder_security_context={"allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                                                      "capabilities": {"drop": ["ALL"]},
+                                                      "readOnlyRootFilesystem": True})
+    job = build_job_manifest(vj(), "cpu", openshift)
+    assert "runAsUser" not in job["spec"]["template"]["spec"]["securityContext"]
+    assert "runAsUser" not in container_of(job)["securityContext"]
+    job["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = 0  # the manifest is a copy of the settings
+    assert "runAsUser" not in openshift.transcoder_pod_security_context

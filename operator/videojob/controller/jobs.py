@@ -35,6 +35,7 @@ a file), bounded by `maxRunning`.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Mapping
@@ -42,12 +43,14 @@ from typing import Any
 
 from videojob.api import runtime
 from videojob.api.models import API_VERSION, GROUP, KIND, Hardware, VideoJobSpec
+from videojob.controller import settings as settings_module
 from videojob.controller.settings import Settings
 
 CONTAINER_NAME = "transcode"
 WORKDIR = "/work"
 TMPDIR = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, not a shared host directory
-RUN_AS_USER = 65532  # the conventional "nonroot" uid of distroless images
+RUN_AS_USER = settings_module.RUN_AS_USER  # the default uid (VIDEOJOB_TRANSCODER_*SECURITY_CONTEXT may drop it)
+WEB_IDENTITY_DIR = "/var/run/secrets/videojob.dev/serviceaccount"  # the projected token (s3_role_arn), as IRSA's
 
 MANAGED_BY = "videojob-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -134,13 +137,53 @@ def transcoder_env(
     for key, value in settings.transcoder_env.items():
         if key not in _PROTECTED_ENV:
             plain[key] = value
-    secret = spec.credentials_secret_ref.name if spec.credentials_secret_ref else settings.s3_secret
+    if uses_web_identity(spec, settings):
+        # IRSA's way, without its webhook: boto3 assumes the role with the projected token (AssumeRoleWithWebIdentity)
+        plain["AWS_ROLE_ARN"] = str(settings.s3_role_arn)
+        plain["AWS_WEB_IDENTITY_TOKEN_FILE"] = f"{WEB_IDENTITY_DIR}/token"
+        plain["AWS_ROLE_SESSION_NAME"] = label_value(f"videojob-{meta['namespace']}-{meta['name']}")[:64]
+        if settings.s3_sts_endpoint_url:
+            plain["AWS_ENDPOINT_URL_STS"] = settings.s3_sts_endpoint_url
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
-    env += [
-        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    ]
+    secret = s3_secret_name(spec, settings)
+    if secret is not None:
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        ]
     return env
+
+
+def s3_secret_name(spec: VideoJobSpec, settings: Settings) -> str | None:
+    """The Secret the transcoder's S3 keys come from: the VideoJob's own, else the default one; None with workload
+    identity (no keys at all: the SDK finds the pod's identity, see `uses_web_identity`)."""
+    if spec.credentials_secret_ref:
+        return spec.credentials_secret_ref.name
+    return settings.s3_secret if settings.s3_auth == "secret" else None
+
+
+def uses_web_identity(spec: VideoJobSpec, settings: Settings) -> bool:
+    """Workload identity through a token the operator projects itself (s3_role_arn set); without it the platform
+    provides the identity (EKS' webhook adds the same token and variables, GKE a metadata server)."""
+    return s3_secret_name(spec, settings) is None and bool(settings.s3_role_arn)
+
+
+def merge_pod(pod_spec: dict[str, Any], template_meta: dict[str, Any], settings: Settings) -> None:
+    """Add the platform's transcoder_pod to a built pod (in place): the operator's own labels, annotations,
+    volumes and GPU placement win; lists are appended to, maps merged."""
+    extra = settings.transcoder_pod
+    template_meta["labels"] = {**extra.get("labels", {}), **template_meta["labels"]}
+    template_meta["annotations"] = {**extra.get("annotations", {}), **template_meta["annotations"]}
+    if extra.get("nodeSelector"):
+        pod_spec["nodeSelector"] = {**extra["nodeSelector"], **pod_spec.get("nodeSelector", {})}
+    if extra.get("tolerations"):
+        pod_spec["tolerations"] = [*pod_spec.get("tolerations", []), *copy.deepcopy(extra["tolerations"])]
+    if extra.get("affinity"):
+        pod_spec["affinity"] = copy.deepcopy(extra["affinity"])
+    if extra.get("imagePullSecrets"):
+        pod_spec["imagePullSecrets"] = copy.deepcopy(extra["imagePullSecrets"])
+    pod_spec["volumes"] += copy.deepcopy(extra.get("volumes", []))
+    pod_spec["containers"][0]["volumeMounts"] += copy.deepcopy(extra.get("volumeMounts", []))
 
 
 def pod_failure_policy() -> dict[str, Any]:
@@ -183,15 +226,7 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
         "workingDir": WORKDIR,
         "terminationMessagePath": runtime.DEFAULT_RESULT_PATH,
         "terminationMessagePolicy": "File",  # the TranscodeResult JSON, not the log tail
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(settings.transcoder_security_context),
         "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": TMPDIR},
                          {"name": "spec", "mountPath": runtime.SPEC_DIR, "readOnly": True}],
     }
@@ -204,13 +239,7 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
         "serviceAccountName": settings.transcoder_service_account,
         "automountServiceAccountToken": False,  # the transcoder never talks to the API (see the module docstring)
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(settings.transcoder_pod_security_context),
         "containers": [container],
         "volumes": [
             {"name": "work", "emptyDir": work_volume},
@@ -227,8 +256,12 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
     if hardware == Hardware.NVIDIA.value:
         pod_spec["nodeSelector"] = dict(settings.gpu_node_selector)
         pod_spec["tolerations"] = [dict(t) for t in settings.gpu_tolerations]
+    if uses_web_identity(spec, settings):
+        pod_spec["volumes"].append({"name": "web-identity", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": settings.s3_token_audience, "expirationSeconds": 3600, "path": "token"}}]}})
+        container["volumeMounts"].append({"name": "web-identity", "mountPath": WEB_IDENTITY_DIR, "readOnly": True})
 
-    return {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -249,6 +282,8 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
             },
         },
     }
+    merge_pod(pod_spec, job["spec"]["template"]["metadata"], settings)
+    return job
 
 
 def controller_uid(obj: Mapping[str, Any], kind: str, group: str) -> str | None:

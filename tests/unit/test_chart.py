@@ -224,7 +224,9 @@ GPU_VALUES = {
                 "gpu_node_selector": {"cloud.example.com/accelerator": "l4"},
                 "gpu_tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}],
                 "gpu_resource": "amd.com/gpu",
-                "nvidia_resources": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"memory": "16Gi"}},
+                # helm merges maps: the default ephemeral-storage request and limit stay
+                "nvidia_resources": {"requests": {"cpu": "4", "memory": "8Gi", "ephemeral-storage": "4Gi"},
+                                     "limits": {"memory": "16Gi", "ephemeral-storage": "56Gi"}},
             },
             id="GPU placement and resources changed",
         ),
@@ -824,3 +826,53 @@ def test_operator_dockerfile_runs_the_operator_as_non_root_in_exec_form() -> Non
     assert installs and not any(re.search(r"\S\[", a) for a in installs), "the operator image installs no extras"
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".testenv"} <= set(ignored)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NetworkPolicy
+
+
+def _blocks(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    return [peer["ipBlock"] for peer in rule.get("to", []) if "ipBlock" in peer]
+
+
+def test_network_policies_are_off_by_default() -> None:
+    assert objects(render(), "NetworkPolicy") == []
+
+
+def test_network_policies_keep_everything_from_the_metadata_addresses() -> None:
+    docs = render({"networkPolicy": {"enabled": True}, "watchNamespaces": ["media", "ads"]})
+    policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in objects(docs, "NetworkPolicy")}
+    assert set(policies) == {(NAMESPACE, f"{FULLNAME}-operator"), ("media", f"{FULLNAME}-transcoders"),
+                             ("ads", f"{FULLNAME}-transcoders")}
+    for policy in policies.values():
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        for rule in policy["spec"]["egress"]:
+            for block in _blocks(rule):
+                if block["cidr"] == "0.0.0.0/0":
+                    assert {"169.254.0.0/16", "100.100.100.200/32"} <= set(block["except"]), block
+                if block["cidr"] == "::/0":
+                    assert "fd00:ec2::254/128" in block["except"], block
+    transcoders = policies[("media", f"{FULLNAME}-transcoders")]["spec"]
+    assert transcoders["ingress"] == [], "nothing reaches a transcoder"
+    assert transcoders["podSelector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "videojob-operator",
+                                                          "app.kubernetes.io/component": "transcoder"}
+    ports = {port["port"] for rule in transcoders["egress"] for port in rule["ports"]}
+    assert 6443 not in ports, "transcoders hold no token: no way to the API server"
+    inputs = transcoders["egress"][-1]
+    assert "10.0.0.0/8" in _blocks(inputs)[0]["except"], "inputs from public addresses only"
+    operator = policies[(NAMESPACE, f"{FULLNAME}-operator")]["spec"]
+    assert operator["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}], "its metrics port only"
+
+
+def test_network_policies_take_precise_addresses() -> None:
+    docs = render({"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"], "ports": [6443]},
+                                      "s3": {"cidrs": ["10.96.5.0/24"], "ports": [9000]},
+                                      "transcoderNamespaces": ["media"],
+                                      "metricsFrom": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]}})
+    operator = one(docs, "NetworkPolicy", f"{FULLNAME}-operator")["spec"]
+    assert _blocks(operator["egress"][1]) == [{"cidr": "10.0.0.1/32"}]
+    assert operator["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]
+    transcoders = one(docs, "NetworkPolicy", f"{FULLNAME}-transcoders")
+    assert transcoders["metadata"]["namespace"] == "media"
+    assert _blocks(transcoders["spec"]["egress"][1]) == [{"cidr": "10.96.5.0/24"}]

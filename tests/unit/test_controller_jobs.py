@@ -148,7 +148,7 @@ def test_restricted_pod_security() -> None:
     mounts = {m["mountPath"]: m["name"] for m in container_of(job)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes[mounts["/work"]]["emptyDir"] == {"sizeLimit": "20Gi"}
-    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert volumes[mounts["/tmp"]]["emptyDir"] == {"sizeLimit": "1Gi"}
     assert pod["restartPolicy"] == "Never"
     assert pod["serviceAccountName"] == "videojob-transcoder"
     assert pod["automountServiceAccountToken"] is False, "the transcoder never talks to the API"
@@ -405,3 +405,16 @@ def test_security_contexts_come_from_the_settings_and_can_drop_the_ids() -> None
     assert "runAsUser" not in container_of(job)["securityContext"]
     job["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = 0  # the manifest is a copy of the settings
     assert "runAsUser" not in openshift.transcoder_pod_security_context
+
+
+def test_local_disk_is_bounded_by_default() -> None:
+    """No ephemeral-storage request or limit and no emptyDir sizeLimit: one job could fill its node's disk under
+    every tenant's pods."""
+    for hardware in ("cpu", "nvidia"):
+        job = build_job_manifest(vj(hardware=hardware), hardware, Settings())
+        resources = container_of(job)["resources"]
+        assert resources["requests"]["ephemeral-storage"] == "4Gi"
+        assert resources["limits"]["ephemeral-storage"] == "56Gi"
+        volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["work"]["emptyDir"] == {"sizeLimit": "50Gi"} and volumes["tmp"]["emptyDir"] == {
+            "sizeLimit": "1Gi"}

@@ -179,3 +179,26 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
 - name: VIDEOJOB_NOTIFY_MAX_AGE_SECONDS
   value: {{ $v.notifications.maxAgeSeconds | int64 | quote }}
 {{- end }}
+
+{{/*
+NetworkPolicy peers: the given CIDRs (each less the denied ones it contains is left to the platform team: list
+precise ones), or, when none are given, every IPv4 and IPv6 address but the excepted ones.
+*/}}
+{{- define "videojob.networkPeers" -}}
+{{- if .cidrs }}
+{{- range .cidrs }}
+- ipBlock: {cidr: {{ . | quote }}}
+{{- end }}
+{{- else }}
+- ipBlock:
+    cidr: 0.0.0.0/0
+    {{- with .v4except }}
+    except: {{ toJson . }}
+    {{- end }}
+- ipBlock:
+    cidr: ::/0
+    {{- with .v6except }}
+    except: {{ toJson . }}
+    {{- end }}
+{{- end }}
+{{- end }}

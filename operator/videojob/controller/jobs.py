@@ -44,7 +44,7 @@ from typing import Any
 from videojob.api import runtime
 from videojob.api.models import API_VERSION, GROUP, KIND, Hardware, VideoJobSpec
 from videojob.controller import settings as settings_module
-from videojob.controller.settings import Settings
+from videojob.controller.settings import TMP_SIZE_LIMIT, Settings
 
 CONTAINER_NAME = "transcode"
 WORKDIR = "/work"
@@ -230,9 +230,7 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
         "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": TMPDIR},
                          {"name": "spec", "mountPath": runtime.SPEC_DIR, "readOnly": True}],
     }
-    work_volume: dict[str, Any] = {}
-    if settings.workdir_size_limit:
-        work_volume["sizeLimit"] = settings.workdir_size_limit
+    work_volume: dict[str, Any] = {"sizeLimit": settings.workdir_size_limit}
 
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -243,7 +241,7 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
         "containers": [container],
         "volumes": [
             {"name": "work", "emptyDir": work_volume},
-            {"name": "tmp", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
             {"name": "spec", "downwardAPI": {"items": [{
                 "path": runtime.SPEC_FILE.removeprefix(runtime.SPEC_DIR + "/"),
                 "fieldRef": {"fieldPath": f"metadata.annotations['{runtime.SPEC_ANNOTATION}']"},

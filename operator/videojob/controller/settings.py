@@ -44,12 +44,22 @@ def _default_gpu_tolerations() -> list[dict[str, Any]]:
     return [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
+# Local disk (ephemeral-storage): a job's /work (inputs, result) up to WORKDIR_SIZE_LIMIT and /tmp up to
+# TMP_SIZE_LIMIT count against its limit, with its log; the kubelet evicts a pod that goes over, instead of a node
+# running out of disk under every tenant's pods.
+WORKDIR_SIZE_LIMIT = "50Gi"
+TMP_SIZE_LIMIT = "1Gi"
+_EPHEMERAL = {"requests": "4Gi", "limits": "56Gi"}
+
+
 def _default_cpu_resources() -> dict[str, Any]:
-    return {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+    return {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": _EPHEMERAL["requests"]},
+            "limits": {"memory": "4Gi", "ephemeral-storage": _EPHEMERAL["limits"]}}
 
 
 def _default_nvidia_resources() -> dict[str, Any]:
-    return {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "8Gi"}}
+    return {"requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": _EPHEMERAL["requests"]},
+            "limits": {"memory": "8Gi", "ephemeral-storage": _EPHEMERAL["limits"]}}
 
 
 def _default_priority_classes() -> dict[str, str]:
@@ -204,8 +214,12 @@ class Settings(BaseModel):
         "Container resources (JSON) of a GPU job; the GPU limit is added from VIDEOJOB_GPU_RESOURCE.",
         _default_nvidia_resources,
     )
-    workdir_size_limit: str | None = _env(
-        "VIDEOJOB_WORKDIR_SIZE_LIMIT", "sizeLimit of the /work emptyDir (e.g. 20Gi); unset = no limit.", None
+    workdir_size_limit: str = _env(
+        "VIDEOJOB_WORKDIR_SIZE_LIMIT",
+        "sizeLimit of each job's /work emptyDir (inputs and result); keep the ephemeral-storage limit of the "
+        "resources above it (/tmp adds 1Gi).",
+        WORKDIR_SIZE_LIMIT,
+        min_length=1,
     )
     priority_classes: dict[PriorityBand, str] = _env(
         "VIDEOJOB_PRIORITY_CLASSES",

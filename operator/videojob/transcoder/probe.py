@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from videojob.transcoder.childenv import child_env
 from videojob.transcoder.errors import BadInput
 
 FFPROBE = "ffprobe"
@@ -171,7 +172,8 @@ def probe(path: Path | Streamed, label: str | None = None, formats: str | None =
     name = label or str(path)
     try:
         completed = subprocess.run(
-            ffprobe_argv(path, formats), capture_output=True, timeout=PROBE_TIMEOUT, check=False
+            ffprobe_argv(path, formats), capture_output=True, timeout=PROBE_TIMEOUT, check=False,
+            env=child_env(),  # no credentials for ffprobe
         )
     except subprocess.TimeoutExpired:
         message = f"{name}: ffprobe did not finish within {PROBE_TIMEOUT:.0f} s"

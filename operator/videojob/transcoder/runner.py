@@ -31,6 +31,7 @@ from videojob import storage, streaming
 from videojob.api.models import Artifact, VideoJobSpec
 from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult, output_uri, output_uris
 from videojob.transcoder import encoders, mp4, planner
+from videojob.transcoder.childenv import child_env
 from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.probe import MediaFacts, Streamed, probe
@@ -122,7 +123,7 @@ class FFmpegRun:
         try:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, errors="replace", bufsize=1,
+                text=True, errors="replace", bufsize=1, env=child_env(),  # no credentials for FFmpeg
             )
         except OSError as e:
             raise Unsupported(f"cannot start {self.argv[0]}: {e}", reason="FFmpegMissing") from None

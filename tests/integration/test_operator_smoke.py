@@ -435,9 +435,13 @@ def test_artifact_reclaim_policy_delete_removes_the_artifacts(
 ) -> None:
     body = videojob("reclaim", hardware="cpu", artifactReclaimPolicy="Delete")
     body["spec"]["output"]["uri"] = f"s3://{bucket}/out/reclaim/"
-    s3.put_object(Bucket=bucket, Key="out/reclaim/output.mp4", Body=b"artifact")  # what the stand-in reports
+    body["spec"]["output"]["thumbnail"] = {"at": 0}  # its output names: output.mp4 and output.jpg
+    uid = custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)["metadata"]["uid"]
+    # what its transcoder would have written (the stand-in writes nothing): its uid in the object's metadata
+    s3.put_object(Bucket=bucket, Key="out/reclaim/output.mp4", Body=b"artifact", Metadata={"videojob-uid": uid})
+    # at one of its names, but another VideoJob's object; and something else under its prefix
+    s3.put_object(Bucket=bucket, Key="out/reclaim/output.jpg", Body=b"x", Metadata={"videojob-uid": "another"})
     s3.put_object(Bucket=bucket, Key="out/reclaim/not-an-artifact.txt", Body=b"someone else's")
-    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     wait_for(lambda: "videojob.dev/artifacts" in (get_vj(custom_objects, namespace, "reclaim")["metadata"].get(
         "finalizers") or []), timeout=30, message="the artifact finalizer")
     wait_for(lambda: phase_of(custom_objects, namespace, "reclaim") == "Succeeded", timeout=60, message="success")
@@ -451,7 +455,8 @@ def test_artifact_reclaim_policy_delete_removes_the_artifacts(
         return not items and "out/reclaim/output.mp4" not in keys()
 
     wait_for(reclaimed, timeout=30, message="the VideoJob gone and its artifact deleted")
-    assert keys() == {"out/reclaim/not-an-artifact.txt"}, "only the listed artifacts are deleted, never the prefix"
+    assert keys() == {"out/reclaim/output.jpg", "out/reclaim/not-an-artifact.txt"}, (
+        "only its own objects at its output names are deleted, never another's, never the prefix")
 
 
 def test_a_job_refused_by_a_quota_is_retried_until_it_fits(

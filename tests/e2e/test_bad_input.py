@@ -195,7 +195,10 @@ def test_an_http_input_is_refused_by_the_operator_without_a_job(
     assert uri in status["message"] and "http://" in status["message"], status["message"]
     assert status.get("attempts") == 0 and not status.get("jobName"), status
     assert "plain-http" not in job_recorder.by_owner(), "a Job was created for a refused input"
-    assert op.running
+    # The refused input did not crash the operator: its container runs, never restarted.
+    diagnostics.wait(lambda: op.running, timeout=30, message="the operator's container running")
+    cs = op.container_status()
+    assert cs is not None and cs.restart_count == 0, cs
 
 
 def test_an_https_input_on_a_private_address_fails_bad_input_naming_the_uri(

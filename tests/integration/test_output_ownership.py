@@ -115,7 +115,7 @@ def test_deletion_removes_only_the_jobs_own_objects(tmp_path: Path, client: Any,
 
 
 def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv, client: Any, s3: Any,
-                                              bucket: str) -> None:
+                                              bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The transcoder itself (videojob-transcode): the result and its thumbnail are uploaded, then an emitted
     subtitle file's upload is refused (another job wrote that name meanwhile): the run fails with OutputExists,
     its own two objects are deleted, the other job's object stays."""
@@ -142,6 +142,9 @@ def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv,
     env = {**testenv.variables, "VIDEOJOB_UID": "uid-a", "VIDEOJOB_NAMESPACE": "team-a", "VIDEOJOB_NAME": "promo",
            "VIDEOJOB_SPEC": json.dumps(spec.to_wire()), "VIDEOJOB_PROGRESS": "none",
            "VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "true"}
+    # In a pod the environment is the process's; the storage client reads credentials from there too.
+    for var in ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(var, testenv.variables[var])
     result_path = tmp_path / "result.json"
     storage.upload = upload_racing  # type: ignore[assignment]
     try:

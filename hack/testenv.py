@@ -740,7 +740,7 @@ class Starter:
 
 def image_tarballs(names: list[str] | None) -> list[Path]:
     """The image tarballs to import: the sandbox image first; all of IMAGES_DIR unless `names` says which."""
-    found = {p.stem: p for p in sorted(IMAGES_DIR.glob("*.tar"))}
+    found = {p.stem: p for p in sorted(IMAGES_DIR.glob("*.tar")) if p.exists()}  # a dangling link: rebuilt since
     if "pause" not in found:
         raise StartError("images", f"no pause.tar in {IMAGES_DIR}: build the images with `make images`")
     wanted = names if names is not None else list(found)
@@ -951,9 +951,13 @@ def cmd_up(env: Env, kube_proxy: bool = True, image_names: list[str] | None = No
         try:
             starter.up()
             return 0
-        except (StartError, KeyboardInterrupt) as e:
+        except (StartError, KeyboardInterrupt, Exception) as e:  # whatever stopped it, nothing is left running
             component = e.component if isinstance(e, StartError) else "start-up"
-            reason = e.message if isinstance(e, StartError) else "interrupted"
+            reason = (
+                e.message
+                if isinstance(e, StartError)
+                else ("interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}")
+            )
             print(f"testenv: FAILED to start {component}: {reason}", file=sys.stderr)
             comp = starter.state["components"].get(component)
             if comp:

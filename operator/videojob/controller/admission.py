@@ -18,11 +18,17 @@ that GPU, and holding CPU work back while a GPU is busy would idle the cluster. 
 place: it is the first to be considered when either kind of slot frees, so it cannot be starved by CPU jobs
 beyond the moment a GPU slot is free. `hardware: auto` takes a free GPU slot when the output codec has an NVENC
 encoder (h264, h265), and otherwise runs on CPU rather than waiting.
+
+Queue positions written to statuses (`shown_position`): every admission moves every queued VideoJob up by one, so
+writing each move costs one status write per queued VideoJob per admission, N² writes to drain a queue of N (at
+10,000 queued, the API server's whole write budget). The first EXACT_POSITIONS places are always exact; beyond
+them a VideoJob's written position is rewritten once the real one has moved by POSITION_STEP of it, so it is never
+more than about a tenth off and a VideoJob is rewritten about log(N) times while it waits, not N times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +40,8 @@ from videojob.controller.status import precise
 
 # Output codecs an NVENC encoder exists for (FFmpeg's h264_nvenc, hevc_nvenc).
 NVENC_CODECS = frozenset({VideoCodec.H264.value, VideoCodec.H265.value})
+EXACT_POSITIONS = 10  # queue positions up to this one are always written exactly
+POSITION_STEP = 0.1  # beyond them, a written position is rewritten once the real one moved by this fraction of it
 
 Body = Mapping[str, Any]
 
@@ -46,7 +54,11 @@ class RunningCounts:
     gpu: int = 0
 
 
-def _sort_key(vj: Body, arrivals: Mapping[str, str]) -> tuple[int, str, str, str, str]:
+SortKey = tuple[int, str, str, str, str]
+
+
+def sort_key(vj: Body, arrivals: Mapping[str, str]) -> SortKey:
+    """Where a VideoJob stands in the admission order (see admission_order)."""
     meta = vj.get("metadata", {})
     priority = int(vj.get("spec", {}).get("priority", 5))
     created = str(meta.get("creationTimestamp", ""))
@@ -56,11 +68,14 @@ def _sort_key(vj: Body, arrivals: Mapping[str, str]) -> tuple[int, str, str, str
     return (priority, created, arrival, str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
-def admission_order(videojobs: Iterable[Body], arrivals: Mapping[str, str] | None = None) -> list[Body]:
+def admission_order(
+    videojobs: Iterable[Body], arrivals: Mapping[str, str] | None = None, key: Callable[[Body], SortKey] | None = None
+) -> list[Body]:
     """Priority 1 first, then by creation second, then by precise arrival (`status.queuedAt`, else `arrivals`:
-    uid -> the index's in-memory stamp), then by namespace and name."""
+    uid -> the index's in-memory stamp), then by namespace and name. `key`: `sort_key` with these arrivals, e.g.
+    remembered per VideoJob version by a caller that sorts thousands every pass."""
     arrivals = arrivals or {}
-    return sorted(videojobs, key=lambda vj: _sort_key(vj, arrivals))
+    return sorted(videojobs, key=key or (lambda vj: sort_key(vj, arrivals)))
 
 
 def wants_gpu(vj: Body) -> bool | None:
@@ -76,10 +91,11 @@ def wants_gpu(vj: Body) -> bool | None:
 
 
 def plan_admission(
-    pending: Iterable[Body], running: RunningCounts, settings: Settings, arrivals: Mapping[str, str] | None = None
+    pending: Iterable[Body], running: RunningCounts, settings: Settings, arrivals: Mapping[str, str] | None = None,
+    key: Callable[[Body], SortKey] | None = None,
 ) -> tuple[list[tuple[Body, str]], dict[str, int]]:
-    """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia"); `arrivals` as for
-    admission_order.
+    """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia"); `arrivals` and `key`
+    as for admission_order.
 
     Returns (to_admit in admission order, queue positions by uid for those left waiting: 1 = next).
     """
@@ -87,7 +103,7 @@ def plan_admission(
     free_gpu = settings.max_running_gpu - running.gpu
     to_admit: list[tuple[Body, str]] = []
     waiting: list[Body] = []
-    for vj in admission_order(pending, arrivals):
+    for vj in admission_order(pending, arrivals, key):
         if free_total <= 0:
             waiting.append(vj)
             continue
@@ -102,6 +118,14 @@ def plan_admission(
         to_admit.append((vj, hardware))
     positions = {str(vj["metadata"]["uid"]): index for index, vj in enumerate(waiting, start=1)}
     return to_admit, positions
+
+
+def shown_position(written: int | None, actual: int | None) -> int | None:
+    """The queue position to write for a waiting VideoJob whose status holds `written`: `actual` near the head of
+    the queue, or once it is POSITION_STEP away from `written`; else `written` again (no write)."""
+    if actual is None or written is None or actual <= EXACT_POSITIONS or written <= EXACT_POSITIONS:
+        return actual
+    return actual if abs(actual - written) >= written * POSITION_STEP else written
 
 
 def check_admissible(spec: VideoJobSpec, settings: Settings) -> str | None:

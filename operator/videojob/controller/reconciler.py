@@ -41,7 +41,14 @@ from videojob.api import runtime
 from videojob.api.conditions import Reason
 from videojob.api.models import GROUP, ArtifactReclaimPolicy, VideoJobSpec
 from videojob.api.runtime import output_uris
-from videojob.controller.admission import RunningCounts, check_admissible, plan_admission
+from videojob.controller.admission import (
+    RunningCounts,
+    SortKey,
+    check_admissible,
+    plan_admission,
+    shown_position,
+    sort_key,
+)
 from videojob.controller.index import Body, Index, slim_job
 from videojob.controller.jobs import CONTAINER_NAME, SELECTOR, build_job_manifest
 from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
@@ -93,7 +100,18 @@ class _Pass:
     work: list[Any] = field(default_factory=list)
     next_ttl: float | None = None
     fine: set[str] = field(default_factory=set)  # uids handled without an error
+    settled: set[str] = field(default_factory=set)  # queued uids whose wanted status is the one of the last pass
     broken: set[str] = field(default_factory=set)  # uids left out because of one
+
+
+@dataclass(frozen=True)
+class SpecFacts:
+    """What passes need of a valid spec, kept per VideoJob instead of the model itself (10,000 models take tens of
+    MB): whether its artifacts are deleted with it, the objects it writes, and why the operator can never run it."""
+
+    reclaim_delete: bool
+    outputs: tuple[str, ...]  # runtime.output_uris
+    inadmissible: str | None  # admission.check_admissible
 
 
 def _hardware(status: Mapping[str, Any]) -> str:
@@ -105,6 +123,8 @@ def _job_hardware(job: Body) -> str:
 
 
 _URGENT_FIELDS = frozenset({"jobName", "attempts", "node", "startedAt", "completedAt"})
+# What a pass keeps of a settled queued VideoJob's wanted status (only its phase is read: the pass writes nothing)
+_QUEUED: dict[str, Any] = {"phase": "Pending"}
 
 
 def _is_urgent(patch: Mapping[str, Any]) -> bool:
@@ -206,7 +226,11 @@ class Reconciler:
         self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
         # uid -> (pod uid, percent): the last progress line read from the VideoJob's running pod (poll_progress)
         self.progress: dict[str, tuple[str, float]] = {}
-        self.specs: dict[str, tuple[Any, VideoJobSpec | None, str | None]] = {}  # uid -> (generation, spec, problem)
+        self.specs: dict[str, tuple[Any, SpecFacts | None, str | None]] = {}  # uid -> (generation, facts, problem)
+        # uid -> what a queued VideoJob's status was last derived from: derived again only when that changed, so a
+        # pass over 10,000 queued VideoJobs costs little more than sorting them
+        self.queued: dict[str, tuple[Any, ...]] = {}
+        self.sort_keys: dict[str, tuple[Any, str | None, SortKey]] = {}  # uid -> (version, arrival, its sort key)
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
         self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
                                  lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
@@ -243,6 +267,7 @@ class Reconciler:
 
     def _write_failed(self, uid: str, error: BaseException) -> None:
         log.warning("status write failed: %s", describe(error))
+        self.queued.pop(uid, None)  # derived and submitted again by the next pass
         self.metrics.reconcile_errors.inc()
         self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
         vj = self.index.videojobs.items.get(uid)
@@ -272,8 +297,9 @@ class Reconciler:
         for kind, path, selector in kinds:
             items: list[Body] = []
             versions: list[str] = []
+            slim = self.index.store(kind).slim  # applied page by page: never a whole list of whole objects
             for namespace in namespaces:
-                got, version = await self.call(self.kube.list_all, path(namespace), selector)
+                got, version = await self.call(self.kube.list_all, path(namespace), selector, slim)
                 items.extend(got)
                 versions.append(version)
             oldest = min(versions, key=lambda v: int(v) if v.isdigit() else 0)
@@ -357,7 +383,7 @@ class Reconciler:
                 p.fine.add(uid)
 
         counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"])
-        to_admit, positions = plan_admission(p.pending, counts, settings, arrivals)
+        to_admit, positions = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
         admitted = await asyncio.gather(*(self.admit(vj, hardware, now) for vj, hardware in to_admit))
@@ -368,13 +394,16 @@ class Reconciler:
             if job is not None:
                 p.running[hardware] += 1
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
+        waiting: set[str] = set()
         for vj in p.pending:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
-                self._desire(p, uid, vj, None, [], queue_position=positions.get(uid), blocked=self.blocked.get(uid),
-                             queued_at=arrivals.get(uid))
+                waiting.add(uid)
+                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid))
 
         for uid, (vj, new, its_pods) in p.desired.items():
+            if uid in p.settled:
+                continue
             patch = status_patch(vj.get("status"), new)
             if patch:
                 self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch),
@@ -401,6 +430,10 @@ class Reconciler:
             self.broken.pop(uid, None)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():
             del self.specs[uid]
+        for uid in self.queued.keys() - waiting:
+            del self.queued[uid]  # admitted, gone or no longer waiting
+        for uid in self.sort_keys.keys() - waiting:
+            del self.sort_keys[uid]
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
             del self.blocked[uid]
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
@@ -416,16 +449,14 @@ class Reconciler:
             if FINALIZER in finalizers:
                 p.work.append(self.reclaim_artifacts(vj, now))
             return
-        spec, problem = self.parsed_spec(uid, vj)
-        if spec is not None and spec.artifact_reclaim_policy == ArtifactReclaimPolicy.DELETE and (
-            FINALIZER not in finalizers
-        ):
+        facts, problem = self.spec_facts(uid, vj)
+        if facts is not None and facts.reclaim_delete and FINALIZER not in finalizers:
             p.work.append(self.set_finalizers(vj, [*finalizers, FINALIZER]))
+        outputs = facts.outputs if facts is not None else None
         status = vj.get("status") or {}
         if status.get("phase") in TERMINAL:
             new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                                stuck_timeout=settings.stuck_timeout_seconds,
-                                outputs=output_uris(spec) if spec is not None else None,
+                                stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs,
                                 progress=self._progress_of(uid, its_pods))
             p.desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
@@ -440,14 +471,13 @@ class Reconciler:
                 p.work.append(self.stop_job(job))
             return
         if job is None and not status.get("jobName"):
-            if problem is None and spec is not None:
-                problem = check_admissible(spec, settings)
+            if problem is None and facts is not None:
+                problem = facts.inadmissible
             if problem is None and not (vj.get("spec") or {}).get("cancel"):
                 p.pending.append(vj)
                 return
             p.desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
             return
-        outputs = output_uris(spec) if spec is not None else None  # not for the queued: a pass over 10,000 of them
         new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
                             stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs,
                             progress=self._progress_of(uid, its_pods))
@@ -472,6 +502,37 @@ class Reconciler:
         except Exception as e:
             p.desired.pop(uid, None)
             self._isolate(p, uid, vj, job, e)
+
+    def _sort_key(self, vj: Mapping[str, Any]) -> SortKey:
+        """`admission.sort_key`, remembered per VideoJob version: a pass sorts every queued VideoJob."""
+        meta = vj["metadata"]
+        uid, version = str(meta["uid"]), meta.get("resourceVersion")
+        arrival = self.index.arrivals.get(uid)
+        cached = self.sort_keys.get(uid)
+        if cached is not None and version is not None and cached[0] == version and cached[1] == arrival:
+            return cached[2]
+        key = sort_key(vj, self.index.arrivals)
+        self.sort_keys[uid] = (version, arrival, key)
+        return key
+
+    def _desire_queued(self, p: _Pass, uid: str, vj: Mapping[str, Any], position: int | None,
+                       queued_at: str | None) -> None:
+        """The status of a VideoJob left waiting by this pass. Its position is written as `shown_position` says
+        (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
+        what its status depends on changed."""
+        written = (vj.get("status") or {}).get("queuePosition")
+        position = shown_position(written if isinstance(written, int) else None, position)
+        blocked = self.blocked.get(uid)
+        version = vj["metadata"].get("resourceVersion")
+        basis = (version, position, blocked, queued_at)
+        if version is not None and self.queued.get(uid) == basis:
+            # the status it should have is the one derived last time: written, or waiting in the status writer
+            p.desired[uid] = (vj, _QUEUED, [])
+            p.settled.add(uid)
+            return
+        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at)
+        if uid in p.desired:
+            self.queued[uid] = basis
 
     def _isolate(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, error: Exception) -> None:
         """Leave a VideoJob the pass could not handle out of it: it keeps its slot while its Job runs (so a broken
@@ -551,17 +612,26 @@ class Reconciler:
     # --- actions -------------------------------------------------------------------------------------------
 
     def parsed_spec(self, uid: str, vj: Mapping[str, Any]) -> tuple[VideoJobSpec | None, str | None]:
-        """The validated spec (or why it is invalid), validated once per generation."""
+        """The validated spec (or why it is invalid)."""
+        try:
+            return VideoJobSpec.model_validate(vj.get("spec") or {}), None
+        except ValidationError as e:
+            return None, _first_error(e)
+
+    def spec_facts(self, uid: str, vj: Mapping[str, Any]) -> tuple[SpecFacts | None, str | None]:
+        """What passes need of the VideoJob's spec (or why the spec is invalid), worked out once per generation."""
         generation = vj["metadata"].get("generation")
         cached = self.specs.get(uid)
         if cached is not None and cached[0] == generation and generation is not None:
             return cached[1], cached[2]
-        try:
-            result: tuple[VideoJobSpec | None, str | None] = (VideoJobSpec.model_validate(vj.get("spec") or {}), None)
-        except ValidationError as e:
-            result = (None, _first_error(e))
-        self.specs[uid] = (generation, *result)
-        return result
+        spec, problem = self.parsed_spec(uid, vj)
+        facts = None if spec is None else SpecFacts(
+            reclaim_delete=spec.artifact_reclaim_policy == ArtifactReclaimPolicy.DELETE,
+            outputs=tuple(output_uris(spec)),
+            inadmissible=check_admissible(spec, self.settings),
+        )
+        self.specs[uid] = (generation, facts, problem)
+        return facts, problem
 
     async def ensure_rbac(self, namespace: str) -> None:
         """The transcoders' ServiceAccount in a namespace; the Role and RoleBinding of earlier versions (which let

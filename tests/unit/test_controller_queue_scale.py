@@ -1,0 +1,187 @@
+"""A long queue costs the operator little: queue positions are written near the head exactly and further back only
+when they moved by a tenth (`admission.shown_position`), and a pass derives nothing again for a queued VideoJob
+whose status depends on nothing that changed. Passes run over an index with the API answered in memory (FakeKube);
+bench/operator_latency.py measures the same on the real cluster with 10,000 queued."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.unit.test_controller_reconciler import FakeKube, videojob
+from videojob.controller import reconciler as reconciler_module
+from videojob.controller.admission import EXACT_POSITIONS, shown_position
+from videojob.controller.metrics import Metrics
+from videojob.controller.reconciler import Reconciler
+from videojob.controller.settings import Settings
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("written", "actual", "shown"),
+    [
+        (None, 5000, 5000),
+        (5000, 4700, 5000),
+        (5000, 4500, 4500),
+        (5000, 5400, 5000),
+        (5000, 5500, 5500),
+        (12, 11, 12),
+        (12, 10, 10),
+        (10, 9, 9),
+        (3, 2, 2),
+        (3, 500, 500),
+        (20, None, None),
+    ],
+    ids=[
+        "the first position is written", "a move under a tenth is not", "a move of a tenth is",
+        "a move back under a tenth is not", "a move back of a tenth is", "just behind the head, by one is not",
+        "into the exact head it is", "within the head every move is", "to the front", "from the head far back",
+        "admitted: no position",
+    ],
+)
+def test_which_queue_position_is_written(written: int | None, actual: int | None, shown: int | None) -> None:
+    assert shown_position(written, actual) == shown
+
+
+def test_a_written_position_is_never_more_than_a_tenth_off_however_the_queue_drains() -> None:
+    written = None
+    writes = 0
+    for actual in range(10_000, 0, -1):
+        new = shown_position(written, actual)
+        if new != written:
+            writes += 1
+            written = new
+        assert written is not None and abs(written - actual) <= max(0.1 * written, 0) + 1e-9
+        if actual <= EXACT_POSITIONS:
+            assert written == actual
+    assert writes < 100, f"{writes} writes for one VideoJob's way through a queue of 10,000"
+
+
+# --- whole passes ----------------------------------------------------------------------------------------------
+
+
+def _queue(n: int) -> tuple[Reconciler, FakeKube]:
+    kube = FakeKube()
+    settings = Settings(max_running=10, priority_classes={"urgent": "", "normal": "", "low": ""})
+    reconciler = Reconciler(settings, kube, Metrics())  # type: ignore[arg-type]
+    kube.store = reconciler.index.videojobs
+    for i in range(n):
+        body = videojob(f"vj-{i:04d}", created=f"2026-01-01T11:{i // 60:02d}:{i % 60:02d}Z")
+        body["metadata"]["resourceVersion"] = str(10 + i)
+        reconciler.index.observe("videojobs", "ADDED", body)
+    return reconciler, kube
+
+
+Pass = Callable[[], Awaitable[None]]
+
+
+def _run(reconciler: Reconciler, scenario: Callable[[Pass], Awaitable[None]]) -> None:
+    """Run `scenario` in one event loop (the reconciler's events and semaphores belong to one), with the status
+    writer working; it gets `a_pass`, which runs a pass and waits until its status writes are done."""
+    moments = iter(range(10_000))
+
+    async def a_pass() -> None:
+        await reconciler.reconcile(NOW + timedelta(seconds=next(moments)))
+        while reconciler.status_writer.pending():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)  # the last write's response reaches the index
+
+    async def main() -> None:
+        writers = reconciler.status_writer.start()
+        try:
+            await scenario(a_pass)
+        finally:
+            for writer in writers:
+                writer.cancel()
+
+    asyncio.run(main())
+
+
+def _free_one_slot(reconciler: Reconciler, kube: FakeKube) -> None:
+    uid = next(uid for uid in reconciler.index.videojobs.items if uid in kube.jobs)
+    reconciler.index.observe("videojobs", "DELETED", reconciler.index.videojobs.items[uid])
+    del kube.jobs[uid]
+
+
+def _positions(reconciler: Reconciler) -> dict[str, int]:
+    return {uid: vj["status"]["queuePosition"] for uid, vj in reconciler.index.videojobs.items.items()
+            if (vj.get("status") or {}).get("queuePosition")}
+
+
+def test_a_settled_queue_is_neither_derived_nor_written_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    reconciler, kube = _queue(300)
+    derived: list[str] = []
+    real = reconciler_module.derive_status
+
+    def counting(vj: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        derived.append(vj["metadata"]["name"])
+        return real(vj, *args, **kwargs)
+
+    async def scenario(a_pass: Pass) -> None:
+        await a_pass()
+        await a_pass()
+        assert len(kube.jobs) == 10 and len(_positions(reconciler)) == 290
+        written = len(kube.status_patches)
+        assert written <= 300 + 10, "one status per VideoJob, and the admitted ones' Job"
+        monkeypatch.setattr(reconciler_module, "derive_status", counting)
+        await a_pass()
+        await a_pass()
+        assert len(kube.status_patches) == written
+        queued = [name for name in derived if (reconciler.index.videojobs.items[f"uid-{name}"].get("status") or {})
+                  .get("queuePosition")]
+        assert not queued, "queued VideoJobs were derived again though nothing changed"
+
+    _run(reconciler, scenario)
+
+
+def test_a_freed_slot_rewrites_the_head_of_the_queue_not_all_of_it() -> None:
+    reconciler, kube = _queue(300)
+
+    async def scenario(a_pass: Pass) -> None:
+        await a_pass()
+        await a_pass()
+        before = len(kube.status_patches)
+        _free_one_slot(reconciler, kube)
+        await a_pass()
+        writes = len(kube.status_patches) - before
+        assert len(kube.jobs) == 10
+        assert writes <= EXACT_POSITIONS + 5, f"{writes} status writes for one admission (289 VideoJobs queued)"
+        for _ in range(60):  # drain a fifth of the queue
+            _free_one_slot(reconciler, kube)
+            await a_pass()
+
+    _run(reconciler, scenario)
+    shown = _positions(reconciler)
+    order = sorted(shown, key=lambda uid: reconciler.index.videojobs.items[uid]["metadata"]["name"])
+    truth = {uid: i for i, uid in enumerate(order, start=1)}
+    off = [(shown[uid], truth[uid]) for uid in shown if abs(shown[uid] - truth[uid]) > 0.1 * shown[uid]]
+    assert not off, f"written positions more than a tenth off: {off}"
+    assert all(shown[uid] == truth[uid] for uid in shown if truth[uid] <= EXACT_POSITIONS)
+
+
+def test_a_status_write_that_failed_is_derived_and_sent_again() -> None:
+    reconciler, kube = _queue(30)
+    failing = True
+    real = kube.patch_videojob_status
+
+    def flaky(namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        if failing and name == "vj-0025":
+            raise ConnectionResetError("the API server went away")
+        return real(namespace, name, patch)
+
+    kube.patch_videojob_status = flaky  # type: ignore[method-assign]
+
+    async def scenario(a_pass: Pass) -> None:
+        nonlocal failing
+        await a_pass()
+        assert "queuePosition" not in (reconciler.index.videojobs.items["uid-vj-0025"].get("status") or {})
+        failing = False
+        await a_pass()
+
+    _run(reconciler, scenario)
+    assert reconciler.index.videojobs.items["uid-vj-0025"]["status"]["queuePosition"] == 16

@@ -310,3 +310,30 @@ def test_kubectl_explain_shows_descriptions(crd: dict[str, Any], testenv: TestEn
         assert expected in text, f"{expected!r} not in kubectl explain:\n{text}"
     field = kubectl(testenv, "explain", "videojob.spec.operations.text.position")
     assert "Anchor on the frame" in field and "bottom-center" in field
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The sample ResourceQuota
+
+
+QUOTA_FILE = REPO / "manifests" / "tenancy" / "resourcequota.yaml"
+
+
+def test_the_sample_resource_quota_caps_videojobs_per_namespace(
+    crd: dict[str, Any], custom_objects: Any, core_v1: Any, namespace: str
+) -> None:
+    quota: dict[str, Any] = yaml.safe_load(QUOTA_FILE.read_text())
+    assert "count/videojobs.videojob.dev" in quota["spec"]["hard"]
+    quota["spec"]["hard"]["count/videojobs.videojob.dev"] = "2"  # the sample's own kind and key, a small number
+    core_v1.create_namespaced_resource_quota(namespace, quota)
+    # The quota controller (kube-controller-manager) must have counted before the API server enforces it.
+    wait_for(lambda: (core_v1.read_namespaced_resource_quota("videojobs", namespace).status.hard or {}).get(
+        "count/videojobs.videojob.dev") == "2", timeout=60, message="the quota counted")
+
+    for name in ("one", "two"):
+        custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, base_job(name))
+    with pytest.raises(ApiException) as refused:
+        custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, base_job("three"))
+    assert refused.value.status == 403, refused.value
+    assert "exceeded quota: videojobs" in str(refused.value.body), refused.value.body
+    assert "count/videojobs.videojob.dev" in str(refused.value.body), refused.value.body

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class _Pass:
     desired: dict[str, Desired] = field(default_factory=dict)
     pending: list[Mapping[str, Any]] = field(default_factory=list)
     running: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "nvidia": 0})
+    running_in: Counter[str] = field(default_factory=Counter)  # namespace -> its admitted, unfinished VideoJobs
     work: list[Any] = field(default_factory=list)
     next_ttl: float | None = None
     fine: set[str] = field(default_factory=set)  # uids handled without an error
@@ -112,6 +114,11 @@ class SpecFacts:
     reclaim_delete: bool
     outputs: tuple[str, ...]  # runtime.output_uris
     inadmissible: str | None  # admission.check_admissible
+
+
+def _count_running(p: _Pass, vj: Mapping[str, Any], hardware: str) -> None:
+    p.running[hardware] += 1
+    p.running_in[str(vj["metadata"].get("namespace", ""))] += 1
 
 
 def _hardware(status: Mapping[str, Any]) -> str:
@@ -382,8 +389,9 @@ class Reconciler:
             else:
                 p.fine.add(uid)
 
-        counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"])
-        to_admit, positions = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
+        counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"],
+                               namespaces=p.running_in)
+        to_admit, positions, held = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
         admitted = await asyncio.gather(*(self.admit(vj, hardware, now) for vj, hardware in to_admit))
@@ -392,14 +400,14 @@ class Reconciler:
             self._desire(p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid),
                          queued_at=arrivals.get(uid))
             if job is not None:
-                p.running[hardware] += 1
+                _count_running(p, vj, hardware)
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
         waiting: set[str] = set()
         for vj in p.pending:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
                 waiting.add(uid)
-                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid))
+                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid), held.get(uid))
 
         for uid, (vj, new, its_pods) in p.desired.items():
             if uid in p.settled:
@@ -460,7 +468,7 @@ class Reconciler:
                                 progress=self._progress_of(uid, its_pods))
             p.desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
-                p.running[_hardware(new)] += 1
+                _count_running(p, vj, _hardware(new))
                 return
             left = ttl_remaining(vj, settings.default_ttl_seconds, now)
             if left is not None and left <= 0:
@@ -483,7 +491,7 @@ class Reconciler:
                             progress=self._progress_of(uid, its_pods))
         p.desired[uid] = (vj, new, its_pods)
         if new["phase"] not in TERMINAL:
-            p.running[_hardware(new)] += 1
+            _count_running(p, vj, _hardware(new))
         if stops_its_job(new) and job is not None:
             p.work.append(self.stop_job(job))
 
@@ -516,7 +524,7 @@ class Reconciler:
         return key
 
     def _desire_queued(self, p: _Pass, uid: str, vj: Mapping[str, Any], position: int | None,
-                       queued_at: str | None) -> None:
+                       queued_at: str | None, held: str | None = None) -> None:
         """The status of a VideoJob left waiting by this pass. Its position is written as `shown_position` says
         (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
         what its status depends on changed."""
@@ -524,13 +532,14 @@ class Reconciler:
         position = shown_position(written if isinstance(written, int) else None, position)
         blocked = self.blocked.get(uid)
         version = vj["metadata"].get("resourceVersion")
-        basis = (version, position, blocked, queued_at)
+        basis = (version, position, blocked, queued_at, held)
         if version is not None and self.queued.get(uid) == basis:
             # the status it should have is the one derived last time: written, or waiting in the status writer
             p.desired[uid] = (vj, _QUEUED, [])
             p.settled.add(uid)
             return
-        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at)
+        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at,
+                     held=held)
         if uid in p.desired:
             self.queued[uid] = basis
 
@@ -539,7 +548,7 @@ class Reconciler:
         status never frees one), and it gets a Warning Event and a status message, once per distinct error."""
         p.broken.add(uid)
         if job is not None and not job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"):
-            p.running[_job_hardware(job)] += 1
+            _count_running(p, vj, _job_hardware(job))
         meta = vj.get("metadata") or {}
         text = f"the operator cannot process this VideoJob ({type(error).__name__}: {error})"[:1024]
         if self.broken.get(uid) == text:

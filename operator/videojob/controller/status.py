@@ -277,6 +277,7 @@ def derive_status(
     problem: str | None = None,
     blocked: str | None = None,
     queued_at: str | None = None,
+    held: str | None = None,
     stuck_timeout: float | None = None,
     outputs: Collection[str] | None = None,
     progress: float | None = None,
@@ -285,7 +286,8 @@ def derive_status(
 
     `queue_position`: its place in the admission queue when it waits; `problem`: why its spec can never run
     (operator-level validation), which fails it without a Job; `blocked`: why its admitted Job could not be
-    created yet (e.g. a ResourceQuota), retried; `stuck_timeout`: seconds after which a Job whose pod cannot start
+    created yet (e.g. a ResourceQuota), retried; `held`: what a queued VideoJob waits for beyond its turn (its
+    namespace's limit); `stuck_timeout`: seconds after which a Job whose pod cannot start
     for a configuration problem fails its VideoJob (see `stops_its_job`); `outputs`: the URIs its spec lets it
     write (`runtime.output_uris`), the only artifacts it may list; `progress`: the percent its running pod last
     reported (in its log, see `runtime.parse_progress`).
@@ -359,6 +361,8 @@ def derive_status(
     elif job is None:
         phase, new["reason"] = Phase.PENDING.value, "Queued"
         new["message"] = f"position {queue_position} in the queue" if queue_position else "waiting for admission"
+        if held:
+            new["message"] += f"; {held}"
     elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):
         phase, new["reason"] = Phase.RUNNING.value, "Running"
         if progress is not None:

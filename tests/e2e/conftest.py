@@ -35,6 +35,15 @@ from tests.e2e.harness import (
 from tests.e2e.operator_release import OperatorRelease
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The chaos scenarios' rows of this session as one table (tests/e2e/chaos.py)."""
+    from tests.e2e.chaos import FULL, ROWS, table
+
+    if ROWS:
+        terminalreporter.write_sep("=", f"chaos ({'full' if FULL else 'short'} sizes)")
+        terminalreporter.write_line(table(ROWS))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace("\\", "/"):

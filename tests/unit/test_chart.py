@@ -469,7 +469,7 @@ except ImportError:  # pragma: no cover - the operator's module not written yet
     operator_rbac = None  # type: ignore[assignment]
 
 needs_rules = pytest.mark.skipif(operator_rbac is None, reason="videojob.controller.rbac not there yet")
-CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "clustervideojobpresets"}
 
 
 def cluster_roles(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

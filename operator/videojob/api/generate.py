@@ -545,7 +545,11 @@ def _presets_section() -> list[str]:
         "records what it used in `status.preset` (kind, name, uid, resourceVersion, generation); the merged spec "
         "goes into the job's Kubernetes Job, so editing or deleting the preset later changes neither a job already "
         "admitted nor its retries. While neither exists, the VideoJob waits `Pending` with reason `PresetNotFound` "
-        "(no queue position) and joins the queue as soon as one is created.",
+        "(no queue position) and joins the queue as soon as one is created. Why one name and not a name and a kind "
+        "(cert-manager's issuerRef): most VideoJobs name the platform's cluster presets, and a team can adapt one "
+        "for its namespace without editing its VideoJobs; shadowing grants a namespace nothing, since a VideoJob "
+        "may set every field itself (presets are shared defaults, not policy), and `status.preset` says which was "
+        "used.",
         "",
         "**Merge.** Every field the VideoJob's `output` sets overrides the preset's; `video`, `audio` and "
         "`thumbnail` merge field by field (`video: {crf: 20}` keeps the preset's codec and resolution). Setting "

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +61,10 @@ LABEL_UID = "videojob.dev/uid"  # for people's selectors (kubectl get pods -l); 
 LABEL_HARDWARE = "videojob.dev/hardware"
 ANNOTATION_NAME = "videojob.dev/name"
 ANNOTATION_PRIORITY = "videojob.dev/priority"
+# On the pod template (which cannot change after creation): the preset the spec was merged with, as status.preset
+# records it (JSON). The operator reads it back from the Job, so it survives a restart between creating the Job
+# and writing the status.
+ANNOTATION_PRESET = "videojob.dev/preset"
 
 # Selects every Job and pod this operator made (the operator's watches use it server-side).
 SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
@@ -204,8 +209,11 @@ def pod_failure_policy() -> dict[str, Any]:
     }
 
 
-def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings) -> dict[str, Any]:
-    """The batch/v1 Job for a VideoJob admitted on `hardware` ("cpu" or "nvidia").
+def build_job_manifest(
+    vj: Mapping[str, Any], hardware: str, settings: Settings, preset: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The batch/v1 Job for a VideoJob admitted on `hardware` ("cpu" or "nvidia"). `vj` carries the spec the job
+    runs: with a preset, the merged one (presets.resolve), and `preset` says which preset that was.
 
     No `ttlSecondsAfterFinished` on the Job: it is owned by the VideoJob, whose own TTL removes both.
     """
@@ -280,6 +288,9 @@ def build_job_manifest(vj: Mapping[str, Any], hardware: str, settings: Settings)
             },
         },
     }
+    if preset is not None:
+        job["spec"]["template"]["metadata"]["annotations"][ANNOTATION_PRESET] = json.dumps(
+            dict(preset), separators=(",", ":"), sort_keys=True)
     merge_pod(pod_spec, job["spec"]["template"]["metadata"], settings)
     return job
 

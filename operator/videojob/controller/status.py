@@ -35,9 +35,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from videojob.api.conditions import ConditionType, Reason
-from videojob.api.models import Phase
+from videojob.api.models import Phase, ResolvedPreset
 from videojob.api.runtime import ExitCode, TranscodeResult
-from videojob.controller.jobs import CONTAINER_NAME, LABEL_HARDWARE
+from videojob.controller.jobs import ANNOTATION_PRESET, CONTAINER_NAME, LABEL_HARDWARE
 
 CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
@@ -281,6 +281,7 @@ def derive_status(
     stuck_timeout: float | None = None,
     outputs: Collection[str] | None = None,
     progress: float | None = None,
+    preset_missing: str | None = None,
 ) -> dict[str, Any]:
     """The VideoJob's status (wire form) from what is observed.
 
@@ -290,7 +291,8 @@ def derive_status(
     namespace's limit); `stuck_timeout`: seconds after which a Job whose pod cannot start
     for a configuration problem fails its VideoJob (see `stops_its_job`); `outputs`: the URIs its spec lets it
     write (`runtime.output_uris`), the only artifacts it may list; `progress`: the percent its running pod last
-    reported (in its log, see `runtime.parse_progress`).
+    reported (in its log, see `runtime.parse_progress`); `preset_missing`: why it waits for the preset it names
+    (not queued). `status.preset` comes from its Job's pod template (`job_preset`), which cannot change.
 
     Nothing in the old status decides the phase unless its Job bears it out (`terminal_holds`): a terminal phase
     that does not hold is ignored with everything that came with it (reason, message, artifacts, times).
@@ -356,6 +358,8 @@ def derive_status(
     elif job is None and new.get("jobName"):
         phase, new["reason"] = Phase.FAILED.value, "JobDeleted"
         new["message"] = f"its Job {new['jobName']} was deleted before it finished"
+    elif job is None and preset_missing:
+        phase, new["reason"], new["message"] = Phase.PENDING.value, "PresetNotFound", preset_missing
     elif job is None and blocked:
         phase, new["reason"], new["message"] = Phase.PENDING.value, "JobCreateFailed", f"retrying: {blocked}"
     elif job is None:
@@ -388,6 +392,9 @@ def derive_status(
                               "to free its slot: fix the cause and create the VideoJob again")
 
     new["phase"] = phase
+    preset = job_preset(job) if job is not None else None
+    if preset is not None:
+        new["preset"] = preset
     if phase == Phase.PENDING.value and job is None and queue_position:
         new["queuePosition"] = queue_position
     if phase in TERMINAL and old_phase not in TERMINAL:
@@ -411,7 +418,19 @@ def derive_status(
 
 # What the operator itself observed and keeps whatever the phase: when a terminal phase in the status does not
 # hold, these stay and everything else is derived again.
-_OBSERVED_FIELDS = ("queuedAt", "jobName", "attempts", "startedAt", "node", "observedGeneration")
+_OBSERVED_FIELDS = ("queuedAt", "jobName", "attempts", "startedAt", "node", "observedGeneration", "preset")
+
+
+def job_preset(job: Body) -> dict[str, Any] | None:
+    """The preset a Job was built with (`jobs.ANNOTATION_PRESET` on its pod template), or None."""
+    template = ((job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    text = (template.get("annotations") or {}).get(ANNOTATION_PRESET)
+    if not isinstance(text, str):
+        return None
+    try:
+        return ResolvedPreset.model_validate_json(text).to_wire()
+    except ValidationError:
+        return None
 
 
 def job_hardware(job: Body) -> str | None:

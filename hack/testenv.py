@@ -1030,14 +1030,17 @@ def cmd_restart(env: Env, names: list[str], down_seconds: float) -> int:
         child_env = component_env(state["token"])
         for name in reversed(order):
             c = comps[name]
-            p = launch(env, name, c["argv"], {**child_env, **c.get("extra_env", {})})
-            c.update(pid=p.pid, start=start_time(p.pid))
-            env.save(state)
-            if name.startswith("containerd-"):  # its kubelet gives up at once when the socket does not answer
-                socket = env.root / "nodes" / name.removeprefix("containerd-") / "containerd.sock"
-                deadline = time.monotonic() + 30
-                while not _answers(socket) and time.monotonic() < deadline:
-                    time.sleep(0.2)
+            # A kubelet exits at once when its containerd's CRI is not serving yet (the socket answers before
+            # the CRI plugin is initialized): started again until it stays up.
+            for _attempt in range(30 if name.startswith("kubelet-") else 1):
+                p = launch(env, name, c["argv"], {**child_env, **c.get("extra_env", {})})
+                c.update(pid=p.pid, start=start_time(p.pid))
+                env.save(state)
+                if not name.startswith("kubelet-"):
+                    break
+                time.sleep(3)
+                if alive(c["pid"], c["start"]):
+                    break
         deadline = time.monotonic() + 120
         while (problems := {k: v for k, v in health(env, state).items() if v != "ok"}) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -1046,17 +1049,6 @@ def cmd_restart(env: Env, names: list[str], down_seconds: float) -> int:
             return 1
     log(f"restarted {', '.join(names)}")
     return 0
-
-
-def _answers(socket_path: Path) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(socket_path))
-        except OSError:
-            return False
-    return True
 
 
 def cmd_pause(env: Env, name: str, seconds: float) -> int:

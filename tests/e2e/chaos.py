@@ -9,7 +9,8 @@ A row counts, per scenario:
 - lost: not finished when the scenario gave up waiting;
 - duplicate Jobs: VideoJobs for which more than one Job (uid) was ever created;
 - wrong final: finished in a phase or reason other than the expected, or Succeeded without its object;
-- converge: seconds from the end of the last fault until every VideoJob finished.
+- converge: seconds from the end of the last fault (scenarios without one: from the submission) until every
+  VideoJob finished.
 """
 
 from __future__ import annotations

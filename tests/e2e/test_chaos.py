@@ -37,7 +37,7 @@ def size(full: int, short: int) -> int:
     return full if FULL else short
 
 
-def testenv_cli(testenv: TestEnv, *args: str) -> str:
+def run_testenv(testenv: TestEnv, *args: str) -> str:
     r = subprocess.run([sys.executable, str(TESTENV_SCRIPT), "--dir", str(testenv.dir), *args],
                        capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     if r.returncode != 0:
@@ -135,7 +135,7 @@ def test_a_node_restarted_mid_job_loses_nothing(
     run_operator(max_running=4)
     run_fault_scenario(
         "node-restart", chaos,
-        lambda: testenv_cli(testenv, "restart", "kubelet-cpu-0", "containerd-cpu-0", "--down", "5")
+        lambda: run_testenv(testenv, "restart", "kubelet-cpu-0", "containerd-cpu-0", "--down", "5")
         and "kubelet and containerd of cpu-0 down 5 s",
         good=size(20, 4), bad=size(2, 1),
     )  # fmt: skip
@@ -147,7 +147,7 @@ def test_minio_restarted_mid_upload_loses_nothing(
     run_operator(max_running=4)
     run_fault_scenario(
         "minio-restart", chaos,
-        lambda: testenv_cli(testenv, "restart", "minio", "--down", "5") and "MinIO down 5 s",
+        lambda: run_testenv(testenv, "restart", "minio", "--down", "5") and "MinIO down 5 s",
         good=size(20, 4), bad=size(2, 1),
     )  # fmt: skip
 
@@ -158,7 +158,7 @@ def test_the_api_server_restarted_loses_nothing(
     run_operator(max_running=4)
     run_fault_scenario(
         "apiserver-restart", chaos,
-        lambda: testenv_cli(testenv, "restart", "kube-apiserver", "--down", "3") and "kube-apiserver down 3 s",
+        lambda: run_testenv(testenv, "restart", "kube-apiserver", "--down", "3") and "kube-apiserver down 3 s",
         good=size(20, 4), bad=size(2, 1),
     )  # fmt: skip
 
@@ -169,7 +169,7 @@ def test_etcd_paused_loses_nothing(
     run_operator(max_running=4)
     run_fault_scenario(
         "etcd-pause", chaos,
-        lambda: testenv_cli(testenv, "pause", "etcd", "20") and "etcd frozen (SIGSTOP) 20 s",
+        lambda: run_testenv(testenv, "pause", "etcd", "20") and "etcd frozen (SIGSTOP) 20 s",
         good=size(20, 4), bad=size(2, 1),
     )  # fmt: skip
 

@@ -89,6 +89,10 @@ def _first_error(error: ValidationError) -> str:
     return f"invalid spec: {where}: {first.get('msg')}" if where else f"invalid spec: {first.get('msg')}"
 
 
+class NotLeading(RuntimeError):
+    """This replica no longer holds the leader election Lease: it must not act (leader.py)."""
+
+
 @dataclass
 class _Pass:
     """What one reconcile pass gathers about the VideoJobs before it admits and writes."""
@@ -232,6 +236,9 @@ class Reconciler:
         self.queued: dict[str, tuple[Any, ...]] = {}
         self.sort_keys: dict[str, tuple[Any, str | None, SortKey]] = {}  # uid -> (version, arrival, its sort key)
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
+        # Leader election (leader.py) replaces this with "does this replica still hold the Lease": every API call of
+        # the loop, the status writer and the notifier asks it first.
+        self.may_act: Callable[[], bool] = lambda: True
         self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
                                  lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
 
@@ -259,10 +266,16 @@ class Reconciler:
         self._timer_at = at
         self._timer = loop.call_at(at, self.wakeup.set)
 
+    def _check_leading(self) -> None:
+        if not self.may_act():
+            raise NotLeading("this replica does not hold the leader election Lease")
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_leading()
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def call_status(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_leading()
         return await asyncio.get_running_loop().run_in_executor(self.status_executor, fn, *args)
 
     def _write_failed(self, uid: str, error: BaseException) -> None:

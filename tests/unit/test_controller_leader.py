@@ -14,8 +14,8 @@ from videojob.controller.leader import (
     Observation,
     Timings,
     decide,
-    lease_body,
     leading_until,
+    lease_body,
     observe,
     released_body,
 )
@@ -102,8 +102,9 @@ def spec(body: dict[str, Any]) -> dict[str, Any]:
 def test_creating_the_lease_names_us_with_no_transitions() -> None:
     body = lease_body("vj", "ops", ME, None, TIMINGS, NOW)
     assert body["metadata"] == {"name": "vj", "namespace": "ops"}  # no resourceVersion: a create
-    assert spec(body) == {"holderIdentity": ME, "leaseDurationSeconds": 10, "acquireTime": "2026-11-29T12:00:00.123456Z",
-                          "renewTime": "2026-11-29T12:00:00.123456Z", "leaseTransitions": 0}
+    stamp = "2026-11-29T12:00:00.123456Z"
+    assert spec(body) == {"holderIdentity": ME, "leaseDurationSeconds": 10, "acquireTime": stamp, "renewTime": stamp,
+                          "leaseTransitions": 0}
 
 
 def test_renewing_keeps_acquire_time_and_transitions_and_writes_against_the_version_read() -> None:
@@ -146,7 +147,8 @@ def test_a_lease_read_from_the_api_server() -> None:
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
-        pytest.param({"VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE": "10"}, "RENEW_DEADLINE < VIDEOJOB_LEADER_ELECTION_LEASE",
+        pytest.param({"VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE": "10"},
+                     "RENEW_DEADLINE < VIDEOJOB_LEADER_ELECTION_LEASE",
                      id="a renew deadline as long as the lease is refused"),
         pytest.param({"VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD": "7"}, "RETRY_PERIOD < VIDEOJOB_LEADER_ELECTION_RENEW",
                      id="a retry period as long as the renew deadline is refused"),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from typing import Any
 
 import kopf
@@ -68,7 +67,7 @@ DRAIN_SECONDS = 5.0  # how long a resigning leader waits for API calls already s
 
 
 def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics,
-                   elector: LeaderElector | None = None, stop: threading.Event | None = None) -> kopf.OperatorRegistry:
+                   elector: LeaderElector | None = None, stop: asyncio.Event | None = None) -> kopf.OperatorRegistry:
     """A Kopf registry with the operator's handlers (a registry of its own: importing this module registers
     nothing globally, so tests can build several). With an `elector`, the reconcile loop runs only while this
     replica leads; when the lead is lost, `stop` is set (kopf.run's stop flag) and the operator shuts down."""

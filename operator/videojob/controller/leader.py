@@ -198,6 +198,7 @@ class LeaderElector:
         self.renewed_at: float | None = None
         self.seen: Observation | None = None
         self.holder: str | None = None  # the holder as last read
+        self.lost = False  # set by hold() when the lead was lost (the process then exits, to come back a standby)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lease")
         self._timeout = max(timings.renew_deadline / 2, 1.0)  # one hung request must not use up the deadline
 
@@ -264,6 +265,7 @@ class LeaderElector:
             await asyncio.sleep(self.timings.retry_period)
             held = await self.try_once()
             if not self.leading or (not held and self.holder not in (None, self.identity)):
+                self.lost = True
                 self.stop_acting()
                 log.error("lost Lease %s/%s (holder now: %s): stopped acting", self.namespace, self.name,
                           self.holder or "none")

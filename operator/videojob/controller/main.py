@@ -6,10 +6,10 @@ stops the operator at once with a message naming it (exit code 2).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
-import threading
 from typing import TYPE_CHECKING
 
 from videojob.controller.settings import Settings
@@ -52,16 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     metrics = Metrics()
     reconciler = Reconciler(settings, kube, metrics)
     elector = _elector(settings, kube, metrics) if settings.leader_election else None
-    lost = threading.Event()  # set when this replica loses the Lease: Kopf stops, and so does the process
-    registry = build_registry(settings, reconciler, metrics, elector, lost)
+    # Set when this replica loses the Lease: Kopf stops, and so does the process. An asyncio.Event binds to the loop
+    # kopf.run makes at its first use (a threading.Event would be waited for in a thread that outlives a SIGTERM).
+    stop = asyncio.Event()
+    registry = build_registry(settings, reconciler, metrics, elector, stop)
     kopf.run(
         registry=registry,
         standalone=True,
         clusterwide=settings.clusterwide,
         namespaces=settings.namespaces,
-        stop_flag=lost,
+        stop_flag=stop,
     )
-    if lost.is_set():
+    if elector is not None and elector.lost:
         sys.stderr.write("videojob-operator: lost the leader election Lease; exiting to restart as a standby\n")
         return 1
     return 0

@@ -679,6 +679,8 @@ class Reconciler:
             self.blocked[str(meta["uid"])] = describe(e)
             self.metrics.reconcile_errors.inc()
             return None, None  # the pass schedules the retry, with backoff
+        except NotLeading:
+            raise  # not a problem of this Job's: the pass stops, and so does the loop
         except Exception as e:  # a bug building this one Job: it waits (retried, with a Warning); others go on
             log.exception("cannot create the Job of %s/%s", meta["namespace"], meta["name"],
                           extra={"namespace": meta["namespace"], "videojob": meta["name"]})

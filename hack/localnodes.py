@@ -316,10 +316,12 @@ def write_kubelet_config(node: Node, env_root: Path, ca: Path, port: int, health
         "failSwapOn": False,
         "makeIPTablesUtilChains": False,
         # Nothing can be pulled here: never garbage-collect the imported images, and do not evict on the
-        # disk pressure a shared CI disk may show.
+        # disk pressure a shared CI disk may show. Absolute floors, not percentages: 1% of a 250 GB shared disk is
+        # 2.5 GB, which other jobs' image builds dip below, and the disk-pressure taint then leaves every new pod
+        # Pending.
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "64Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "evictionHard": {"memory.available": "64Mi", "nodefs.available": "256Mi", "imagefs.available": "256Mi"},
         "serializeImagePulls": False,
         "registerNode": True,
         "registerWithTaints": [GPU_TAINT] if node.gpu else [],

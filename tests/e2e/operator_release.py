@@ -76,6 +76,8 @@ SETTING_VALUES: dict[str, str] = {
     "notify_max_backoff_seconds": "notifications.maxBackoffSeconds",
     "notify_max_age_seconds": "notifications.maxAgeSeconds",
     "webhook_secret_names": "notifications.secretNames",  # a chart value only: the Secrets the operator may read
+    "replicas": "replicas",  # a chart value only: the Deployment's replicas
+    "leader_election": "leaderElection.enabled",
 }
 
 
@@ -237,12 +239,80 @@ class OperatorRelease:
 
     def pod(self) -> Any | None:
         """The operator's current pod (not being deleted), or None."""
+        live = self.pods()
+        return max(live, key=lambda p: p.metadata.creation_timestamp) if live else None
+
+    def pods(self) -> list[Any]:
+        """The operator's pods that are not being deleted (several with `replicas`)."""
         pods = self.core_v1.list_namespaced_pod(
             self.namespace, label_selector=f"app.kubernetes.io/instance={self.release},"
             "app.kubernetes.io/component=operator",
         ).items
-        live = [p for p in pods if p.metadata.deletion_timestamp is None]
-        return max(live, key=lambda p: p.metadata.creation_timestamp) if live else None
+        return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+    # --- several replicas: the leader election Lease --------------------------------------------------------
+
+    def lease(self) -> Any | None:
+        """The release's leader election Lease (named after the release's full name), or None."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return client.CoordinationV1Api(self.core_v1.api_client).read_namespaced_lease(self.fullname,
+                                                                                           self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def lease_holder(self) -> str | None:
+        lease = self.lease()
+        return (lease.spec.holder_identity or None) if lease is not None else None
+
+    def ready_pods(self) -> list[Any]:
+        """Live operator pods whose Ready condition is True (their /healthz answers)."""
+        return [p for p in self.pods()
+                if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+
+    def pid_of(self, pod_name: str) -> int:
+        """The operator process of one pod's container, as this machine sees it."""
+        pod = self.core_v1.read_namespaced_pod(pod_name, self.namespace)
+        cs = (pod.status.container_statuses or [None])[0]
+        assert cs is not None and cs.container_id and cs.state.running, f"{pod_name}: container not running"
+        container = cs.container_id.split("://", 1)[-1]
+        for pid in container_processes(container):
+            with contextlib.suppress(OSError):
+                if b"videojob-operator" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+        raise AssertionError(f"no operator process in {pod_name}'s container")
+
+    def metrics_of(self, pod: Any) -> dict[str, float]:
+        """Label-free samples of one pod's /metrics (e.g. videojob_leader)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://{pod.status.pod_ip}:{METRICS_PORT}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return {s.name: float(s.value) for f in text_string_to_metric_families(text) for s in f.samples
+                if not s.labels}
+
+    def save_logs(self) -> None:
+        """save_log for every replica (save_log keeps the newest pod's only)."""
+        from kubernetes.client.exceptions import ApiException
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        for pod in self.pods():
+            for which in ("previous", "current"):  # a restarted container's previous log is kept by the kubelet
+                try:
+                    text = str(self.core_v1.read_namespaced_pod_log(pod.metadata.name, self.namespace,
+                                                                    previous=which == "previous"))
+                except ApiException:
+                    continue
+                key = f"{pod.metadata.uid}/{which}"
+                if self._seen_logs.get(key) != text:
+                    self._seen_logs[key] = text
+                    with open(self.log_path, "a") as f:
+                        f.write(f"\n===== pod {pod.metadata.name} ({which} container, saved "
+                                f"{time.strftime('%H:%M:%S')}) =====\n{text}")
 
     def container_status(self) -> Any | None:
         pod = self.pod()

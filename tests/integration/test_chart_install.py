@@ -171,6 +171,17 @@ def test_chart_installs_and_grants_the_operator_what_it_needs(
         assert can(k8s_client, user, namespace, verb, resource, group, name="videojob-transcoder")
         assert not can(k8s_client, user, namespace, verb, resource, group, name="someone-elses")
 
+    # Leader election: create Leases, get and update only the release's own (named as the Deployment), in the
+    # release's namespace only; never delete it or touch another.
+    coordination = "coordination.k8s.io"
+    assert can(k8s_client, user, namespace, "create", "leases", coordination)
+    for verb in ("get", "update"):
+        assert can(k8s_client, user, namespace, verb, "leases", coordination, name=deployment)
+        assert not can(k8s_client, user, namespace, verb, "leases", coordination, name="someone-elses")
+    assert not can(k8s_client, user, namespace, "delete", "leases", coordination, name=deployment)
+    assert not can(k8s_client, user, namespace, "list", "leases", coordination)
+    assert not can(k8s_client, user, "default", "create", "leases", coordination)
+
     # The operator, as itself, can make the transcoders' ServiceAccount (no Role: transcoders hold no rights).
     transcoder = build_transcoder_rbac(namespace, Settings())
     as_operator = kubectl(

@@ -187,19 +187,23 @@ def test_crd_values(crds: dict[str, bool], installed: bool, kept: bool) -> None:
 def test_the_chart_sets_every_operator_setting_and_nothing_else() -> None:
     env = [e["name"] for e in container(render())["env"]]
     assert len(env) == len(set(env)), f"duplicate env vars: {env}"
-    assert set(env) == set(Settings.env_names().values())
+    assert env[0] == "POD_NAME"  # the pod's identity for leader election, from the downward API: not a setting
+    assert set(env[1:]) == set(Settings.env_names().values())
 
 
 def test_default_values_match_the_operators_defaults() -> None:
-    """The chart's defaults are the operator's, except the two the chart must decide: the transcoder image is the
-    chart's appVersion (not :dev), and the PriorityClasses are the release's own."""
+    """The chart's defaults are the operator's, except those the chart must decide: the transcoder image is the
+    chart's appVersion (not :dev), the PriorityClasses and the Lease are the release's own, and leader election is
+    on (a process started by hand acts alone, as before; an installed one may get replicas)."""
     chart = settings_of().model_dump()
     operator = Settings().model_dump()
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert chart.pop("transcoder_image") == f"videojob-transcoder:{app_version}"
     assert chart.pop("priority_classes") == {band: f"{FULLNAME}-{band}" for band in ("urgent", "normal", "low")}
-    operator.pop("transcoder_image")
-    operator.pop("priority_classes")
+    assert chart.pop("leader_election_lease_name") == FULLNAME
+    assert chart.pop("leader_election") is True
+    for name in ("transcoder_image", "priority_classes", "leader_election_lease_name", "leader_election"):
+        operator.pop(name)
     assert chart == operator
 
 
@@ -374,7 +378,9 @@ def test_extra_env_comes_after_the_settings() -> None:
 
 
 def test_deployment_is_one_restricted_replica_recreated_on_upgrade() -> None:
-    deploy = one(render(), "Deployment")
+    docs = render()
+    assert objects(docs, "PodDisruptionBudget") == []  # one replica: a budget would block every node drain
+    deploy = one(docs, "Deployment")
     assert deploy["metadata"]["namespace"] == NAMESPACE
     assert deploy["spec"]["replicas"] == 1
     assert deploy["spec"]["strategy"] == {"type": "Recreate"}
@@ -390,6 +396,36 @@ def test_deployment_is_one_restricted_replica_recreated_on_upgrade() -> None:
     assert "command" not in c and "args" not in c, "the image's ENTRYPOINT is the operator"
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     assert deploy["spec"]["selector"]["matchLabels"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_replicas_roll_with_a_disruption_budget_and_spread_over_nodes() -> None:
+    docs = render({"replicas": 2})
+    deploy = one(docs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["strategy"] == {"type": "RollingUpdate",
+                                          "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    pod = deploy["spec"]["template"]["spec"]
+    spread = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": deploy["spec"]["selector"]}
+    assert pod["containers"][0]["env"][0] == {"name": "POD_NAME",
+                                              "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    mine = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
+    assert one(render({"replicas": 2, "affinity": mine}), "Deployment")["spec"]["template"]["spec"]["affinity"] == mine
+
+
+def test_replicas_without_leader_election_are_refused() -> None:
+    r = helm("template", "vj", str(CHART), values={"replicas": 2, "leaderElection": {"enabled": False}})
+    assert r.returncode != 0 and "replicas > 1 needs leaderElection.enabled" in r.stderr, r.stderr
+
+
+def test_leader_election_timings_reach_the_operator() -> None:
+    settings = settings_of({"leaderElection": {"leaseDurationSeconds": 15, "renewDeadlineSeconds": 10,
+                                               "retryPeriodSeconds": 2}})
+    assert (settings.leader_election_lease_duration, settings.leader_election_renew_deadline,
+            settings.leader_election_retry_period) == (15, 10, 2)
 
 
 @pytest.mark.parametrize("port", [8080, 9443], ids=["default port", "changed port"])
@@ -570,18 +606,36 @@ def test_clusterwide_by_default_binds_both_roles_to_the_operators_service_accoun
                 if b["roleRef"]["name"] != f"{FULLNAME}-clusterpreset-reader"}
     assert set(bindings) == {FULLNAME, f"{FULLNAME}-cluster"}
     assert all(b["subjects"] == [subject()] for b in bindings.values())
-    assert objects(docs, "RoleBinding") == []
+    assert [b["roleRef"]["name"] for b in objects(docs, "RoleBinding")] == [f"{FULLNAME}-leader-election"]
 
 
 def test_watch_namespaces_binds_the_namespaced_rules_in_those_namespaces_only() -> None:
     docs = render({"watchNamespaces": ["media", "ads"]})
     crbs = objects(docs, "ClusterRoleBinding")
     assert sorted(b["roleRef"]["name"] for b in crbs) == [f"{FULLNAME}-cluster", f"{FULLNAME}-clusterpreset-reader"]
-    rbs = objects(docs, "RoleBinding")
+    rbs = [b for b in objects(docs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
     assert sorted(b["metadata"]["namespace"] for b in rbs) == ["ads", "media"]
     for b in rbs:
         assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": FULLNAME}
         assert b["subjects"] == [subject()]
+
+
+def test_leader_election_may_create_leases_and_get_and_update_only_its_own_in_the_release_namespace() -> None:
+    docs = render({"watchNamespaces": ["media"]})
+    role = one(docs, "Role", f"{FULLNAME}-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == operator_rbac.leader_election_rules(FULLNAME)
+    assert settings_of({"watchNamespaces": ["media"]}).leader_election_lease_name == FULLNAME
+    binding = one(docs, "RoleBinding", f"{FULLNAME}-leader-election")
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": f"{FULLNAME}-leader-election"}
+    assert binding["subjects"] == [subject()]
+    for rule in role["rules"]:  # create cannot be limited by name; every other verb is
+        assert rule["verbs"] == ["create"] or rule["resourceNames"] == [FULLNAME]
+    off = render({"leaderElection": {"enabled": False}})
+    assert [r["metadata"]["name"] for r in objects(off, "Role")] == []
+    assert settings_of({"leaderElection": {"enabled": False}}).leader_election is False
 
 
 def test_rbac_and_service_account_can_be_left_to_the_platform_team() -> None:
@@ -764,7 +818,9 @@ def test_alerts_are_scoped_to_this_release_and_template_their_values() -> None:
         pytest.param({"maxRunning": 0}, "/maxRunning", id="maxRunning 0"),
         pytest.param({"maxRunning": "ten"}, "/maxRunning", id="maxRunning not a number"),
         pytest.param({"maxRunningGpu": -1}, "/maxRunningGpu", id="negative GPU limit"),
-        pytest.param({"replicas": 2}, "additional properties 'replicas'", id="unknown top-level key"),
+        pytest.param({"replica": 2}, "additional properties 'replica'", id="unknown top-level key"),
+        pytest.param({"leaderElection": {"retryPeriodSeconds": 0}}, "/leaderElection/retryPeriodSeconds",
+                     id="retry period 0"),
         pytest.param({"transcoder": {"imag": {}}}, "additional properties 'imag'", id="misspelt nested key"),
         pytest.param({"transcoder": {"progressInterval": 0}}, "/transcoder/progressInterval", id="progress 0"),
         pytest.param({"image": {"repository": "x", "tag": "1", "pullPolicy": "Sometimes"}}, "/image/pullPolicy",

@@ -117,3 +117,17 @@ def test_json_logs_carry_the_extra_fields() -> None:
     assert entry["message"] == "created Job j-1"
     assert (entry["level"], entry["namespace"], entry["videojob"]) == ("INFO", "media", "promo")
     assert entry["time"].endswith("Z")
+
+
+def test_a_standby_is_healthy_while_it_checks_the_lease_and_says_it_is_standing_by() -> None:
+    metrics = Metrics()
+    assert value(metrics, "videojob_leader") == 1  # without leader election the one process leads
+    metrics.set_leading(False)
+    assert value(metrics, "videojob_leader") == 0
+    metrics.last_pass = time.monotonic() - 3600  # a standby completes no passes...
+    assert metrics.healthy(stall_after=60)  # ...and is Ready while it keeps checking the Lease
+    metrics.lease_checked = time.monotonic() - 61
+    assert not metrics.healthy(stall_after=60)
+    metrics.set_leading(True)  # leading restarts the stall clock of passes
+    assert value(metrics, "videojob_leader") == 1
+    assert metrics.healthy(stall_after=60)

@@ -4,6 +4,7 @@ cannot handle is marked and skipped, the others are admitted; /healthz sees pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ import pytest
 from videojob.controller import reconciler as reconciler_module
 from videojob.controller.jobs import job_name
 from videojob.controller.metrics import FAILED_PASSES_UNHEALTHY, Metrics
-from videojob.controller.reconciler import Reconciler
+from videojob.controller.reconciler import NotLeading, Reconciler
 from videojob.controller.settings import Settings
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -245,3 +246,18 @@ def test_artifact_deletion_follows_the_spec_and_the_uid_never_the_status(
     run_pass(reconciler, body)
     assert asked == [(["s3://media/out/gone/output.mp4", "s3://media/out/gone/output.jpg"], "uid-gone")]
     assert ("gone", "ArtifactsDeleted") in [(name, reason) for name, reason, _ in kube.events]
+
+
+def test_a_replica_that_does_not_lead_makes_no_api_call(operator: tuple[Reconciler, FakeKube]) -> None:
+    """Leader election's gate: once `may_act` says no (the Lease ran out), a pass creates no Job and writes nothing;
+    the same pass admits as soon as it says yes."""
+    reconciler, kube = operator
+    reconciler.may_act = lambda: False
+    with pytest.raises(NotLeading):
+        asyncio.run(reconciler.call(kube.create_job, {}, "uid"))
+    with contextlib.suppress(NotLeading):  # the pass may stop at its first call: nothing reaches the API server
+        run_pass(reconciler, videojob("queued"))
+    assert kube.jobs == {} and kube.status_patches == [] and kube.events == []
+    reconciler.may_act = lambda: True
+    run_pass(reconciler)
+    assert list(kube.jobs) == ["uid-queued"]

@@ -186,6 +186,16 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
   value: {{ $v.notifications.maxBackoffSeconds | toString | quote }}
 - name: VIDEOJOB_NOTIFY_MAX_AGE_SECONDS
   value: {{ $v.notifications.maxAgeSeconds | int64 | quote }}
+- name: VIDEOJOB_LEADER_ELECTION
+  value: {{ $v.leaderElection.enabled | toString | quote }}
+- name: VIDEOJOB_LEADER_ELECTION_LEASE_NAME
+  value: {{ include "videojob.fullname" $ | quote }}
+- name: VIDEOJOB_LEADER_ELECTION_LEASE_DURATION
+  value: {{ $v.leaderElection.leaseDurationSeconds | toString | quote }}
+- name: VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE
+  value: {{ $v.leaderElection.renewDeadlineSeconds | toString | quote }}
+- name: VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD
+  value: {{ $v.leaderElection.retryPeriodSeconds | toString | quote }}
 {{- end }}
 
 {{/*

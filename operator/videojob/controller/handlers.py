@@ -9,14 +9,18 @@ the `videojob.dev` prefix anyway, in case a change-detecting handler is ever add
 with a server-side label selector (`app.kubernetes.io/managed-by=videojob-operator`), so the operator never
 holds other workloads' pods in memory.
 
-Kopf settings: standalone (no peering): run ONE replica with the Deployment strategy `Recreate`, so two operators
-never run at once; watch timeouts from the settings (a silent watch is re-established instead of leaving the
-operator blind); a worker limit; Kopf posts its own Events at WARNING and above only.
+Kopf settings: standalone (no peering; why not, see leader.py). Without leader election run ONE replica (the
+Deployment strategy `Recreate`), so two operators never act at once; with it (`VIDEOJOB_LEADER_ELECTION`, the
+chart's default) every replica watches and keeps its index warm, and only the Lease holder runs the reconcile
+loop, whose every API call checks that it still leads. Losing the Lease stops the operator (the kubelet restarts
+it as a standby); shutting down releases it. Watch timeouts from the settings (a silent watch is re-established
+instead of leaving the operator blind); a worker limit; Kopf posts its own Events at WARNING and above only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -26,6 +30,7 @@ from aiohttp import web
 from videojob.api.models import CLUSTER_PRESET_PLURAL, GROUP, PLURAL, PRESET_PLURAL, VERSION
 from videojob.controller.jobs import SELECTOR
 from videojob.controller.kube import LIST_PAGE
+from videojob.controller.leader import LeaderElector
 from videojob.controller.metrics import Metrics, serve
 from videojob.controller.reconciler import Reconciler
 from videojob.controller.settings import Settings
@@ -61,12 +66,38 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     kopf_settings.watching.label_selectors["v1", "pods"] = SELECTOR
 
 
-def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics) -> kopf.OperatorRegistry:
+DRAIN_SECONDS = 5.0  # how long a resigning leader waits for API calls already sent before it releases the Lease
+
+
+def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics,
+                   elector: LeaderElector | None = None, stop: asyncio.Event | None = None) -> kopf.OperatorRegistry:
     """A Kopf registry with the operator's handlers (a registry of its own: importing this module registers
-    nothing globally, so tests can build several)."""
+    nothing globally, so tests can build several). With an `elector`, the reconcile loop runs only while this
+    replica leads; when the lead is lost, `stop` is set (kopf.run's stop flag) and the operator shuts down."""
     registry = kopf.OperatorRegistry()
     tasks: list[asyncio.Task[Any]] = []
     runners: list[web.AppRunner] = []
+
+    async def lead(elector: LeaderElector) -> None:
+        await elector.acquire()
+        tasks.append(asyncio.create_task(reconciler.run(), name="videojob-reconcile"))
+        await elector.hold()  # returns when the lead is lost; every API call of the loop is refused from then on
+        if stop is not None:
+            stop.set()
+
+    async def resign(elector: LeaderElector) -> None:
+        """Stop acting, let calls already sent finish (briefly), then give the Lease up for a standby to take."""
+        elector.stop_acting()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(
+                asyncio.to_thread(reconciler.executor.shutdown, wait=True, cancel_futures=True),
+                asyncio.to_thread(reconciler.status_executor.shutdown, wait=True, cancel_futures=True),
+            ), DRAIN_SECONDS)
+        await elector.release()
+        elector.close()
 
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
@@ -79,7 +110,11 @@ def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics)
                 runners.append(await serve(metrics, port, stall_after(reconciler.settings)))
             except OSError as e:  # fatal: a liveness probe could never succeed
                 raise kopf.PermanentError(f"cannot serve /metrics and /healthz on port {port}: {e}") from e
-        tasks.append(asyncio.create_task(reconciler.run(), name="videojob-reconcile"))
+        if elector is None:
+            tasks.append(asyncio.create_task(reconciler.run(), name="videojob-reconcile"))
+        else:
+            reconciler.may_act = lambda: elector.leading
+            tasks.append(asyncio.create_task(lead(elector), name="videojob-leader-election"))
         log.info(
             "operator started",
             extra={
@@ -87,11 +122,14 @@ def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics)
                 "max_running": reconciler.settings.max_running,
                 "max_running_gpu": reconciler.settings.max_running_gpu,
                 "metrics_port": reconciler.settings.metrics_port,
+                "leader_election": elector is not None,
             },
         )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        if elector is not None:
+            await resign(elector)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -81,6 +81,11 @@ def jobs_path(namespace: str | None = None, name: str | None = None) -> str:
     return path + (f"/{quote(name)}" if name else "")
 
 
+def lease_path(namespace: str, name: str | None = None) -> str:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace)}/leases"
+    return path + (f"/{quote(name)}" if name else "")
+
+
 def pods_path(namespace: str | None = None) -> str:
     return "/api/v1" + (f"/namespaces/{quote(namespace)}" if namespace else "") + "/pods"
 
@@ -253,6 +258,26 @@ class Kube:
             "reportingInstance": self.instance[:128],
         }
         self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", event)
+
+    # --- the leader election Lease (leader.py) ---------------------------------------------------------------
+
+    def get_lease(self, namespace: str, name: str, timeout: float = 30) -> dict[str, Any] | None:
+        """The Lease, or None when there is none yet."""
+        try:
+            return self.request("GET", lease_path(namespace, name), timeout=timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def create_lease(self, lease: Mapping[str, Any], timeout: float = 30) -> dict[str, Any]:
+        """Create the Lease (409 when another replica created it first)."""
+        return self.request("POST", lease_path(lease["metadata"]["namespace"]), lease, timeout=timeout)
+
+    def replace_lease(self, lease: Mapping[str, Any], timeout: float = 30) -> dict[str, Any]:
+        """Replace the Lease; its metadata.resourceVersion makes this fail with 409 if anyone wrote it since."""
+        meta = lease["metadata"]
+        return self.request("PUT", lease_path(meta["namespace"], meta["name"]), lease, timeout=timeout)
 
     # --- per-namespace objects -----------------------------------------------------------------------------
 

@@ -6,9 +6,18 @@ stops the operator at once with a message naming it (exit code 2).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import sys
+from typing import TYPE_CHECKING
 
 from videojob.controller.settings import Settings
+
+if TYPE_CHECKING:
+    from videojob.controller.kube import Kube
+    from videojob.controller.leader import LeaderElector
+    from videojob.controller.metrics import Metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,14 +51,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     metrics = Metrics()
     reconciler = Reconciler(settings, kube, metrics)
-    registry = build_registry(settings, reconciler, metrics)
+    elector = _elector(settings, kube, metrics) if settings.leader_election else None
+    # Set when this replica loses the Lease: Kopf stops, and so does the process. An asyncio.Event binds to the loop
+    # kopf.run makes at its first use (a threading.Event would be waited for in a thread that outlives a SIGTERM).
+    stop = asyncio.Event()
+    registry = build_registry(settings, reconciler, metrics, elector, stop)
     kopf.run(
         registry=registry,
         standalone=True,
         clusterwide=settings.clusterwide,
         namespaces=settings.namespaces,
+        stop_flag=stop,
     )
+    if elector is not None and elector.lost:
+        sys.stderr.write("videojob-operator: lost the leader election Lease; exiting to restart as a standby\n")
+        return 1
     return 0
+
+
+def _elector(settings: Settings, kube: Kube, metrics: Metrics) -> LeaderElector:
+    from videojob.controller.jobs import LABEL_MANAGED_BY, MANAGED_BY
+    from videojob.controller.leader import LeaderElector, Timings
+
+    # The pod's name (the chart passes it): a restarted container of the same pod may take its Lease back at once.
+    identity = os.environ.get("POD_NAME") or socket.gethostname()
+    timings = Timings(settings.leader_election_lease_duration, settings.leader_election_renew_deadline,
+                      settings.leader_election_retry_period)
+    return LeaderElector(kube, settings.operator_namespace, settings.leader_election_lease_name, identity, timings,
+                         metrics, labels={LABEL_MANAGED_BY: MANAGED_BY})
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:

@@ -18,6 +18,9 @@ own target):
 - `videojob_retries_total` counter: attempts beyond the first
 - `videojob_jobs_created_total` counter: Kubernetes Jobs created by this process (adoptions excluded)
 - `videojob_reconcile_duration_seconds` histogram, `videojob_reconcile_errors_total` counter: the passes
+- `videojob_leader` gauge: 1 while this replica holds the leader election Lease and acts (always 1 without leader
+  election), 0 while it stands by. A standby reports no queue or phase gauges of its own (they stay 0 or absent):
+  select `videojob_leader == 1` (or sum across replicas) in queries over several replicas.
 
 Cardinality: namespaces x phases x reasons (reasons are a declared, bounded set), ten priorities, two hardware
 kinds; never a VideoJob's name or uid.
@@ -25,7 +28,8 @@ kinds; never a VideoJob's name or uid.
 Counters count transitions this process observed; after a restart they start from zero (Prometheus' `rate` and
 `increase` handle resets).
 
-/healthz answers 200 while the reconcile loop completes passes, 503 when it has stalled (no completed pass for
+/healthz answers 200 while the reconcile loop completes passes (a standby replica: while it keeps checking the
+leader election Lease), 503 when it has stalled (no completed pass for
 `stall_after` seconds, FAILED_PASSES_UNHEALTHY passes in a row that raised, or the loop died): a liveness probe then
 restarts the operator. A VideoJob the operator cannot handle does not fail a pass: it is skipped and reported on
 its own (Warning Event `ReconcileError`).
@@ -101,6 +105,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
         )
         self.reconcile_errors = Counter("videojob_reconcile_errors", "Failed API calls in passes.", registry=r)
+        self.leader = Gauge("videojob_leader", "1 while this replica leads (admits and writes), 0 on standby.",
+                            registry=r)
+        self.leader.set(1)
         for priority in PRIORITIES:
             self.queue_depth.labels(priority=str(priority)).set(0)
         for hardware in HARDWARE:
@@ -108,6 +115,8 @@ class Metrics:
         self.last_pass = time.monotonic()  # the end of the last pass that completed
         self.failed_passes = 0  # passes in a row that raised
         self.loop_alive = True
+        self.leading = True  # without leader election, the one replica always leads
+        self.lease_checked = time.monotonic()  # the last attempt to read or renew the Lease
 
     # --- what a pass saw and did ---------------------------------------------------------------------------------
 
@@ -159,11 +168,21 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def set_leading(self, leading: bool) -> None:
+        """Leader or standby. Becoming leader restarts the stall clock: a standby completes no passes."""
+        if leading and not self.leading:
+            self.last_pass = time.monotonic()
+        self.leading = leading
+        self.leader.set(1 if leading else 0)
+
     def healthy(self, stall_after: float) -> bool:
         """The loop is alive, completed a pass within `stall_after` seconds, and the last passes did not all fail
-        (FAILED_PASSES_UNHEALTHY in a row: passes retry with backoff, so that is a minute or more of failures)."""
-        return (self.loop_alive and time.monotonic() - self.last_pass < stall_after
-                and self.failed_passes < FAILED_PASSES_UNHEALTHY)
+        (FAILED_PASSES_UNHEALTHY in a row: passes retry with backoff, so that is a minute or more of failures).
+        A standby is healthy while it keeps checking the Lease (it is Ready, to take over at once)."""
+        now = time.monotonic()
+        if not self.leading:
+            return now - self.lease_checked < stall_after
+        return self.loop_alive and now - self.last_pass < stall_after and self.failed_passes < FAILED_PASSES_UNHEALTHY
 
 
 async def serve(metrics: Metrics, port: int, stall_after: float, host: str = "0.0.0.0") -> web.AppRunner:  # noqa: S104

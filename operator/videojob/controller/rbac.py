@@ -59,6 +59,17 @@ def operator_cluster_rules(transcoder_service_account: str) -> list[dict[str, An
     ]
 
 
+def leader_election_rules(lease_name: str) -> list[dict[str, Any]]:
+    """The operator's rules in its own namespace for leader election (leader.py): create the Lease (create cannot
+    be limited by name: the name of an object that does not exist yet is not checked), then read and renew that one
+    Lease only. No list or watch: replicas poll it by name. No delete: it stays, naming the last holder."""
+    return [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update"],
+         "resourceNames": [lease_name]},
+    ]
+
+
 # The rules with the default transcoder ServiceAccount name.
 OPERATOR_CLUSTER_RULES: list[dict[str, Any]] = operator_cluster_rules(Settings().transcoder_service_account)
 

@@ -100,6 +100,10 @@ def _first_error(error: ValidationError) -> str:
     return f"invalid spec: {where}: {first.get('msg')}" if where else f"invalid spec: {first.get('msg')}"
 
 
+class NotLeading(RuntimeError):
+    """This replica no longer holds the leader election Lease: it must not act (leader.py)."""
+
+
 @dataclass
 class _Pass:
     """What one reconcile pass gathers about the VideoJobs before it admits and writes."""
@@ -253,6 +257,9 @@ class Reconciler:
         # uid -> (what it was worked out from, the resolution of its preset), for pending VideoJobs naming one
         self.resolutions: dict[str, tuple[tuple[Any, ...], Resolution]] = {}
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
+        # Leader election (leader.py) replaces this with "does this replica still hold the Lease": every API call of
+        # the loop, the status writer and the notifier asks it first.
+        self.may_act: Callable[[], bool] = lambda: True
         self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
                                  lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
 
@@ -281,10 +288,16 @@ class Reconciler:
         self._timer_at = at
         self._timer = loop.call_at(at, self.wakeup.set)
 
+    def _check_leading(self) -> None:
+        if not self.may_act():
+            raise NotLeading("this replica does not hold the leader election Lease")
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_leading()
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def call_status(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check_leading()
         return await asyncio.get_running_loop().run_in_executor(self.status_executor, fn, *args)
 
     def _write_failed(self, uid: str, error: BaseException) -> None:
@@ -740,6 +753,8 @@ class Reconciler:
             self.blocked[str(meta["uid"])] = describe(e)
             self.metrics.reconcile_errors.inc()
             return None, None  # the pass schedules the retry, with backoff
+        except NotLeading:
+            raise  # not a problem of this Job's: the pass stops, and so does the loop
         except Exception as e:  # a bug building this one Job: it waits (retried, with a Warning); others go on
             log.exception("cannot create the Job of %s/%s", meta["namespace"], meta["name"],
                           extra={"namespace": meta["namespace"], "videojob": meta["name"]})

@@ -399,6 +399,37 @@ class Settings(BaseModel):
     watch_client_timeout: int = _env(
         "VIDEOJOB_WATCH_CLIENT_TIMEOUT", "Seconds before the operator abandons a silent watch request.", 330, ge=1
     )
+
+    # --- high availability (leader.py) -------------------------------------------------------------------------
+    leader_election: bool = _env(
+        "VIDEOJOB_LEADER_ELECTION",
+        "Elect a leader with a coordination.k8s.io Lease in VIDEOJOB_OPERATOR_NAMESPACE: only its holder admits, "
+        "creates Jobs and writes; other replicas stand by. Needed for more than one replica (the chart turns it "
+        "on); off, the process always acts.",
+        False,
+    )
+    leader_election_lease_name: str = _env(
+        "VIDEOJOB_LEADER_ELECTION_LEASE_NAME", "Name of that Lease (one per operator installation).",
+        "videojob-operator", min_length=1, max_length=253,
+    )
+    leader_election_lease_duration: float = _env(
+        "VIDEOJOB_LEADER_ELECTION_LEASE_DURATION",
+        "Seconds a standby waits after the Lease's last renewal before taking it over (the failover time after a "
+        "crash is about this plus two retry periods).",
+        10.0, ge=2, le=600,
+    )
+    leader_election_renew_deadline: float = _env(
+        "VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE",
+        "Seconds the leader goes on acting without a successful renewal; then it stops (and restarts as a "
+        "standby). Must be below the lease duration: the difference is the safety margin.",
+        7.0, gt=0, le=600,
+    )
+    leader_election_retry_period: float = _env(
+        "VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD",
+        "Seconds between the leader's renewals and between a standby's checks of the Lease; below the renew "
+        "deadline.",
+        1.0, gt=0, le=60,
+    )
     log_format: Literal["json", "text"] = _env("VIDEOJOB_LOG_FORMAT", "json (structured) or text logs.", "json")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("VIDEOJOB_LOG_LEVEL", "Log level.", "INFO")
 
@@ -456,6 +487,20 @@ class Settings(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _election_timings(self) -> Settings:
+        # client-go's rule: a leader must stop acting (renew deadline) before a standby may take over (lease
+        # duration), and must get more than one renewal attempt within its deadline.
+        if not self.leader_election_retry_period < self.leader_election_renew_deadline < (
+            self.leader_election_lease_duration
+        ):
+            raise ValueError(
+                "leader election needs VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD < VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE"
+                f" < VIDEOJOB_LEADER_ELECTION_LEASE_DURATION, got {self.leader_election_retry_period} < "
+                f"{self.leader_election_renew_deadline} < {self.leader_election_lease_duration}"
+            )
+        return self
+
     # --- derived ---------------------------------------------------------------------------------------------
 
     @property
@@ -508,7 +553,9 @@ class Settings(BaseModel):
         except ValidationError as exc:
             env = cls.env_names()
             problems = "; ".join(
-                f"{env.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" for err in exc.errors()
+                f"{env.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" if err["loc"]
+                else str(err["msg"]).removeprefix("Value error, ")  # a rule across fields names them itself
+                for err in exc.errors()
             )
             raise ValueError(f"invalid operator settings: {problems}") from None
 

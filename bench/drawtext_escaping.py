@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "operator"), str(REPO)]
 
-from tests.integration.test_hostile_strings import HOSTILE  # noqa: E402
+from devkit.hostile import HOSTILE  # noqa: E402
 
 from videojob.transcoder.escape import filter_value  # noqa: E402
 

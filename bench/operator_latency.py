@@ -61,8 +61,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
-from tests.e2e.harness import (  # noqa: E402
+from devkit.harness import (  # noqa: E402
     GROUP,
     PLURAL,
     VERSION,
@@ -75,6 +74,7 @@ from tests.e2e.harness import (  # noqa: E402
     install_crd,
     settings_env,
 )
+from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
 
 from videojob.controller.jobs import SELECTOR  # noqa: E402
 

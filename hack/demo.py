@@ -36,8 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv  # noqa: E402
-from tests.e2e.harness import (  # noqa: E402
+from devkit.harness import (  # noqa: E402
     TERMINAL,
     MediaFactory,
     VideoJobs,
@@ -45,6 +44,7 @@ from tests.e2e.harness import (  # noqa: E402
     ensure_s3_secret,
     videojob,
 )
+from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv  # noqa: E402
 
 NAMESPACE = "videojob-demo"
 BUCKET = "videojob-demo"

@@ -33,8 +33,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 from videojob.api import runtime
-from videojob.transcoder.errors import BadInput, TranscodeError, Transient
-from videojob.transcoder.inputs import InputPolicy, ParsedURI, check_address, check_uri, parse_uri
+from videojob.errors import BadInput, TranscodeError, Transient
+from videojob.inputs import InputPolicy, ParsedURI, check_address, check_uri, parse_uri
 
 MiB = 1024 * 1024
 MULTIPART_THRESHOLD = 32 * MiB  # below this a single PUT/GET is faster than the multipart bookkeeping

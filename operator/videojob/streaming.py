@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from videojob.errors import TranscodeError, Transient
+from videojob.inputs import InputPolicy, ParsedURI, check_uri
 from videojob.storage import (
     HTTP_TIMEOUT,
     USER_AGENT,
@@ -50,8 +52,6 @@ from videojob.storage import (
     parse_s3_uri,
     precondition_failed,
 )
-from videojob.transcoder.errors import TranscodeError, Transient
-from videojob.transcoder.inputs import InputPolicy, ParsedURI, check_uri
 
 MiB = 1024 * 1024
 CHUNK = 256 * 1024  # bytes passed on per write

@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import TestEnv
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
     JobRecorder,
     MediaFactory,
@@ -32,7 +30,9 @@ from tests.e2e.harness import (
     ensure_s3_secret,
     install_crd,
 )
-from tests.e2e.operator_release import OperatorRelease
+from devkit.operator_release import OperatorRelease
+
+from tests.conftest import TestEnv
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,10 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
-
-from tests.conftest import TestEnv, wait_for
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
     JobAdded,
     JobRecorder,
@@ -27,7 +24,10 @@ from tests.e2e.harness import (
     VideoJobs,
     ensure_s3_secret,
 )
-from tests.e2e.operator_release import NOT_OPERATOR, OperatorRelease
+from devkit.operator_release import NOT_OPERATOR, OperatorRelease
+from kubernetes.client.exceptions import ApiException
+
+from tests.conftest import TestEnv, wait_for
 from tests.e2e.specs import copy_spec
 
 pytestmark = pytest.mark.e2e

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devkit.containers import container_processes
 
 from tests.conftest import REPO, TestEnv
-from tests.e2e.specs import container_processes
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from devkit.harness import Diagnostics, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
+from devkit.operator_release import OperatorRelease
 
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
-from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e

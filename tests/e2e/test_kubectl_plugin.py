@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import yaml
+from devkit import mediagen
+from devkit.harness import Diagnostics, VideoJobs
 
-from tests import mediagen
 from tests.conftest import REPO, TestEnv
-from tests.e2e.harness import Diagnostics, VideoJobs
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
-
-from tests.e2e.harness import (
+from devkit.containers import container_id, container_processes
+from devkit.harness import (
     Diagnostics,
     JobRecorder,
     MediaFactory,
@@ -21,8 +20,10 @@ from tests.e2e.harness import (
     ScriptedHTTPServer,
     VideoJobs,
 )
-from tests.e2e.operator_release import NOT_OPERATOR, OperatorRelease
-from tests.e2e.specs import container_id, container_processes, encode_spec
+from devkit.operator_release import NOT_OPERATOR, OperatorRelease
+from kubernetes.client.exceptions import ApiException
+
+from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

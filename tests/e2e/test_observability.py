@@ -11,11 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from devkit.harness import Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs, videojob
+from devkit.operator_release import OperatorRelease
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import TestEnv
-from tests.e2e.harness import Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs, videojob
-from tests.e2e.operator_release import OperatorRelease
 from tests.e2e.specs import encode_spec
 from videojob.controller.status import parse_time
 

@@ -20,9 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-
-from tests.conftest import wait_for
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
     JobRecorder,
     MediaFactory,
@@ -30,7 +28,9 @@ from tests.e2e.harness import (
     ScriptedHTTPServer,
     VideoJobs,
 )
-from tests.e2e.operator_release import OperatorRelease
+from devkit.operator_release import OperatorRelease
+
+from tests.conftest import wait_for
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
     JobAdded,
     JobRecorder,
@@ -23,7 +22,8 @@ from tests.e2e.harness import (
     ScriptedHTTPServer,
     VideoJobs,
 )
-from tests.e2e.operator_release import OperatorRelease
+from devkit.operator_release import OperatorRelease
+
 from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e

@@ -43,7 +43,7 @@ def emoji_spec(texts: int, bucket: str) -> dict[str, Any]:
 
 @pytest.fixture
 def crd(apiextensions_v1: Any) -> None:
-    from tests.e2e.harness import install_crd
+    from devkit.harness import install_crd
 
     install_crd(apiextensions_v1)
 

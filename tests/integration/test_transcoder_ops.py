@@ -1,7 +1,7 @@
 """Every operation on real media, in the runner's local mode (no S3, no cluster): ffprobe facts of the result and
 a measurement that proves the effect (pixels at seams and in overlay regions, audio levels in time windows).
 
-Media come from tests/mediagen.py (320x240, 10 fps, 2 s, lavfi sources). Encoders run at ultrafast.
+Media come from devkit/mediagen.py (320x240, 10 fps, 2 s, lavfi sources). Encoders run at ultrafast.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devkit import mediagen as mg
 
-from tests import mediagen as mg
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import TranscodeResult
+from videojob.errors import BadInput
 from videojob.transcoder import runner
-from videojob.transcoder.errors import BadInput
 from videojob.transcoder.probe import MediaFacts, probe
 
 pytestmark = pytest.mark.media

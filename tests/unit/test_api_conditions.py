@@ -151,7 +151,7 @@ def test_a_spec_error_past_the_api_server_is_bad_input_not_internal(tmp_path: Pa
 
 def test_an_unknown_colour_reaching_the_planner_is_bad_input() -> None:
     """Past the models too (a model built without validation): the planner's colour lookup is bad input."""
-    from videojob.transcoder.errors import BadInput
+    from videojob.errors import BadInput
     from videojob.transcoder.escape import ffmpeg_color
 
     text = Text.model_construct(text="hi", color="whtie")

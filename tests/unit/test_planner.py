@@ -9,8 +9,8 @@ import pytest
 
 from videojob.api.models import AudioOutput, VideoJobSpec, VideoOutput
 from videojob.api.runtime import TranscodeResult
+from videojob.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder import encoders, planner
-from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.probe import MediaFacts
 from videojob.transcoder.progress import ProgressParser, Throttled
 from videojob.transcoder.runner import classify_failure, output_uri, result_json

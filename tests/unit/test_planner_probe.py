@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from videojob.transcoder.errors import BadInput
+from videojob.errors import BadInput
 from videojob.transcoder.probe import MediaFacts, ffprobe_argv, parse_ffprobe, probe
 
 MP4 = {

@@ -33,9 +33,9 @@ from videojob import storage
 from videojob.api import runtime
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import ExitCode, TranscodeResult
+from videojob.errors import BadInput, TranscodeError
+from videojob.inputs import InputPolicy
 from videojob.transcoder import runner
-from videojob.transcoder.errors import BadInput, TranscodeError
-from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.progress import reporter_from_env
 
 PROG = "videojob-transcode"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from videojob.api.models import AudioCodec, AudioOutput, Container, Preset, VideoCodec, VideoOutput
-from videojob.transcoder.errors import TranscodeError, Unsupported
+from videojob.errors import TranscodeError, Unsupported
 
 ResolvedHardware = Literal["cpu", "nvidia"]
 NVENC_UNAVAILABLE = "NvencUnavailable"  # the reason of the Unsupported error for "this node cannot start NVENC"

@@ -23,7 +23,7 @@ import math
 import re
 
 from videojob.api.colors import CSS_COLORS
-from videojob.transcoder.errors import BadInput
+from videojob.errors import BadInput
 
 _GRAPH_SPECIAL = re.compile(r"([\\'\[\],;])")
 

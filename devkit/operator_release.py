@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, TestEnv, WaitTimeout, wait_for
-from tests.e2e.harness import NotYet
-from tests.e2e.specs import container_processes
+from devkit.containers import container_processes
+from devkit.harness import NotYet
+from devkit.testenv import REPO, TestEnv, WaitTimeout, wait_for
 
 CHART = REPO / "charts" / "videojob-operator"
 HELM = REPO / ".testenv" / "bin" / "helm"

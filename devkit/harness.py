@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from tests import mediagen
-from tests.conftest import REPO, TestEnv, WaitTimeout, wait_for
+from devkit import mediagen
+from devkit.testenv import REPO, TestEnv, WaitTimeout, wait_for
 
 GROUP = "videojob.dev"
 VERSION = "v1alpha1"
@@ -343,7 +343,7 @@ def sha256_file(path: Path) -> str:
 
 
 class MediaFactory:
-    """Tiny media from tests/mediagen.py (FFmpeg lavfi sources, espeak-ng), plus the one combination it lacks
+    """Tiny media from devkit/mediagen.py (FFmpeg lavfi sources, espeak-ng), plus the one combination it lacks
     (a video whose sound is speech), and uploads to MinIO. mediagen caches by parameters."""
 
     SPEECH = "hello world this is a test of subtitles"

@@ -359,8 +359,12 @@ def run_queue(args: argparse.Namespace, testenv: Any, namespace: str, videojobs:
             freed: list[float] = []
             for k in range(args.drain):
                 time.sleep(max(0.0, drain_start + k / args.drain_rate - time.monotonic()))
-                victims = wait_for(lambda k=k: len(admitted()) > k and admitted(), timeout=60, interval=0.05,
-                                   message=f"the {k + 1}th admitted VideoJob")
+
+                def more_than(n: int = k) -> list[Any]:
+                    jobs = admitted()
+                    return jobs if len(jobs) > n else []
+
+                victims = wait_for(more_than, timeout=60, interval=0.05, message=f"the {k + 1}th admitted VideoJob")
                 freed.append(time.monotonic())
                 videojobs.delete(str(victims[k].owner))
 

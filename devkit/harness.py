@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -582,6 +582,14 @@ class JobRecorder:
 # Diagnostics for failure messages
 
 
+class OperatorLog(Protocol):
+    """What diagnostics read of an operator: its log, whether it runs as a process or as a Helm release's pod."""
+
+    log_path: Path
+
+    def log_tail(self, lines: int = 60) -> str: ...
+
+
 @dataclass
 class Diagnostics:
     """Everything worth reading when an e2e assertion fails, as one string."""
@@ -591,7 +599,7 @@ class Diagnostics:
     videojobs: VideoJobs
     batch_v1: Any
     core_v1: Any
-    operator: OperatorProcess | None = None
+    operator: OperatorLog | None = None
 
     def pod_logs(self, lines: int = 15, limit: int = 6) -> str:
         """The last lines of the newest pods' containers (kubectl logs), the operator's excepted."""

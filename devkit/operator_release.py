@@ -195,7 +195,7 @@ class OperatorRelease:
         assert pod is not None, "no operator pod to delete"
         self.save_log()
         self.core_v1.delete_namespaced_pod(pod.metadata.name, self.namespace)
-        wait_for(lambda: (self.pod() is None or self.pod().metadata.uid != pod.metadata.uid), timeout=60,
+        wait_for(lambda: (p := self.pod()) is None or p.metadata.uid != pod.metadata.uid, timeout=60,
                  message="the operator pod to be deleted")  # fmt: skip
 
     def restart(self, timeout: float = 120) -> OperatorRelease:
@@ -204,7 +204,7 @@ class OperatorRelease:
         self.save_log()
         if pod is not None:
             self.core_v1.delete_namespaced_pod(pod.metadata.name, self.namespace)
-            wait_for(lambda: self.pod() is None or self.pod().metadata.uid != pod.metadata.uid, timeout=60,
+            wait_for(lambda: (p := self.pod()) is None or p.metadata.uid != pod.metadata.uid, timeout=60,
                      message="the operator pod to be replaced")  # fmt: skip
         self.starts += 1
         self.wait_healthy(timeout)
@@ -263,7 +263,8 @@ class OperatorRelease:
 
         found = wait_for(lambda: (v if isinstance(v := find(), int) else NotYet(v)), timeout=60,
                          message="the operator's process")  # fmt: skip
-        return int(found)
+        assert isinstance(found, int)  # wait_for returns only a truthy value, and a NotYet never is
+        return found
 
     @property
     def running(self) -> bool:

@@ -47,7 +47,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,9 +229,9 @@ def _wait_gone(procs: list[tuple[int, int | None]], timeout: float) -> bool:
     return not any(alive(p, st) for p, st in procs)
 
 
-def terminate(procs: list[tuple[int, int | None]], timeout: float) -> list[int]:
+def terminate(candidates: Sequence[tuple[int, int | None]], timeout: float) -> list[int]:
     """SIGTERM, wait up to `timeout`, SIGKILL what is left. Returns the pids that needed SIGKILL."""
-    procs = [(p, st) for p, st in procs if alive(p, st)]
+    procs = [(p, st) for p, st in candidates if alive(p, st)]
     for p, st in procs:
         _signal(p, st, signal.SIGTERM)
     if _wait_gone(procs, timeout):

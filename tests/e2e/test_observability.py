@@ -99,8 +99,9 @@ def test_ttl_deletes_the_finished_videojob_keeps_its_artifacts_and_spares_gitops
     in_git = diagnostics.wait_phase("in-git", "Succeeded", timeout=120)
     artifact = done["status"]["artifacts"][0]
     job_name = done["status"]["jobName"]
-    assert parse_time(in_git["status"]["completedAt"]) + timedelta(seconds=1) <= parse_time(
-        done["status"]["completedAt"]) + timedelta(seconds=4), "in-git's TTL must run out first"
+    in_git_at, done_at = parse_time(in_git["status"]["completedAt"]), parse_time(done["status"]["completedAt"])
+    assert in_git_at and done_at, (in_git["status"], done["status"])
+    assert in_git_at + timedelta(seconds=1) <= done_at + timedelta(seconds=4), "in-git's TTL must run out first"
 
     def deleted() -> bool:
         try:

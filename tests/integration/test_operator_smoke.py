@@ -158,7 +158,7 @@ def videojob(name: str, output: str = "output", **spec: Any) -> dict[str, Any]:
 
 
 def get_vj(custom_objects: Any, namespace: str, name: str) -> dict[str, Any]:
-    return custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)  # type: ignore[no-any-return]
+    return custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
 
 def events_for(core_v1: Any, namespace: str, name: str) -> list[tuple[str, str]]:
@@ -224,7 +224,7 @@ def test_a_videojob_goes_pending_running_succeeded(
     from kubernetes import client
 
     rbac = client.RbacAuthorizationV1Api(batch_v1.api_client)
-    assert [r.metadata.name for r in rbac.list_namespaced_role(namespace).items] == []
+    assert [r.metadata and r.metadata.name for r in rbac.list_namespaced_role(namespace).items] == []
     assert core_v1.read_namespaced_service_account("videojob-transcoder", namespace).automount_service_account_token \
         is False
 
@@ -341,7 +341,7 @@ def test_bad_settings_stop_the_operator_with_a_clear_message(testenv: TestEnv) -
 
 
 def phase_of(custom_objects: Any, namespace: str, name: str) -> str | None:
-    return (get_vj(custom_objects, namespace, name).get("status") or {}).get("phase")  # type: ignore[no-any-return]
+    return (get_vj(custom_objects, namespace, name).get("status") or {}).get("phase")
 
 
 @pytest.mark.parametrize("operator", [{"VIDEOJOB_MAX_RUNNING_GPU": "1"}], indirect=True, ids=["one GPU slot"])

@@ -146,11 +146,11 @@ def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv,
     for var in ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(var, testenv.variables[var])
     result_path = tmp_path / "result.json"
-    storage.upload = upload_racing  # type: ignore[assignment]
+    storage.upload = upload_racing
     try:
         code = cli.main(["--result", str(result_path), "--workdir", str(tmp_path / "work")], env)
     finally:
-        storage.upload = real_upload  # type: ignore[assignment]
+        storage.upload = real_upload
     result = TranscodeResult.model_validate_json(result_path.read_text())
     assert (code, result.reason) == (65, "OutputExists"), result
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", []))

@@ -211,6 +211,7 @@ BODY = os.urandom(3 * MiB + 17)
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     redirect_base = ""  # set per server: where /to-allowed points
+    server: http.server.HTTPServer  # what serves it (BaseRequestHandler says only BaseServer)
 
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
         return

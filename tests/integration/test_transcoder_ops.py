@@ -296,7 +296,7 @@ def _spec_file(tmp_path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-SIMPLE = {"inputs": [{"name": "clip", "uri": "s3://bucket/in/clip.mp4"}],
+SIMPLE: dict[str, Any] = {"inputs": [{"name": "clip", "uri": "s3://bucket/in/clip.mp4"}],
           "output": {"uri": "s3://bucket/out/", "name": "result", "video": FAST}}
 
 
@@ -390,7 +390,7 @@ def test_generated_subtitles_from_speech_are_emitted_and_burned(tmp_path: Path) 
     speech = mg.speech_wav(SENTENCE)
     speech_seconds = probe(speech).duration or 0
     base = mg.video("mp4", color="navy", duration=round(speech_seconds + 1.0, 1))
-    operations = [
+    operations: list[dict[str, Any]] = [
         {"audio": {"input": "speech", "mode": "replace", "offset": 0.5}},
         {"subtitles": {"generate": {"language": "en"}, "emit": ["srt", "vtt"], "style": {"size": 24}}},
     ]

@@ -612,6 +612,7 @@ def exported_series() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for metric in vars(operator_metrics.Metrics()).values():
         if isinstance(metric, MetricWrapperBase):
+            assert metric._type is not None, metric  # set by every concrete metric class
             for suffix in suffixes[metric._type]:
                 out[metric._name + suffix] = set(metric._labelnames) | ({"le"} if suffix == "_bucket" else set())
     return out

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from videojob import storage
 from videojob.api import runtime
+from videojob.api.conditions import Reason
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import ExitCode, TranscodeResult
 from videojob.errors import BadInput, TranscodeError
@@ -48,7 +49,7 @@ def load_spec(text: str, source: str) -> VideoJobSpec:
     try:
         data: Any = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
-        raise BadInput(f"spec from {source} is not JSON or YAML: {e}", reason="InvalidSpec") from None
+        raise BadInput(f"spec from {source} is not JSON or YAML: {e}", reason=Reason.INVALID_SPEC) from None
     if isinstance(data, dict) and "spec" in data and "kind" in data:
         data = data["spec"]
     try:
@@ -56,7 +57,8 @@ def load_spec(text: str, source: str) -> VideoJobSpec:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise BadInput(f"spec from {source} is invalid: {where}: {first.get('msg')}", reason="InvalidSpec") from None
+        raise BadInput(f"spec from {source} is invalid: {where}: {first.get('msg')}",
+                       reason=Reason.INVALID_SPEC) from None
 
 
 def _spec_text(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:
@@ -67,7 +69,8 @@ def _spec_text(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, s
     if env.get(runtime.ENV_SPEC_FILE):
         path = env[runtime.ENV_SPEC_FILE]
         return Path(path).read_text(encoding="utf-8"), path
-    raise BadInput(f"no spec: pass --spec FILE or set {runtime.ENV_SPEC} or {runtime.ENV_SPEC_FILE}", reason="NoSpec")
+    raise BadInput(f"no spec: pass --spec FILE or set {runtime.ENV_SPEC} or {runtime.ENV_SPEC_FILE}",
+                   reason=Reason.NO_SPEC)
 
 
 def _parse_inputs(items: Sequence[str]) -> dict[str, Path]:
@@ -75,7 +78,7 @@ def _parse_inputs(items: Sequence[str]) -> dict[str, Path]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise BadInput(f"--input {item!r}: use NAME=PATH", reason="InvalidArguments")
+            raise BadInput(f"--input {item!r}: use NAME=PATH", reason=Reason.INVALID_ARGUMENTS)
         inputs[name] = Path(path)
     return inputs
 
@@ -145,7 +148,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except TranscodeError:  # some are ValueErrors too (an unknown colour): bad input, not configuration
             raise
         except ValueError as e:  # configuration from the environment that makes no sense
-            raise TranscodeError(f"configuration: {e}", reason="InvalidConfiguration") from None
+            raise TranscodeError(f"configuration: {e}", reason=Reason.INVALID_CONFIGURATION) from None
     except TranscodeError as error:
         print(f"{PROG}: {error.reason}: {' '.join(str(error).split())}", file=sys.stderr)
         _write_result(result_path, runner.failure_result(error, time.monotonic() - started, _leftovers(error)))

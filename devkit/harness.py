@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -796,12 +796,3 @@ class ScriptedHTTPServer:
             event.set()
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-@contextlib.contextmanager
-def running_operator(op: OperatorProcess) -> Iterator[OperatorProcess]:
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()

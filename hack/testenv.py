@@ -97,7 +97,6 @@ class Env:
         self.logs = self.root / "logs"
         self.etcd_data = self.root / "etcd"
         self.minio_data = self.root / "minio"
-        self.agent_state = self.root / "agent"
         self.run = self.root / "run"  # cert dirs of the control-plane components
         self.state_file = self.root / "state.json"
         self.kubeconfig = self.root / "kubeconfig"

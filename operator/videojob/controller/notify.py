@@ -267,7 +267,6 @@ class Notifier:
         self.videojobs = videojobs  # uid -> the VideoJob as the index holds it now
         self.on_status = on_status  # the patched VideoJob, for the index
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self._ssl: ssl.SSLContext | None = None
         self._session: Any = None
 
     def consider(self, items: Iterable[Body], now: datetime) -> None:

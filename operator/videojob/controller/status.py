@@ -39,7 +39,6 @@ from videojob.api.models import Phase
 from videojob.api.runtime import ExitCode, TranscodeResult
 from videojob.controller.jobs import CONTAINER_NAME, LABEL_HARDWARE
 
-CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
 MAX_MESSAGE = 4096
 MAX_ARTIFACTS = 16  # status.artifacts' bound in the CRD: a longer list would make the API server refuse the status

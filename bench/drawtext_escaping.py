@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "operator"), str(REPO)]
 
 from devkit.hostile import HOSTILE  # noqa: E402
-
 from videojob.transcoder.escape import filter_value  # noqa: E402
 
 CORPUS = [*HOSTILE, "  two leading spaces", " \t"]

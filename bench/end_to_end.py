@@ -88,7 +88,6 @@ from devkit.harness import (  # noqa: E402
 )
 from devkit.operator_release import OperatorRelease, set_path  # noqa: E402
 from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, TestEnv, load_testenv, wait_for  # noqa: E402
-
 from videojob.api.models import VideoJobSpec  # noqa: E402
 from videojob.transcoder import planner  # noqa: E402
 from videojob.transcoder.probe import probe  # noqa: E402

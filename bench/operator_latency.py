@@ -75,7 +75,6 @@ from devkit.harness import (  # noqa: E402
     settings_env,
 )
 from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
-
 from videojob.controller.jobs import SELECTOR  # noqa: E402
 
 P99_TARGET_S = 0.2

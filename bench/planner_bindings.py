@@ -386,7 +386,6 @@ def best_of(fn: Callable[[], object], repeat: int) -> list[float]:
 def check(workdir: Path) -> list[tuple[str, bool]]:
     """A few plans rendered both ways on real media: the frame at 1 s must be the same (framemd5)."""
     from devkit import mediagen as mg
-
     from videojob.transcoder.probe import probe
 
     inputs = {

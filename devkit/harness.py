@@ -713,6 +713,19 @@ class Diagnostics:
 # An HTTP server on this machine whose answers a test scripts
 
 
+@dataclass
+class HeldInput:
+    """An input the ScriptedHTTPServer holds back: every request for it waits until `release()` (or the server
+    stops). Jobs reading it stay Running with their transcoder alive, for as long as a test needs."""
+
+    uri: str
+    path: str
+    released: threading.Event
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class ScriptedHTTPServer:
     """Serves files on `host` (the address of this machine that pods reach) under /<name>; per path, a test may
     make requests fail with a status or stall until released. It is a real HTTP server: the transcoder's real
@@ -778,6 +791,12 @@ class ScriptedHTTPServer:
     def add(self, path: str, data: bytes) -> str:
         self.files[path] = data
         return self.url(path)
+
+    def hold(self, path: str, data: bytes) -> HeldInput:
+        """Serve `data` at `path`, but only once released: requests wait until then."""
+        released = threading.Event()
+        self.stall[path] = released
+        return HeldInput(self.add(path, data), path, released)
 
     def arrived(self, path: str) -> int:
         with self._lock:

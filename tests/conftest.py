@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from devkit.testenv import DEFAULT_TESTENV_DIR, REPO, TESTENV_SCRIPT, TestEnv, load_testenv, wait_for
 
 

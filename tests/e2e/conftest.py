@@ -10,6 +10,8 @@
     job_recorder     JobRecorder: every Job created in the namespace during the test (by uid, with its owner)
     media            MediaFactory: tiny generated media files, uploaded to MinIO on request
     http_server      ScriptedHTTPServer on the address pods reach (stall, 503, serve), for inputs the test controls
+    held_input       held_input(name) -> HeldInput: a small video at /<name>.mp4 on http_server whose requests wait
+                     until `.release()` (all are released when the test ends): a job that stays Running
 
 Settings given to run_operator are Settings field names, turned into the chart's values: run_operator(max_running=1).
 """
@@ -21,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from devkit.harness import (
     Diagnostics,
+    HeldInput,
     JobRecorder,
     MediaFactory,
     ScriptedHTTPServer,
@@ -31,7 +35,6 @@ from devkit.harness import (
     install_crd,
 )
 from devkit.operator_release import OperatorRelease
-
 from tests.conftest import TestEnv
 
 
@@ -116,6 +119,17 @@ def job_recorder(batch_v1: Any, namespace: str) -> Iterator[JobRecorder]:
 def http_server(testenv: TestEnv) -> Iterator[ScriptedHTTPServer]:
     with ScriptedHTTPServer(testenv.host_ip) as server:
         yield server
+
+
+@pytest.fixture
+def held_input(http_server: ScriptedHTTPServer, media: MediaFactory) -> Callable[[str], HeldInput]:
+    """The blocker of many tests: an input held back until the test releases it (http_server releases every
+    hold when it stops, so nothing waits past the test)."""
+
+    def hold(name: str) -> HeldInput:
+        return http_server.hold(f"/{name}.mp4", media.video().read_bytes())
+
+    return hold
 
 
 # ---------------------------------------------------------------------------------------------------------------

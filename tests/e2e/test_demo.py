@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devkit.containers import container_processes
 
+from devkit.containers import container_processes
 from tests.conftest import REPO, TestEnv
 
 pytestmark = pytest.mark.e2e

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from devkit import mediagen
 from devkit.harness import Diagnostics, VideoJobs
-
 from tests.conftest import REPO, TestEnv
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from devkit.harness import Diagnostics, MediaFactory, NotYet, VideoJobs
 
+from devkit.harness import Diagnostics, MediaFactory, NotYet, VideoJobs
 from tests.conftest import TestEnv
 from tests.webhooks import Receiver
 

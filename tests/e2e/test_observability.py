@@ -5,16 +5,15 @@ and finished VideoJobs cleaned up after their TTL with their artifacts kept (or 
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from devkit.harness import Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs, videojob
-from devkit.operator_release import OperatorRelease
 from kubernetes.client.exceptions import ApiException
 
+from devkit.harness import Diagnostics, HeldInput, MediaFactory, ScriptedHTTPServer, VideoJobs, videojob
+from devkit.operator_release import OperatorRelease
 from tests.conftest import TestEnv
 from tests.e2e.specs import encode_spec
 from videojob.controller.status import parse_time
@@ -28,12 +27,11 @@ def metric(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **
 
 def test_kubectl_wait_events_and_metrics_follow_a_job(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, namespace: str,
+    held_input: Callable[[str], HeldInput], http_server: ScriptedHTTPServer, bucket: str, core_v1: Any, namespace: str,
     testenv: TestEnv,
 ) -> None:
-    release = threading.Event()
-    http_server.stall["/watched.mp4"] = release
-    uri = http_server.add("/watched.mp4", media.video().read_bytes())
+    held = held_input("watched")
+    uri = held.uri
     op = run_operator(allow_http=True)
     videojobs.create("watched", encode_spec(uri, f"s3://{bucket}/out/watched/", hardware="cpu"))
     diagnostics.wait_phase("watched", "Running", timeout=90)
@@ -52,7 +50,7 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
          "videojob/watched", "--timeout=120s"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    release.set()
+    held.release()
     out, _ = waiter.communicate(timeout=150)
     assert waiter.returncode == 0, f"kubectl wait failed: {out}\n{diagnostics.report(['watched'])}"
     assert "condition met" in out, out

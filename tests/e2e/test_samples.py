@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from devkit.harness import (
     Diagnostics,
     MediaFactory,
@@ -28,7 +29,6 @@ from devkit.harness import (
     sha256_file,
 )
 from devkit.operator_release import OperatorRelease
-
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

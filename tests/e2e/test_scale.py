@@ -12,9 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from devkit.harness import Diagnostics, JobRecorder, MediaFactory, VideoJobs
 from devkit.operator_release import OperatorRelease
-
 from tests.e2e.specs import copy_spec
 
 pytestmark = pytest.mark.e2e

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from devkit.harness import Diagnostics, MediaFactory, VideoJobs
 from devkit.operator_release import OperatorRelease
-
 from tests.conftest import TestEnv, wait_for
 from tests.e2e.specs import encode_spec
 

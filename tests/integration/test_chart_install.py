@@ -240,10 +240,11 @@ def test_helm_install_upgrade_uninstall(
 ) -> None:
     import urllib.request
 
+    from kubernetes.client.exceptions import ApiException
+
     from devkit.harness import ensure_s3_secret
     from devkit.operator_release import helm as helm_cmd
     from devkit.operator_release import release_values
-    from kubernetes.client.exceptions import ApiException
 
     ensure_s3_secret(core_v1, namespace, testenv)  # the operator's own credentials (release_values' extraEnv)
     values = release_values(testenv, namespace, release)

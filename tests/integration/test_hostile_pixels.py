@@ -25,9 +25,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from devkit import mediagen as mg
 from devkit.hostile import HOSTILE
-
 from videojob.api.models import VideoJobSpec
 from videojob.transcoder import planner
 from videojob.transcoder.escape import filter_value

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devkit import mediagen as mg
-from devkit.hostile import HOSTILE
 from pydantic import ValidationError
 
+from devkit import mediagen as mg
+from devkit.hostile import HOSTILE
 from videojob.api.models import VideoJobSpec
 from videojob.errors import BadInput
 from videojob.inputs import InputPolicy, check_uri

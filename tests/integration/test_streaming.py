@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devkit import mediagen as mg
 
+from devkit import mediagen as mg
 from tests.conftest import TestEnv
 from videojob import storage, streaming
 from videojob.api.models import VideoJobSpec

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devkit import mediagen as mg
 
+from devkit import mediagen as mg
 from videojob.api.models import VideoJobSpec
 from videojob.transcoder.probe import probe
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devkit import mediagen as mg
 
+from devkit import mediagen as mg
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import TranscodeResult
 from videojob.errors import BadInput

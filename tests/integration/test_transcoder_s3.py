@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devkit import mediagen as mg
 
+from devkit import mediagen as mg
 from videojob.api.runtime import TranscodeResult
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from devkit.harness import (
     ensure_s3_secret,
 )
 from devkit.operator_release import NOT_OPERATOR, OperatorRelease
+from devkit.specs import VideoJobWrapper, copy_spec
 from tests.conftest import TestEnv, wait_for
-from tests.e2e.specs import copy_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -230,7 +230,8 @@ def test_a_one_second_deadline_fails_deadline_exceeded(
     held = held_input("slow")  # never released in time: the download stalls, so the run outlives its deadline
     uri = held.uri
     run_operator(**HTTP_INPUTS)
-    videojobs.create("deadline", copy_spec(uri, f"s3://{bucket}/out/deadline/", retries=2, activeDeadlineSeconds=1))
+    videojobs.create_object(VideoJobWrapper("deadline", uri, f"s3://{bucket}/out/deadline/").copy_video().retries(2)
+                            .deadline(1).obj())
 
     try:
         failed = diagnostics.wait_phase("deadline", "Failed", timeout=90)

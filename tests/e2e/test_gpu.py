@@ -19,7 +19,7 @@ import pytest
 
 from devkit.harness import Diagnostics, HeldInput, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
 from devkit.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

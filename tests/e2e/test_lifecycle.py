@@ -22,7 +22,7 @@ from devkit.harness import (
     VideoJobs,
 )
 from devkit.operator_release import NOT_OPERATOR, OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

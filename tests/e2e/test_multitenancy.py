@@ -16,7 +16,7 @@ import pytest
 
 from devkit.harness import GROUP, PLURAL, VERSION, Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs
 from devkit.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.specs import encode_spec
 from tests.e2e.test_lifecycle import start_stalled_job
 
 pytestmark = pytest.mark.e2e

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from devkit.harness import Diagnostics, HeldInput, MediaFactory, ScriptedHTTPServer, VideoJobs, videojob
+from devkit.harness import Diagnostics, HeldInput, MediaFactory, ScriptedHTTPServer, VideoJobs
 from devkit.operator_release import OperatorRelease
+from devkit.specs import VideoJobWrapper, encode_spec
 from tests.conftest import TestEnv
-from tests.e2e.specs import encode_spec
 from videojob.controller.status import parse_time
 
 pytestmark = pytest.mark.e2e
@@ -88,11 +88,9 @@ def test_ttl_deletes_the_finished_videojob_keeps_its_artifacts_and_spares_gitops
                                                 ttlSecondsAfterFinished=4))
     # The same, as Argo CD syncs it (annotation tracking), with a shorter TTL: deleting it would only make selfHeal
     # create it again, and it would encode again.
-    tracked = videojob("in-git", encode_spec(source, f"s3://{bucket}/out/ttl-git/", hardware="cpu",
-                                             ttlSecondsAfterFinished=1))
     tracking = f"media:videojob.dev/VideoJob:{namespace}/in-git"
-    tracked["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": tracking}
-    videojobs.create_object(tracked)
+    videojobs.create_object(VideoJobWrapper("in-git", source, f"s3://{bucket}/out/ttl-git/").hardware("cpu").ttl(1)
+                            .annotation("argocd.argoproj.io/tracking-id", tracking).obj())
     done = diagnostics.wait_phase("short-lived", "Succeeded", timeout=120)
     in_git = diagnostics.wait_phase("in-git", "Succeeded", timeout=120)
     artifact = done["status"]["artifacts"][0]

@@ -30,8 +30,8 @@ from devkit.harness import (
     VideoJobs,
 )
 from devkit.operator_release import OperatorRelease
+from devkit.specs import encode_spec
 from tests.conftest import wait_for
-from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

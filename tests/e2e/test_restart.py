@@ -24,7 +24,7 @@ from devkit.harness import (
     VideoJobs,
 )
 from devkit.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import pytest
 
 from devkit.harness import Diagnostics, JobRecorder, MediaFactory, VideoJobs
 from devkit.operator_release import OperatorRelease
-from tests.e2e.specs import copy_spec
+from devkit.specs import copy_spec
 
 pytestmark = pytest.mark.e2e
 

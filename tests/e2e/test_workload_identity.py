@@ -29,8 +29,8 @@ import yaml
 
 from devkit.harness import Diagnostics, MediaFactory, VideoJobs
 from devkit.operator_release import OperatorRelease
+from devkit.specs import encode_spec
 from tests.conftest import TestEnv, wait_for
-from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

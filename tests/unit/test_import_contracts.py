@@ -56,7 +56,7 @@ def test_the_tree_keeps_every_contract(tree_copy: Path) -> None:
         ("operator/videojob/storage.py", "from videojob.transcoder import probe",
          "videojob.storage -> videojob.transcoder.probe"),
         ("hack/demo.py", "import tests.conftest", "hack.demo -> tests.conftest"),
-        ("bench/end_to_end.py", "from tests.e2e import specs", "bench.end_to_end -> devkit.specs"),
+        ("bench/end_to_end.py", "from tests.e2e import conftest", "bench.end_to_end -> tests.e2e.conftest"),
         ("devkit/harness.py", "from tests import conftest", "devkit.harness -> tests.conftest"),
     ],
     ids=[

@@ -1,7 +1,7 @@
 """Escaping alone: each hostile string put into the graph as `drawtext=text=<escaped>`, against the literal frame.
 
 The literal reference is `drawtext=textfile=<the string's bytes>:expansion=none` (nothing escaped). The strings are
-the corpus of tests/integration/test_hostile_strings.py plus leading whitespace. Escapers:
+the corpus of devkit/hostile.py (the hostile-string tests' own) plus leading whitespace. Escapers:
 
 - ours: `videojob.transcoder.escape.filter_value`, always;
 - the `ffmpeg` package on the path, if any: typed-ffmpeg (`.drawtext(text=...)`) or ffmpeg-python

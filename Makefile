@@ -39,13 +39,14 @@ crds: $(PY) ## Generate crds/, the chart's CRD template and docs/api.md from the
 
 .PHONY: fmt
 fmt: $(PY) ## Format the code with ruff.
-	$(VENV)/bin/ruff format operator tests hack bench
-	$(VENV)/bin/ruff check --fix operator tests hack bench
+	$(VENV)/bin/ruff format operator devkit tests hack bench
+	$(VENV)/bin/ruff check --fix operator devkit tests hack bench
 
 .PHONY: lint
-lint: $(PY) ## Lint (ruff) and type-check (mypy).
-	$(VENV)/bin/ruff check operator tests hack bench
+lint: $(PY) ## Lint (ruff), type-check (mypy) and check the import contracts between layers (lint-imports).
+	$(VENV)/bin/ruff check operator devkit tests hack bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: test
 test: $(PY) tools images ## Run every test: unit, integration (real cluster, MinIO, FFmpeg) and end to end (Helm-installed operator).

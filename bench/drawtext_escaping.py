@@ -1,7 +1,7 @@
 """Escaping alone: each hostile string put into the graph as `drawtext=text=<escaped>`, against the literal frame.
 
 The literal reference is `drawtext=textfile=<the string's bytes>:expansion=none` (nothing escaped). The strings are
-the corpus of tests/integration/test_hostile_strings.py plus leading whitespace. Escapers:
+the corpus of devkit/hostile.py (the hostile-string tests' own) plus leading whitespace. Escapers:
 
 - ours: `videojob.transcoder.escape.filter_value`, always;
 - the `ffmpeg` package on the path, if any: typed-ffmpeg (`.drawtext(text=...)`) or ffmpeg-python
@@ -26,8 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "operator"), str(REPO)]
 
-from tests.integration.test_hostile_strings import HOSTILE  # noqa: E402
-
+from devkit.hostile import HOSTILE  # noqa: E402
 from videojob.transcoder.escape import filter_value  # noqa: E402
 
 CORPUS = [*HOSTILE, "  two leading spaces", " \t"]

@@ -5,7 +5,7 @@
 
 The operator runs the way users run it: our Helm chart (charts/videojob-operator) installed with helm into a
 namespace of the bench's own (`bench-e2e-<random>`), with the values of the e2e tests
-(tests/e2e/operator_release.py's `release_values`: the images `make images` imported into the nodes, MinIO,
+(devkit/operator_release.py's `release_values`: the images `make images` imported into the nodes, MinIO,
 `watchNamespaces` = that namespace), except that a CPU transcoder requests a whole CPU (`--cpu-request`). The
 transcoder pods run on the real nodes (kubelet + containerd).
 
@@ -75,8 +75,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "operator"))
 
-from tests.conftest import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, TestEnv, load_testenv, wait_for  # noqa: E402
-from tests.e2e.harness import (  # noqa: E402
+from devkit.harness import (  # noqa: E402
     GROUP,
     PLURAL,
     VERSION,
@@ -87,8 +86,8 @@ from tests.e2e.harness import (  # noqa: E402
     ensure_s3_secret,
     install_crd,
 )
-from tests.e2e.operator_release import OperatorRelease, set_path  # noqa: E402
-
+from devkit.operator_release import OperatorRelease, set_path  # noqa: E402
+from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, TestEnv, load_testenv, wait_for  # noqa: E402
 from videojob.api.models import VideoJobSpec  # noqa: E402
 from videojob.transcoder import planner  # noqa: E402
 from videojob.transcoder.probe import probe  # noqa: E402

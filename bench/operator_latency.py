@@ -61,8 +61,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
-from tests.e2e.harness import (  # noqa: E402
+from devkit.harness import (  # noqa: E402
     GROUP,
     PLURAL,
     VERSION,
@@ -75,7 +74,7 @@ from tests.e2e.harness import (  # noqa: E402
     install_crd,
     settings_env,
 )
-
+from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
 from videojob.controller.jobs import SELECTOR  # noqa: E402
 
 P99_TARGET_S = 0.2
@@ -359,8 +358,12 @@ def run_queue(args: argparse.Namespace, testenv: Any, namespace: str, videojobs:
             freed: list[float] = []
             for k in range(args.drain):
                 time.sleep(max(0.0, drain_start + k / args.drain_rate - time.monotonic()))
-                victims = wait_for(lambda k=k: len(admitted()) > k and admitted(), timeout=60, interval=0.05,
-                                   message=f"the {k + 1}th admitted VideoJob")
+
+                def more_than(n: int = k) -> list[Any]:
+                    jobs = admitted()
+                    return jobs if len(jobs) > n else []
+
+                victims = wait_for(more_than, timeout=60, interval=0.05, message=f"the {k + 1}th admitted VideoJob")
                 freed.append(time.monotonic())
                 videojobs.delete(str(victims[k].owner))
 

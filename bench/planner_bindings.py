@@ -66,7 +66,7 @@ def record_table() -> list[Call]:
         calls.append((args, kwargs))
         return result
 
-    planner.plan = recording  # type: ignore[assignment]
+    planner.plan = recording
     try:
         code = pytest.main(
             [
@@ -83,7 +83,7 @@ def record_table() -> list[Call]:
             ]
         )
     finally:
-        planner.plan = real  # type: ignore[assignment]
+        planner.plan = real
     if code != 0:
         raise SystemExit(f"the planner's tests failed (pytest exit {code}): nothing to time")
     return calls
@@ -346,8 +346,9 @@ def plan_typed(
     stream, generated = _walk(g, not video_copy, workdir, subtitle_paths, want_audio=not audio_copy)
     planner.check_copy_fits_container(spec, facts)
     first = g.open_input(spec.inputs[0].name) if video_copy or audio_copy else None
-    streams = [first.video if video_copy else _finish_video(stream, spec)]
-    if audio_copy:
+    # `first` is opened whenever a stream is copied from it.
+    streams = [first.video if video_copy and first is not None else _finish_video(stream, spec)]
+    if audio_copy and first is not None:
         streams.append(first.audio)
     elif stream.audio is not None:
         streams.append(stream.audio.anull())
@@ -384,8 +385,7 @@ def best_of(fn: Callable[[], object], repeat: int) -> list[float]:
 
 def check(workdir: Path) -> list[tuple[str, bool]]:
     """A few plans rendered both ways on real media: the frame at 1 s must be the same (framemd5)."""
-    from tests import mediagen as mg
-
+    from devkit import mediagen as mg
     from videojob.transcoder.probe import probe
 
     inputs = {

@@ -36,8 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv  # noqa: E402
-from tests.e2e.harness import (  # noqa: E402
+from devkit.harness import (  # noqa: E402
     TERMINAL,
     MediaFactory,
     VideoJobs,
@@ -45,6 +44,7 @@ from tests.e2e.harness import (  # noqa: E402
     ensure_s3_secret,
     videojob,
 )
+from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv  # noqa: E402
 
 NAMESPACE = "videojob-demo"
 BUCKET = "videojob-demo"
@@ -227,7 +227,7 @@ def main() -> int:
 
     def operator_running() -> bool:
         dep = apps_v1.read_namespaced_deployment_status(RELEASE, OPERATOR_NAMESPACE)
-        return bool(dep.status.ready_replicas)
+        return bool(dep.status and dep.status.ready_replicas)
 
     print(tool(testenv, "kubectl", "-n", OPERATOR_NAMESPACE, "get", "pods", "-o", "wide"), end="")
 
@@ -264,10 +264,12 @@ def main() -> int:
     say("where it ran")
     pods = core_v1.list_namespaced_pod(NAMESPACE, label_selector=f"videojob.dev/name={name}").items
     for pod in pods:
-        images = ", ".join(c.image for c in pod.spec.containers)
+        assert pod.metadata and pod.spec and pod.status  # a pod read from the API has all three
+        images = ", ".join(str(c.image) for c in pod.spec.containers)
         print(f"    transcoder pod {pod.metadata.name} on {pod.spec.node_name}: image {images}, {pod.status.phase}")
     op_pods = core_v1.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/component=operator")
     for pod in op_pods.items:
+        assert pod.metadata and pod.spec and pod.status
         print(f"    operator pod {pod.metadata.name} on {pod.spec.node_name}: image {pod.spec.containers[0].image}, "
               f"{pod.status.phase}")
     print("    " + tool(testenv, "helm", "list", "-A").strip().replace("\n", "\n    "))

@@ -460,12 +460,3 @@ def remove_kube_chains(kube_proxy: str | None) -> None:
             elif line.startswith(":KUBE-") and table:
                 chain = line[1:].split()[0]
                 run(tool, "-t", table, "-X", chain, check=False)
-
-
-def kube_chains() -> list[str]:
-    out = []
-    for tool in ("iptables", "ip6tables"):
-        if shutil.which(f"{tool}-save"):
-            out += [f"{tool}: {line}" for line in run(f"{tool}-save", check=False).stdout.splitlines()
-                    if line.startswith(":KUBE-")]  # fmt: skip
-    return out

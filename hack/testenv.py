@@ -47,7 +47,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,6 @@ class Env:
         self.logs = self.root / "logs"
         self.etcd_data = self.root / "etcd"
         self.minio_data = self.root / "minio"
-        self.agent_state = self.root / "agent"
         self.run = self.root / "run"  # cert dirs of the control-plane components
         self.state_file = self.root / "state.json"
         self.kubeconfig = self.root / "kubeconfig"
@@ -229,9 +228,9 @@ def _wait_gone(procs: list[tuple[int, int | None]], timeout: float) -> bool:
     return not any(alive(p, st) for p, st in procs)
 
 
-def terminate(procs: list[tuple[int, int | None]], timeout: float) -> list[int]:
+def terminate(candidates: Sequence[tuple[int, int | None]], timeout: float) -> list[int]:
     """SIGTERM, wait up to `timeout`, SIGKILL what is left. Returns the pids that needed SIGKILL."""
-    procs = [(p, st) for p, st in procs if alive(p, st)]
+    procs = [(p, st) for p, st in candidates if alive(p, st)]
     for p, st in procs:
         _signal(p, st, signal.SIGTERM)
     if _wait_gone(procs, timeout):

@@ -33,8 +33,9 @@ from typing import Any
 from urllib.parse import urljoin
 
 from videojob.api import runtime
-from videojob.transcoder.errors import BadInput, TranscodeError, Transient
-from videojob.transcoder.inputs import InputPolicy, ParsedURI, check_address, check_uri, parse_uri
+from videojob.api.conditions import Reason
+from videojob.errors import BadInput, TranscodeError, Transient
+from videojob.inputs import InputPolicy, ParsedURI, check_address, check_uri, parse_uri
 
 MiB = 1024 * 1024
 MULTIPART_THRESHOLD = 32 * MiB  # below this a single PUT/GET is faster than the multipart bookkeeping
@@ -137,9 +138,9 @@ def _client_error_in(error: BaseException) -> BaseException | None:
     return None
 
 
-def _not_found_reason(action: str) -> str:
+def _not_found_reason(action: str) -> Reason:
     # A missing output bucket is the platform's configuration, not the user's input: say which side is wrong.
-    return "OutputBucketNotFound" if action == "write" else "InputNotFound"
+    return Reason.OUTPUT_BUCKET_NOT_FOUND if action == "write" else Reason.INPUT_NOT_FOUND
 
 
 def _s3_error(error: BaseException, uri: str, action: str) -> TranscodeError:
@@ -147,7 +148,7 @@ def _s3_error(error: BaseException, uri: str, action: str) -> TranscodeError:
     from botocore.exceptions import BotoCoreError, NoCredentialsError
 
     if isinstance(error, NoCredentialsError):
-        return BadInput(f"cannot {action} {uri}: no S3 credentials configured", reason="StorageAccessDenied")
+        return BadInput(f"cannot {action} {uri}: no S3 credentials configured", reason=Reason.STORAGE_ACCESS_DENIED)
     client_error = _client_error_in(error)
     if client_error is not None:
         code, status = _error_code(client_error)
@@ -155,18 +156,19 @@ def _s3_error(error: BaseException, uri: str, action: str) -> TranscodeError:
             what = "bucket" if code == "NoSuchBucket" else "object"
             return BadInput(f"cannot {action} {uri}: the {what} does not exist", reason=_not_found_reason(action))
         if code in _DENIED or status in (401, 403):
-            return BadInput(f"cannot {action} {uri}: access denied ({code or status})", reason="StorageAccessDenied")
+            return BadInput(f"cannot {action} {uri}: access denied ({code or status})",
+                            reason=Reason.STORAGE_ACCESS_DENIED)
         if code in _BAD_REQUEST:
-            return BadInput(f"cannot {action} {uri}: {code}", reason="BadInput")
-        return Transient(f"cannot {action} {uri}: storage error {code or status}", reason="StorageUnavailable")
+            return BadInput(f"cannot {action} {uri}: {code}", reason=Reason.BAD_INPUT)
+        return Transient(f"cannot {action} {uri}: storage error {code or status}", reason=Reason.STORAGE_UNAVAILABLE)
     if isinstance(error, BotoCoreError | OSError):
-        return Transient(f"cannot {action} {uri}: {error}", reason="StorageUnavailable")
+        return Transient(f"cannot {action} {uri}: {error}", reason=Reason.STORAGE_UNAVAILABLE)
     text = str(error)
     if "NoSuchBucket" in text or "Not Found" in text or "(404)" in text:  # S3UploadFailedError keeps only text
         return BadInput(f"cannot {action} {uri}: {text}", reason=_not_found_reason(action))
     if "AccessDenied" in text or "(403)" in text:
-        return BadInput(f"cannot {action} {uri}: {text}", reason="StorageAccessDenied")
-    return Transient(f"cannot {action} {uri}: {text}", reason="StorageUnavailable")
+        return BadInput(f"cannot {action} {uri}: {text}", reason=Reason.STORAGE_ACCESS_DENIED)
+    return Transient(f"cannot {action} {uri}: {text}", reason=Reason.STORAGE_UNAVAILABLE)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,7 +196,7 @@ def fetch(
 
 def _too_big(uri: str, size: int, policy: InputPolicy) -> BadInput:
     return BadInput(
-        f"input {uri} is {size} bytes, over the limit of {policy.max_bytes} bytes", reason="InputTooLarge"
+        f"input {uri} is {size} bytes, over the limit of {policy.max_bytes} bytes", reason=Reason.INPUT_TOO_LARGE
     )
 
 
@@ -214,7 +216,8 @@ def _fetch_s3(parsed: ParsedURI, dest: Path, policy: InputPolicy, s3: Any, trans
         if got > policy.max_bytes:  # replaced by a bigger object after the HEAD
             raise _too_big(uri, got, policy)
         if got != size:
-            raise Transient(f"input {uri} changed while it was read ({size} bytes, then {got})", reason="InputChanged")
+            raise Transient(f"input {uri} changed while it was read ({size} bytes, then {got})",
+                            reason=Reason.INPUT_CHANGED)
         partial.replace(dest)
     except TranscodeError:
         partial.unlink(missing_ok=True)
@@ -362,11 +365,11 @@ def _fetch_http(parsed: ParsedURI, dest: Path, policy: InputPolicy) -> int:
                     got += len(chunk)
                     if got > policy.max_bytes:
                         raise BadInput(
-                            f"input {uri} is over the limit of {policy.max_bytes} bytes", reason="InputTooLarge"
+                            f"input {uri} is over the limit of {policy.max_bytes} bytes", reason=Reason.INPUT_TOO_LARGE
                         )
                     out.write(chunk)
         if expected is not None and got != expected:
-            raise Transient(f"input {uri} was cut short: {got} of {expected} bytes", reason="InputTruncated")
+            raise Transient(f"input {uri} was cut short: {got} of {expected} bytes", reason=Reason.INPUT_TRUNCATED)
         partial.replace(dest)
         return got
     except TranscodeError:
@@ -381,12 +384,12 @@ def http_failure(error: Exception, uri: str) -> TranscodeError:
     """Classify a failed HTTP(S) read: 4xx and untrusted certificates are BadInput, the rest Transient."""
     if isinstance(error, urllib.error.HTTPError):
         if error.code in (408, 425, 429) or error.code >= 500:
-            return Transient(f"cannot read {uri}: HTTP {error.code} {error.reason}", reason="InputUnavailable")
-        return BadInput(f"cannot read {uri}: HTTP {error.code} {error.reason}", reason="InputNotFound")
+            return Transient(f"cannot read {uri}: HTTP {error.code} {error.reason}", reason=Reason.INPUT_UNAVAILABLE)
+        return BadInput(f"cannot read {uri}: HTTP {error.code} {error.reason}", reason=Reason.INPUT_NOT_FOUND)
     reason = getattr(error, "reason", error)
     if isinstance(reason, ssl.SSLCertVerificationError):
-        return BadInput(f"cannot read {uri}: TLS certificate not trusted ({reason})", reason="InputTLS")
-    return Transient(f"cannot read {uri}: {reason}", reason="InputUnavailable")
+        return BadInput(f"cannot read {uri}: TLS certificate not trusted ({reason})", reason=Reason.INPUT_TLS)
+    return Transient(f"cannot read {uri}: {reason}", reason=Reason.INPUT_UNAVAILABLE)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -402,7 +405,6 @@ def http_failure(error: Exception, uri: str) -> TranscodeError:
 # uid is the VideoJob's are removed.
 
 META_UID, META_NAMESPACE, META_NAME = "videojob-uid", "videojob-namespace", "videojob-name"
-OUTPUT_EXISTS = "OutputExists"
 
 
 @dataclass(frozen=True)
@@ -430,7 +432,7 @@ def precondition_failed(error: BaseException) -> bool:
 def output_exists_error(uri: str) -> BadInput:
     return BadInput(f"{uri} exists and was not written by this VideoJob (another job, or someone else, wrote it); "
                     "choose another output.uri or output.name, or set output.overwrite: true to replace it",
-                    reason=OUTPUT_EXISTS)
+                    reason=Reason.OUTPUT_EXISTS)
 
 
 def _head(client: Any, uri: str) -> dict[str, Any] | None:
@@ -440,7 +442,7 @@ def _head(client: Any, uri: str) -> dict[str, Any] | None:
         return dict(client.head_object(Bucket=bucket, Key=key))
     except Exception as e:
         error = _s3_error(e, uri, "read")
-        if error.reason == "InputNotFound":
+        if error.reason == Reason.INPUT_NOT_FOUND:
             return None
         raise error from e
 
@@ -458,7 +460,7 @@ def claim_outputs(uris: list[str], owner: Owner, s3: Any = None) -> dict[str, di
         try:
             head = _head(client, uri)
         except BadInput as e:
-            if e.reason != "StorageAccessDenied":
+            if e.reason != Reason.STORAGE_ACCESS_DENIED:
                 raise
             head = None
         if head is None:
@@ -556,7 +558,7 @@ def check_output_bucket(uri: str, s3: Any = None) -> None:
         client.head_bucket(Bucket=bucket)
     except Exception as e:
         error = _s3_error(e, uri, "write")
-        if error.reason == "OutputBucketNotFound":
+        if error.reason == Reason.OUTPUT_BUCKET_NOT_FOUND:
             raise error from e
 
 
@@ -594,14 +596,14 @@ def delete_prefix(uri: str, s3: Any = None) -> int:
                 first = errors[0]
                 raise Transient(
                     f"cannot delete s3://{bucket}/{first.get('Key')}: {first.get('Code')} {first.get('Message')}",
-                    reason="StorageUnavailable",
+                    reason=Reason.STORAGE_UNAVAILABLE,
                 )
             deleted += len(keys)
     except TranscodeError:
         raise
     except Exception as e:
         error = _s3_error(e, uri, "delete")
-        if isinstance(error, BadInput) and error.reason == "InputNotFound":
+        if isinstance(error, BadInput) and error.reason == Reason.INPUT_NOT_FOUND:
             return deleted  # the bucket is gone: nothing left to reclaim
         raise error from e
     return deleted

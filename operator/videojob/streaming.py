@@ -39,6 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from videojob.api.conditions import Reason
+from videojob.errors import TranscodeError, Transient
+from videojob.inputs import InputPolicy, ParsedURI, check_uri
 from videojob.storage import (
     HTTP_TIMEOUT,
     USER_AGENT,
@@ -50,8 +53,6 @@ from videojob.storage import (
     parse_s3_uri,
     precondition_failed,
 )
-from videojob.transcoder.errors import TranscodeError, Transient
-from videojob.transcoder.inputs import InputPolicy, ParsedURI, check_uri
 
 MiB = 1024 * 1024
 CHUNK = 256 * 1024  # bytes passed on per write
@@ -169,7 +170,7 @@ def _resuming(uri: str, start: int, end: int, open_at: Callable[[int], _ClosingI
             failures += 1
             if failures > RESUME_ATTEMPTS:
                 raise Transient(f"cannot read {uri}: {e} (at byte {offset}, after {RESUME_ATTEMPTS} resumes)",
-                                reason="InputUnavailable") from None
+                                reason=Reason.INPUT_UNAVAILABLE) from None
             time.sleep(0.2 * failures)
             continue
         finally:
@@ -178,7 +179,7 @@ def _resuming(uri: str, start: int, end: int, open_at: Callable[[int], _ClosingI
             failures += 1
             if failures > RESUME_ATTEMPTS:
                 raise Transient(f"cannot read {uri}: the body ended at byte {offset} of {end}",
-                                reason="InputTruncated")
+                                reason=Reason.INPUT_TRUNCATED)
 
 
 @dataclass
@@ -199,7 +200,8 @@ class S3Input:
             except Exception as e:
                 code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
                 if code in ("PreconditionFailed", "412"):
-                    raise Transient(f"input {self.uri} changed while it was read", reason="InputChanged") from None
+                    raise Transient(f"input {self.uri} changed while it was read",
+                                    reason=Reason.INPUT_CHANGED) from None
                 raise _s3_error(e, self.uri, "read") from e
             body = answer["Body"]
             return _ClosingIterator(body.iter_chunks(CHUNK), body.close)
@@ -231,7 +233,7 @@ class HTTPInput:
             if response.status != 206 or content_range_start(response.headers.get("Content-Range")) != offset:
                 response.close()
                 raise Transient(f"input {self.uri} changed while it was read (the server sent status "
-                                f"{response.status} for a range)", reason="InputChanged")
+                                f"{response.status} for a range)", reason=Reason.INPUT_CHANGED)
             return _ClosingIterator(iter(lambda: response.read(CHUNK), b""), response.close)
         return open_at
 

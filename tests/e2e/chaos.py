@@ -23,9 +23,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from devkit.harness import JobRecorder, VideoJobs, parse_s3_uri
+from devkit.specs import copy_spec
 from tests.conftest import TestEnv
-from tests.e2e.harness import JobRecorder, VideoJobs, parse_s3_uri
-from tests.e2e.specs import copy_spec
 
 FULL = os.environ.get("VIDEOJOB_CHAOS") == "full"
 TERMINAL = ("Succeeded", "Failed", "Cancelled")

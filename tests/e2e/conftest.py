@@ -11,6 +11,8 @@
     job_recorder     JobRecorder: every Job created in the namespace during the test (by uid, with its owner)
     media            MediaFactory: tiny generated media files, uploaded to MinIO on request
     http_server      ScriptedHTTPServer on the address pods reach (stall, 503, serve), for inputs the test controls
+    held_input       held_input(name) -> HeldInput: a small video at /<name>.mp4 on http_server whose requests wait
+                     until `.release()` (all are released when the test ends): a job that stays Running
 
 Settings given to run_operator are Settings field names, turned into the chart's values: run_operator(max_running=1).
 """
@@ -23,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, TestEnv
-from tests.e2e.harness import (
+from devkit.harness import (
     CRD_FILE,
     Diagnostics,
+    HeldInput,
     JobRecorder,
     MediaFactory,
     ScriptedHTTPServer,
@@ -34,7 +36,8 @@ from tests.e2e.harness import (
     ensure_s3_secret,
     install_crd,
 )
-from tests.e2e.operator_release import OperatorRelease
+from devkit.operator_release import OperatorRelease
+from tests.conftest import REPO, TestEnv
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -130,6 +133,17 @@ def job_recorder(batch_v1: Any, namespace: str) -> Iterator[JobRecorder]:
 def http_server(testenv: TestEnv) -> Iterator[ScriptedHTTPServer]:
     with ScriptedHTTPServer(testenv.host_ip) as server:
         yield server
+
+
+@pytest.fixture
+def held_input(http_server: ScriptedHTTPServer, media: MediaFactory) -> Callable[[str], HeldInput]:
+    """The blocker of many tests: an input held back until the test releases it (http_server releases every
+    hold when it stops, so nothing waits past the test)."""
+
+    def hold(name: str) -> HeldInput:
+        return http_server.hold(f"/{name}.mp4", media.video().read_bytes())
+
+    return hold
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ VideoJob's phase, reason and message, and how many Jobs and pods were spent on i
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,19 +15,19 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import TestEnv, wait_for
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
+    HeldInput,
     JobAdded,
     JobRecorder,
     MediaFactory,
     NotYet,
-    ScriptedHTTPServer,
     VideoJobs,
     ensure_s3_secret,
 )
-from tests.e2e.operator_release import NOT_OPERATOR, OperatorRelease
-from tests.e2e.specs import copy_spec
+from devkit.operator_release import NOT_OPERATOR, OperatorRelease
+from devkit.specs import VideoJobWrapper, copy_spec
+from tests.conftest import TestEnv, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -225,19 +224,19 @@ def test_an_https_input_on_a_private_address_fails_bad_input_naming_the_uri(
 
 def test_a_one_second_deadline_fails_deadline_exceeded(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, namespace: str,
+    held_input: Callable[[str], HeldInput], bucket: str, core_v1: Any, namespace: str,
     job_recorder: JobRecorder,
 ) -> None:
-    release = threading.Event()  # never set: the download stalls, so the run outlives its deadline
-    http_server.stall["/slow.mp4"] = release
-    uri = http_server.add("/slow.mp4", media.video().read_bytes())
+    held = held_input("slow")  # never released in time: the download stalls, so the run outlives its deadline
+    uri = held.uri
     run_operator(**HTTP_INPUTS)
-    videojobs.create("deadline", copy_spec(uri, f"s3://{bucket}/out/deadline/", retries=2, activeDeadlineSeconds=1))
+    videojobs.create_object(VideoJobWrapper("deadline", uri, f"s3://{bucket}/out/deadline/").copy_video().retries(2)
+                            .deadline(1).obj())
 
     try:
         failed = diagnostics.wait_phase("deadline", "Failed", timeout=90)
     finally:
-        release.set()
+        held.release()
 
     status = failed["status"]
     context = diagnostics.report(["deadline"])
@@ -254,11 +253,10 @@ def test_a_one_second_deadline_fails_deadline_exceeded(
 
 def test_cancelling_a_queued_videojob_creates_no_job(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, job_recorder: JobRecorder,
+    held_input: Callable[[str], HeldInput], bucket: str, job_recorder: JobRecorder,
 ) -> None:
-    release = threading.Event()
-    http_server.stall["/hold.mp4"] = release
-    uri = http_server.add("/hold.mp4", media.video().read_bytes())
+    held = held_input("hold")
+    uri = held.uri
     run_operator(max_running=1, **HTTP_INPUTS)
     try:
         videojobs.create("holder", copy_spec(uri, f"s3://{bucket}/out/holder/"))
@@ -272,7 +270,7 @@ def test_cancelling_a_queued_videojob_creates_no_job(
 
         cancelled = diagnostics.wait_phase("queued", "Cancelled", timeout=30)
     finally:
-        release.set()
+        held.release()
     status = cancelled["status"]
     assert not status.get("jobName") and not status.get("queuePosition"), status
     assert status.get("completedAt") and status.get("reason") == "Cancelled", status

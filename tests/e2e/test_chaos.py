@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from devkit.harness import GROUP, PLURAL, VERSION, MediaFactory, VideoJobs, ensure_s3_secret
+from devkit.operator_release import OperatorRelease
+from devkit.specs import copy_spec
 from tests.conftest import TESTENV_SCRIPT, TestEnv
 from tests.e2e.chaos import FULL, Chaos, Planned, Row, in_background, table
-from tests.e2e.harness import GROUP, PLURAL, VERSION, MediaFactory, VideoJobs, ensure_s3_secret
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import copy_spec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
@@ -265,15 +265,17 @@ def test_forgeries_by_a_namespace_editor_are_refused_or_without_effect(
     attempt("status Succeeded", lambda: as_editor.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, target, forged_status))
     labels = {"videojob.dev/uid": uid, "app.kubernetes.io/managed-by": "videojob-operator"}
-    attempt("pod claiming the VideoJob", lambda: editor_core.create_namespaced_pod(namespace, {
+    pod: Any = {
         "metadata": {"name": f"forged-{uid[:8]}", "labels": labels},
         "spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "videojob-testenv/pause:3.10"}]},
-    }))  # fmt: skip
-    attempt("Job claiming the VideoJob", lambda: editor_batch.create_namespaced_job(namespace, {
+    }  # fmt: skip
+    attempt("pod claiming the VideoJob", lambda: editor_core.create_namespaced_pod(namespace, pod))
+    job: Any = {
         "metadata": {"name": f"forged-job-{uid[:8]}", "labels": labels},
         "spec": {"suspend": True, "template": {"metadata": {"labels": labels}, "spec": {
             "restartPolicy": "Never", "containers": [{"name": "x", "image": "videojob-testenv/pause:3.10"}]}}},
-    }))  # fmt: skip
+    }  # fmt: skip
+    attempt("Job claiming the VideoJob", lambda: editor_batch.create_namespaced_job(namespace, job))
     attempt("status set at create", lambda: as_editor.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob",
                                             "metadata": {"name": "forged-create"}, **forged_status,

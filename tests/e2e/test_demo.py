@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from devkit.containers import container_processes
 from tests.conftest import REPO, TestEnv
-from tests.e2e.specs import container_processes
 
 pytestmark = pytest.mark.e2e
 

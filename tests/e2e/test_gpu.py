@@ -12,15 +12,14 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.harness import Diagnostics, HeldInput, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
+from devkit.operator_release import OperatorRelease
+from devkit.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +28,12 @@ GPU = "nvidia.com/gpu"
 
 def test_nvidia_job_on_gpu_node_auto_falls_back_to_cpu_and_nvenc_fails_clearly(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+    held_input: Callable[[str], HeldInput], job_recorder: JobRecorder, http_server: ScriptedHTTPServer,
+    media: MediaFactory, bucket: str,
     core_v1: Any, namespace: str,
 ) -> None:
-    release = threading.Event()
-    http_server.stall["/gpu.mp4"] = release
-    gpu_input = http_server.add("/gpu.mp4", media.video().read_bytes())
+    held = held_input("gpu")
+    gpu_input = held.uri
     cpu_input = media.upload(media.video(), bucket, "in/auto.mp4")
     run_operator(max_running_gpu=1, allow_http=True)
 
@@ -64,7 +63,7 @@ def test_nvidia_job_on_gpu_node_auto_falls_back_to_cpu_and_nvenc_fails_clearly(
     assert diagnostics.videojobs.status("on-gpu").get("phase") == "Running", diagnostics.report(["on-gpu"])
 
     # NVENC on a node without a GPU: a clear, fast failure, not a hang, no retries spent.
-    release.set()
+    held.release()
     failed = diagnostics.wait_phase("on-gpu", "Failed", timeout=120)
     status = failed["status"]
     context = diagnostics.report(["on-gpu"])

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.harness import Diagnostics, JobRecorder, MediaFactory, ScriptedHTTPServer, VideoJobs
+from devkit.operator_release import OperatorRelease
+from devkit.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

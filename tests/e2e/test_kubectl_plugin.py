@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import mediagen
+from devkit import mediagen
+from devkit.harness import Diagnostics, VideoJobs
 from tests.conftest import REPO, TestEnv
-from tests.e2e.harness import Diagnostics, VideoJobs
 
 pytestmark = pytest.mark.e2e
 

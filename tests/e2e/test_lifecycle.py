@@ -6,14 +6,14 @@ download until the test releases it: the transcoder really is running in its con
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.harness import (
+from devkit.containers import container_id, container_processes
+from devkit.harness import (
     Diagnostics,
     JobRecorder,
     MediaFactory,
@@ -21,8 +21,8 @@ from tests.e2e.harness import (
     ScriptedHTTPServer,
     VideoJobs,
 )
-from tests.e2e.operator_release import NOT_OPERATOR, OperatorRelease
-from tests.e2e.specs import container_id, container_processes, encode_spec
+from devkit.operator_release import NOT_OPERATOR, OperatorRelease
+from devkit.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -46,12 +46,6 @@ def gone(read: Callable[[], Any]) -> bool:
     return False
 
 
-def stalled_input(http_server: ScriptedHTTPServer, media: MediaFactory, path: str) -> tuple[str, threading.Event]:
-    release = threading.Event()
-    http_server.stall[path] = release
-    return http_server.add(path, media.video().read_bytes()), release
-
-
 def start_stalled_job(
     name: str,
     run_operator: Callable[..., OperatorRelease],
@@ -65,7 +59,7 @@ def start_stalled_job(
 ) -> tuple[dict[str, Any], Any, str]:
     """A VideoJob Running with its transcoder process alive, blocked on the input download; with its pod and the
     id of its container."""
-    uri, _ = stalled_input(http_server, media, f"/{name}.mp4")
+    uri = http_server.hold(f"/{name}.mp4", media.video().read_bytes()).uri
     run_operator(**HTTP_INPUTS)
     videojobs.create(name, encode_spec(uri, f"s3://{bucket}/out/{name}/", hardware="cpu"))
     obj = diagnostics.wait_phase(name, "Running", timeout=90)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import TestEnv
-from tests.e2e.harness import (
+from devkit.harness import (
     GROUP,
     PLURAL,
     VERSION,
@@ -31,8 +31,9 @@ from tests.e2e.harness import (
     VideoJobs,
     ensure_s3_secret,
 )
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import copy_spec, encode_spec
+from devkit.operator_release import OperatorRelease
+from devkit.specs import copy_spec, encode_spec
+from tests.conftest import TestEnv
 from tests.e2e.test_lifecycle import start_stalled_job
 
 pytestmark = pytest.mark.e2e
@@ -109,6 +110,10 @@ def team_b(core_v1: Any, custom_objects: Any, crd: dict[str, Any], testenv: Test
                 raise
 
 
+def job_name(videojobs: VideoJobs, name: str) -> str | None:
+    return videojobs.status(name).get("jobName")
+
+
 def held_inputs(
     http_server: ScriptedHTTPServer, media: MediaFactory, names: list[str]
 ) -> dict[str, tuple[str, threading.Event]]:
@@ -134,7 +139,7 @@ def test_a_namespace_that_queued_later_gets_the_next_slot_first(
         for name in ("a1", "a2", "a3"):
             videojobs.create(name, copy_spec(held[name][0], f"s3://{bucket}/out/{name}/"))
         for name in ("a1", "a2"):
-            diagnostics.wait(lambda n=name: videojobs.status(n).get("jobName"), timeout=60, message=f"{name} admitted")
+            diagnostics.wait(partial(job_name, videojobs, name), timeout=60, message=f"{name} admitted")
         diagnostics.wait(lambda: videojobs.status("a3").get("queuePosition") == 1, timeout=60, message="a3 queued")
         b_videojobs.create("b1", copy_spec(held["b1"][0], f"s3://{bucket}/out/b1/"))
         diagnostics.wait(lambda: b_videojobs.status("b1").get("queuePosition") == 1, timeout=60,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from devkit.harness import Diagnostics, MediaFactory, NotYet, VideoJobs
 from tests.conftest import TestEnv
-from tests.e2e.harness import Diagnostics, MediaFactory, NotYet, VideoJobs
 from tests.webhooks import Receiver
 
 pytestmark = pytest.mark.e2e

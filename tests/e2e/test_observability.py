@@ -5,7 +5,6 @@ and finished VideoJobs cleaned up after their TTL with their artifacts kept (or 
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,10 +12,10 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from devkit.harness import Diagnostics, HeldInput, MediaFactory, ScriptedHTTPServer, VideoJobs
+from devkit.operator_release import OperatorRelease
+from devkit.specs import VideoJobWrapper, encode_spec
 from tests.conftest import TestEnv
-from tests.e2e.harness import Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs, videojob
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
 from videojob.controller.status import parse_time
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +27,11 @@ def metric(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **
 
 def test_kubectl_wait_events_and_metrics_follow_a_job(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, namespace: str,
+    held_input: Callable[[str], HeldInput], http_server: ScriptedHTTPServer, bucket: str, core_v1: Any, namespace: str,
     testenv: TestEnv,
 ) -> None:
-    release = threading.Event()
-    http_server.stall["/watched.mp4"] = release
-    uri = http_server.add("/watched.mp4", media.video().read_bytes())
+    held = held_input("watched")
+    uri = held.uri
     op = run_operator(allow_http=True)
     videojobs.create("watched", encode_spec(uri, f"s3://{bucket}/out/watched/", hardware="cpu"))
     diagnostics.wait_phase("watched", "Running", timeout=90)
@@ -52,7 +50,7 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
          "videojob/watched", "--timeout=120s"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    release.set()
+    held.release()
     out, _ = waiter.communicate(timeout=150)
     assert waiter.returncode == 0, f"kubectl wait failed: {out}\n{diagnostics.report(['watched'])}"
     assert "condition met" in out, out
@@ -90,17 +88,16 @@ def test_ttl_deletes_the_finished_videojob_keeps_its_artifacts_and_spares_gitops
                                                 ttlSecondsAfterFinished=4))
     # The same, as Argo CD syncs it (annotation tracking), with a shorter TTL: deleting it would only make selfHeal
     # create it again, and it would encode again.
-    tracked = videojob("in-git", encode_spec(source, f"s3://{bucket}/out/ttl-git/", hardware="cpu",
-                                             ttlSecondsAfterFinished=1))
     tracking = f"media:videojob.dev/VideoJob:{namespace}/in-git"
-    tracked["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": tracking}
-    videojobs.create_object(tracked)
+    videojobs.create_object(VideoJobWrapper("in-git", source, f"s3://{bucket}/out/ttl-git/").hardware("cpu").ttl(1)
+                            .annotation("argocd.argoproj.io/tracking-id", tracking).obj())
     done = diagnostics.wait_phase("short-lived", "Succeeded", timeout=120)
     in_git = diagnostics.wait_phase("in-git", "Succeeded", timeout=120)
     artifact = done["status"]["artifacts"][0]
     job_name = done["status"]["jobName"]
-    assert parse_time(in_git["status"]["completedAt"]) + timedelta(seconds=1) <= parse_time(
-        done["status"]["completedAt"]) + timedelta(seconds=4), "in-git's TTL must run out first"
+    in_git_at, done_at = parse_time(in_git["status"]["completedAt"]), parse_time(done["status"]["completedAt"])
+    assert in_git_at and done_at, (in_git["status"], done["status"])
+    assert in_git_at + timedelta(seconds=1) <= done_at + timedelta(seconds=4), "in-git's TTL must run out first"
 
     def deleted() -> bool:
         try:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from devkit.harness import Diagnostics, MediaFactory, NotYet, VideoJobs, parse_s3_uri, probe
+from devkit.operator_release import OperatorRelease
 from tests.conftest import REPO, wait_for
-from tests.e2e.harness import Diagnostics, MediaFactory, NotYet, VideoJobs, parse_s3_uri, probe
-from tests.e2e.operator_release import OperatorRelease
 
 pytestmark = pytest.mark.e2e
 
@@ -86,7 +86,7 @@ def test_jobs_take_their_output_from_presets_override_fields_and_wait_for_missin
     job("waits", late)
 
     # The missing preset: Pending, not queued, the reason and message naming it.
-    def waiting_for_preset() -> dict[str, Any] | NotYet:
+    def waiting_for_preset() -> Any:  # the status, or NotYet (falsy) saying what it was
         status = videojobs.status("waits")
         return status if status.get("reason") == "PresetNotFound" else NotYet(status)
 

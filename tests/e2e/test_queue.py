@@ -14,24 +14,24 @@ precise arrival time the operator records in `status.queuedAt` can tell them apa
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
+    HeldInput,
     JobRecorder,
     MediaFactory,
     NotYet,
     ScriptedHTTPServer,
     VideoJobs,
 )
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.operator_release import OperatorRelease
+from devkit.specs import encode_spec
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,15 +43,11 @@ EXPECTED_ORDER = ["y-one", "b-one", "x-three", "z-five", "c-five", "a-nine"]
 
 def test_jobs_start_in_priority_order_with_right_queue_positions(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+    job_recorder: JobRecorder, held_input: Callable[[str], HeldInput], bucket: str,
 ) -> None:
-    data = media.video().read_bytes()
-    releases: dict[str, threading.Event] = {}
-    uris: dict[str, str] = {}
-    for name, _ in FIRST_BATCH + SECOND_BATCH:
-        releases[name] = threading.Event()
-        http_server.stall[f"/{name}.mp4"] = releases[name]
-        uris[name] = http_server.add(f"/{name}.mp4", data)
+    # Every input held until released: each admitted job stays Running, so the queue moves only as the test asks.
+    held = {name: held_input(name) for name, _ in FIRST_BATCH + SECOND_BATCH}
+    uris = {name: h.uri for name, h in held.items()}
 
     def create(batch: list[tuple[str, int]]) -> str:
         stamps = [
@@ -101,7 +97,7 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
         assert len(job_recorder.snapshot()) == step, (
             f"more than maxRunning=1 Jobs exist at step {step}: {[j.owner for j in job_recorder.snapshot()]}"
         )
-        releases[running].set()
+        held[running].release()
         diagnostics.wait_phase(running, "Succeeded", timeout=120)
 
     assert [j.owner for j in job_recorder.snapshot()] == EXPECTED_ORDER
@@ -110,11 +106,10 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
 
 def test_raising_the_priority_of_a_pending_job_moves_it_to_the_front(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+    held_input: Callable[[str], HeldInput], job_recorder: JobRecorder, media: MediaFactory, bucket: str,
 ) -> None:
-    release = threading.Event()
-    http_server.stall["/blocker.mp4"] = release
-    blocker = http_server.add("/blocker.mp4", media.video().read_bytes())
+    held = held_input("blocker")
+    blocker = held.uri
     tiny = media.upload(media.video(), bucket, "in/tiny.mp4")
     run_operator(max_running=1, allow_http=True)
     videojobs.create("blocker", encode_spec(blocker, f"s3://{bucket}/out/blocker/", hardware="cpu"))
@@ -133,7 +128,7 @@ def test_raising_the_priority_of_a_pending_job_moves_it_to_the_front(
     videojobs.patch_spec("last", {"priority": 1})
     diagnostics.wait(positions({"last": 1, "first": 2, "second": 3}), timeout=30, message="queue after the raise")
 
-    release.set()
+    held.release()
     diagnostics.wait_all(["blocker", "first", "second", "last"], "Succeeded", timeout=240)
     assert [j.owner for j in job_recorder.snapshot()] == ["blocker", "last", "first", "second"]
 
@@ -145,11 +140,10 @@ PRECISE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 def test_a_same_second_burst_is_admitted_in_creation_order_across_a_restart(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+    held_input: Callable[[str], HeldInput], job_recorder: JobRecorder, http_server: ScriptedHTTPServer, bucket: str,
 ) -> None:
-    release = threading.Event()
-    http_server.stall["/blocker.mp4"] = release
-    blocker = http_server.add("/blocker.mp4", media.video().read_bytes())
+    held = held_input("blocker")
+    blocker = held.uri
     op = run_operator(max_running=1, allow_http=True)
     videojobs.create("blocker", encode_spec(blocker, f"s3://{bucket}/out/blocker/", hardware="cpu"))
     diagnostics.wait_phase("blocker", "Running", timeout=90)
@@ -183,7 +177,7 @@ def test_a_same_second_burst_is_admitted_in_creation_order_across_a_restart(
     # Every admission of the burst happens after a restart: the new operator lists the VideoJobs (in name order)
     # and has no memory of arrivals, so only the recorded queuedAt can keep the order.
     op.restart()
-    release.set()
+    held.release()
 
     def all_admitted() -> bool | NotYet:
         owners = [j.owner for j in job_recorder.snapshot()]

@@ -15,16 +15,16 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
+    HeldInput,
     JobAdded,
     JobRecorder,
     MediaFactory,
-    ScriptedHTTPServer,
     VideoJobs,
 )
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from devkit.operator_release import OperatorRelease
+from devkit.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +35,10 @@ LATE = ["late-1", "late-2"]  # created while the operator is dead
 
 def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
     run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+    job_recorder: JobRecorder, held_input: Callable[[str], HeldInput], media: MediaFactory, bucket: str,
 ) -> None:
-    releases = {}
-    for name in HELD:
-        releases[name] = threading.Event()
-        http_server.stall[f"/{name}.mp4"] = releases[name]
-    data = media.video().read_bytes()
-    inputs = {name: http_server.add(f"/{name}.mp4", data) for name in HELD}
+    held = {name: held_input(name) for name in HELD}
+    inputs = {name: h.uri for name, h in held.items()}
     s3_input = media.upload(media.video(), bucket, "in/tiny.mp4")
     inputs.update({name: s3_input for name in QUEUED + LATE})
 
@@ -80,12 +76,12 @@ def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
             os.kill(victim, signal.SIGKILL)
 
     job_recorder.on_added = kill_on_third_job
-    releases[HELD[0]].set()
+    held[HELD[0]].release()
     diagnostics.wait(killed.is_set, timeout=120, message="a third Job to be created")
     op.wait_exited(victim)
     job_recorder.on_added = None
     op.start()
-    releases[HELD[1]].set()
+    held[HELD[1]].release()
 
     names = HELD + QUEUED + LATE
     diagnostics.wait_all(names, "Succeeded", timeout=420)

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.e2e.harness import (
+from devkit.harness import (
     Diagnostics,
     MediaFactory,
     VideoJobs,
@@ -29,7 +28,8 @@ from tests.e2e.harness import (
     probe,
     sha256_file,
 )
-from tests.e2e.operator_release import OperatorRelease
+from devkit.operator_release import OperatorRelease
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
 

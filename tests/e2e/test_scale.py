@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.harness import Diagnostics, JobRecorder, MediaFactory, VideoJobs
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import copy_spec
+from devkit.harness import Diagnostics, JobRecorder, MediaFactory, VideoJobs
+from devkit.operator_release import OperatorRelease
+from devkit.specs import copy_spec
 
 pytestmark = pytest.mark.e2e
 

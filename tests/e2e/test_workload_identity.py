@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
+from devkit.harness import Diagnostics, MediaFactory, VideoJobs
+from devkit.operator_release import OperatorRelease
+from devkit.specs import encode_spec
 from tests.conftest import TestEnv, wait_for
-from tests.e2e.harness import Diagnostics, MediaFactory, VideoJobs
-from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
 
 pytestmark = pytest.mark.e2e
 

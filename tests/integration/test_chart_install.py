@@ -253,9 +253,9 @@ def test_helm_install_upgrade_uninstall(
 
     from kubernetes.client.exceptions import ApiException
 
-    from tests.e2e.harness import ensure_s3_secret
-    from tests.e2e.operator_release import helm as helm_cmd
-    from tests.e2e.operator_release import release_values
+    from devkit.harness import ensure_s3_secret
+    from devkit.operator_release import helm as helm_cmd
+    from devkit.operator_release import release_values
 
     ensure_s3_secret(core_v1, namespace, testenv)  # the operator's own credentials (release_values' extraEnv)
     values = release_values(testenv, namespace, release)
@@ -393,7 +393,7 @@ def test_helm_upgrade_from_the_previous_chart_version_updates_the_crd(
     """The documented upgrade from the previous chart version (its CRD in crds/, installed once by helm and never
     owned by the release) to this one (the CRD a template of the release): the CRD is adopted by the release and
     updated by `helm upgrade`, VideoJobs survive it, and `helm uninstall` keeps the CRD."""
-    from tests.e2e.operator_release import helm as helm_cmd
+    from devkit.operator_release import helm as helm_cmd
 
     rev, version = previous_chart()
     group = f"{release}.chart-test.videojob.dev"

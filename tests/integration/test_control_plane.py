@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from kubernetes import config
-from kubernetes.client import BatchV1Api, CoreV1Api
+from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import REPO, TESTENV_SCRIPT, TestEnv, load_testenv, wait_for
@@ -84,7 +84,7 @@ def pod_manifest(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"restartPolicy": "Never", **spec}}
 
 
-def job_pods(core_v1: CoreV1Api, namespace: str, job: str) -> list[Any]:
+def job_pods(core_v1: Any, namespace: str, job: str) -> list[Any]:
     return core_v1.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job}").items
 
 
@@ -97,7 +97,7 @@ def describe_pods(testenv: TestEnv, pods: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def job_finished(batch_v1: BatchV1Api, namespace: str, name: str) -> str | None:
+def job_finished(batch_v1: Any, namespace: str, name: str) -> str | None:
     """'Complete' or 'Failed' once the Job has that condition (status True), else None."""
     job = batch_v1.read_namespaced_job_status(name, namespace)
     for c in job.status.conditions or []:
@@ -106,7 +106,7 @@ def job_finished(batch_v1: BatchV1Api, namespace: str, name: str) -> str | None:
     return None
 
 
-def pod_phase(core_v1: CoreV1Api, namespace: str, name: str) -> str:
+def pod_phase(core_v1: Any, namespace: str, name: str) -> str:
     return core_v1.read_namespaced_pod_status(name, namespace).status.phase
 
 
@@ -154,7 +154,7 @@ print(f"uploaded {len(body)} bytes to {os.environ['BUCKET']}/{os.environ['KEY']}
 
 
 def test_job_uploads_to_minio_with_secret_credentials(
-    testenv: TestEnv, core_v1: CoreV1Api, batch_v1: BatchV1Api, namespace: str, bucket: str, s3: Any
+    testenv: TestEnv, core_v1: Any, batch_v1: Any, namespace: str, bucket: str, s3: Any
 ) -> None:
     greeting = f"hello-{uuid.uuid4().hex[:8]}"
     core_v1.create_namespaced_secret(
@@ -206,7 +206,7 @@ def test_job_uploads_to_minio_with_secret_credentials(
 
 
 def test_failing_job_is_retried_until_backoff_limit(
-    testenv: TestEnv, core_v1: CoreV1Api, batch_v1: BatchV1Api, namespace: str
+    testenv: TestEnv, core_v1: Any, batch_v1: Any, namespace: str
 ) -> None:
     fail = ["python3", "-c", "import sys; print('failing on purpose'); sys.exit(3)"]
     batch_v1.create_namespaced_job(namespace, job_manifest("fails", {"containers": [container(fail)]}, backoffLimit=2))
@@ -232,7 +232,7 @@ RUN_UNTIL_STOPPED = EXIT_ON_SIGTERM + "import time\nwhile True:\n    time.sleep(
 
 
 def test_job_deleted_in_background_loses_its_pods(
-    testenv: TestEnv, core_v1: CoreV1Api, batch_v1: BatchV1Api, namespace: str
+    testenv: TestEnv, core_v1: Any, batch_v1: Any, namespace: str
 ) -> None:
     marker = f"gc-{uuid.uuid4().hex[:12]}"
     command = ["python3", "-c", RUN_UNTIL_STOPPED, marker]
@@ -246,11 +246,11 @@ def test_job_deleted_in_background_loses_its_pods(
         ),
     )
 
-    def both_running() -> list[int] | None:
+    def both_running() -> list[int]:
         pods = job_pods(core_v1, namespace, "sleepers")
         running = [p for p in pods if p.status.phase == "Running"]
         procs = marked_processes(marker)
-        return procs if len(running) == 2 and len(procs) == 2 else None
+        return procs if len(running) == 2 and len(procs) == 2 else []
 
     pids = wait_for(both_running, timeout=90, message="two running pods of Job sleepers, and their processes")
 
@@ -273,7 +273,7 @@ def test_job_deleted_in_background_loses_its_pods(
 
 
 def test_gpu_pods_are_placed_on_the_gpu_node_one_at_a_time(
-    testenv: TestEnv, core_v1: CoreV1Api, namespace: str, tmp_path: Path
+    testenv: TestEnv, core_v1: Any, namespace: str, tmp_path: Path
 ) -> None:
     # Only the scheduler's side of a GPU is real here: gpu-0 advertises `nvidia.com/gpu: 1` as an extended
     # resource, with no device plugin, so nothing sets NVIDIA_VISIBLE_DEVICES or hands the container a device.
@@ -329,7 +329,7 @@ def test_gpu_pods_are_placed_on_the_gpu_node_one_at_a_time(
     assert (tmp_path / "gpu-second.started").exists()
 
 
-def test_pod_without_gpu_toleration_stays_off_the_gpu_node(core_v1: CoreV1Api, namespace: str) -> None:
+def test_pod_without_gpu_toleration_stays_off_the_gpu_node(core_v1: Any, namespace: str) -> None:
     command = ["python3", "-c", "print('plain pod')"]
     core_v1.create_namespaced_pod(namespace, pod_manifest("plain", containers=[container(command)]))
     wait_for(lambda: pod_phase(core_v1, namespace, "plain") == "Succeeded", timeout=90, message="plain pod to run")
@@ -356,7 +356,7 @@ while True:
 
 @pytest.mark.parametrize(("behaviour", "grace"), [("exit", 10), ("ignore", 3)])
 def test_deleting_a_running_pod_stops_its_process_within_the_grace_period(
-    core_v1: CoreV1Api, namespace: str, tmp_path: Path, behaviour: str, grace: int
+    core_v1: Any, namespace: str, tmp_path: Path, behaviour: str, grace: int
 ) -> None:
     marker = f"del-{uuid.uuid4().hex[:12]}"
     command = ["python3", "-c", SIGTERM_AWARE, behaviour, marker]
@@ -496,7 +496,7 @@ def test_testenv_down_leaves_no_process(tmp_path_factory: pytest.TempPathFactory
         assert testenv_cmd("status", "--quiet").returncode == 0
         env2 = load_testenv(env_dir)
         api_client = config.new_client_from_config(config_file=env2.kubeconfig)
-        api = CoreV1Api(api_client)
+        api: Any = CoreV1Api(api_client)  # as the fixtures: it is given dict bodies, which its annotations omit
         wait_for(
             lambda: api.read_namespaced_service_account("default", "default"),
             timeout=60,
@@ -509,9 +509,9 @@ def test_testenv_down_leaves_no_process(tmp_path_factory: pytest.TempPathFactory
             pod_manifest("long", containers=[container(command, image=OPERATOR_IMAGE, imagePullPolicy="Never")]),
         )
 
-        def both_started() -> list[int] | None:
+        def both_started() -> list[int]:
             found = marked_processes(marker)
-            return found if len(found) == 2 else None
+            return found if len(found) == 2 else []
 
         procs = wait_for(both_started, timeout=120, message="env2's pod and its child to run")
         api_client.close()

@@ -8,7 +8,6 @@ with strict field validation, as `kubectl apply` does, so unknown fields are ref
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from devkit.harness import install_crd
 from tests.conftest import REPO, TestEnv, wait_for
 from tests.data.full_status import FULL_STATUS
 from tests.data.invalid_videojobs import INVALID, Invalid, base_job
@@ -40,25 +40,7 @@ SAMPLE_FILES = sorted(p for p in SAMPLES_DIR.glob("*.yaml") if p.name != "kustom
 @pytest.fixture(scope="module")
 def crd(apiextensions_v1: Any, custom_objects: Any, core_v1: Any) -> dict[str, Any]:
     """The committed CRD, created or replaced, Established, and serving its current schema."""
-    body: dict[str, Any] = yaml.safe_load(CRD_FILE.read_text())
-    name = body["metadata"]["name"]
-    try:
-        existing = apiextensions_v1.read_custom_resource_definition(name)
-    except ApiException as e:
-        if e.status != 404:
-            raise
-        apiextensions_v1.create_custom_resource_definition(body)
-    else:
-        replacement = copy.deepcopy(body)
-        replacement["metadata"]["resourceVersion"] = existing.metadata.resource_version
-        apiextensions_v1.replace_custom_resource_definition(name, replacement)
-
-    def established() -> bool:
-        crd = apiextensions_v1.read_custom_resource_definition(name)
-        conditions = {c.type: c.status for c in crd.status.conditions or []}
-        return conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True"
-
-    wait_for(established, timeout=60, message=f"CRD {name} Established")
+    body = install_crd(apiextensions_v1, CRD_FILE)
     # Established comes before the handler serves the new schema; a 53-character name is refused only then.
     probe = base_job("x" * 53)
 

@@ -1,6 +1,6 @@
 """Every hostile string of the corpus renders exactly as the literal reference: pixels, not argv.
 
-For each string of `test_hostile_strings.HOSTILE`, one frame is rendered twice with real FFmpeg and the two
+For each string of `devkit.hostile.HOSTILE`, one frame is rendered twice with real FFmpeg and the two
 frames' MD5s (`-f framemd5`) must be equal:
 
 - text overlay: the planner's path (its `TextFile` written where it says, its `-filter_complex` graph with the
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import mediagen as mg
-from tests.integration.test_hostile_strings import HOSTILE
+from devkit import mediagen as mg
+from devkit.hostile import HOSTILE
 from videojob.api.models import VideoJobSpec
 from videojob.transcoder import planner
 from videojob.transcoder.escape import filter_value

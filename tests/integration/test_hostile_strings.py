@@ -14,24 +14,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests import mediagen as mg
+from devkit import mediagen as mg
+from devkit.hostile import HOSTILE
 from videojob.api.models import VideoJobSpec
+from videojob.errors import BadInput
+from videojob.inputs import InputPolicy, check_uri
 from videojob.transcoder import planner, runner
-from videojob.transcoder.errors import BadInput
-from videojob.transcoder.inputs import InputPolicy, check_uri
 from videojob.transcoder.probe import MediaFacts
 from videojob.transcoder.subtitle_files import prepare
 
 pytestmark = pytest.mark.media
 
-HOSTILE = [
-    "'", '"', "it's", "a:b", "C:\\path\\to\\file", "\\", "\\\\'", "%{pts}", "%{eif:1/0:d}", "%{localtime}",
-    "%{e:t*1000}", "[x]", "[0:v]", ";", "a,b;c", "line one\nline two", "crlf\r\nline", "tab\tbetween",
-    "textfile=/etc/passwd", ":textfile=/etc/passwd:", "x',drawtext=text='pwned", "[in]nullsink;[x]",
-    "enable='0'", "$(touch /tmp/pwned)", "`id`", "; rm -rf /", "| cat /etc/passwd", "مرحبا بالعالم",
-    "\u202eevil\u202c שלום", "🎬🔥 émoji", "e\u0301 combining", "{\\an8}Top", "<b>bold</b><font color=\"red\">x</font>",
-    "a --> b", "%", "%%", "file:///etc/passwd", "../../etc/passwd", "A" * 1000,
-]
 assert len(HOSTILE) >= 30
 
 WORK = Path("/work/job")

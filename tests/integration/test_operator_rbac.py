@@ -7,7 +7,6 @@ transcoder ServiceAccount (bound to nothing), and the removal of a transcoder Ro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from devkit.harness import OperatorProcess
 from tests.conftest import TestEnv, wait_for
-from tests.integration.test_operator_smoke import GROUP, PLURAL, VERSION, OperatorProcess, get_vj, videojob
+from tests.integration.test_operator_smoke import GROUP, PLURAL, STAND_IN, VERSION, get_vj, videojob
 from videojob.controller.rbac import OPERATOR_CLUSTER_RULES
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -79,11 +79,13 @@ def test_the_operator_needs_nothing_beyond_its_cluster_rules(
         "metadata": {"name": "videojob-transcoder", "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "videojob-transcoder"},
         "subjects": [{"kind": "ServiceAccount", "name": "videojob-transcoder", "namespace": namespace}]})
-    process = OperatorProcess(
-        testenv, namespace, tmp_path / "operator.log",
-        KUBECONFIG=str(operator_kubeconfig),
-        VIDEOJOB_PRIORITY_CLASSES=json.dumps({"urgent": "", "normal": "", "low": ""}),
+    process = OperatorProcess.for_testenv(
+        testenv, [namespace], tmp_path / "operator.log",
+        VIDEOJOB_TRANSCODER_COMMAND=["python3", "-c", STAND_IN],
+        VIDEOJOB_PRIORITY_CLASSES={"urgent": "", "normal": "", "low": ""},
+        VIDEOJOB_LOG_FORMAT="json",
     )
+    process.env["KUBECONFIG"] = str(operator_kubeconfig)  # the operator's own least-privilege identity
     try:
         process.start()
         custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
@@ -93,7 +95,7 @@ def test_the_operator_needs_nothing_beyond_its_cluster_rules(
             status = get_vj(custom_objects, namespace, "least").get("status") or {}
             return status if status.get("phase") in ("Succeeded", "Failed") else None
 
-        status = wait_for(finished, timeout=90, message=f"the VideoJob to finish; log:\n{process.log()}")
+        status = wait_for(finished, timeout=90, message=f"the VideoJob to finish; log:\n{process.log_tail()}")
         assert status["phase"] == "Succeeded", status
         reasons = {e.reason for e in core_v1.list_namespaced_event(
             namespace, field_selector="involvedObject.name=least").items}
@@ -102,6 +104,7 @@ def test_the_operator_needs_nothing_beyond_its_cluster_rules(
         assert core_v1.read_namespaced_service_account("videojob-transcoder", namespace)
         assert [r.metadata.name for r in rbac_v1.list_namespaced_role(namespace).items] == [], \
             "the Role of an earlier version was removed"
-        assert "Forbidden" not in process.log() and "403" not in process.log(), process.log()
+        log = process.log_path.read_text(errors="replace")
+        assert "Forbidden" not in log and "403" not in log, process.log_tail()
     finally:
         process.stop()

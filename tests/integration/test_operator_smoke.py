@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devkit.harness import OperatorProcess, install_crd
 from tests.conftest import REPO, TestEnv, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -47,83 +46,25 @@ finish(0, {"ok": True, "artifacts": [{"uri": uri, "size": 1234, "sha256": "0" * 
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OperatorProcess:
-    """`videojob-operator` as a subprocess watching one namespace; start, kill, start again."""
-
-    def __init__(self, testenv: TestEnv, namespace: str, log_path: Path, **settings: str) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self.env = {
-            **testenv.subprocess_env(),
-            "VIDEOJOB_NAMESPACES": namespace,
-            "VIDEOJOB_METRICS_PORT": str(self.port),
-            "VIDEOJOB_TRANSCODER_COMMAND": json.dumps(["python3", "-c", STAND_IN]),
-            "VIDEOJOB_S3_ENDPOINT_URL": testenv.s3_endpoint_url,
-            "VIDEOJOB_PRIORITY_CLASSES": json.dumps(
-                {"urgent": f"{namespace}-urgent", "normal": f"{namespace}-normal", "low": f"{namespace}-low"}
-            ),
-            "VIDEOJOB_LOG_FORMAT": "json",
-            **settings,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "videojob-operator")], env=self.env, stdout=log, stderr=log, cwd=REPO
-        )
-        wait_for(self.healthy, timeout=60, message=f"operator /healthz on port {self.port}; log: {self.log_path}")
-
-    def healthy(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, self.log()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+def flat_metrics(text: str) -> dict[str, float]:
+    """/metrics as `name{labels}` -> value, for matching labels as text."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
 
 
 @pytest.fixture
 def operator(
-    request: pytest.FixtureRequest, testenv: TestEnv, namespace: str, core_v1: Any, k8s_client: Any, tmp_path: Path
+    request: pytest.FixtureRequest, testenv: TestEnv, namespace: str, core_v1: Any, k8s_client: Any, tmp_path: Path,
+    apiextensions_v1: Any,
 ) -> Iterator[OperatorProcess]:
     """The operator watching the test's namespace; extra settings by indirect parametrisation (env var -> value)."""
     from kubernetes import client
 
-    subprocess.run(
-        [str(testenv.dir / "bin" / "kubectl"), "apply", "--server-side", "--force-conflicts", "-f",
-         str(REPO / "crds" / "videojobs.yaml")],
-        env=testenv.subprocess_env(), check=True, capture_output=True,
-    )
+    install_crd(apiextensions_v1)
     core_v1.create_namespaced_secret(namespace, client.V1Secret(
         metadata=client.V1ObjectMeta(name="videojob-s3"),
         string_data={"AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
@@ -133,7 +74,13 @@ def operator(
     classes = [f"{namespace}-{band}" for band in ("urgent", "normal", "low")]
     for value, name in zip((3000, 2000, 1000), classes, strict=True):
         scheduling.create_priority_class(client.V1PriorityClass(metadata=client.V1ObjectMeta(name=name), value=value))
-    process = OperatorProcess(testenv, namespace, tmp_path / "operator.log", **getattr(request, "param", {}))
+    process = OperatorProcess.for_testenv(
+        testenv, [namespace], tmp_path / "operator.log",
+        VIDEOJOB_TRANSCODER_COMMAND=["python3", "-c", STAND_IN],
+        VIDEOJOB_PRIORITY_CLASSES={"urgent": classes[0], "normal": classes[1], "low": classes[2]},
+        VIDEOJOB_LOG_FORMAT="json",
+        **getattr(request, "param", {}),
+    )
     try:
         process.start()
         yield process
@@ -141,7 +88,7 @@ def operator(
         process.stop()
         for name in classes:
             scheduling.delete_priority_class(name)
-        sys.stderr.write(f"\n--- operator log (tail) ---\n{process.log()}\n")
+        sys.stderr.write(f"\n--- operator log (tail) ---\n{process.log_tail()}\n")
 
 
 def videojob(name: str, output: str = "output", **spec: Any) -> dict[str, Any]:
@@ -158,7 +105,7 @@ def videojob(name: str, output: str = "output", **spec: Any) -> dict[str, Any]:
 
 
 def get_vj(custom_objects: Any, namespace: str, name: str) -> dict[str, Any]:
-    return custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)  # type: ignore[no-any-return]
+    return custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
 
 def events_for(core_v1: Any, namespace: str, name: str) -> list[tuple[str, str]]:
@@ -224,7 +171,7 @@ def test_a_videojob_goes_pending_running_succeeded(
     from kubernetes import client
 
     rbac = client.RbacAuthorizationV1Api(batch_v1.api_client)
-    assert [r.metadata.name for r in rbac.list_namespaced_role(namespace).items] == []
+    assert [r.metadata and r.metadata.name for r in rbac.list_namespaced_role(namespace).items] == []
     assert core_v1.read_namespaced_service_account("videojob-transcoder", namespace).automount_service_account_token \
         is False
 
@@ -247,7 +194,7 @@ def test_a_videojob_goes_pending_running_succeeded(
         return sum(v for k, v in metrics.items() if k.split("{")[0] == name and all(lb in k for lb in labels))
 
     def metrics_show_it() -> dict[str, float] | None:
-        metrics = operator.metrics()
+        metrics = flat_metrics(operator.metrics_text())
         here = f'videojob_namespace="{namespace}"'
         return metrics if total(metrics, "videojob_videojobs", here, 'phase="Succeeded"') == 1 else None
 
@@ -304,7 +251,7 @@ def test_restart_adopts_jobs_and_never_duplicates(
                                                         priority=priority)
         )
     first = wait_for(lambda: batch_v1.list_namespaced_job(namespace).items, timeout=30, message="a Job")
-    operator.stop(signal.SIGKILL)
+    operator.kill(signal.SIGKILL)
 
     def statuses() -> dict[str, dict[str, Any]]:
         items = custom_objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
@@ -341,7 +288,7 @@ def test_bad_settings_stop_the_operator_with_a_clear_message(testenv: TestEnv) -
 
 
 def phase_of(custom_objects: Any, namespace: str, name: str) -> str | None:
-    return (get_vj(custom_objects, namespace, name).get("status") or {}).get("phase")  # type: ignore[no-any-return]
+    return (get_vj(custom_objects, namespace, name).get("status") or {}).get("phase")
 
 
 @pytest.mark.parametrize("operator", [{"VIDEOJOB_MAX_RUNNING_GPU": "1"}], indirect=True, ids=["one GPU slot"])

@@ -22,9 +22,9 @@ from tests.conftest import TestEnv
 from videojob import storage, streaming
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import TranscodeResult, output_uris
+from videojob.errors import BadInput
 from videojob.storage import Owner, claim_outputs, delete_owned, s3_client_from_env, transfer_config, upload
 from videojob.transcoder import cli
-from videojob.transcoder.errors import BadInput
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv,
     """The transcoder itself (videojob-transcode): the result and its thumbnail are uploaded, then an emitted
     subtitle file's upload is refused (another job wrote that name meanwhile): the run fails with OutputExists,
     its own two objects are deleted, the other job's object stays."""
-    from tests import mediagen
+    from devkit import mediagen
 
     src = mediagen.video(duration=1.0, size=(160, 120))
     s3.upload_file(str(src), bucket, "in/in.mp4")
@@ -146,11 +146,11 @@ def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv,
     for var in ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(var, testenv.variables[var])
     result_path = tmp_path / "result.json"
-    storage.upload = upload_racing  # type: ignore[assignment]
+    storage.upload = upload_racing
     try:
         code = cli.main(["--result", str(result_path), "--workdir", str(tmp_path / "work")], env)
     finally:
-        storage.upload = real_upload  # type: ignore[assignment]
+        storage.upload = real_upload
     result = TranscodeResult.model_validate_json(result_path.read_text())
     assert (code, result.reason) == (65, "OutputExists"), result
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", []))

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import BatchV1Api, CoreV1Api
 
 from tests.conftest import TestEnv
 from videojob.controller.jobs import CONTAINER_NAME, RUN_AS_USER, build_job_manifest
@@ -166,8 +165,8 @@ print(json.dumps(out))
 
 def test_transcoder_pod_runs_non_root_without_capabilities_on_a_read_only_root(
     testenv: TestEnv,
-    core_v1: CoreV1Api,
-    batch_v1: BatchV1Api,
+    core_v1: Any,
+    batch_v1: Any,
     namespace: str,
     bucket: str,
     trickling_server: TricklingServer,

@@ -43,7 +43,7 @@ def emoji_spec(texts: int, bucket: str) -> dict[str, Any]:
 
 @pytest.fixture
 def crd(apiextensions_v1: Any) -> None:
-    from tests.e2e.harness import install_crd
+    from devkit.harness import install_crd
 
     install_crd(apiextensions_v1)
 
@@ -56,7 +56,7 @@ def test_the_api_server_refuses_a_spec_over_the_size_rule(crd: None, custom_obje
     with pytest.raises(ApiException) as refused:
         custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     assert refused.value.status == 422
-    assert f"may hold {MAX_SPEC_TEXT_BYTES} bytes (UTF-8) together" in json.loads(refused.value.body)["message"]
+    assert f"may hold {MAX_SPEC_TEXT_BYTES} bytes (UTF-8) together" in json.loads(refused.value.body or "{}")["message"]
     body["spec"] = emoji_spec(EMOJI_TEXTS, "bucket")
     custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, dry_run="All")
 

@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import TestEnv
 from videojob.api.runtime import ExitCode
+from videojob.errors import BadInput, Transient
+from videojob.inputs import InputPolicy
 from videojob.storage import (
     check_output_bucket,
     delete_prefix,
@@ -33,8 +35,6 @@ from videojob.storage import (
     transfer_config,
     upload,
 )
-from videojob.transcoder.errors import BadInput, Transient
-from videojob.transcoder.inputs import InputPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,7 @@ _MEMORY_PROBE = """
 import json, sys
 from pathlib import Path
 from videojob.storage import fetch, s3_client_from_env
-from videojob.transcoder.inputs import InputPolicy
+from videojob.inputs import InputPolicy
 
 def hwm_kib():
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -211,6 +211,7 @@ BODY = os.urandom(3 * MiB + 17)
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     redirect_base = ""  # set per server: where /to-allowed points
+    server: http.server.HTTPServer  # what serves it (BaseRequestHandler says only BaseServer)
 
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
         return

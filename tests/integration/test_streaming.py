@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests import mediagen as mg
+from devkit import mediagen as mg
 from tests.conftest import TestEnv
 from videojob import storage, streaming
 from videojob.api.models import VideoJobSpec
+from videojob.errors import BadInput, Transient
+from videojob.inputs import InputPolicy
 from videojob.transcoder import mp4, runner
-from videojob.transcoder.errors import BadInput, Transient
-from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.probe import Streamed, probe
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from videojob.transcoder.errors import BadInput
+from videojob.errors import BadInput
 from videojob.transcoder.stt import parse_srt, parse_vtt, resolve_model_dir, to_srt, to_vtt, transcribe
 
 pytestmark = pytest.mark.stt

@@ -2,7 +2,7 @@
 right ffprobe facts, or exits 65 (bad input) / 69 (unsupported) with exactly one stderr line naming the problem.
 Never 70 (a crash), never a traceback, never a hang (every run has a timeout).
 
-Media are tiny (mostly 320x240, 10 fps, 2 s, from tests/mediagen.py); a few odd-sized clips are made here because
+Media are tiny (mostly 320x240, 10 fps, 2 s, from devkit/mediagen.py); a few odd-sized clips are made here because
 mediagen's lavfi sources round sizes to even numbers.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests import mediagen as mg
+from devkit import mediagen as mg
 from videojob.api.models import VideoJobSpec
 from videojob.transcoder.probe import probe
 

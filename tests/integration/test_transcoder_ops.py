@@ -1,7 +1,7 @@
 """Every operation on real media, in the runner's local mode (no S3, no cluster): ffprobe facts of the result and
 a measurement that proves the effect (pixels at seams and in overlay regions, audio levels in time windows).
 
-Media come from tests/mediagen.py (320x240, 10 fps, 2 s, lavfi sources). Encoders run at ultrafast.
+Media come from devkit/mediagen.py (320x240, 10 fps, 2 s, lavfi sources). Encoders run at ultrafast.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests import mediagen as mg
+from devkit import mediagen as mg
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import TranscodeResult
+from videojob.errors import BadInput
 from videojob.transcoder import runner
-from videojob.transcoder.errors import BadInput
 from videojob.transcoder.probe import MediaFacts, probe
 
 pytestmark = pytest.mark.media
@@ -296,7 +296,7 @@ def _spec_file(tmp_path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-SIMPLE = {"inputs": [{"name": "clip", "uri": "s3://bucket/in/clip.mp4"}],
+SIMPLE: dict[str, Any] = {"inputs": [{"name": "clip", "uri": "s3://bucket/in/clip.mp4"}],
           "output": {"uri": "s3://bucket/out/", "name": "result", "video": FAST}}
 
 
@@ -390,7 +390,7 @@ def test_generated_subtitles_from_speech_are_emitted_and_burned(tmp_path: Path) 
     speech = mg.speech_wav(SENTENCE)
     speech_seconds = probe(speech).duration or 0
     base = mg.video("mp4", color="navy", duration=round(speech_seconds + 1.0, 1))
-    operations = [
+    operations: list[dict[str, Any]] = [
         {"audio": {"input": "speech", "mode": "replace", "offset": 0.5}},
         {"subtitles": {"generate": {"language": "en"}, "emit": ["srt", "vtt"], "style": {"size": 24}}},
     ]

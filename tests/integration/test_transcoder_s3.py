@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests import mediagen as mg
+from devkit import mediagen as mg
 from videojob.api.runtime import TranscodeResult
 
 pytestmark = pytest.mark.integration

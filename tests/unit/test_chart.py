@@ -412,7 +412,8 @@ def test_replicas_roll_with_a_disruption_budget_and_spread_over_nodes() -> None:
     assert pdb["spec"] == {"maxUnavailable": 1, "selector": deploy["spec"]["selector"]}
     assert pod["containers"][0]["env"][0] == {"name": "POD_NAME",
                                               "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-    mine = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
+    terms: list[Any] = []
+    mine = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
     assert one(render({"replicas": 2, "affinity": mine}), "Deployment")["spec"]["template"]["spec"]["affinity"] == mine
 
 
@@ -694,6 +695,7 @@ def exported_series() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for metric in vars(operator_metrics.Metrics()).values():
         if isinstance(metric, MetricWrapperBase):
+            assert metric._type is not None, metric  # set by every concrete metric class
             for suffix in suffixes[metric._type]:
                 out[metric._name + suffix] = set(metric._labelnames) | ({"le"} if suffix == "_bucket" else set())
     return out

@@ -127,7 +127,7 @@ def test_grouping_follows_deletions() -> None:
 
 
 def test_slim_objects_keep_what_the_operator_reads() -> None:
-    job = {"metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}, "managedFields": [{}] * 5},
+    job: dict[str, Any] = {"metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}, "managedFields": [{}] * 5},
            "spec": {"template": {"spec": {"containers": [{"env": [{"name": "VIDEOJOB_SPEC"}]}]}}},
            "status": {"active": 1}}
     assert slim_job(job) == {"metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}}, "status": {"active": 1}}

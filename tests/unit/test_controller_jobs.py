@@ -32,7 +32,7 @@ def env_of(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def container_of(job: dict[str, Any]) -> dict[str, Any]:
-    return job["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+    return job["spec"]["template"]["spec"]["containers"][0]
 
 
 @pytest.mark.parametrize(
@@ -317,7 +317,7 @@ def test_how_the_transcoder_authenticates_to_s3(settings: Settings, spec: dict[s
     if secret is None:
         assert keys == [None, None]
     else:
-        assert [k["secretKeyRef"]["name"] for k in keys] == [secret, secret]
+        assert [k and k["secretKeyRef"]["name"] for k in keys] == [secret, secret]
     pod = job["spec"]["template"]["spec"]
     projected = [v for v in pod["volumes"] if "projected" in v]
     if not web_identity:

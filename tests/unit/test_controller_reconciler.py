@@ -198,7 +198,8 @@ def test_a_forged_succeeded_frees_no_slot_and_is_corrected(operator: tuple[Recon
     reconciler.settings = reconciler.settings.model_copy(update={"max_running": 1})
     running = videojob("running", {"phase": "Succeeded", "reason": "Succeeded", "jobName": "x", "attempts": 1,
                                    "completedAt": "2026-01-01T11:59:00Z"})
-    job = {"metadata": {"name": job_name(running), "namespace": "media", "uid": "job-running", "resourceVersion": "5",
+    job: dict[str, Any] = {
+        "metadata": {"name": job_name(running), "namespace": "media", "uid": "job-running", "resourceVersion": "5",
                         "ownerReferences": [{"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
                                              "name": "running", "uid": "uid-running", "controller": True}]},
            "spec": {"template": {"metadata": {"labels": {"videojob.dev/hardware": "cpu"}}}},
@@ -237,7 +238,12 @@ def test_artifact_deletion_follows_the_spec_and_the_uid_never_the_status(
     delete another tenant's objects."""
     reconciler, kube = operator
     asked: list[tuple[list[str], str]] = []
-    monkeypatch.setattr(reconciler, "_delete_objects", lambda uris, uid: asked.append((uris, uid)) or uris)
+
+    def record(uris: list[str], uid: str) -> list[str]:
+        asked.append((uris, uid))
+        return uris
+
+    monkeypatch.setattr(reconciler, "_delete_objects", record)
     forged = {"phase": "Succeeded", "artifacts": [{"uri": "s3://other-tenant/precious.mp4", "size": 1,
                                                    "sha256": "0" * 64}]}
     body = videojob("gone", forged, artifactReclaimPolicy="Delete",

@@ -156,7 +156,7 @@ def test_success_fills_artifacts_progress_and_times() -> None:
     ids=["old transcoder: the placement", "NVENC used", "auto fell back to CPU", "cpu"],
 )
 def test_finished_status_says_which_hardware_encoded(placed: str, result_hardware: str | None, expected: str) -> None:
-    extra = {"hardware": result_hardware} if result_hardware else {}
+    extra: dict[str, Any] = {"hardware": result_hardware} if result_hardware else {}
     done = derive_status(
         vj({"phase": "Running", "hardware": placed}),
         job(("Complete", "Completed"), hardware=placed),

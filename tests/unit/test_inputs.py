@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from videojob.api.runtime import ExitCode
-from videojob.transcoder.errors import BadInput
-from videojob.transcoder.inputs import (
+from videojob.errors import BadInput
+from videojob.inputs import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_SECONDS,
     InputPolicy,

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from videojob.api.conditions import Reason
 from videojob.api.models import AudioOutput, VideoJobSpec, VideoOutput
 from videojob.api.runtime import TranscodeResult
+from videojob.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder import encoders, planner
-from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.transcoder.probe import MediaFacts
 from videojob.transcoder.progress import ProgressParser, Throttled
 from videojob.transcoder.runner import classify_failure, output_uri, result_json
@@ -481,7 +482,8 @@ def test_classify_failure(returncode: int, stderr: list[str], kind: type, reason
     assert "\n" not in str(error)
 
 
-NVENC_GONE = Unsupported("NVENC is not available on this node: OpenEncodeSessionEx failed", reason="NvencUnavailable")
+NVENC_GONE = Unsupported("NVENC is not available on this node: OpenEncodeSessionEx failed",
+                         reason=Reason.NVENC_UNAVAILABLE)
 
 
 @pytest.mark.parametrize(
@@ -492,9 +494,9 @@ NVENC_GONE = Unsupported("NVENC is not available on this node: OpenEncodeSession
         ("nvidia", NVENC_GONE, None),  # asked for NVENC explicitly: the clear failure stays
         ("cpu", NVENC_GONE, None),
         (None, NVENC_GONE, None),  # an older operator that does not say what was asked
-        ("auto", Unsupported("no nvidia encoder for vp9", reason="CodecNotSupportedByNvenc"), None),
-        ("auto", BadInput("ffmpeg cannot process the input", reason="FFmpegFailed"), None),
-        ("auto", Transient("ffmpeg was killed", reason="FFmpegKilled"), None),
+        ("auto", Unsupported("no nvidia encoder for vp9", reason=Reason.CODEC_NOT_SUPPORTED_BY_NVENC), None),
+        ("auto", BadInput("ffmpeg cannot process the input", reason=Reason.FFMPEG_FAILED), None),
+        ("auto", Transient("ffmpeg was killed", reason=Reason.FFMPEG_KILLED), None),
     ],
     ids=["auto+nvenc", "auto+no libcuda", "nvidia", "cpu", "unset", "auto+codec", "auto+bad input", "auto+killed"],
 )

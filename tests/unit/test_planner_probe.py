@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from videojob.transcoder.errors import BadInput
+from videojob.errors import BadInput
 from videojob.transcoder.probe import MediaFacts, ffprobe_argv, parse_ffprobe, probe
 
-MP4 = {
+MP4: dict[str, Any] = {
     "streams": [
         {"codec_type": "video", "codec_name": "h264", "width": 320, "height": 240, "avg_frame_rate": "10/1",
          "r_frame_rate": "10/1", "pix_fmt": "yuv420p", "nb_frames": "10", "duration": "1.000000"},

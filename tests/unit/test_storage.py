@@ -10,8 +10,8 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
 from videojob.api.runtime import ExitCode
+from videojob.errors import BadInput, Transient
 from videojob.storage import _s3_error, parse_s3_uri, transfer_config
-from videojob.transcoder.errors import BadInput, Transient
 
 URI = "s3://media/in/x.mp4"
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from videojob import streaming
+from videojob.errors import Transient
 from videojob.streaming import (
     MAX_PARTS,
     Layout,
@@ -26,7 +27,6 @@ from videojob.streaming import (
     streamed_parts,
     strong_validator,
 )
-from videojob.transcoder.errors import Transient
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from videojob.api.runtime import ExitCode
-from videojob.transcoder.errors import BadInput, Unsupported
+from videojob.errors import BadInput, Unsupported
 from videojob.transcoder.stt import (
     Cue,
     SubtitleSyntaxError,

@@ -91,6 +91,7 @@ class Reason(StrEnum):
     INPUT_UNAVAILABLE = "InputUnavailable"
     INPUT_TLS = "InputTLS"
     OUTPUT_BUCKET_NOT_FOUND = "OutputBucketNotFound"
+    OUTPUT_EXISTS = "OutputExists"
     STORAGE_ACCESS_DENIED = "StorageAccessDenied"
     STORAGE_UNAVAILABLE = "StorageUnavailable"
     # --- the transcoder: media and FFmpeg ---
@@ -168,6 +169,7 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.INPUT_UNAVAILABLE: "An input's server failed or could not be reached; retried.",
     Reason.INPUT_TLS: "An input's TLS certificate is not trusted.",
     Reason.OUTPUT_BUCKET_NOT_FOUND: "The output bucket does not exist (checked before any transcoding).",
+    Reason.OUTPUT_EXISTS: "An output object exists that this VideoJob did not write (`output.overwrite` is not set).",
     Reason.STORAGE_ACCESS_DENIED: "The S3 credentials may not read an input or write the output.",
     Reason.STORAGE_UNAVAILABLE: "S3 failed or could not be reached; retried.",
     Reason.UNREADABLE_MEDIA: "An input is not media FFmpeg can read.",

@@ -462,8 +462,6 @@ class PictureInPicture(_Model):
 
 
 OPERATION_KINDS = ("concat", "audio", "text", "subtitles", "pip")
-# Operations that change the picture: a `copy` video codec cannot carry them out.
-VIDEO_OPERATIONS = ("concat", "text", "subtitles", "pip")
 # Operations that change the sound: a `copy` audio codec cannot carry them out.
 AUDIO_OPERATIONS = ("concat", "audio")
 

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from videojob.api.conditions import Reason
 from videojob.api.models import Artifact, Container, Subtitles, VideoJobSpec, _Model
 
 # --- the spec, as a file in the transcoder container --------------------------------------------------------------
@@ -110,7 +111,7 @@ class TranscodeResult(_Model):
     """What the transcoder leaves in its termination message (compact JSON, under 4 KiB)."""
 
     ok: bool
-    reason: Annotated[str, StringConstraints(max_length=64)] = "Succeeded"
+    reason: Annotated[str, StringConstraints(max_length=64)] = Reason.SUCCEEDED.value
     message: Annotated[str, StringConstraints(max_length=1024)] = ""
     artifacts: list[Artifact] = Field(default_factory=list)
     bytes_in: int = Field(default=0, ge=0)

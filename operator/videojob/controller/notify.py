@@ -237,7 +237,7 @@ def check_url(url: str, settings: Settings) -> tuple[str, int]:
 
 def check_address(address: str, allowed_networks: Sequence[str]) -> str | None:
     """Why a webhook may not be sent to `address` (None when it may)."""
-    from videojob.transcoder.inputs import InputPolicy, address_problem
+    from videojob.inputs import InputPolicy, address_problem
 
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -267,7 +267,6 @@ class Notifier:
         self.videojobs = videojobs  # uid -> the VideoJob as the index holds it now
         self.on_status = on_status  # the patched VideoJob, for the index
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self._ssl: ssl.SSLContext | None = None
         self._session: Any = None
 
     def consider(self, items: Iterable[Body], now: datetime) -> None:

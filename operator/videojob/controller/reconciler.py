@@ -853,7 +853,7 @@ class Reconciler:
         try:
             if uris:
                 deleted = await self.call(self._delete_objects, uris, str(meta["uid"]))
-                await self.call(self.kube.create_event, vj, "Normal", "ArtifactsDeleted",
+                await self.call(self.kube.create_event, vj, "Normal", Reason.ARTIFACTS_DELETED,
                                 f"deleted {len(deleted)} object(s) it had written", timestamp(now))
         except Exception as e:
             deleted_at = parse_time(meta.get("deletionTimestamp")) or now
@@ -862,7 +862,7 @@ class Reconciler:
                             extra={"namespace": meta["namespace"], "videojob": meta["name"]})
                 self.wake_in(10)
                 return
-            await self.call(self.kube.create_event, vj, "Warning", "ArtifactDeletionFailed",
+            await self.call(self.kube.create_event, vj, "Warning", Reason.ARTIFACT_DELETION_FAILED,
                             f"gave up deleting the artifacts: {e}"[:1024], timestamp(now))
         finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
         await self.set_finalizers(vj, finalizers)

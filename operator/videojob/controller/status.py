@@ -39,7 +39,6 @@ from videojob.api.models import Phase, ResolvedPreset
 from videojob.api.runtime import ExitCode, TranscodeResult
 from videojob.controller.jobs import ANNOTATION_PRESET, CONTAINER_NAME, LABEL_HARDWARE
 
-CONDITION_TYPES = tuple(ConditionType)
 TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
 MAX_MESSAGE = 4096
 MAX_ARTIFACTS = 16  # status.artifacts' bound in the CRD: a longer list would make the API server refuse the status
@@ -47,10 +46,10 @@ NO_POD_AFTER = 30  # seconds a Job may exist without a pod before the status say
 
 _REASON_CHARS = re.compile(r"[^A-Za-z0-9_,:]")
 _EXIT_REASONS = {
-    ExitCode.BAD_INPUT: "BadInput",
-    ExitCode.UNSUPPORTED: "Unsupported",
-    ExitCode.TRANSIENT: "TransientError",
-    ExitCode.INTERNAL: "InternalError",
+    ExitCode.BAD_INPUT: Reason.BAD_INPUT,
+    ExitCode.UNSUPPORTED: Reason.UNSUPPORTED,
+    ExitCode.TRANSIENT: Reason.TRANSIENT_ERROR,
+    ExitCode.INTERNAL: Reason.INTERNAL_ERROR,
 }
 
 Body = Mapping[str, Any]
@@ -95,7 +94,7 @@ def parse_time(text: Any) -> datetime | None:
         return None
 
 
-def reason_word(text: str, fallback: str = "Failed") -> str:
+def reason_word(text: str, fallback: str = Reason.FAILED) -> str:
     """A CamelCase reason as metav1.Condition allows (letters first, [A-Za-z0-9_,:], at most 128)."""
     word = _REASON_CHARS.sub("", text)[:128].rstrip(",:")
     return word if word and word[0].isalpha() else fallback
@@ -146,9 +145,10 @@ def _finished_at(pod: Body) -> str:
 
 
 # Container waiting reasons that need a person (a missing Secret, a wrong image), shown in the status.
-_STUCK = ("CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff")
+_STUCK = (Reason.CREATE_CONTAINER_CONFIG_ERROR, Reason.ERR_IMAGE_PULL, Reason.IMAGE_PULL_BACK_OFF,
+          Reason.INVALID_IMAGE_NAME, Reason.CRASH_LOOP_BACK_OFF)
 # Pending reasons worth a Warning Event: the job waits on something a person must fix (or on free capacity).
-_PENDING_WARNINGS = frozenset({*_STUCK, "Unschedulable", "NoPod", "JobCreateFailed"})
+_PENDING_WARNINGS = frozenset({*_STUCK, Reason.UNSCHEDULABLE, Reason.NO_POD, Reason.JOB_CREATE_FAILED})
 
 
 def stops_its_job(status: Mapping[str, Any]) -> bool:
@@ -164,7 +164,7 @@ def _waiting_problem(pods: Sequence[Body]) -> tuple[str, str] | None:
     for pod in sorted(pods, key=_pod_created, reverse=True):
         for condition in (pod.get("status") or {}).get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-                return "Unschedulable", str(condition.get("message") or condition.get("reason") or "unschedulable")
+                return Reason.UNSCHEDULABLE, str(condition.get("message") or condition.get("reason") or "unschedulable")
         waiting = transcoder_state(pod).get("waiting") or {}
         if waiting.get("reason") in _STUCK:
             return str(waiting["reason"]), str(waiting.get("message") or waiting["reason"])
@@ -205,13 +205,13 @@ def _failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
         limit = ((job or {}).get("spec") or {}).get("activeDeadlineSeconds")
         message = "stopped: the job ran longer than its time limit"
         message += f" (activeDeadlineSeconds {limit} s)" if limit else " (activeDeadlineSeconds)"
-        return "DeadlineExceeded", message + (f"; {job_message}" if job_message else "")
+        return Reason.DEADLINE_EXCEEDED, message + (f"; {job_message}" if job_message else "")
     if result is not None and not result.ok:
         return reason_word(result.reason), result.message or f"the transcoder failed ({result.reason})"
     if terminated:
         code = int(terminated.get("exitCode", 1))
         if terminated.get("reason") == "OOMKilled":
-            return "OOMKilled", f"the transcoder ran out of memory (exit code {code})"
+            return Reason.OOM_KILLED, f"the transcoder ran out of memory (exit code {code})"
         try:
             reason = _EXIT_REASONS.get(ExitCode(code), Reason.TRANSCODER_EXITED)
         except ValueError:
@@ -221,7 +221,7 @@ def _failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
         if job_reason == "BackoffLimitExceeded":
             message += " (no retries left)"
         return reason, message
-    return reason_word(job_reason or "JobFailed"), job_message or "the Job failed"
+    return reason_word(job_reason or Reason.JOB_FAILED), job_message or "the Job failed"
 
 
 def succeeded_result(pods: Sequence[Body]) -> TranscodeResult | None:
@@ -332,12 +332,12 @@ def derive_status(
     if old_phase in TERMINAL:
         phase = old_phase
     elif problem is not None:
-        phase, new["reason"], new["message"] = Phase.FAILED.value, "InvalidSpec", problem
+        phase, new["reason"], new["message"] = Phase.FAILED.value, Reason.INVALID_SPEC, problem
     elif job_condition(job, "Complete", "SuccessCriteriaMet"):
         phase = Phase.SUCCEEDED.value
         result = succeeded_result(pods)
         new["progress"] = 100
-        new["reason"] = "Succeeded"
+        new["reason"] = Reason.SUCCEEDED
         if result is not None:
             new["artifacts"] = owned_artifacts(result.artifacts, outputs)
             if result.hardware is not None:
@@ -353,27 +353,27 @@ def derive_status(
         phase = Phase.FAILED.value
         new["reason"], new["message"] = failure(job, pods, outputs)
     elif spec.get("cancel"):
-        phase, new["reason"] = Phase.CANCELLED.value, "Cancelled"
+        phase, new["reason"] = Phase.CANCELLED.value, Reason.CANCELLED
         new["message"] = "cancelled by spec.cancel" if new.get("jobName") else "cancelled before it started"
     elif job is None and new.get("jobName"):
-        phase, new["reason"] = Phase.FAILED.value, "JobDeleted"
+        phase, new["reason"] = Phase.FAILED.value, Reason.JOB_DELETED
         new["message"] = f"its Job {new['jobName']} was deleted before it finished"
     elif job is None and preset_missing:
-        phase, new["reason"], new["message"] = Phase.PENDING.value, "PresetNotFound", preset_missing
+        phase, new["reason"], new["message"] = Phase.PENDING.value, Reason.PRESET_NOT_FOUND, preset_missing
     elif job is None and blocked:
-        phase, new["reason"], new["message"] = Phase.PENDING.value, "JobCreateFailed", f"retrying: {blocked}"
+        phase, new["reason"], new["message"] = Phase.PENDING.value, Reason.JOB_CREATE_FAILED, f"retrying: {blocked}"
     elif job is None:
-        phase, new["reason"] = Phase.PENDING.value, "Queued"
+        phase, new["reason"] = Phase.PENDING.value, Reason.QUEUED
         new["message"] = f"position {queue_position} in the queue" if queue_position else "waiting for admission"
         if held:
             new["message"] += f"; {held}"
     elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):
-        phase, new["reason"] = Phase.RUNNING.value, "Running"
+        phase, new["reason"] = Phase.RUNNING.value, Reason.RUNNING
         if progress is not None:
             new["progress"] = min(max(float(progress), 0.0), 99.9)  # 100 means Succeeded
         new["message"] = f"running on {new.get('node', 'a node')} (attempt {new['attempts']})"
     elif old_phase == Phase.RUNNING.value:
-        phase, new["reason"] = Phase.RUNNING.value, "Retrying"  # between attempts: the Job starts another pod
+        phase, new["reason"] = Phase.RUNNING.value, Reason.RETRYING  # between attempts: the Job starts another pod
         new["message"] = f"attempt {new['attempts']} failed; the Job starts another"
     else:
         phase = Phase.PENDING.value
@@ -382,9 +382,10 @@ def derive_status(
         if waiting is None and not pods and created is not None and (now - created).total_seconds() > NO_POD_AFTER:
             # The Job controller says why in the Job's Events (the operator does not read Events): usually a
             # missing PriorityClass, ServiceAccount or a ResourceQuota on pods.
-            waiting = ("NoPod", f"the Job controller has created no pod for Job {new['jobName']} yet; "
+            waiting = (Reason.NO_POD, f"the Job controller has created no pod for Job {new['jobName']} yet; "
                                 f"`kubectl describe job {new['jobName']}` shows why")
-        new["reason"], new["message"] = waiting or ("Admitted", f"Job {new['jobName']} created; waiting for its pod")
+        new["reason"], new["message"] = waiting or (Reason.ADMITTED,
+                                                    f"Job {new['jobName']} created; waiting for its pod")
         age = (now - created).total_seconds() if created is not None else 0.0
         if waiting is not None and waiting[0] in _STUCK and stuck_timeout is not None and age > stuck_timeout:
             phase = Phase.FAILED.value
@@ -459,19 +460,21 @@ def conditions(status: Mapping[str, Any], old: Sequence[Mapping[str, Any]], now:
     finished = phase in TERMINAL
     wanted: list[tuple[str, bool | None, str, str]] = [
         (
-            "Admitted",
+            ConditionType.ADMITTED,
             admitted,
-            "JobCreated" if admitted else (reason if phase in TERMINAL else "Queued"),
+            Reason.JOB_CREATED if admitted else (reason if phase in TERMINAL else Reason.QUEUED),
             f"Job {status['jobName']} on {status.get('hardware', 'cpu')}" if admitted else message,
         ),
-        ("Running", phase == Phase.RUNNING.value, reason if phase == Phase.RUNNING.value else phase, message),
+        (ConditionType.RUNNING, phase == Phase.RUNNING.value,
+         reason if phase == Phase.RUNNING.value else phase, message),
         # Unknown until the outcome is known (Argo and Kueue do the same).
-        ("Succeeded", phase == Phase.SUCCEEDED.value if finished else None,
+        (ConditionType.SUCCEEDED, phase == Phase.SUCCEEDED.value if finished else None,
          reason if phase == Phase.SUCCEEDED.value else phase, message),
-        ("Failed", phase == Phase.FAILED.value, reason if phase == Phase.FAILED.value else phase, message),
-        ("Cancelled", phase == Phase.CANCELLED.value, reason if phase == Phase.CANCELLED.value else phase, message),
+        (ConditionType.FAILED, phase == Phase.FAILED.value, reason if phase == Phase.FAILED.value else phase, message),
+        (ConditionType.CANCELLED, phase == Phase.CANCELLED.value,
+         reason if phase == Phase.CANCELLED.value else phase, message),
         # True whatever the outcome, so `kubectl wait --for=condition=Finished` returns for failures too.
-        ("Finished", finished, phase, message),
+        (ConditionType.FINISHED, finished, phase, message),
     ]
     previous = {str(c.get("type")): c for c in old}
     out = []
@@ -507,14 +510,14 @@ def transition_events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> 
     old_phase, phase = old.get("phase"), new["phase"]
     events: list[tuple[str, str, str]] = []
     if old_phase is None and phase == Phase.PENDING.value and not new.get("jobName"):
-        events.append(("Normal", "Queued", str(new.get("message") or "queued")))
+        events.append(("Normal", Reason.QUEUED, str(new.get("message") or "queued")))
     if new.get("jobName") and not old.get("jobName"):
-        events.append(("Normal", "Admitted", f"created Job {new['jobName']} on {new.get('hardware', 'cpu')}"))
+        events.append(("Normal", Reason.ADMITTED, f"created Job {new['jobName']} on {new.get('hardware', 'cpu')}"))
     was_started = old_phase in (Phase.RUNNING.value, *TERMINAL) or int(old.get("attempts") or 0) > 0
     if not was_started and (phase == Phase.RUNNING.value or (phase in TERMINAL and int(new.get("attempts") or 0))):
-        events.append(("Normal", "Started", f"running on {new.get('node', 'a node')} (attempt 1)"))
+        events.append(("Normal", Reason.STARTED, f"running on {new.get('node', 'a node')} (attempt 1)"))
     elif int(new.get("attempts") or 0) > int(old.get("attempts") or 0) > 0:
-        events.append(("Warning", "Retrying", f"attempt {new['attempts']} started on {new.get('node', 'a node')}"))
+        events.append(("Warning", Reason.RETRYING, f"attempt {new['attempts']} started on {new.get('node', 'a node')}"))
     if phase == Phase.PENDING.value and new.get("reason") in _PENDING_WARNINGS and new.get("reason") != old.get(
         "reason"
     ):  # not a phase change, but `kubectl describe vj` should show what it waits for

@@ -31,11 +31,12 @@ from pydantic import ValidationError
 
 from videojob import storage
 from videojob.api import runtime
+from videojob.api.conditions import Reason
 from videojob.api.models import VideoJobSpec
 from videojob.api.runtime import ExitCode, TranscodeResult
+from videojob.errors import BadInput, TranscodeError
+from videojob.inputs import InputPolicy
 from videojob.transcoder import runner
-from videojob.transcoder.errors import BadInput, TranscodeError
-from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.progress import reporter_from_env
 
 PROG = "videojob-transcode"
@@ -48,7 +49,7 @@ def load_spec(text: str, source: str) -> VideoJobSpec:
     try:
         data: Any = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
-        raise BadInput(f"spec from {source} is not JSON or YAML: {e}", reason="InvalidSpec") from None
+        raise BadInput(f"spec from {source} is not JSON or YAML: {e}", reason=Reason.INVALID_SPEC) from None
     if isinstance(data, dict) and "spec" in data and "kind" in data:
         data = data["spec"]
     try:
@@ -56,11 +57,12 @@ def load_spec(text: str, source: str) -> VideoJobSpec:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise BadInput(f"spec from {source} is invalid: {where}: {first.get('msg')}", reason="InvalidSpec") from None
+        raise BadInput(f"spec from {source} is invalid: {where}: {first.get('msg')}",
+                       reason=Reason.INVALID_SPEC) from None
     if spec.output.preset is not None:
         # The operator merges the preset into the spec it hands over; the transcoder cannot read presets.
         raise BadInput(f"spec from {source} names output.preset {spec.output.preset!r}, which only the operator "
-                       "resolves: give the merged output instead", reason="InvalidSpec")
+                       "resolves: give the merged output instead", reason=Reason.INVALID_SPEC)
     return spec
 
 
@@ -72,7 +74,8 @@ def _spec_text(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, s
     if env.get(runtime.ENV_SPEC_FILE):
         path = env[runtime.ENV_SPEC_FILE]
         return Path(path).read_text(encoding="utf-8"), path
-    raise BadInput(f"no spec: pass --spec FILE or set {runtime.ENV_SPEC} or {runtime.ENV_SPEC_FILE}", reason="NoSpec")
+    raise BadInput(f"no spec: pass --spec FILE or set {runtime.ENV_SPEC} or {runtime.ENV_SPEC_FILE}",
+                   reason=Reason.NO_SPEC)
 
 
 def _parse_inputs(items: Sequence[str]) -> dict[str, Path]:
@@ -80,7 +83,7 @@ def _parse_inputs(items: Sequence[str]) -> dict[str, Path]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise BadInput(f"--input {item!r}: use NAME=PATH", reason="InvalidArguments")
+            raise BadInput(f"--input {item!r}: use NAME=PATH", reason=Reason.INVALID_ARGUMENTS)
         inputs[name] = Path(path)
     return inputs
 
@@ -150,7 +153,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except TranscodeError:  # some are ValueErrors too (an unknown colour): bad input, not configuration
             raise
         except ValueError as e:  # configuration from the environment that makes no sense
-            raise TranscodeError(f"configuration: {e}", reason="InvalidConfiguration") from None
+            raise TranscodeError(f"configuration: {e}", reason=Reason.INVALID_CONFIGURATION) from None
     except TranscodeError as error:
         print(f"{PROG}: {error.reason}: {' '.join(str(error).split())}", file=sys.stderr)
         _write_result(result_path, runner.failure_result(error, time.monotonic() - started, _leftovers(error)))

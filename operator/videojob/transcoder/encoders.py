@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from videojob.api.conditions import Reason
 from videojob.api.models import AudioCodec, AudioOutput, Container, Preset, VideoCodec, VideoOutput
-from videojob.transcoder.errors import TranscodeError, Unsupported
+from videojob.errors import TranscodeError, Unsupported
 
 ResolvedHardware = Literal["cpu", "nvidia"]
-NVENC_UNAVAILABLE = "NvencUnavailable"  # the reason of the Unsupported error for "this node cannot start NVENC"
 
 CPU_ENCODERS = {
     VideoCodec.H264: "libx264",
@@ -67,7 +67,7 @@ def resolve_hardware(requested: str, codec: VideoCodec | str) -> ResolvedHardwar
             raise Unsupported(
                 f"video codec {codec.value} cannot be encoded with NVENC (it does h264 and h265); "
                 "use hardware cpu or auto",
-                reason="CodecNotSupportedByNvenc",
+                reason=Reason.CODEC_NOT_SUPPORTED_BY_NVENC,
             )
         return "nvidia"
     if requested == "auto":
@@ -81,7 +81,7 @@ def fallback_hardware(requested: str | None, error: TranscodeError) -> ResolvedH
     Only `auto` falls back, and only when NVENC itself could not start (no GPU, no encoder engine, no driver):
     the user asked for "a GPU when one is free", so CPU encoding still does the job. An explicit `nvidia` keeps
     the clear NvencUnavailable failure; any other error would fail on CPU as well."""
-    if requested == "auto" and isinstance(error, Unsupported) and error.reason == NVENC_UNAVAILABLE:
+    if requested == "auto" and isinstance(error, Unsupported) and error.reason == Reason.NVENC_UNAVAILABLE:
         return "cpu"
     return None
 
@@ -92,7 +92,7 @@ def video_encoder(codec: VideoCodec | str, hardware: ResolvedHardware) -> str:
         return "copy"
     table = NVENC_ENCODERS if hardware == "nvidia" else CPU_ENCODERS
     if codec not in table:
-        raise Unsupported(f"no {hardware} encoder for {codec.value}", reason="CodecNotSupportedByNvenc")
+        raise Unsupported(f"no {hardware} encoder for {codec.value}", reason=Reason.CODEC_NOT_SUPPORTED_BY_NVENC)
     return table[codec]
 
 

@@ -23,7 +23,8 @@ import math
 import re
 
 from videojob.api.colors import CSS_COLORS
-from videojob.transcoder.errors import BadInput
+from videojob.api.conditions import Reason
+from videojob.errors import BadInput
 
 _GRAPH_SPECIAL = re.compile(r"([\\'\[\],;])")
 
@@ -69,7 +70,7 @@ _HEX = re.compile(r"^#([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")
 class UnknownColor(BadInput, ValueError):
     """A colour the API should have refused (an older CRD, a spec written by hand): bad input, never a bug."""
 
-    reason = "InvalidSpec"
+    reason = Reason.INVALID_SPEC
 
 
 def parse_color(color: str) -> tuple[int, int, int, int]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from videojob.api.conditions import Reason
 from videojob.api.models import (
     Audio,
     AudioCodec,
@@ -43,8 +44,8 @@ from videojob.api.models import (
     VideoCodec,
     VideoJobSpec,
 )
+from videojob.errors import BadInput
 from videojob.transcoder import encoders
-from videojob.transcoder.errors import BadInput
 from videojob.transcoder.escape import ass_color, ffmpeg_color, filter_value, fontconfig_name, number
 from videojob.transcoder.probe import MediaFacts, Streamed, source_args
 
@@ -140,27 +141,27 @@ def demuxer_for(facts: MediaFacts, name: str) -> str:
     raise BadInput(
         f"input {name}: container {facts.format_name or 'unknown'!r} is not accepted "
         "(MP4, MOV, MKV, WebM, AVI, MP3, AAC, WAV, Ogg, FLAC)",
-        reason="UnsupportedContainer",
+        reason=Reason.UNSUPPORTED_CONTAINER,
     )
 
 
 def trimmed_duration(facts: MediaFacts, spec_input: Input) -> float:
     """Seconds of an input that the job uses (after its trim)."""
     if facts.duration is None:
-        raise BadInput(f"input {spec_input.name}: its duration is unknown", reason="UnreadableMedia")
+        raise BadInput(f"input {spec_input.name}: its duration is unknown", reason=Reason.UNREADABLE_MEDIA)
     start = spec_input.trim.start if spec_input.trim else 0.0
     available = facts.duration - start
     if available <= 0:
         raise BadInput(
             f"input {spec_input.name}: trim start {number(start)} s is past its end ({number(facts.duration)} s)",
-            reason="BadTrim",
+            reason=Reason.BAD_TRIM,
         )
     if facts.has_video and facts.fps and available < 1 / facts.fps - 1e-6:
         # FFmpeg's accurate seek drops a frame that starts before the trim start: nothing of the picture is left
         raise BadInput(
             f"input {spec_input.name}: trim start {number(start)} s leaves less than one frame "
             f"({number(1 / facts.fps)} s) before its end ({number(facts.duration)} s)",
-            reason="BadTrim",
+            reason=Reason.BAD_TRIM,
         )
     if spec_input.trim and spec_input.trim.duration is not None:
         return min(available, spec_input.trim.duration)
@@ -185,7 +186,7 @@ def check_copy_fits_container(spec: VideoJobSpec, facts: Mapping[str, MediaFacts
             raise BadInput(
                 f"output.{kind}.codec copy: input {spec.inputs[0].name}'s {kind} is {codec}, which a "
                 f"{container.value} file cannot hold; re-encode it (choose a codec) or pick another container",
-                reason="CodecNotSupportedByContainer",
+                reason=Reason.CODEC_NOT_SUPPORTED_BY_CONTAINER,
             )
 
 
@@ -348,7 +349,7 @@ def _base(graph: _Graph, want_video: bool, want_audio: bool = True) -> _Stream:
     name = spec.inputs[0].name
     f = facts[name]
     if not f.has_video:
-        raise BadInput(f"input {name}: the first input has no video stream", reason="NoVideo")
+        raise BadInput(f"input {name}: the first input has no video stream", reason=Reason.NO_VIDEO)
     video, audio, duration = graph.source(name, want_video, want_audio)
     sample_rate, layout = _first_audio(spec, facts, [name])
     return _Stream(video or "", audio, f.width or 0, f.height or 0, to_fraction(f.fps), sample_rate, layout, duration)
@@ -359,7 +360,7 @@ def _concat(graph: _Graph, op: Concat, want_video: bool) -> _Stream:
     first = facts[op.inputs[0]]
     for name in op.inputs:
         if not facts[name].has_video:
-            raise BadInput(f"input {name}: concat needs video, and it has no video stream", reason="NoVideo")
+            raise BadInput(f"input {name}: concat needs video, and it has no video stream", reason=Reason.NO_VIDEO)
     width, height, fps = even_floor(first.width or 0), even_floor(first.height or 0), to_fraction(first.fps)
     sample_rate, layout = _first_audio(graph.spec, facts, list(op.inputs))
     with_audio = any(facts[n].has_audio for n in op.inputs)
@@ -401,11 +402,12 @@ def _concat(graph: _Graph, op: Concat, want_video: bool) -> _Stream:
 def _audio(graph: _Graph, stream: _Stream, op: Audio) -> None:
     facts = graph.facts[op.input]
     if not facts.has_audio:
-        raise BadInput(f"input {op.input}: audio operation needs an audio stream, and it has none", reason="NoAudio")
+        raise BadInput(f"input {op.input}: audio operation needs an audio stream, and it has none",
+                       reason=Reason.NO_AUDIO)
     if op.offset >= stream.duration:
         raise BadInput(
             f"audio offset {number(op.offset)} s is at or past the end of the video ({number(stream.duration)} s)",
-            reason="BadOffset",
+            reason=Reason.BAD_OFFSET,
         )
     _video, audio, length = graph.source(op.input, want_video=False)
     assert audio is not None
@@ -465,7 +467,7 @@ def _subtitles(graph: _Graph, stream: _Stream, op: Subtitles, path: Path) -> Non
 def _pip(graph: _Graph, stream: _Stream, op: PictureInPicture) -> None:
     facts = graph.facts[op.input]
     if not facts.has_video:
-        raise BadInput(f"input {op.input}: picture-in-picture needs video, and it has none", reason="NoVideo")
+        raise BadInput(f"input {op.input}: picture-in-picture needs video, and it has none", reason=Reason.NO_VIDEO)
     index = graph.open_input(op.input)
     width = even(stream.width * op.scale)
     shift = f"+{number(op.start)}/TB" if op.start > 0 else ""
@@ -524,7 +526,7 @@ def _walk(
             raise BadInput(
                 f"operations[{index}].{kind}.start {number(body.start)} s is at or past the end of the video "
                 f"({number(stream.duration)} s)",
-                reason="BadTiming",
+                reason=Reason.BAD_TIMING,
             )
         if isinstance(body, Subtitles) and body.generate is not None:
             generated.append(index)
@@ -569,7 +571,7 @@ def _extract_audio(
     graph = _Graph(spec, facts, paths)
     stream, _, _ = _walk(graph, want_video=False, workdir=wav.parent, subtitle_paths={}, stop_at=op_index)
     if stream.audio is None:
-        raise BadInput(f"operations[{op_index}]: there is no audio to transcribe at this point", reason="NoAudio")
+        raise BadInput(f"operations[{op_index}]: there is no audio to transcribe at this point", reason=Reason.NO_AUDIO)
     graph.add([stream.audio], f"aresample={STT_SAMPLE_RATE},aformat=channel_layouts=mono", "aout")
     return tuple([
         *ffmpeg_head(), *graph.input_args, "-filter_complex", ";".join(graph.chains),

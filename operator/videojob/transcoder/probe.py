@@ -15,8 +15,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from videojob.api.conditions import Reason
+from videojob.errors import BadInput
 from videojob.transcoder.childenv import child_env
-from videojob.transcoder.errors import BadInput
 
 FFPROBE = "ffprobe"
 PROBE_TIMEOUT = 60.0  # seconds: ffprobe reads headers (and a little data), never the whole file
@@ -177,13 +178,13 @@ def probe(path: Path | Streamed, label: str | None = None, formats: str | None =
         )
     except subprocess.TimeoutExpired:
         message = f"{name}: ffprobe did not finish within {PROBE_TIMEOUT:.0f} s"
-        raise BadInput(message, reason="UnreadableMedia") from None
+        raise BadInput(message, reason=Reason.UNREADABLE_MEDIA) from None
     error = completed.stderr.decode("utf-8", "replace").strip().splitlines()
     detail = error[-1] if error else f"ffprobe exit status {completed.returncode}"
     if completed.returncode != 0:
         accepted = " (accepted containers: MP4, MOV, MKV, WebM, AVI, MP3, AAC, WAV, Ogg, FLAC)" if formats else ""
-        raise BadInput(f"{name} is not readable media{accepted}: {detail}", reason="UnreadableMedia")
+        raise BadInput(f"{name} is not readable media{accepted}: {detail}", reason=Reason.UNREADABLE_MEDIA)
     try:
         return parse_ffprobe(json.loads(completed.stdout or b"{}"))
     except (ValueError, json.JSONDecodeError) as e:
-        raise BadInput(f"{name} is not readable media: {e}", reason="UnreadableMedia") from None
+        raise BadInput(f"{name} is not readable media: {e}", reason=Reason.UNREADABLE_MEDIA) from None

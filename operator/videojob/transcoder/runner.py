@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from videojob import storage, streaming
+from videojob.api.conditions import Reason
 from videojob.api.models import Artifact, VideoJobSpec
 from videojob.api.runtime import TERMINATION_MESSAGE_LIMIT, TranscodeResult, output_uri, output_uris
+from videojob.errors import BadInput, TranscodeError, Transient, Unsupported
+from videojob.inputs import InputPolicy
 from videojob.transcoder import encoders, mp4, planner
 from videojob.transcoder.childenv import child_env
-from videojob.transcoder.errors import BadInput, TranscodeError, Transient, Unsupported
-from videojob.transcoder.inputs import InputPolicy
 from videojob.transcoder.probe import MediaFacts, Streamed, probe
 from videojob.transcoder.progress import NullReporter, ProgressParser, Reporter
 from videojob.transcoder.subtitle_files import PreparedSubtitles, prepare
@@ -96,7 +97,7 @@ class Job:
 class Stopped(Transient):
     """The runner was told to stop (SIGTERM: the Job was cancelled or the pod evicted)."""
 
-    reason = "Terminated"
+    reason = Reason.TERMINATED
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ class FFmpegRun:
                 text=True, errors="replace", bufsize=1, env=child_env(),  # no credentials for FFmpeg
             )
         except OSError as e:
-            raise Unsupported(f"cannot start {self.argv[0]}: {e}", reason="FFmpegMissing") from None
+            raise Unsupported(f"cannot start {self.argv[0]}: {e}", reason=Reason.FFMPEG_MISSING) from None
         reader = threading.Thread(target=self._drain_stderr, daemon=True)
         reader.start()
         if deadline is not None:
@@ -159,7 +160,7 @@ class FFmpegRun:
 
     def _check(self, returncode: int) -> None:
         if self.stop_reason == "deadline":
-            raise Transient("ffmpeg was stopped at the job's deadline", reason="DeadlineExceeded")
+            raise Transient("ffmpeg was stopped at the job's deadline", reason=Reason.DEADLINE_EXCEEDED)
         if self.stop_reason is not None:
             raise Stopped(f"ffmpeg was stopped: {self.stop_reason}")
         if returncode == 0:
@@ -173,18 +174,19 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
     last = next((line for line in reversed(stderr) if not line.startswith("Conversion failed")), "")
     if NVENC_FAILURE_PATTERN.search(text):
         line = next(line for line in stderr if NVENC_FAILURE_PATTERN.search(line))
-        return Unsupported(f"{NVENC_UNAVAILABLE_MESSAGE}{line}", reason=encoders.NVENC_UNAVAILABLE)
+        return Unsupported(f"{NVENC_UNAVAILABLE_MESSAGE}{line}", reason=Reason.NVENC_UNAVAILABLE)
     if returncode < 0 or returncode in (137, 143):
-        return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}", reason="FFmpegKilled")
+        return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}",
+                         reason=Reason.FFMPEG_KILLED)
     for line in stderr:
         refusal = MUXER_REFUSAL.match(line)
         if refusal and (refusal.group("tag") or "support" in line):
             why = refusal.group("message") or refusal.group("tag")
             return BadInput(f"the output container cannot hold a stream of this job: {why}",
-                            reason="CodecNotSupportedByContainer")
+                            reason=Reason.CODEC_NOT_SUPPORTED_BY_CONTAINER)
     if INPUT_PROBLEM.search(text):
-        return BadInput(f"ffmpeg cannot process the input: {last}", reason="FFmpegFailed")
-    return BadInput(f"ffmpeg failed (status {returncode}): {last or 'no message'}", reason="FFmpegFailed")
+        return BadInput(f"ffmpeg cannot process the input: {last}", reason=Reason.FFMPEG_FAILED)
+    return BadInput(f"ffmpeg failed (status {returncode}): {last or 'no message'}", reason=Reason.FFMPEG_FAILED)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -201,10 +203,11 @@ def _open_inputs(
     for name in names:
         if job.local_inputs is not None:
             if name not in job.local_inputs:
-                raise BadInput(f"input {name}: no local file given (use --input {name}=PATH)", reason="InputNotFound")
+                raise BadInput(f"input {name}: no local file given (use --input {name}=PATH)",
+                               reason=Reason.INPUT_NOT_FOUND)
             path = Path(job.local_inputs[name])
             if not path.is_file():
-                raise BadInput(f"input {name}: {path} is not a file", reason="InputNotFound")
+                raise BadInput(f"input {name}: {path} is not a file", reason=Reason.INPUT_NOT_FOUND)
             paths[name] = path
             total += path.stat().st_size
             continue
@@ -259,7 +262,7 @@ def _probe_inputs(
         if f.duration is not None and f.duration > job.policy.max_seconds:
             raise BadInput(
                 f"input {name} is {f.duration:.0f} s long, over the limit of {job.policy.max_seconds:.0f} s",
-                reason="InputTooLong",
+                reason=Reason.INPUT_TOO_LONG,
             )
         facts[name] = f
     return facts
@@ -394,11 +397,11 @@ def _check_result(the_plan: planner.Plan, spec: VideoJobSpec, deadline: float | 
         if the_plan.thumbnail_path is not None and not the_plan.thumbnail_path.is_file():
             asked = spec.output.thumbnail.at if spec.output.thumbnail else 0.0
             raise BadInput(f"output.thumbnail.at: the result has no frame at {asked:g} s to take the thumbnail from",
-                           reason="NoThumbnail")
+                           reason=Reason.NO_THUMBNAIL)
     out_facts = probe(the_plan.output, label="the result", formats=None)
     if not out_facts.has_video:  # e.g. every frame cut away by trims: never deliver a picture-less "video"
         raise BadInput("the result has no video frames (check the inputs' trim start and duration)",
-                       reason="NoVideoFrames")
+                       reason=Reason.NO_VIDEO_FRAMES)
     return out_facts
 
 

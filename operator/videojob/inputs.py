@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from videojob.api import runtime
-from videojob.transcoder.errors import BadInput
+from videojob.errors import BadInput
 
 DEFAULT_MAX_BYTES = 20 * 1024**3  # 20 GiB
 DEFAULT_MAX_SECONDS = 6 * 3600.0  # 6 h of media

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from videojob.api.conditions import Reason
 from videojob.api.runtime import ExitCode
 
 
 class TranscodeError(Exception):
-    """Base class: `reason` is a CamelCase word for the VideoJob status, the message one line for a human."""
+    """Base class: `reason` is a declared Reason for the VideoJob status, the message one line for a human."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
-    reason = "InternalError"
+    reason: Reason = Reason.INTERNAL_ERROR
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
+    def __init__(self, message: str, reason: Reason | None = None) -> None:
         super().__init__(message)
         if reason is not None:
             self.reason = reason
@@ -22,18 +23,18 @@ class BadInput(TranscodeError):
     URL, an input over the caps."""
 
     exit_code = ExitCode.BAD_INPUT
-    reason = "BadInput"
+    reason = Reason.BAD_INPUT
 
 
 class Unsupported(TranscodeError):
     """The node cannot do what was asked (e.g. NVENC without a GPU or encoder)."""
 
     exit_code = ExitCode.UNSUPPORTED
-    reason = "Unsupported"
+    reason = Reason.UNSUPPORTED
 
 
 class Transient(TranscodeError):
     """Worth retrying: storage or network trouble, a killed process."""
 
     exit_code = ExitCode.TRANSIENT
-    reason = "TransientError"
+    reason = Reason.TRANSIENT_ERROR

@@ -25,15 +25,15 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from tests import mediagen
-from tests.conftest import REPO, TestEnv, WaitTimeout, wait_for
+from devkit import mediagen
+from devkit.testenv import REPO, TestEnv, WaitTimeout, wait_for
 
 GROUP = "videojob.dev"
 VERSION = "v1alpha1"
@@ -344,7 +344,7 @@ def sha256_file(path: Path) -> str:
 
 
 class MediaFactory:
-    """Tiny media from tests/mediagen.py (FFmpeg lavfi sources, espeak-ng), plus the one combination it lacks
+    """Tiny media from devkit/mediagen.py (FFmpeg lavfi sources, espeak-ng), plus the one combination it lacks
     (a video whose sound is speech), and uploads to MinIO. mediagen caches by parameters."""
 
     SPEECH = "hello world this is a test of subtitles"
@@ -583,6 +583,14 @@ class JobRecorder:
 # Diagnostics for failure messages
 
 
+class OperatorLog(Protocol):
+    """What diagnostics read of an operator: its log, whether it runs as a process or as a Helm release's pod."""
+
+    log_path: Path
+
+    def log_tail(self, lines: int = 60) -> str: ...
+
+
 @dataclass
 class Diagnostics:
     """Everything worth reading when an e2e assertion fails, as one string."""
@@ -592,7 +600,7 @@ class Diagnostics:
     videojobs: VideoJobs
     batch_v1: Any
     core_v1: Any
-    operator: OperatorProcess | None = None
+    operator: OperatorLog | None = None
 
     def pod_logs(self, lines: int = 15, limit: int = 6) -> str:
         """The last lines of the newest pods' containers (kubectl logs), the operator's excepted."""
@@ -706,6 +714,19 @@ class Diagnostics:
 # An HTTP server on this machine whose answers a test scripts
 
 
+@dataclass
+class HeldInput:
+    """An input the ScriptedHTTPServer holds back: every request for it waits until `release()` (or the server
+    stops). Jobs reading it stay Running with their transcoder alive, for as long as a test needs."""
+
+    uri: str
+    path: str
+    released: threading.Event
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class ScriptedHTTPServer:
     """Serves files on `host` (the address of this machine that pods reach) under /<name>; per path, a test may
     make requests fail with a status or stall until released. It is a real HTTP server: the transcoder's real
@@ -772,6 +793,12 @@ class ScriptedHTTPServer:
         self.files[path] = data
         return self.url(path)
 
+    def hold(self, path: str, data: bytes) -> HeldInput:
+        """Serve `data` at `path`, but only once released: requests wait until then."""
+        released = threading.Event()
+        self.stall[path] = released
+        return HeldInput(self.add(path, data), path, released)
+
     def arrived(self, path: str) -> int:
         with self._lock:
             return self.arrivals.count(path)
@@ -789,12 +816,3 @@ class ScriptedHTTPServer:
             event.set()
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-@contextlib.contextmanager
-def running_operator(op: OperatorProcess) -> Iterator[OperatorProcess]:
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()

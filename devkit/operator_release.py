@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, TestEnv, WaitTimeout, wait_for
-from tests.e2e.harness import NotYet
-from tests.e2e.specs import container_processes
+from devkit.containers import container_processes
+from devkit.harness import NotYet
+from devkit.testenv import REPO, TestEnv, WaitTimeout, wait_for
 
 CHART = REPO / "charts" / "videojob-operator"
 HELM = REPO / ".testenv" / "bin" / "helm"
@@ -202,7 +202,7 @@ class OperatorRelease:
         assert pod is not None, "no operator pod to delete"
         self.save_log()
         self.core_v1.delete_namespaced_pod(pod.metadata.name, self.namespace)
-        wait_for(lambda: (self.pod() is None or self.pod().metadata.uid != pod.metadata.uid), timeout=60,
+        wait_for(lambda: (p := self.pod()) is None or p.metadata.uid != pod.metadata.uid, timeout=60,
                  message="the operator pod to be deleted")  # fmt: skip
 
     def restart(self, timeout: float = 120) -> OperatorRelease:
@@ -211,7 +211,7 @@ class OperatorRelease:
         self.save_log()
         if pod is not None:
             self.core_v1.delete_namespaced_pod(pod.metadata.name, self.namespace)
-            wait_for(lambda: self.pod() is None or self.pod().metadata.uid != pod.metadata.uid, timeout=60,
+            wait_for(lambda: (p := self.pod()) is None or p.metadata.uid != pod.metadata.uid, timeout=60,
                      message="the operator pod to be replaced")  # fmt: skip
         self.starts += 1
         self.wait_healthy(timeout)
@@ -338,7 +338,8 @@ class OperatorRelease:
 
         found = wait_for(lambda: (v if isinstance(v := find(), int) else NotYet(v)), timeout=60,
                          message="the operator's process")  # fmt: skip
-        return int(found)
+        assert isinstance(found, int)  # wait_for returns only a truthy value, and a NotYet never is
+        return found
 
     @property
     def running(self) -> bool:

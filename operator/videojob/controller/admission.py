@@ -9,7 +9,9 @@ index.py: stamps follow creation order and survive restarts through `queuedAt`),
 the order stays deterministic whatever happens. Raising the priority of a pending job simply moves it on the
 next pass, as the order is recomputed every time.
 
-Limits: `maxRunning` counts every admitted, unfinished VideoJob; `maxRunningGpu` those placed on GPU nodes.
+Limits: `maxRunning` counts every admitted, unfinished VideoJob; `maxRunningGpu` those placed on GPU nodes. A
+chunked VideoJob (`spec.parallelism` N) counts once per segment running: it is admitted into as many slots as are
+free, up to N (at least one: with one free slot it runs in one pod), and holds them until its segments are done.
 
 Head-of-line rule (a decision, written down): the total limit is strict priority order: once it is reached,
 nothing more is admitted, so a lower-priority job never overtakes a higher one for a general slot. A
@@ -35,6 +37,7 @@ from urllib.parse import urlsplit
 
 from videojob.api.models import Hardware, VideoCodec, VideoJobSpec
 from videojob.controller.index import recorded_arrival
+from videojob.controller.jobs import segments_wanted
 from videojob.controller.settings import Settings
 from videojob.controller.status import precise
 
@@ -79,9 +82,12 @@ def admission_order(
 
 
 def wants_gpu(vj: Body) -> bool | None:
-    """True: only a GPU will do (nvidia); None: either (auto with an NVENC codec); False: CPU only."""
+    """True: only a GPU will do (nvidia); None: either (auto with an NVENC codec); False: CPU only (chunked jobs
+    too: their segments run on CPU nodes)."""
     spec = vj.get("spec", {})
     hardware = spec.get("hardware", Hardware.AUTO.value)
+    if segments_wanted(spec) > 1 and hardware != Hardware.NVIDIA.value:
+        return False
     if hardware == Hardware.NVIDIA.value:
         return True
     if hardware == Hardware.CPU.value:
@@ -93,16 +99,18 @@ def wants_gpu(vj: Body) -> bool | None:
 def plan_admission(
     pending: Iterable[Body], running: RunningCounts, settings: Settings, arrivals: Mapping[str, str] | None = None,
     key: Callable[[Body], SortKey] | None = None,
-) -> tuple[list[tuple[Body, str]], dict[str, int]]:
+) -> tuple[list[tuple[Body, str]], dict[str, int], dict[str, int]]:
     """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia"); `arrivals` and `key`
     as for admission_order.
 
-    Returns (to_admit in admission order, queue positions by uid for those left waiting: 1 = next).
+    Returns (to_admit in admission order, queue positions by uid for those left waiting: 1 = next, the number of
+    segments of each admitted chunked VideoJob by uid: the slots it takes).
     """
     free_total = settings.max_running - running.total
     free_gpu = settings.max_running_gpu - running.gpu
     to_admit: list[tuple[Body, str]] = []
     waiting: list[Body] = []
+    segments: dict[str, int] = {}
     for vj in admission_order(pending, arrivals, key):
         if free_total <= 0:
             waiting.append(vj)
@@ -114,10 +122,13 @@ def plan_admission(
         hardware = Hardware.NVIDIA.value if gpu is not False and free_gpu > 0 else Hardware.CPU.value
         if hardware == Hardware.NVIDIA.value:
             free_gpu -= 1
-        free_total -= 1
+        slots = min(segments_wanted(vj.get("spec", {})), free_total)
+        if slots > 1:
+            segments[str(vj["metadata"]["uid"])] = slots
+        free_total -= slots
         to_admit.append((vj, hardware))
     positions = {str(vj["metadata"]["uid"]): index for index, vj in enumerate(waiting, start=1)}
-    return to_admit, positions
+    return to_admit, positions, segments
 
 
 def shown_position(written: int | None, actual: int | None) -> int | None:

@@ -530,7 +530,7 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
         bytes_out += size
 
     if joined is not None:
-        _drop_segments(job)
+        _drop_segments(job, joined[0])
         note = f"joined {len(joined[0])} segments encoded apart"
     job.reporter.report(100.0)
     return TranscodeResult(
@@ -610,14 +610,15 @@ def _fetch_segments(
     return segments, files
 
 
-def _drop_segments(job: Job) -> None:
-    """Remove the segments once the result is stored (a failure to is only logged: a lifecycle rule may do it)."""
+def _drop_segments(job: Job, segments: Sequence[planner.Segment]) -> None:
+    """Remove the segments once the result is stored: by name, and only objects carrying this VideoJob's uid (no
+    listing, which would need s3:ListBucket). A failure to is only logged: a lifecycle rule may do it."""
     assert job.chunking is not None
     try:
         if job.output_dir is not None:
             shutil.rmtree(job.chunking.store, ignore_errors=True)
-        else:
-            storage.delete_prefix(job.chunking.store, job.s3)
+        elif job.owner is not None:
+            storage.delete_owned([_segment_location(job, s.index) for s in segments], job.owner.uid, job.s3)
     except Exception as e:
         print(f"videojob-transcode: cannot remove the segments under {job.chunking.store}: {' '.join(str(e).split())}",
               file=sys.stderr, flush=True)

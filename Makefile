@@ -77,6 +77,10 @@ run: testenv-up ## Install the CRD and PriorityClasses, then run the operator in
 	  echo "S3 credentials: each namespace needs a Secret videojob-s3 (see README); the demo makes one in videojob-demo" && \
 	  $(VENV)/bin/videojob-operator
 
+.PHONY: chaos
+chaos: $(PY) tools images ## Faults on the local cluster while VideoJobs run (operator, node, MinIO, API server, etcd, tenants, forgeries); prints the table.
+	VIDEOJOB_CHAOS=full $(PY) -m pytest -q -ra tests/e2e/test_chaos.py
+
 .PHONY: demo
 demo: testenv-up ## Install the chart on the local cluster, run a VideoJob end to end and list its artifacts.
 	source $(TESTENV)/env && $(PY) hack/demo.py

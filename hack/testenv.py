@@ -403,6 +403,35 @@ def http_get(url: str, ctx: ssl.SSLContext | None = None, timeout: float = 3.0) 
 # up
 
 
+def component_env(token: str) -> dict[str, str]:
+    """The environment of every component: tagged with the environment's token (down finds them by it)."""
+    path = os.environ.get("PATH", "")
+    env = {**os.environ, "TESTENV_TOKEN": token, "PATH": f"{BIN_DIR}{os.pathsep}{path}"}
+    # Nothing of a caller's environment (e.g. a sourced .testenv/env) leaks into the components and so into
+    # the pods: a pod sees S3 credentials only when its spec gives them (secretKeyRef).
+    for var in list(env):
+        if var in ("KUBECONFIG", "TESTENV_DIR", "S3_ENDPOINT_URL") or var.startswith(("AWS_", "MINIO_")):
+            del env[var]
+    return env
+
+
+def launch(env: Env, name: str, argv: list[str], child_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start one component in a session of its own, its output appended to logs/NAME.log."""
+    logfile = env.logs / f"{name}.log"
+    with open(logfile, "ab") as out:
+        out.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {shlex.join(argv)}\n".encode())
+        out.flush()
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=env.root,
+            env=child_env,
+            start_new_session=True,
+        )
+
+
 class Starter:
     def __init__(self, env: Env, kube_proxy: bool = True, image_names: list[str] | None = None) -> None:
         self.env = env
@@ -415,30 +444,15 @@ class Starter:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.t0 = time.monotonic()
         self.timings: dict[str, float] = {}  # seconds since the start at which each readiness check passed
-        path = os.environ.get("PATH", "")
-        self.child_env = {**os.environ, "TESTENV_TOKEN": self.token, "PATH": f"{BIN_DIR}{os.pathsep}{path}"}
-        # Nothing of a caller's environment (e.g. a sourced .testenv/env) leaks into the components and so into
-        # the pods: a pod sees S3 credentials only when its spec gives them (secretKeyRef).
-        for var in list(self.child_env):
-            if var in ("KUBECONFIG", "TESTENV_DIR", "S3_ENDPOINT_URL") or var.startswith(("AWS_", "MINIO_")):
-                del self.child_env[var]
+        self.child_env = component_env(self.token)
 
     def spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
-        logfile = self.env.logs / f"{name}.log"
-        with open(logfile, "ab") as out:
-            out.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {shlex.join(argv)}\n".encode())
-            out.flush()
-            p = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.env.root,
-                env={**self.child_env, **(extra_env or {})},
-                start_new_session=True,
-            )
+        p = launch(self.env, name, argv, {**self.child_env, **(extra_env or {})})
         self.procs[name] = p
-        self.state["components"][name] = {"pid": p.pid, "start": start_time(p.pid), "log": str(logfile)}
+        self.state["components"][name] = {
+            "pid": p.pid, "start": start_time(p.pid), "log": str(self.env.logs / f"{name}.log"), "argv": argv,
+            "extra_env": extra_env or {},
+        }  # fmt: skip
         self.env.save(self.state)
 
     def check_running(self) -> None:
@@ -990,6 +1004,69 @@ def cmd_status(env: Env, quiet: bool) -> int:
     return 0 if all(v == "ok" for v in report.values()) else 1
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# faults for the chaos suite (tests/chaos): one component stopped and started again, or frozen
+
+
+def cmd_restart(env: Env, names: list[str], down_seconds: float) -> int:
+    """Stop each named component (SIGTERM, SIGKILL after 30 s; only its own process: a containerd's shims and
+    containers run on), wait `down_seconds`, start it again with the same command line, and wait until the
+    environment is healthy again."""
+    with env.locked():
+        state = env.load()
+        if not state:
+            print(f"no environment recorded in {env.root}", file=sys.stderr)
+            return 3
+        comps = state["components"]
+        unknown = [n for n in names if n not in comps or "argv" not in comps[n] or n not in STOP_ORDER]
+        if unknown:
+            print(f"testenv: cannot restart {unknown}: not components of this environment started with a recorded "
+                  f"command line (known: {sorted(comps)})", file=sys.stderr)
+            return 2
+        order = [n for n in STOP_ORDER if n in names]  # stopped in STOP_ORDER, started the other way round
+        for name in order:
+            terminate([(comps[name]["pid"], comps[name].get("start"))], 30.0)
+        time.sleep(down_seconds)
+        child_env = component_env(state["token"])
+        for name in reversed(order):
+            c = comps[name]
+            # A kubelet exits at once when its containerd's CRI is not serving yet (the socket answers before
+            # the CRI plugin is initialized): started again until it stays up.
+            for _attempt in range(30 if name.startswith("kubelet-") else 1):
+                p = launch(env, name, c["argv"], {**child_env, **c.get("extra_env", {})})
+                c.update(pid=p.pid, start=start_time(p.pid))
+                env.save(state)
+                if not name.startswith("kubelet-"):
+                    break
+                time.sleep(3)
+                if alive(c["pid"], c["start"]):
+                    break
+        deadline = time.monotonic() + 120
+        while (problems := {k: v for k, v in health(env, state).items() if v != "ok"}) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if problems:
+            print(f"testenv: not healthy 120 s after restarting {names}: {problems}", file=sys.stderr)
+            return 1
+    log(f"restarted {', '.join(names)}")
+    return 0
+
+
+def cmd_pause(env: Env, name: str, seconds: float) -> int:
+    """Freeze one component (SIGSTOP) for `seconds`, then let it go on (SIGCONT), e.g. etcd stalling."""
+    state = env.load()
+    c = (state or {}).get("components", {}).get(name)
+    if c is None:
+        print(f"testenv: no component {name!r} in {env.root}", file=sys.stderr)
+        return 2
+    _signal(c["pid"], c.get("start"), signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        _signal(c["pid"], c.get("start"), signal.SIGCONT)
+    log(f"paused {name} for {seconds:g} s")
+    return 0
+
+
 def cmd_env(env: Env) -> int:
     if not env.env_file.exists():
         print(f"no environment in {env.root}; run hack/testenv.py up", file=sys.stderr)
@@ -1009,6 +1086,12 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("status", help="show the components; exit 0 when healthy, 1 unhealthy, 3 absent")
     st.add_argument("-q", "--quiet", action="store_true")
     sub.add_parser("env", help="print the sourceable environment")
+    rs = sub.add_parser("restart", help="stop components and start them again with the same command line")
+    rs.add_argument("components", nargs="+", help="e.g. minio, kube-apiserver, kubelet-cpu-0 containerd-cpu-0")
+    rs.add_argument("--down", type=float, default=0.0, help="seconds to stay stopped")
+    pa = sub.add_parser("pause", help="freeze a component (SIGSTOP) for some seconds, then resume it")
+    pa.add_argument("component")
+    pa.add_argument("seconds", type=float)
     args = ap.parse_args(argv)
     env = Env(args.dir)
     if args.cmd == "up":
@@ -1018,6 +1101,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_down(env)
     if args.cmd == "status":
         return cmd_status(env, args.quiet)
+    if args.cmd == "restart":
+        return cmd_restart(env, args.components, args.down)
+    if args.cmd == "pause":
+        return cmd_pause(env, args.component, args.seconds)
     return cmd_env(env)
 
 

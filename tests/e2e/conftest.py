@@ -1,6 +1,7 @@
 """Fixtures of the end-to-end tests: the operator runs for real against the local environment.
 
-    crd              the VideoJob CRD from crds/videojobs.yaml, created or replaced once per session, Established
+    crd              the CRDs of crds/ (VideoJob and the presets), created or replaced once per session, Established;
+                     the VideoJob's is returned
     s3_secret        the `videojob-s3` Secret (MinIO credentials of the testenv) in the test's namespace
     videojobs        VideoJobs of the test's namespace (create, get, patch_spec, delete, phases)
     run_operator     run_operator(**settings) -> OperatorRelease: the Helm chart installed into the test's namespace,
@@ -22,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TestEnv
+from tests.conftest import REPO, TestEnv
 from tests.e2e.harness import (
+    CRD_FILE,
     Diagnostics,
     JobRecorder,
     MediaFactory,
@@ -35,6 +37,15 @@ from tests.e2e.harness import (
 from tests.e2e.operator_release import OperatorRelease
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The chaos scenarios' rows of this session as one table (tests/e2e/chaos.py)."""
+    from tests.e2e.chaos import FULL, ROWS, table
+
+    if ROWS:
+        terminalreporter.write_sep("=", f"chaos ({'full' if FULL else 'short'} sizes)")
+        terminalreporter.write_line(table(ROWS))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
@@ -43,6 +54,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def crd(testenv: TestEnv, apiextensions_v1: Any) -> dict[str, Any]:
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        if path != CRD_FILE:
+            install_crd(apiextensions_v1, path)
     return install_crd(apiextensions_v1)
 
 

@@ -70,17 +70,18 @@ def free_port() -> int:
 
 
 def install_crd(apiextensions_v1: Any, path: Path = CRD_FILE, timeout: float = 60) -> dict[str, Any]:
-    """Create or replace the VideoJob CRD from `path` and wait until it is Established with this schema served."""
+    """Create or replace the CRD in `path` (the VideoJob's by default) and wait until it is Established."""
     from kubernetes.client.exceptions import ApiException
 
     if not path.exists():
         raise AssertionError(f"{path} does not exist: generate it with `python -m videojob.api.generate`")
     body = yaml.safe_load(path.read_text())
     assert body.get("kind") == "CustomResourceDefinition", f"{path}: not a CustomResourceDefinition"
+    name = body["metadata"]["name"]
 
     def apply() -> bool:
         try:
-            current = apiextensions_v1.read_custom_resource_definition(CRD_NAME)
+            current = apiextensions_v1.read_custom_resource_definition(name)
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -88,22 +89,22 @@ def install_crd(apiextensions_v1: Any, path: Path = CRD_FILE, timeout: float = 6
             return True
         body.setdefault("metadata", {})["resourceVersion"] = current.metadata.resource_version
         try:
-            apiextensions_v1.replace_custom_resource_definition(CRD_NAME, body)
+            apiextensions_v1.replace_custom_resource_definition(name, body)
         except ApiException as e:
             if e.status == 409:  # someone else (another test session) replaced it meanwhile: read again
                 return False
             raise
         return True
 
-    wait_for(apply, timeout=timeout, message=f"CRD {CRD_NAME} created or replaced")
+    wait_for(apply, timeout=timeout, message=f"CRD {name} created or replaced")
 
     def established() -> Any:
-        crd = apiextensions_v1.read_custom_resource_definition(CRD_NAME)
+        crd = apiextensions_v1.read_custom_resource_definition(name)
         conds = {c.type: c.status for c in (crd.status.conditions or [])}
         ok = conds.get("Established") == "True" and conds.get("NamesAccepted") == "True"
         return crd if ok else NotYet(conds)
 
-    wait_for(established, timeout=timeout, message=f"CRD {CRD_NAME} Established")
+    wait_for(established, timeout=timeout, message=f"CRD {name} Established")
     return body
 
 

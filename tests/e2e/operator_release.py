@@ -40,8 +40,13 @@ NOT_OPERATOR = "app.kubernetes.io/component!=operator"
 
 # Operator setting (a Settings field) -> the chart value that sets it, for the settings tests choose.
 SETTING_VALUES: dict[str, str] = {
+    "namespaces": "watchNamespaces",  # the test's namespace is watched by default; a list replaces it
     "max_running": "maxRunning",
     "max_running_gpu": "maxRunningGpu",
+    "max_running_per_namespace": "namespaceLimits.maxRunning",
+    "namespace_max_running": "namespaceLimits.overrides",
+    "fair_sharing": "fairSharing.enabled",
+    "namespace_weights": "fairSharing.weights",
     "transcoder_env": "transcoder.env",
     "workdir_size_limit": "transcoder.workdirSizeLimit",
     "default_active_deadline_seconds": "transcoder.activeDeadlineSeconds",

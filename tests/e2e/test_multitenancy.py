@@ -5,18 +5,34 @@
   and the next VideoJob stays queued, because the running one's Job still holds the only slot.
 - Two VideoJobs with the same output: the second fails with OutputExists before any work, and the first one's
   object is untouched (it carries the first one's uid); with `output.overwrite: true` a third replaces it.
+- Sharing between namespaces: a namespace that queued later gets the next free slot before the earlier
+  namespace's next VideoJob (fair sharing within a priority); a namespace at its own limit waits with a message
+  saying so, without holding back another namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.harness import GROUP, PLURAL, VERSION, Diagnostics, MediaFactory, ScriptedHTTPServer, VideoJobs
+from tests.conftest import TestEnv
+from tests.e2e.harness import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Diagnostics,
+    MediaFactory,
+    ScriptedHTTPServer,
+    VideoJobs,
+    ensure_s3_secret,
+)
 from tests.e2e.operator_release import OperatorRelease
-from tests.e2e.specs import encode_spec
+from tests.e2e.specs import copy_spec, encode_spec
 from tests.e2e.test_lifecycle import start_stalled_job
 
 pytestmark = pytest.mark.e2e
@@ -71,3 +87,101 @@ def test_a_second_videojob_never_overwrites_the_firsts_output(
     videojobs.create("third", {**spec, "output": {**spec["output"], "overwrite": True}})
     third = diagnostics.wait_phase("third", "Succeeded", timeout=240)
     assert s3.head_object(Bucket=bucket, Key=key)["Metadata"]["videojob-uid"] == third["metadata"]["uid"]
+
+
+# --- sharing between namespaces ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def team_b(core_v1: Any, custom_objects: Any, crd: dict[str, Any], testenv: TestEnv) -> Iterator[str]:
+    """A second namespace for the test's operator to watch, with the S3 Secret its transcoders use."""
+    name = f"team-b-{uuid.uuid4().hex[:10]}"
+    core_v1.create_namespace({"metadata": {"name": name}})
+    ensure_s3_secret(core_v1, name, testenv)
+    try:
+        yield name
+    finally:
+        VideoJobs(custom_objects, name).strip_finalizers()  # the operator may be gone: nothing else would
+        try:
+            core_v1.delete_namespace(name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+
+def held_inputs(
+    http_server: ScriptedHTTPServer, media: MediaFactory, names: list[str]
+) -> dict[str, tuple[str, threading.Event]]:
+    """name -> (input URI, its release): each input is held back on the loopback server until released."""
+    data = media.video().read_bytes()
+    held: dict[str, tuple[str, threading.Event]] = {}
+    for name in names:
+        release = threading.Event()
+        http_server.stall[f"/{name}.mp4"] = release
+        held[name] = (http_server.add(f"/{name}.mp4", data), release)
+    return held
+
+
+def test_a_namespace_that_queued_later_gets_the_next_slot_first(
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, custom_objects: Any, namespace: str,
+    team_b: str,
+) -> None:
+    held = held_inputs(http_server, media, ["a1", "a2", "a3", "b1"])
+    run_operator(namespaces=[namespace, team_b], max_running=2, allow_http=True)
+    b_videojobs = VideoJobs(custom_objects, team_b)
+    try:
+        for name in ("a1", "a2", "a3"):
+            videojobs.create(name, copy_spec(held[name][0], f"s3://{bucket}/out/{name}/"))
+        for name in ("a1", "a2"):
+            diagnostics.wait(lambda n=name: videojobs.status(n).get("jobName"), timeout=60, message=f"{name} admitted")
+        diagnostics.wait(lambda: videojobs.status("a3").get("queuePosition") == 1, timeout=60, message="a3 queued")
+        b_videojobs.create("b1", copy_spec(held["b1"][0], f"s3://{bucket}/out/b1/"))
+        diagnostics.wait(lambda: b_videojobs.status("b1").get("queuePosition") == 1, timeout=60,
+                         message="b1 queued ahead of a3, which arrived first: team-b runs nothing yet")
+        assert videojobs.status("a3").get("queuePosition") == 2, videojobs.status("a3")
+
+        held["a1"][1].set()  # a1 finishes and frees one slot
+        diagnostics.wait_phase("a1", "Succeeded", timeout=180)
+        diagnostics.wait(lambda: b_videojobs.status("b1").get("jobName"), timeout=60, message="b1 admitted")
+        a3 = videojobs.status("a3")
+        assert not a3.get("jobName") and a3.get("queuePosition") == 1, f"a3 took the slot: {a3}"
+    finally:
+        for _, release in held.values():
+            release.set()
+    for name in ("a2", "a3"):
+        diagnostics.wait_phase(name, "Succeeded", timeout=240)
+    diagnostics.wait(lambda: b_videojobs.status("b1").get("phase") == "Succeeded", timeout=240,
+                     message="b1 Succeeded")
+
+
+def test_a_namespace_at_its_limit_waits_without_holding_back_another(
+    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, custom_objects: Any, namespace: str,
+    team_b: str,
+) -> None:
+    held = held_inputs(http_server, media, ["a1", "a2", "b1"])
+    run_operator(namespaces=[namespace, team_b], max_running=5, namespace_max_running={namespace: 1},
+                 allow_http=True)
+    b_videojobs = VideoJobs(custom_objects, team_b)
+    try:
+        videojobs.create("a1", copy_spec(held["a1"][0], f"s3://{bucket}/out/a1/"))
+        diagnostics.wait(lambda: videojobs.status("a1").get("jobName"), timeout=60, message="a1 admitted")
+        videojobs.create("a2", copy_spec(held["a2"][0], f"s3://{bucket}/out/a2/"))
+        a2 = diagnostics.wait(lambda: (lambda s: s if s.get("queuePosition") else None)(videojobs.status("a2")),
+                              timeout=60, message="a2 queued")
+        assert a2["phase"] == "Pending" and a2["reason"] == "Queued", a2
+        assert f"namespace {namespace} runs its limit of 1 VideoJob at once" in a2["message"], a2
+        b_videojobs.create("b1", copy_spec(held["b1"][0], f"s3://{bucket}/out/b1/"))
+        diagnostics.wait(lambda: b_videojobs.status("b1").get("jobName"), timeout=60,
+                         message="b1 admitted while a2 waits for its namespace (4 of 5 slots are free)")
+        assert not videojobs.status("a2").get("jobName"), videojobs.status("a2")
+
+        held["a1"][1].set()
+        diagnostics.wait_phase("a1", "Succeeded", timeout=180)
+        diagnostics.wait(lambda: videojobs.status("a2").get("jobName"), timeout=60,
+                         message="a2 admitted once a1 freed its namespace's slot")
+    finally:
+        for _, release in held.values():
+            release.set()
+    diagnostics.wait_phase("a2", "Succeeded", timeout=240)

@@ -71,6 +71,9 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("smallest and largest resolutions", {"spec.output.video": {"resolution": "16x7680"}}),
     ("a name of exactly 52 characters", {"metadata.name": "n" * MAX_NAME_LENGTH}),
     ("a credentials secret", {"spec.credentialsSecretRef": {"name": "s3-creds"}}),
+    # With a preset, what depends on the fields left to it is checked after the merge, by the operator.
+    ("webm left to a preset's codecs", {"spec.output.preset": "webm-vp9", "spec.output.container": "webm"}),
+    ("crf 55 left to a preset's codec", {"spec.output.preset": "vp9", "spec.output.video": {"crf": 55}}),
 ]
 
 

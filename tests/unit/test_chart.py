@@ -155,11 +155,15 @@ def test_the_crd_is_a_template_so_upgrades_update_it() -> None:
     from videojob.api import generate
 
     assert not (CHART / "crds").exists(), "a crds/ folder would be installed once and never upgraded"
-    (crd,) = crd_of(render())
-    assert crd["spec"] == generate.crd()["spec"]
-    assert crd["metadata"]["name"] == "videojobs.videojob.dev"
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}, "crds.keep is on by default"
-    assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    crds = {crd["metadata"]["name"]: crd for crd in crd_of(render())}
+    expected = [generate.crd(), generate.preset_crd(), generate.cluster_preset_crd()]
+    assert set(crds) == {e["metadata"]["name"] for e in expected} == {
+        "videojobs.videojob.dev", "videojobpresets.videojob.dev", "clustervideojobpresets.videojob.dev"}
+    for generated in expected:
+        crd = crds[generated["metadata"]["name"]]
+        assert crd["spec"] == generated["spec"]
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}, "crds.keep is on by default"
+        assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
 
 
 @pytest.mark.parametrize(
@@ -469,7 +473,7 @@ except ImportError:  # pragma: no cover - the operator's module not written yet
     operator_rbac = None  # type: ignore[assignment]
 
 needs_rules = pytest.mark.skipif(operator_rbac is None, reason="videojob.controller.rbac not there yet")
-CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "clustervideojobpresets"}
 
 
 def cluster_roles(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -509,7 +513,7 @@ def test_rbac_grants_no_secrets_and_no_events_k8s_io(values: dict[str, Any]) -> 
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 
 
-def test_aggregated_roles_give_view_edit_and_admin_videojobs_and_nothing_else() -> None:
+def test_aggregated_roles_give_view_edit_and_admin_videojobs_and_presets_and_nothing_else() -> None:
     docs = render()
     viewer, editor = one(docs, "ClusterRole", f"{FULLNAME}-viewer"), one(docs, "ClusterRole", f"{FULLNAME}-editor")
     aggregates = {name: {k.removeprefix(AGGREGATE) for k, v in role["metadata"]["labels"].items()
@@ -517,12 +521,35 @@ def test_aggregated_roles_give_view_edit_and_admin_videojobs_and_nothing_else() 
                   for name, role in (("viewer", viewer), ("editor", editor))}
     assert aggregates == {"viewer": {"view"}, "editor": {"edit", "admin"}}
     assert rule_set(viewer["rules"]) == rule_set(
-        [{"apiGroups": ["videojob.dev"], "resources": ["videojobs"], "verbs": ["get", "list", "watch"]}])
+        [{"apiGroups": ["videojob.dev"], "resources": ["videojobs", "videojobpresets", "clustervideojobpresets"],
+          "verbs": ["get", "list", "watch"]}])
     (rule,) = editor["rules"]
-    assert rule["resources"] == ["videojobs"], "no status (the operator's), no other resource"
+    assert rule["resources"] == ["videojobs", "videojobpresets"], (
+        "no status (the operator's), no cluster presets (the platform team's), no other resource")
     assert {"create", "patch", "delete", "get"} <= set(rule["verbs"])
     assert {r["metadata"]["name"] for r in objects(render({"rbac": {"aggregateRoles": False}}), "ClusterRole")} == {
-        FULLNAME, f"{FULLNAME}-cluster"}
+        FULLNAME, f"{FULLNAME}-cluster", f"{FULLNAME}-clusterpreset-reader"}
+
+
+@pytest.mark.parametrize(
+    ("values", "readable"),
+    [
+        pytest.param({}, True, id="every authenticated user reads cluster presets by default"),
+        pytest.param({"rbac": {"clusterPresetsReadableByAllUsers": False}}, False, id="unless the platform says no"),
+    ],
+)
+def test_cluster_presets_are_read_only_for_users(values: dict[str, Any], readable: bool) -> None:
+    docs = render(values)
+    name = f"{FULLNAME}-clusterpreset-reader"
+    bindings = [b for b in objects(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == name]
+    if not readable:
+        assert bindings == []
+        return
+    (binding,) = bindings
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]
+    assert one(docs, "ClusterRole", name)["rules"] == [
+        {"apiGroups": ["videojob.dev"], "resources": ["clustervideojobpresets"], "verbs": ["get", "list", "watch"]}]
 
 
 def test_the_read_secrets_option_is_gone() -> None:
@@ -539,7 +566,8 @@ def test_clusterwide_by_default_binds_both_roles_to_the_operators_service_accoun
     sa = one(docs, "ServiceAccount")
     assert sa["metadata"] == {**sa["metadata"], "name": FULLNAME, "namespace": NAMESPACE}
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
-    bindings = {b["roleRef"]["name"]: b for b in objects(docs, "ClusterRoleBinding")}
+    bindings = {b["roleRef"]["name"]: b for b in objects(docs, "ClusterRoleBinding")
+                if b["roleRef"]["name"] != f"{FULLNAME}-clusterpreset-reader"}
     assert set(bindings) == {FULLNAME, f"{FULLNAME}-cluster"}
     assert all(b["subjects"] == [subject()] for b in bindings.values())
     assert objects(docs, "RoleBinding") == []
@@ -548,7 +576,7 @@ def test_clusterwide_by_default_binds_both_roles_to_the_operators_service_accoun
 def test_watch_namespaces_binds_the_namespaced_rules_in_those_namespaces_only() -> None:
     docs = render({"watchNamespaces": ["media", "ads"]})
     crbs = objects(docs, "ClusterRoleBinding")
-    assert [b["roleRef"]["name"] for b in crbs] == [f"{FULLNAME}-cluster"]
+    assert sorted(b["roleRef"]["name"] for b in crbs) == [f"{FULLNAME}-cluster", f"{FULLNAME}-clusterpreset-reader"]
     rbs = objects(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in rbs) == ["ads", "media"]
     for b in rbs:

@@ -3,6 +3,7 @@ from two Jobs. Pure builders and table tests."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,13 +65,27 @@ def test_one_segment_is_the_ordinary_job() -> None:
 
 
 def test_the_join_is_a_job_of_its_own_with_a_name_of_its_own() -> None:
-    job = build_join_manifest(vj("x" * 63), 4, Settings())
+    segments = build_job_manifest(vj("x" * 63), "cpu", Settings(), segments=4)
+    job = build_join_manifest(vj("x" * 63), segments, Settings())
     name = job["metadata"]["name"]
     assert len(name) <= 63 and name.endswith("-join") and name != job_name(vj("x" * 63))
     assert name == join_job_name(vj("x" * 63))
     assert env_of(job)[runtime.ENV_PART] == "join" and env_of(job)[runtime.ENV_SEGMENTS] == "4"
     assert "completionMode" not in job["spec"] and job["spec"]["backoffLimit"] == 2
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-" + "x" * 63
+
+
+def test_the_join_runs_the_spec_and_preset_the_segments_ran() -> None:
+    admitted = vj(output={"uri": "s3://media/out/", "container": "mkv", "video": {"codec": "h265", "crf": 30}})
+    preset = {"name": "archive", "kind": "VideoJobPreset", "generation": 2}
+    segments = build_job_manifest(admitted, "cpu", Settings(), preset, segments=2)
+    # the VideoJob itself names only its preset: the merged output is in the segments' pod template
+    join = build_join_manifest(vj(output={"uri": "s3://media/out/"}), segments, Settings())
+    annotations = join["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[runtime.SPEC_ANNOTATION] == segments["spec"]["template"]["metadata"]["annotations"][
+        runtime.SPEC_ANNOTATION]
+    assert json.loads(annotations[runtime.SPEC_ANNOTATION])["output"]["container"] == "mkv"
+    assert json.loads(annotations["videojob.dev/preset"]) == preset
 
 
 def test_the_platform_cannot_override_the_part_through_transcoder_env() -> None:
@@ -100,7 +115,7 @@ def test_admission_counts_each_segment(running: int, max_running: int, queue: li
     pending = [vj(name, parallelism) for name, parallelism in queue]
     for order, body in enumerate(pending):
         body["metadata"]["creationTimestamp"] = f"2026-01-01T00:00:0{order}Z"
-    to_admit, _, slots = plan_admission(pending, RunningCounts(total=running), Settings(max_running=max_running))
+    to_admit, _, _, slots = plan_admission(pending, RunningCounts(total=running), Settings(max_running=max_running))
     assert [body["metadata"]["name"] for body, _ in to_admit] == admitted
     assert {uid.removeprefix("uid-"): n for uid, n in slots.items()} == segments
     # segments run on CPU nodes, auto included

@@ -111,7 +111,7 @@ def test_admission_order_within_a_second(
 
 def test_plan_admission_admits_a_same_second_burst_by_arrival() -> None:
     burst = [vj(name, queued_at=f"{T0}.{index:06d}Z") for index, name in enumerate("fedcba")]
-    to_admit, positions, _ = plan_admission(burst, RunningCounts(), Settings(max_running=1))
+    to_admit, positions, _, _ = plan_admission(burst, RunningCounts(), Settings(max_running=1))
     assert names(to_admit) == ["f"]
     assert positions == {"uid-e": 1, "uid-d": 2, "uid-c": 3, "uid-b": 4, "uid-a": 5}
 
@@ -201,7 +201,7 @@ def test_plan_admission(
     admitted: list[tuple[str, str]],
     positions: dict[str, int],
 ) -> None:
-    to_admit, queue, _ = plan_admission(pending, running, settings)
+    to_admit, queue, _, _ = plan_admission(pending, running, settings)
     assert [(v["metadata"]["name"], hw) for v, hw in to_admit] == admitted
     assert queue == positions
 
@@ -209,10 +209,10 @@ def test_plan_admission(
 def test_raising_priority_of_a_pending_job_moves_it_ahead() -> None:
     settings = Settings(max_running=1, max_running_gpu=0)
     a, b = vj("a", 5, "2026-01-01T00:00:01Z"), vj("b", 5, "2026-01-01T00:00:02Z")
-    _, queue, _ = plan_admission([a, b], RunningCounts(total=1), settings)
+    _, queue, _, _ = plan_admission([a, b], RunningCounts(total=1), settings)
     assert queue == {"uid-a": 1, "uid-b": 2}
     b["spec"]["priority"] = 2
-    _, queue, _ = plan_admission([a, b], RunningCounts(total=1), settings)
+    _, queue, _, _ = plan_admission([a, b], RunningCounts(total=1), settings)
     assert queue == {"uid-b": 1, "uid-a": 2}
 
 
@@ -253,3 +253,109 @@ def test_check_admissible(uri: str, hardware: str, settings: Settings, problem: 
         assert result is None
     else:
         assert result is not None and problem in result
+
+
+# --- sharing between namespaces ---------------------------------------------------------------------------------
+
+
+def at(second: int) -> str:
+    return f"2026-01-01T00:00:{second:02d}Z"
+
+
+def burst(namespace: str, count: int, first_second: int, priority: int = 5) -> list[dict[str, Any]]:
+    """`count` VideoJobs of one namespace arriving one second apart (names ns-1, ns-2, ...)."""
+    return [vj(f"{namespace}-{i}", priority, at(first_second + i), hardware="cpu", namespace=namespace)
+            for i in range(1, count + 1)]
+
+
+@pytest.mark.parametrize(
+    ("pending", "running", "settings", "order"),
+    [
+        pytest.param(
+            burst("a", 4, 0) + burst("b", 2, 10), {}, Settings(),
+            ["a-1", "b-1", "a-2", "b-2", "a-3", "a-4"],
+            id="a later namespace takes turns with the one that queued first",
+        ),
+        pytest.param(
+            burst("a", 4, 0) + burst("b", 2, 10), {}, Settings(fair_sharing=False),
+            ["a-1", "a-2", "a-3", "a-4", "b-1", "b-2"],
+            id="without fair sharing: first come first served across namespaces",
+        ),
+        pytest.param(
+            burst("a", 3, 0) + burst("b", 3, 10), {"a": 2}, Settings(),
+            ["b-1", "b-2", "a-1", "b-3", "a-2", "a-3"],
+            id="running VideoJobs count: the namespace running fewer catches up first",
+        ),
+        pytest.param(
+            burst("a", 6, 0) + burst("b", 3, 10), {}, Settings(namespace_weights={"a": 2}),
+            ["a-1", "b-1", "a-2", "a-3", "b-2", "a-4", "a-5", "b-3", "a-6"],
+            id="weight 2 gets two turns for one",
+        ),
+        pytest.param(
+            burst("a", 3, 0) + burst("b", 1, 10, priority=2), {"b": 5}, Settings(),
+            ["b-1", "a-1", "a-2", "a-3"],
+            id="priority outranks shares: a busy namespace's urgent job still goes first",
+        ),
+        pytest.param(
+            burst("a", 2, 0) + burst("b", 2, 10) + burst("c", 2, 20), {}, Settings(),
+            ["a-1", "b-1", "c-1", "a-2", "b-2", "c-2"],
+            id="three namespaces round robin, ties to the earliest arrival",
+        ),
+    ],
+)
+def test_fair_sharing_order(
+    pending: list[dict[str, Any]], running: dict[str, int], settings: Settings, order: list[str]
+) -> None:
+    counts = RunningCounts(total=sum(running.values()), namespaces=running)
+    plan = plan_admission(pending, counts, settings.model_copy(update={"max_running": 100}))
+    assert names(plan.to_admit) == order[: len(plan.to_admit)] == order  # 100 slots: all admitted, in this order
+    # with no free slot the same order is the queue
+    full = RunningCounts(total=100, namespaces=running)
+    plan = plan_admission(pending, full, settings.model_copy(update={"max_running": 100}))
+    assert sorted(plan.positions, key=plan.positions.__getitem__) == [f"uid-{name}" for name in order]
+
+
+@pytest.mark.parametrize(
+    ("settings", "running", "admitted", "held"),
+    [
+        pytest.param(
+            Settings(max_running=10, max_running_per_namespace=2), {}, ["a-1", "b-1", "a-2", "b-2"],
+            {"a-3": "namespace a runs its limit of 2 VideoJobs at once"}, id="default limit per namespace",
+        ),
+        pytest.param(
+            Settings(max_running=10, max_running_per_namespace=2, namespace_max_running={"b": 1}), {"a": 1},
+            ["b-1", "a-1"], {"a-2": "runs its limit of 2", "a-3": "runs its limit of 2", "b-2": "limit of 1 VideoJob "},
+            id="an override, and running VideoJobs count against the limit",
+        ),
+        pytest.param(
+            Settings(max_running=10, namespace_max_running={"a": 0}), {}, ["b-1", "b-2"],
+            {"a-1": "may run no VideoJobs", "a-2": "may run no VideoJobs", "a-3": "may run no VideoJobs"},
+            id="0 holds a namespace",
+        ),
+        pytest.param(
+            Settings(max_running=3, max_running_per_namespace=1), {}, ["a-1", "b-1"],
+            {"a-2": "limit of 1", "a-3": "limit of 1", "b-2": "limit of 1"},
+            id="a namespace at its limit does not hold back the other's",
+        ),
+    ],
+)
+def test_namespace_limits(
+    settings: Settings, running: dict[str, int], admitted: list[str], held: dict[str, str]
+) -> None:
+    pending = burst("a", 3, 0) + burst("b", 2, 10)
+    counts = RunningCounts(total=sum(running.values()), namespaces=running)
+    plan = plan_admission(pending, counts, settings)
+    assert names(plan.to_admit) == admitted
+    assert set(plan.held) == {f"uid-{name}" for name in held}
+    for name, words in held.items():
+        assert words in plan.held[f"uid-{name}"], plan.held
+    assert set(plan.positions) == {f"uid-{v['metadata']['name']}" for v in pending} - {f"uid-{n}" for n in admitted}
+
+
+def test_ten_thousand_queued_in_fifty_namespaces_give_each_a_turn_in_the_first_fifty_places() -> None:
+    """With FIFO the first 50 places would go to the ~8 namespaces of the first second."""
+    pending = [vj(f"j{i}", 5, at(i % 60), hardware="cpu", namespace=f"ns{i % 50}") for i in range(10_000)]
+    plan = plan_admission(pending, RunningCounts(total=10), Settings(max_running=10))
+    first = sorted(plan.positions, key=plan.positions.__getitem__)[:50]
+    assert len({uid for uid in first}) == 50
+    assert {int(uid.removeprefix("uid-j")) % 50 for uid in first} == set(range(50))

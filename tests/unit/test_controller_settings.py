@@ -28,12 +28,16 @@ from videojob.controller.settings import Settings, describe, priority_band
         ({"S3_ENDPOINT_URL": "http://127.0.0.1:9000"}, {"s3_endpoint_url": "http://127.0.0.1:9000"}),
         ({"S3_ENDPOINT_URL": "http://a", "VIDEOJOB_S3_ENDPOINT_URL": "http://b"}, {"s3_endpoint_url": "http://b"}),
         ({"VIDEOJOB_SOMETHING_FOR_THE_TRANSCODER": "x"}, {"max_running": 10}),
+        ({"VIDEOJOB_MAX_RUNNING_PER_NAMESPACE": "3", "VIDEOJOB_NAMESPACE_MAX_RUNNING": '{"media": 5, "ads": 0}',
+          "VIDEOJOB_NAMESPACE_WEIGHTS": '{"media": 2.5}', "VIDEOJOB_FAIR_SHARING": "false"},
+         {"max_running_per_namespace": 3, "namespace_max_running": {"media": 5, "ads": 0},
+          "namespace_weights": {"media": 2.5}, "fair_sharing": False}),
     ],
     ids=[
         "defaults", "namespaces are split and trimmed", "empty namespaces watch the cluster", "limits",
         "bool yes", "bool OFF", "command as JSON", "command split like a shell, never run by one", "JSON object",
         "TTL seconds", "TTL never", "empty means the default", "S3 endpoint falls back to S3_ENDPOINT_URL",
-        "the operator's own endpoint wins", "unknown VIDEOJOB_ variables are ignored",
+        "the operator's own endpoint wins", "unknown VIDEOJOB_ variables are ignored", "sharing between namespaces",
     ],
 )
 def test_environment_parses_into_settings(environ: dict[str, str], expected: dict[str, Any]) -> None:
@@ -53,8 +57,13 @@ def test_environment_parses_into_settings(environ: dict[str, str], expected: dic
         ({"VIDEOJOB_DEFAULT_TTL_SECONDS": "forever"}, "VIDEOJOB_DEFAULT_TTL_SECONDS"),
         ({"VIDEOJOB_LOG_FORMAT": "xml"}, "VIDEOJOB_LOG_FORMAT"),
         ({"VIDEOJOB_TRANSCODER_PULL_POLICY": "Sometimes"}, "VIDEOJOB_TRANSCODER_PULL_POLICY"),
+        ({"VIDEOJOB_NAMESPACE_WEIGHTS": '{"media": 0}'}, "VIDEOJOB_NAMESPACE_WEIGHTS"),
+        ({"VIDEOJOB_NAMESPACE_MAX_RUNNING": '{"Media_Team": 2}'}, "VIDEOJOB_NAMESPACE_MAX_RUNNING"),
+        ({"VIDEOJOB_NAMESPACE_MAX_RUNNING": '{"media": -1}'}, "VIDEOJOB_NAMESPACE_MAX_RUNNING"),
+        ({"VIDEOJOB_NAMESPACE_MAX_RUNNING": '{"media": "lots"}'}, "VIDEOJOB_NAMESPACE_MAX_RUNNING"),
     ],
-    ids=["below bound", "not a number", "not a bool", "bad JSON", "negative TTL", "unknown word", "enum", "policy"],
+    ids=["below bound", "not a number", "not a bool", "bad JSON", "negative TTL", "unknown word", "enum", "policy",
+         "weight 0", "not a namespace name", "negative limit", "limit not a number"],
 )
 def test_a_bad_value_fails_naming_its_variable(environ: dict[str, str], named: str) -> None:
     with pytest.raises(ValueError, match=named):

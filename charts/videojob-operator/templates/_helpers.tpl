@@ -86,6 +86,14 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
   value: {{ $v.maxRunning | int64 | quote }}
 - name: VIDEOJOB_MAX_RUNNING_GPU
   value: {{ $v.maxRunningGpu | int64 | quote }}
+- name: VIDEOJOB_MAX_RUNNING_PER_NAMESPACE
+  value: {{ $v.namespaceLimits.maxRunning | int64 | quote }}
+- name: VIDEOJOB_NAMESPACE_MAX_RUNNING
+  value: {{ toJson $v.namespaceLimits.overrides | quote }}
+- name: VIDEOJOB_FAIR_SHARING
+  value: {{ $v.fairSharing.enabled | toString | quote }}
+- name: VIDEOJOB_NAMESPACE_WEIGHTS
+  value: {{ toJson $v.fairSharing.weights | quote }}
 - name: VIDEOJOB_TRANSCODER_IMAGE
   value: {{ include "videojob.image" (dict "image" $v.transcoder.image "root" $) | quote }}
 - name: VIDEOJOB_TRANSCODER_PULL_POLICY

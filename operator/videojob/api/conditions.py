@@ -56,6 +56,7 @@ class Reason(StrEnum):
     FAILED = "Failed"
     CANCELLED = "Cancelled"
     # --- waiting on configuration or capacity (Pending, then Failed after the stuck timeout) ---
+    PRESET_NOT_FOUND = "PresetNotFound"
     JOB_CREATE_FAILED = "JobCreateFailed"
     NO_POD = "NoPod"
     UNSCHEDULABLE = "Unschedulable"
@@ -138,6 +139,8 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.SUCCEEDED: "Finished with its artifacts.",
     Reason.FAILED: "Finished without artifacts (the status reason says why).",
     Reason.CANCELLED: "Stopped by `spec.cancel: true`.",
+    Reason.PRESET_NOT_FOUND: "Waiting, not queued: no VideoJobPreset (in its namespace) or ClusterVideoJobPreset "
+    "has the name `spec.output.preset` gives; it joins the queue when one is created (no stuck timeout).",
     Reason.JOB_CREATE_FAILED: "The API server refused the Job for now (e.g. a ResourceQuota); retried.",
     Reason.NO_POD: "The Job controller has made no pod for the Job yet (see `kubectl describe job`).",
     Reason.UNSCHEDULABLE: "The scheduler cannot place the pod yet (e.g. no free GPU).",

@@ -1,13 +1,14 @@
 """Generate the VideoJob CRD and its field reference from the API models.
 
-    python -m videojob.api.generate            write crds/videojobs.yaml, the chart's CRD template and docs/api.md
+    python -m videojob.api.generate            write the CRDs (crds/), the chart's CRD templates and docs/api.md
     python -m videojob.api.generate --check    exit 1 (showing a diff) when a committed file differs
 
 The pydantic JSON schema is turned into a Kubernetes *structural* schema: every `$ref` inlined, `title` dropped,
 `Optional[X]` (anyOf with null) turned into plain X (an omitted field is the null value), JSON Schema 2020-12
 exclusive bounds turned into OpenAPI v3 ones, `additionalProperties` kept only for maps. Defaults are kept in the
-spec, so the API server fills them in and the CEL rules always see them; the status carries none (the operator
-writes complete values). The CEL rules come from the models' `json_schema_extra` (see `models.cel`).
+spec, so the API server fills them in and the CEL rules see them, except on the output fields a preset may set
+(`models.PRESETTABLE`: a default there would hide what the VideoJob leaves to its preset); the status carries none
+(the operator writes complete values). The CEL rules come from the models' `json_schema_extra` (see `models.cel`).
 
 Everything here is a pure function of the models; only `main` touches files.
 """
@@ -30,8 +31,12 @@ from pydantic_core import core_schema
 from videojob.api import conditions, models
 
 CRD_PATH = Path("crds/videojobs.yaml")
-# A template, not the chart's crds/ folder (which `helm upgrade` never updates): cert-manager's pattern.
+PRESET_CRD_PATH = Path("crds/videojobpresets.yaml")
+CLUSTER_PRESET_CRD_PATH = Path("crds/clustervideojobpresets.yaml")
+# Templates, not the chart's crds/ folder (which `helm upgrade` never updates): cert-manager's pattern.
 CHART_CRD_PATH = Path("charts/videojob-operator/templates/crd-videojobs.yaml")
+CHART_PRESET_CRD_PATH = Path("charts/videojob-operator/templates/crd-videojobpresets.yaml")
+CHART_CLUSTER_PRESET_CRD_PATH = Path("charts/videojob-operator/templates/crd-clustervideojobpresets.yaml")
 DOCS_PATH = Path("docs/api.md")
 
 HEADER = (
@@ -60,6 +65,15 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
 ]
 
+PRESET_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Container", "type": "string", "jsonPath": ".spec.container", "description": "mp4, mkv, webm or mov."},
+    {"name": "Video", "type": "string", "jsonPath": ".spec.video.codec", "description": "Video codec."},
+    {"name": "Resolution", "type": "string", "jsonPath": ".spec.video.resolution", "description": "WIDTHxHEIGHT."},
+    {"name": "Audio", "type": "string", "jsonPath": ".spec.audio.codec", "description": "Audio codec."},
+    {"name": "Description", "type": "string", "jsonPath": ".spec.description", "description": "What it is for."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
 # Keys of a pydantic JSON schema that a structural schema carries over unchanged.
 _KEPT = {
     "type",
@@ -80,6 +94,9 @@ _KEPT = {
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
 }
+
+
+(_PRESETTABLE_KEY,) = models.PRESETTABLE
 
 
 class SchemaError(ValueError):
@@ -130,7 +147,7 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, defaults: bool, pa
     if models.MESSAGE_KEY in node:
         out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), _matches_rule(node, path)]
         del out["pattern"]
-    if not defaults or out.get("default", ...) is None:
+    if not defaults or out.get("default", ...) is None or node.get(_PRESETTABLE_KEY):
         out.pop("default", None)
     # JSON Schema 2020-12 exclusive bounds are numbers; OpenAPI v3 (Kubernetes) has booleans beside min/max.
     if "exclusiveMinimum" in node:
@@ -232,37 +249,70 @@ def openapi_schema() -> dict[str, Any]:
     }
 
 
-def crd() -> dict[str, Any]:
+def preset_schema(kind: str) -> dict[str, Any]:
+    """A preset resource: its spec (validation mode, no defaults on presettable fields); no status."""
+    scope = "the VideoJobs of its namespace" if kind == models.PRESET_KIND else "VideoJobs of every namespace"
+    return {
+        "type": "object",
+        "description": f"Output settings that {scope} name in spec.output.preset; the fields a VideoJob sets "
+        "override the preset's.",
+        "properties": {
+            "apiVersion": {"type": "string", "description": "videojob.dev/v1alpha1"},
+            "kind": {"type": "string", "description": kind},
+            "metadata": {"type": "object"},
+            "spec": model_schema(models.VideoJobPresetSpec, "validation", defaults=True),
+        },
+    }
+
+
+def _crd(kind: str, plural: str, singular: str, short_names: list[str], scope: str, schema: dict[str, Any],
+         columns: list[dict[str, Any]], status: bool) -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "name": models.VERSION,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": schema},
+        "additionalPrinterColumns": [dict(c) for c in columns],
+    }
+    if status:
+        version["subresources"] = {"status": {}}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{models.PLURAL}.{models.GROUP}",
+            "name": f"{plural}.{models.GROUP}",
             "labels": {"app.kubernetes.io/name": "videojob-operator", "app.kubernetes.io/component": "crd"},
         },
         "spec": {
             "group": models.GROUP,
-            "scope": "Namespaced",
+            "scope": scope,
             "names": {
-                "kind": models.KIND,
-                "listKind": f"{models.KIND}List",
-                "plural": models.PLURAL,
-                "singular": models.SINGULAR,
-                "shortNames": list(models.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(models.CATEGORIES),
             },
-            "versions": [
-                {
-                    "name": models.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
-                }
-            ],
+            "versions": [version],
         },
     }
+
+
+def crd() -> dict[str, Any]:
+    return _crd(models.KIND, models.PLURAL, models.SINGULAR, models.SHORT_NAMES, "Namespaced", openapi_schema(),
+                PRINTER_COLUMNS, status=True)
+
+
+def preset_crd() -> dict[str, Any]:
+    return _crd(models.PRESET_KIND, models.PRESET_PLURAL, models.PRESET_SINGULAR, models.PRESET_SHORT_NAMES,
+                "Namespaced", preset_schema(models.PRESET_KIND), PRESET_PRINTER_COLUMNS, status=False)
+
+
+def cluster_preset_crd() -> dict[str, Any]:
+    return _crd(models.CLUSTER_PRESET_KIND, models.CLUSTER_PRESET_PLURAL, models.CLUSTER_PRESET_SINGULAR,
+                models.CLUSTER_PRESET_SHORT_NAMES, "Cluster", preset_schema(models.CLUSTER_PRESET_KIND),
+                PRESET_PRINTER_COLUMNS, status=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -288,30 +338,30 @@ def to_yaml(obj: Any) -> str:
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=10_000, allow_unicode=True)
 
 
-def crd_yaml() -> str:
-    return HEADER + to_yaml(crd())
+def crd_yaml(obj: dict[str, Any] | None = None) -> str:
+    return HEADER + to_yaml(obj if obj is not None else crd())
 
 
 CHART_CRD_HEADER = """{{- /*
 Generated by `make crds` (python -m videojob.api.generate) from operator/videojob/api/models.py: do not edit.
-The VideoJob CRD as a template, so that `helm upgrade` updates it (a chart's crds/ folder is only ever installed,
+The %(kind)s CRD as a template, so that `helm upgrade` updates it (a chart's crds/ folder is only ever installed,
 never upgraded). crds.install: false leaves the CRD to you; crds.keep (the default) keeps it, and so every
-VideoJob in the cluster, when the release is uninstalled.
+%(kind)s in the cluster, when the release is uninstalled.
 */}}
 {{- if .Values.crds.install }}
 """
 
 
-def chart_crd_template() -> str:
-    """The chart's CRD: `crd()` with the release's labels and the keep policy, inside `crds.install`."""
-    obj = crd()
+def chart_crd_template(obj: dict[str, Any] | None = None) -> str:
+    """The chart's CRD: `crd()` (or `obj`) with the release's labels and the keep policy, inside `crds.install`."""
+    obj = obj if obj is not None else crd()
     meta = obj["metadata"]
     head = to_yaml({"apiVersion": obj["apiVersion"], "kind": obj["kind"]})
     labels = "".join(f"    {key}: {value}\n" for key, value in sorted(meta["labels"].items())
                      if key != "app.kubernetes.io/name")  # the release's labels name the chart
     body = to_yaml({"spec": obj["spec"]}).replace("{{", '{{ "{{" }}')  # no text of the schema is a template action
     return (
-        CHART_CRD_HEADER + head + "metadata:\n"
+        CHART_CRD_HEADER % {"kind": obj["spec"]["names"]["kind"]} + head + "metadata:\n"
         f"  name: {meta['name']}\n"
         "  labels:\n"
         '    {{- include "videojob.labels" . | nindent 4 }}\n'
@@ -474,7 +524,51 @@ def docs_markdown() -> str:
     for path, node in _object_sections("status", schema["properties"]["status"]):
         lines += _section(path, node, with_defaults=False)
     lines += _conditions_section()
+    lines += _presets_section()
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _presets_section() -> list[str]:
+    """VideoJobPreset and ClusterVideoJobPreset: resolution, merge rules, and their spec's fields."""
+    lines = [
+        "## Presets: `VideoJobPreset` and `ClusterVideoJobPreset`",
+        "",
+        f"Output settings to share, like MediaConvert's output presets. A `{models.PRESET_KIND}` (short name "
+        f"`{', '.join(models.PRESET_SHORT_NAMES)}`) lives in a namespace and serves the VideoJobs there; a "
+        f"`{models.CLUSTER_PRESET_KIND}` (`{', '.join(models.CLUSTER_PRESET_SHORT_NAMES)}`) is cluster-scoped, kept "
+        "by the platform team, and serves every namespace. Both are in the category "
+        f"`{', '.join(models.CATEGORIES)}`; `kubectl get vjp,cvjp` shows the columns "
+        + ", ".join(c["name"] for c in PRESET_PRINTER_COLUMNS) + ".",
+        "",
+        "**Resolution.** `spec.output.preset: NAME` names the `VideoJobPreset` NAME of the VideoJob's namespace if "
+        "there is one, else the `ClusterVideoJobPreset` NAME. The operator resolves it when it admits the job and "
+        "records what it used in `status.preset` (kind, name, uid, resourceVersion, generation); the merged spec "
+        "goes into the job's Kubernetes Job, so editing or deleting the preset later changes neither a job already "
+        "admitted nor its retries. While neither exists, the VideoJob waits `Pending` with reason `PresetNotFound` "
+        "(no queue position) and joins the queue as soon as one is created. Why one name and not a name and a kind "
+        "(cert-manager's issuerRef): most VideoJobs name the platform's cluster presets, and a team can adapt one "
+        "for its namespace without editing its VideoJobs; shadowing grants a namespace nothing, since a VideoJob "
+        "may set every field itself (presets are shared defaults, not policy), and `status.preset` says which was "
+        "used.",
+        "",
+        "**Merge.** Every field the VideoJob's `output` sets overrides the preset's; `video`, `audio` and "
+        "`thumbnail` merge field by field (`video: {crf: 20}` keeps the preset's codec and resolution). Setting "
+        "`video.crf` or `video.bitrate` replaces both of the preset's (rate control is one choice). What neither "
+        "sets takes the default listed in the field's description (h264, aac, mp4, medium). `uri`, `name` and "
+        "`overwrite` are the VideoJob's alone; a VideoJob cannot unset a preset's field, only override it. The "
+        "merged spec must pass every rule a VideoJob without a preset passes: if not, the VideoJob fails with "
+        "reason `InvalidSpec` and a message naming the preset and the field.",
+        "",
+        "**Checked where.** A preset must be a complete output on its own (its omitted fields take the defaults); "
+        "the API server checks it at `kubectl apply`. A VideoJob with a preset is checked for what it sets; the "
+        "rules that depend on fields it leaves to the preset (container webm's codecs, crf above 51 for h264/h265, "
+        "codec copy with operations) are checked by the operator on the merged spec.",
+        "",
+    ]
+    schema = preset_schema(models.PRESET_KIND)["properties"]["spec"]
+    for path, node in _object_sections("spec", schema):
+        lines += _section(path.replace("spec", "preset.spec", 1), node, with_defaults=True)
+    return lines
 
 
 def _conditions_section() -> list[str]:
@@ -503,7 +597,16 @@ def _conditions_section() -> list[str]:
 
 def generated_files() -> dict[Path, str]:
     """Relative path -> content of every generated file."""
-    return {CRD_PATH: crd_yaml(), CHART_CRD_PATH: chart_crd_template(), DOCS_PATH: docs_markdown()}
+    presets, cluster_presets = preset_crd(), cluster_preset_crd()
+    return {
+        CRD_PATH: crd_yaml(),
+        PRESET_CRD_PATH: crd_yaml(presets),
+        CLUSTER_PRESET_CRD_PATH: crd_yaml(cluster_presets),
+        CHART_CRD_PATH: chart_crd_template(),
+        CHART_PRESET_CRD_PATH: chart_crd_template(presets),
+        CHART_CLUSTER_PRESET_CRD_PATH: chart_crd_template(cluster_presets),
+        DOCS_PATH: docs_markdown(),
+    }
 
 
 def drift(root: Path) -> list[str]:

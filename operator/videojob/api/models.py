@@ -40,6 +40,15 @@ PLURAL = "videojobs"
 SINGULAR = "videojob"
 SHORT_NAMES = ["vj"]
 CATEGORIES = ["media"]
+# Output presets (presets.py): a namespaced kind and a cluster-scoped one, in the same group and version.
+PRESET_KIND = "VideoJobPreset"
+PRESET_PLURAL = "videojobpresets"
+PRESET_SINGULAR = "videojobpreset"
+PRESET_SHORT_NAMES = ["vjp"]
+CLUSTER_PRESET_KIND = "ClusterVideoJobPreset"
+CLUSTER_PRESET_PLURAL = "clustervideojobpresets"
+CLUSTER_PRESET_SINGULAR = "clustervideojobpreset"
+CLUSTER_PRESET_SHORT_NAMES = ["cvjp"]
 
 MAX_SECONDS = 86_400.0  # a day: bound for every time offset inside a media file
 MAX_INPUTS = 16
@@ -200,6 +209,13 @@ Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 Duration = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
 
 ResourceName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=253),
+    Matches(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "must be a Kubernetes object name (lower case, digits, '-', '.')"),
+]
+
+# A preset's name: a Kubernetes object name (DNS subdomain).
+PresetName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=253),
     Matches(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "must be a Kubernetes object name (lower case, digits, '-', '.')"),
@@ -492,27 +508,38 @@ class Operation(_Model):
         return [ref] if ref else []
 
 
+# The encoding fields a preset may set (`OutputSettings`). The CRDs give them no default: the API server would fill
+# it in, and the operator could no longer tell a field the VideoJob sets (which overrides its preset's) from one it
+# leaves to the preset. The models keep their defaults, which apply after the merge (presets.merge_output); the CRD
+# generator drops the default of every field marked so.
+PRESETTABLE: dict[str, Any] = {"x-videojob-presettable": True}
+
+
 class VideoOutput(_Model):
     model_config = ConfigDict(json_schema_extra=_validations(
         cel("!(has(self.crf) && has(self.bitrate))", "crf and bitrate are mutually exclusive", ".crf"),
         cel(
-            "self.codec != 'copy' || (!has(self.crf) && !has(self.bitrate) && !has(self.resolution) && !has(self.fps))",
+            "!has(self.codec) || self.codec != 'copy'"
+            " || (!has(self.crf) && !has(self.bitrate) && !has(self.resolution) && !has(self.fps))",
             "codec copy cannot be combined with crf, bitrate, resolution or fps",
             ".codec",
         ),
-        cel(
-            f"!has(self.crf) || !(self.codec in ['h264', 'h265']) || self.crf <= {MAX_CRF_H26X}",
-            f"crf of h264 and h265 is 0 to {MAX_CRF_H26X} (vp9 and av1: 0 to 63)",
-            ".crf",
-        ),
     ))
 
-    codec: VideoCodec = Field(default=VideoCodec.H264, description="h264, h265, vp9, av1, or copy (no re-encode).")
+    codec: VideoCodec = Field(
+        default=VideoCodec.H264,
+        description="h264, h265, vp9, av1, or copy (no re-encode); h264 when neither the job nor its preset sets it.",
+        json_schema_extra=PRESETTABLE,
+    )
     crf: int | None = Field(
         default=None, ge=0, le=63, description="Constant quality, lower is better: h264/h265 0-51, vp9/av1 0-63."
     )
     bitrate: Bitrate | None = Field(default=None, description="Target bitrate, e.g. 4M. Exclusive with crf.")
-    preset: Preset = Field(default=Preset.MEDIUM, description="Speed/quality trade-off.")
+    preset: Preset = Field(
+        default=Preset.MEDIUM,
+        description="Speed/quality trade-off; medium when neither the job nor its preset sets it.",
+        json_schema_extra=PRESETTABLE,
+    )
     resolution: Resolution | None = Field(
         default=None, description="WIDTHxHEIGHT, e.g. 1280x720 (even numbers, 16 to 7680)."
     )
@@ -525,8 +552,6 @@ class VideoOutput(_Model):
         encoding = (self.crf, self.bitrate, self.resolution, self.fps)
         if self.codec == VideoCodec.COPY and any(v is not None for v in encoding):
             raise ValueError("codec copy cannot be combined with crf, bitrate, resolution or fps")
-        if self.crf is not None and self.codec in (VideoCodec.H264, VideoCodec.H265) and self.crf > MAX_CRF_H26X:
-            raise ValueError(f"crf of h264 and h265 is 0 to {MAX_CRF_H26X} (vp9 and av1: 0 to 63)")
         if self.resolution is not None:
             width, height = self.size  # type: ignore[misc]
             if not (16 <= width <= 7680 and 16 <= height <= 7680) or width % 2 or height % 2:
@@ -548,23 +573,29 @@ OPUS_SAMPLE_RATES = (8000, 16000, 24000, 48000)  # of the rates offered, those l
 class AudioOutput(_Model):
     model_config = ConfigDict(json_schema_extra=_validations(
         cel(
-            "self.codec != 'copy' || (!has(self.bitrate) && !has(self.channels) && !has(self.sampleRate))",
+            "!has(self.codec) || self.codec != 'copy'"
+            " || (!has(self.bitrate) && !has(self.channels) && !has(self.sampleRate))",
             "codec copy cannot be combined with bitrate, channels or sampleRate",
             ".codec",
         ),
         cel(
-            "self.codec != 'opus' || !has(self.sampleRate) || self.sampleRate in [8000, 16000, 24000, 48000]",
+            "!has(self.codec) || self.codec != 'opus' || !has(self.sampleRate)"
+            " || self.sampleRate in [8000, 16000, 24000, 48000]",
             "codec opus supports sampleRate 8000, 16000, 24000 or 48000",
             ".sampleRate",
         ),
         cel(
-            "self.codec != 'mp3' || !has(self.channels) || self.channels <= 2",
+            "!has(self.codec) || self.codec != 'mp3' || !has(self.channels) || self.channels <= 2",
             "codec mp3 carries at most 2 channels",
             ".channels",
         ),
     ))
 
-    codec: AudioCodec = Field(default=AudioCodec.AAC, description="aac, mp3, opus, or copy (no re-encode).")
+    codec: AudioCodec = Field(
+        default=AudioCodec.AAC,
+        description="aac, mp3, opus, or copy (no re-encode); aac when neither the job nor its preset sets it.",
+        json_schema_extra=PRESETTABLE,
+    )
     bitrate: Bitrate | None = Field(default=None, description="e.g. 128k.")
     channels: int | None = Field(default=None, ge=1, le=8, description="Number of channels.")
     sample_rate: Literal[8000, 16000, 22050, 24000, 32000, 44100, 48000] | None = Field(
@@ -590,22 +621,69 @@ class Thumbnail(_Model):
     width: int | None = Field(default=None, ge=16, le=7680, description="Width in pixels (height keeps the ratio).")
 
 
-class Output(_Model):
-    model_config = ConfigDict(json_schema_extra=_validations(
+def _settings_rules(unknown: str) -> dict[str, Any]:
+    """The CEL rules between the fields of `OutputSettings` that depend on defaults (an omitted codec is h264, an
+    omitted container mp4). `unknown` is a CEL condition under which an omitted field is not known yet (a VideoJob
+    with a preset: the operator checks the merged output instead); `false` where omitted means the default."""
+    video_codec = "(has(self.video) && has(self.video.codec))"
+    audio_codec = "(has(self.audio) && has(self.audio.codec))"
+    return _validations(
         cel(
-            "self.container != 'webm' || ((!has(self.video) || self.video.codec in ['vp9', 'av1', 'copy'])"
-            " && (!has(self.audio) || self.audio.codec in ['opus', 'copy']))",
+            "!has(self.container) || self.container != 'webm'"
+            f" || (({video_codec} ? self.video.codec in ['vp9', 'av1', 'copy'] : {unknown})"
+            f" && ({audio_codec} ? self.audio.codec in ['opus', 'copy'] : {unknown}))",
             "container webm needs video codec vp9 or av1 and audio codec opus",
             ".container",
         ),
-    ))
+        cel(
+            "!has(self.video) || !has(self.video.crf) || self.video.crf <= 51"
+            f" || ({video_codec} ? !(self.video.codec in ['h264', 'h265']) : {unknown})",
+            f"crf of h264 and h265 is 0 to {MAX_CRF_H26X} (vp9 and av1: 0 to 63)",
+            ".video.crf",
+        ),
+    )
+
+
+class OutputSettings(_Model):
+    """How the output is encoded: the part of an output a preset can hold (`VideoJobPreset`)."""
+
+    container: Container = Field(
+        default=Container.MP4,
+        description="mp4, mkv, webm or mov; mp4 when neither the job nor its preset sets it.",
+        json_schema_extra=PRESETTABLE,
+    )
+    video: VideoOutput = Field(
+        default_factory=VideoOutput, description="Video encoding.", json_schema_extra=PRESETTABLE
+    )
+    audio: AudioOutput = Field(
+        default_factory=AudioOutput, description="Audio encoding.", json_schema_extra=PRESETTABLE
+    )
+    thumbnail: Thumbnail | None = Field(default=None, description="Also store a JPEG still.")
+
+    def check_settings(self) -> None:
+        """The rules `_settings_rules` gives the API server, on complete values (defaults filled in)."""
+        if self.container == Container.WEBM and (
+            self.video.codec not in (VideoCodec.VP9, VideoCodec.AV1, VideoCodec.COPY)
+            or self.audio.codec not in (AudioCodec.OPUS, AudioCodec.COPY)
+        ):
+            raise ValueError("container webm needs video codec vp9 or av1 and audio codec opus")
+        video = self.video
+        if video.crf is not None and video.codec in (VideoCodec.H264, VideoCodec.H265) and video.crf > MAX_CRF_H26X:
+            raise ValueError(f"video.crf of h264 and h265 is 0 to {MAX_CRF_H26X} (vp9 and av1: 0 to 63)")
+
+
+class Output(OutputSettings):
+    model_config = ConfigDict(json_schema_extra=_settings_rules("has(self.preset)"))
 
     uri: OutputURI = Field(description="s3://bucket/prefix/ under which the artifacts are written.")
     name: FileStem = Field(default="output", description="File name (without extension) of the main artifact.")
-    container: Container = Field(default=Container.MP4, description="mp4, mkv, webm or mov.")
-    video: VideoOutput = Field(default_factory=VideoOutput, description="Video encoding.")
-    audio: AudioOutput = Field(default_factory=AudioOutput, description="Audio encoding.")
-    thumbnail: Thumbnail | None = Field(default=None, description="Also store a JPEG still.")
+    preset: PresetName | None = Field(
+        default=None,
+        description="A VideoJobPreset in the VideoJob's namespace, else a ClusterVideoJobPreset, whose settings "
+        "(container, video, audio, thumbnail) this output starts from; the fields set here override the preset's. "
+        "Resolved once, when the job is admitted (status.preset records which); the job waits Pending while "
+        "no preset of this name exists.",
+    )
     overwrite: bool = Field(
         default=False,
         description="Replace objects at the output's names that another VideoJob (or anything else) wrote. By "
@@ -615,11 +693,8 @@ class Output(_Model):
 
     @model_validator(mode="after")
     def _container_codecs(self) -> Output:
-        if self.container == Container.WEBM and (
-            self.video.codec not in (VideoCodec.VP9, VideoCodec.AV1, VideoCodec.COPY)
-            or self.audio.codec not in (AudioCodec.OPUS, AudioCodec.COPY)
-        ):
-            raise ValueError("container webm needs video codec vp9 or av1 and audio codec opus")
+        if self.preset is None:  # with a preset, the operator checks the merged output (presets.merge_output)
+            self.check_settings()
         return self
 
 
@@ -709,7 +784,7 @@ class VideoJobSpec(_Model):
             ".operations",
         ),
         cel(
-            "!has(self.output.video) || self.output.video.codec != 'copy'"
+            "!has(self.output.video) || !has(self.output.video.codec) || self.output.video.codec != 'copy'"
             " || self.operations.all(o, !has(o.concat) && !has(o.text) && !has(o.pip)"
             " && (!has(o.subtitles) || !o.subtitles.burn))",
             "video codec copy cannot be used with concat, text, pip or burned-in subtitles",
@@ -717,13 +792,13 @@ class VideoJobSpec(_Model):
         ),
         cel(
             "!has(self.parallelism) || self.parallelism == 1 || (self.hardware != 'nvidia'"
-            " && (!has(self.output.video) || self.output.video.codec != 'copy')"
+            " && (!has(self.output.video) || !has(self.output.video.codec) || self.output.video.codec != 'copy')"
             " && self.operations.all(o, !has(o.concat) && (!has(o.subtitles) || !has(o.subtitles.generate))))",
             CHUNKING_REFUSED,
             ".parallelism",
         ),
         cel(
-            "!has(self.output.audio) || self.output.audio.codec != 'copy'"
+            "!has(self.output.audio) || !has(self.output.audio.codec) || self.output.audio.codec != 'copy'"
             " || self.operations.all(o, !has(o.concat) && !has(o.audio))",
             "audio codec copy cannot be used with concat or audio operations",
             ".output.audio.codec",
@@ -945,6 +1020,21 @@ class NotificationStatus(_Model):
     )
 
 
+class ResolvedPreset(_Model):
+    """Which preset, in which version, a VideoJob's output was merged with (a snapshot taken at admission)."""
+
+    kind: Literal["VideoJobPreset", "ClusterVideoJobPreset"] = Field(description="VideoJobPreset (the VideoJob's "
+                                                                                 "namespace) or ClusterVideoJobPreset.")
+    name: Annotated[str, StringConstraints(max_length=253)] = Field(description="The preset's name.")
+    uid: Annotated[str, StringConstraints(max_length=64)] | None = Field(default=None, description="Its uid.")
+    resource_version: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="Its resourceVersion when it was merged."
+    )
+    generation: int | None = Field(
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="Its metadata.generation when it was merged."
+    )
+
+
 class VideoJobStatus(_Model):
     """What the operator observed. Written by the operator only (status subresource)."""
 
@@ -979,6 +1069,11 @@ class VideoJobStatus(_Model):
         default_factory=list,
         max_length=4 * (MAX_WEBHOOKS + 4),
         description="Delivery of each notification to each webhook (written by the operator's notifier).",
+    )
+    preset: ResolvedPreset | None = Field(
+        default=None,
+        description="The preset the output was merged with when the job was admitted; later edits of the preset "
+        "change neither this job nor its retries.",
     )
     message: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
         default=None, description="Human-readable summary of the current state."
@@ -1019,3 +1114,46 @@ class VideoJob(_Model):
         if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
             raise ValueError(f"metadata.name must be at most {MAX_NAME_LENGTH} characters")
         return self
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class VideoJobPresetSpec(OutputSettings):
+    """Output settings to share, like MediaConvert's output presets: a VideoJob names one in `spec.output.preset`
+    and overrides any of its fields (see presets.merge_output). A preset is a complete output by itself: what it
+    omits takes the defaults, and the rules between fields hold for it alone."""
+
+    model_config = ConfigDict(json_schema_extra=_settings_rules("false"))
+
+    description: Annotated[
+        str,
+        StringConstraints(max_length=256),
+        Matches(r"^[^\x00-\x1f\x7f]*$", "may hold no control characters"),
+    ] | None = Field(default=None, description="What the preset is for, shown by `kubectl get videojobpresets`.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> VideoJobPresetSpec:
+        self.check_settings()
+        return self
+
+
+class VideoJobPreset(_Model):
+    """A namespaced preset: VideoJobs of its namespace name it in `spec.output.preset`."""
+
+    api_version: Literal["videojob.dev/v1alpha1"] = API_VERSION  # type: ignore[assignment]
+    kind: Literal["VideoJobPreset"] = PRESET_KIND  # type: ignore[assignment]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: VideoJobPresetSpec = Field(default_factory=VideoJobPresetSpec)
+
+
+class ClusterVideoJobPreset(_Model):
+    """A cluster-scoped preset, kept by the platform team: a VideoJob of any namespace names it in
+    `spec.output.preset` when its namespace has no VideoJobPreset of that name."""
+
+    api_version: Literal["videojob.dev/v1alpha1"] = API_VERSION  # type: ignore[assignment]
+    kind: Literal["ClusterVideoJobPreset"] = CLUSTER_PRESET_KIND  # type: ignore[assignment]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: VideoJobPresetSpec = Field(default_factory=VideoJobPresetSpec)

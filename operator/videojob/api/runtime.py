@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from videojob.api.models import Artifact, Subtitles, VideoJobSpec, _Model
+from videojob.api.models import Artifact, Container, Subtitles, VideoJobSpec, _Model
 
 # --- the spec, as a file in the transcoder container --------------------------------------------------------------
 # The operator puts `spec_json(spec)` in an annotation of the Job's pod template, and the kubelet writes that
@@ -138,11 +138,18 @@ def output_names(spec: VideoJobSpec) -> list[str]:
     (`<name>.<container>`), the thumbnail (`<name>.jpg`), then each emitted subtitle file (`<name>.<fmt>`, a second
     one of a format `<name>-2.<fmt>`). The transcoder writes nothing else, so the operator derives from the spec
     alone (never from a status) which objects a VideoJob may own: what it accepts as artifacts, and what it may
-    delete."""
+    delete.
+
+    A spec whose output still names a preset (the operator's view of a VideoJob: the preset is merged into the Job,
+    not into the VideoJob) may write the main file in any container and a thumbnail: all of those names count, so
+    they need nothing but the spec (a status could be written by anyone who may patch it)."""
     out = spec.output
-    names = [f"{out.name}.{out.container}"]
-    if out.thumbnail is not None:
-        names.append(f"{out.name}.jpg")
+    if out.preset is not None:
+        names = [f"{out.name}.{container}" for container in Container] + [f"{out.name}.jpg"]
+    else:
+        names = [f"{out.name}.{out.container}"]
+        if out.thumbnail is not None:
+            names.append(f"{out.name}.jpg")
     counts: dict[str, int] = {}
     for op in spec.operations:
         if isinstance(op.body, Subtitles):

@@ -9,15 +9,27 @@ index.py: stamps follow creation order and survive restarts through `queuedAt`),
 the order stays deterministic whatever happens. Raising the priority of a pending job simply moves it on the
 next pass, as the order is recomputed every time.
 
-Limits: `maxRunning` counts every admitted, unfinished VideoJob; `maxRunningGpu` those placed on GPU nodes. A
-chunked VideoJob (`spec.parallelism` N) counts once per segment running: it is admitted into as many slots as are
-free, up to N (at least one: with one free slot it runs in one pod), and holds them until its segments are done.
+Limits: `maxRunning` counts every admitted, unfinished VideoJob; `maxRunningGpu` those placed on GPU nodes;
+`maxRunningPerNamespace` (and per-namespace overrides) those of one namespace.
+
+Fair sharing between namespaces (on by default; `fair_order`): priorities stay strict, but within one priority the
+next slot goes to the namespace with the fewest running VideoJobs per unit of its weight (running ones and those
+admitted earlier in the same pass count), ties to the one whose next VideoJob arrived first; within a namespace,
+first come first served. So a namespace that queues 1,000 VideoJobs at priority 5 takes its share, not the whole
+cluster, from another that queues 10 a minute later. This is Kueue's fair sharing reduced to one resource (running
+VideoJobs) and namespaces as the tenants; priorities are not traded against shares (a tenant who needs more than
+its share at once raises the priority, which the platform may restrict with admission policy).
+
+A chunked VideoJob (`spec.parallelism` N) counts once per segment running against `maxRunning` (once against its
+namespace's limit, which counts VideoJobs): it is admitted into as many slots as are free, up to N (at least one:
+with one free slot it runs in one pod), and holds them until its segments are done.
 
 Head-of-line rule (a decision, written down): the total limit is strict priority order: once it is reached,
 nothing more is admitted, so a lower-priority job never overtakes a higher one for a general slot. A
 `hardware: nvidia` job that waits only for a GPU slot does *not* block the jobs behind it: they do not need
-that GPU, and holding CPU work back while a GPU is busy would idle the cluster. The waiting GPU job keeps its
-place: it is the first to be considered when either kind of slot frees, so it cannot be starved by CPU jobs
+that GPU, and holding CPU work back while a GPU is busy would idle the cluster (the same for a VideoJob whose
+namespace is at its limit: it waits for its namespace without holding back other namespaces). The waiting GPU job
+keeps its place: it is the first to be considered when either kind of slot frees, so it cannot be starved by CPU jobs
 beyond the moment a GPU slot is free. `hardware: auto` takes a free GPU slot when the output codec has an NVENC
 encoder (h264, h265), and otherwise runs on CPU rather than waiting.
 
@@ -30,9 +42,12 @@ more than about a tenth off and a VideoJob is rewritten about log(N) times while
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from videojob.api.models import Hardware, VideoCodec, VideoJobSpec
@@ -55,6 +70,16 @@ class RunningCounts:
 
     total: int = 0
     gpu: int = 0
+    namespaces: Mapping[str, int] = field(default_factory=dict)  # namespace -> its admitted, unfinished VideoJobs
+
+
+class AdmissionPlan(NamedTuple):
+    """What one pass admits and how the rest wait."""
+
+    to_admit: list[tuple[Body, str]]  # (VideoJob, "cpu" or "nvidia"), in admission order
+    positions: dict[str, int]  # uid -> queue position of a waiting VideoJob, 1 = next
+    held: dict[str, str]  # uid -> what a waiting VideoJob waits for beyond its turn (its namespace's limit)
+    segments: Mapping[str, int] = {}  # uid -> segments of an admitted chunked VideoJob: the slots it takes
 
 
 SortKey = tuple[int, str, str, str, str]
@@ -63,7 +88,7 @@ SortKey = tuple[int, str, str, str, str]
 def sort_key(vj: Body, arrivals: Mapping[str, str]) -> SortKey:
     """Where a VideoJob stands in the admission order (see admission_order)."""
     meta = vj.get("metadata", {})
-    priority = int(vj.get("spec", {}).get("priority", 5))
+    priority = _priority(vj)
     created = str(meta.get("creationTimestamp", ""))
     # Precise RFC 3339 strings of one fixed width sort as the times they name.
     arrival = recorded_arrival(vj) or arrivals.get(str(meta.get("uid", ""))) or precise(created) or ""
@@ -96,24 +121,57 @@ def wants_gpu(vj: Body) -> bool | None:
     return None if codec in NVENC_CODECS else False
 
 
+def fair_order(
+    ordered: Iterable[Body], running: Mapping[str, int], weight: Callable[[str], float]
+) -> list[Body]:
+    """`ordered` (admission_order) with each priority's VideoJobs interleaved between namespaces: repeatedly the
+    next VideoJob of the namespace with the least (running + taken so far) / weight, ties to the earlier in
+    `ordered`. Priorities keep their order; a namespace's own VideoJobs keep theirs. O(N log namespaces)."""
+    load: Counter[str] = Counter(running)
+    out: list[Body] = []
+    indexed = list(enumerate(ordered))
+    for _, band in groupby(indexed, key=lambda item: _priority(item[1])):
+        queues: dict[str, deque[tuple[int, Body]]] = {}
+        for index, vj in band:
+            queues.setdefault(_namespace(vj), deque()).append((index, vj))
+        heap = [(load[ns] / weight(ns), queue[0][0], ns) for ns, queue in queues.items()]
+        heapq.heapify(heap)
+        while heap:
+            _, _, ns = heapq.heappop(heap)
+            queue = queues[ns]
+            out.append(queue.popleft()[1])
+            load[ns] += 1
+            if queue:
+                heapq.heappush(heap, (load[ns] / weight(ns), queue[0][0], ns))
+    return out
+
+
 def plan_admission(
     pending: Iterable[Body], running: RunningCounts, settings: Settings, arrivals: Mapping[str, str] | None = None,
     key: Callable[[Body], SortKey] | None = None,
-) -> tuple[list[tuple[Body, str]], dict[str, int], dict[str, int]]:
+) -> AdmissionPlan:
     """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia"); `arrivals` and `key`
-    as for admission_order.
-
-    Returns (to_admit in admission order, queue positions by uid for those left waiting: 1 = next, the number of
-    segments of each admitted chunked VideoJob by uid: the slots it takes).
-    """
+    as for admission_order. Positions of those left waiting follow the order they would be admitted in were
+    slots to free one by one (fair_order when fair sharing is on)."""
+    order = admission_order(pending, arrivals, key)
+    if settings.fair_sharing:
+        order = fair_order(order, running.namespaces, settings.namespace_weight)
     free_total = settings.max_running - running.total
     free_gpu = settings.max_running_gpu - running.gpu
+    in_namespace: Counter[str] = Counter(running.namespaces)
     to_admit: list[tuple[Body, str]] = []
     waiting: list[Body] = []
+    held: dict[str, str] = {}
     segments: dict[str, int] = {}
-    for vj in admission_order(pending, arrivals, key):
+    for vj in order:
         if free_total <= 0:
             waiting.append(vj)
+            continue
+        namespace = _namespace(vj)
+        limit = settings.namespace_limit(namespace)
+        if limit is not None and in_namespace[namespace] >= limit:
+            waiting.append(vj)  # waits for its namespace without blocking other namespaces
+            held[str(vj["metadata"]["uid"])] = namespace_limit_message(namespace, limit)
             continue
         gpu = wants_gpu(vj)
         if gpu is True and free_gpu <= 0:
@@ -126,9 +184,24 @@ def plan_admission(
         if slots > 1:
             segments[str(vj["metadata"]["uid"])] = slots
         free_total -= slots
+        in_namespace[namespace] += 1
         to_admit.append((vj, hardware))
     positions = {str(vj["metadata"]["uid"]): index for index, vj in enumerate(waiting, start=1)}
-    return to_admit, positions, segments
+    return AdmissionPlan(to_admit, positions, held, segments)
+
+
+def namespace_limit_message(namespace: str, limit: int) -> str:
+    if limit == 0:
+        return f"namespace {namespace} may run no VideoJobs (its limit is 0)"
+    return f"namespace {namespace} runs its limit of {limit} VideoJob{'s' if limit != 1 else ''} at once"
+
+
+def _namespace(vj: Body) -> str:
+    return str(vj.get("metadata", {}).get("namespace", ""))
+
+
+def _priority(vj: Body) -> int:
+    return int(vj.get("spec", {}).get("priority", 5))
 
 
 def shown_position(written: int | None, actual: int | None) -> int | None:

@@ -1,5 +1,8 @@
 """Kopf wiring: watches feed the reconciler's index; the reconcile loop and the metrics server run beside them.
 
+Watched: VideoJobs, the presets they name (VideoJobPresets in the watched namespaces, ClusterVideoJobPresets
+cluster-wide: a handful of small objects, held whole), and the operator's own Jobs and pods.
+
 Only `@kopf.on.event` handlers are used, so Kopf itself never writes to a VideoJob: no finalizers of its own,
 no handler progress, no results in `status` (its progress and diff-base storage are set to annotations under
 the `videojob.dev` prefix anyway, in case a change-detecting handler is ever added). Jobs and pods are watched
@@ -20,7 +23,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from videojob.api.models import GROUP, PLURAL, VERSION
+from videojob.api.models import CLUSTER_PRESET_PLURAL, GROUP, PLURAL, PRESET_PLURAL, VERSION
 from videojob.controller.jobs import SELECTOR
 from videojob.controller.kube import LIST_PAGE
 from videojob.controller.metrics import Metrics, serve
@@ -100,6 +103,14 @@ def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics)
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def videojob_event(event: kopf.RawEvent, **_: Any) -> None:
         reconciler.observe("videojobs", event.get("type"), dict(event["object"]))
+
+    @kopf.on.event(GROUP, VERSION, PRESET_PLURAL, registry=registry)
+    async def preset_event(event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.observe("presets", event.get("type"), dict(event["object"]))
+
+    @kopf.on.event(GROUP, VERSION, CLUSTER_PRESET_PLURAL, registry=registry)
+    async def cluster_preset_event(event: kopf.RawEvent, **_: Any) -> None:
+        reconciler.observe("clusterpresets", event.get("type"), dict(event["object"]))
 
     @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": "videojob-operator"},
                    registry=registry)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from videojob.api.models import GROUP, KIND
-from videojob.controller.jobs import controller_uid, job_name, join_job_name
+from videojob.controller.jobs import ANNOTATION_PRESET, controller_uid, job_name, join_job_name
 from videojob.controller.status import TTL_ANNOTATIONS, parse_time, precise, precise_timestamp
 
 Body = dict[str, Any]
@@ -76,21 +76,32 @@ def slim_videojob(body: Mapping[str, Any]) -> Body:
 
 
 def slim_job(body: Mapping[str, Any]) -> Body:
-    """A Job's identity, time limit, its pod template's labels and its status; the rest of the template (with the
-    spec in an annotation) stays out of memory. The time limit is kept for the message of a Job stopped at its
-    deadline; the template's labels say where the operator placed it (they cannot change after creation, unlike
-    the Job's own labels)."""
+    """A Job's identity, time limit, its pod template's labels and preset annotation, and its status; the rest of
+    the template (with the spec in an annotation) stays out of memory. The time limit is kept for the message of a
+    Job stopped at its deadline; the template's labels and annotation say where the operator placed it and which
+    preset it merged (they cannot change after creation, unlike the Job's own labels)."""
     slim = {**_slim_metadata(body), "status": body.get("status") or {}}
     spec = body.get("spec") or {}
     kept: dict[str, Any] = {}
     if spec.get("activeDeadlineSeconds") is not None:
         kept["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
-    if template_labels:
-        kept["template"] = {"metadata": {"labels": dict(template_labels)}}
+    template_meta = (spec.get("template") or {}).get("metadata") or {}
+    template: dict[str, Any] = {}
+    if template_meta.get("labels"):
+        template["labels"] = dict(template_meta["labels"])
+    preset = (template_meta.get("annotations") or {}).get(ANNOTATION_PRESET)
+    if preset is not None:
+        template["annotations"] = {ANNOTATION_PRESET: preset}
+    if template:
+        kept["template"] = {"metadata": template}
     if kept:
         slim["spec"] = kept
     return slim
+
+
+def slim_preset(body: Mapping[str, Any]) -> Body:
+    """A preset's identity and spec (a few hundred bytes)."""
+    return compact({**_slim_metadata(body), "spec": body.get("spec") or {}})
 
 
 def slim_pod(body: Mapping[str, Any]) -> Body:
@@ -149,18 +160,29 @@ class Store:
 
 
 class Index:
-    """VideoJobs by uid; Jobs and pods grouped by the uid of the VideoJob they belong to (controller references)."""
+    """VideoJobs by uid; Jobs and pods grouped by the uid of the VideoJob they belong to (controller references);
+    the presets VideoJobs name, by namespace and name."""
 
     def __init__(self) -> None:
         self.videojobs = Store(slim_videojob)
         self.jobs = Store(slim_job)
         self.pods = Store(slim_pod)
+        self.presets = Store(slim_preset)
+        self.cluster_presets = Store(slim_preset)
         # uid -> precise arrival time, for VideoJobs whose status does not record `queuedAt` yet.
         self.arrivals: dict[str, str] = {}
         self.last_arrival: datetime | None = None
 
     def store(self, kind: str) -> Store:
-        return {"videojobs": self.videojobs, "jobs": self.jobs, "pods": self.pods}[kind]
+        return {"videojobs": self.videojobs, "jobs": self.jobs, "pods": self.pods, "presets": self.presets,
+                "clusterpresets": self.cluster_presets}[kind]
+
+    def presets_by_name(self) -> tuple[dict[tuple[str, str], Body], dict[str, Body]]:
+        """VideoJobPresets by (namespace, name) and ClusterVideoJobPresets by name (presets.find_preset)."""
+        namespaced = {(str(b["metadata"].get("namespace")), str(b["metadata"].get("name"))): b
+                      for b in self.presets.items.values()}
+        cluster = {str(b["metadata"].get("name")): b for b in self.cluster_presets.items.values()}
+        return namespaced, cluster
 
     def observe(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         store = self.store(kind)

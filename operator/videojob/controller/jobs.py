@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -67,6 +68,10 @@ PART_SEGMENTS = "segments"
 PART_JOIN = "join"
 ANNOTATION_NAME = "videojob.dev/name"
 ANNOTATION_PRIORITY = "videojob.dev/priority"
+# On the pod template (which cannot change after creation): the preset the spec was merged with, as status.preset
+# records it (JSON). The operator reads it back from the Job, so it survives a restart between creating the Job
+# and writing the status.
+ANNOTATION_PRESET = "videojob.dev/preset"
 
 # Selects every Job and pod this operator made (the operator's watches use it server-side).
 SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
@@ -221,9 +226,11 @@ def pod_failure_policy() -> dict[str, Any]:
 
 
 def build_job_manifest(
-    vj: Mapping[str, Any], hardware: str, settings: Settings, segments: int = 1, part: str | None = None
+    vj: Mapping[str, Any], hardware: str, settings: Settings, preset: Mapping[str, Any] | None = None,
+    segments: int = 1, part: str | None = None,
 ) -> dict[str, Any]:
-    """The batch/v1 Job for a VideoJob admitted on `hardware` ("cpu" or "nvidia").
+    """The batch/v1 Job for a VideoJob admitted on `hardware` ("cpu" or "nvidia"). `vj` carries the spec the job
+    runs: with a preset, the merged one (presets.resolve), and `preset` says which preset that was.
 
     `segments` above 1: a chunked VideoJob's segments, an Indexed Job of that many completions that all run at
     once, each index retried on its own (`backoffLimitPerIndex`), any index that fails for good failing the Job;
@@ -307,6 +314,9 @@ def build_job_manifest(
             },
         },
     }
+    if preset is not None:
+        job["spec"]["template"]["metadata"]["annotations"][ANNOTATION_PRESET] = json.dumps(
+            dict(preset), separators=(",", ":"), sort_keys=True)
     if part == PART_SEGMENTS:
         del job["spec"]["backoffLimit"]  # per index instead: a failed segment is retried alone
         job["spec"] |= {"completionMode": "Indexed", "completions": segments, "parallelism": segments,
@@ -315,10 +325,20 @@ def build_job_manifest(
     return job
 
 
-def build_join_manifest(vj: Mapping[str, Any], segments: int, settings: Settings) -> dict[str, Any]:
-    """The Job that joins a chunked VideoJob's `segments` segments (a CPU pod: it only copies the picture and
-    encodes the sound), created by the operator once its segments' Indexed Job completed."""
-    return build_job_manifest(vj, Hardware.CPU.value, settings, segments, PART_JOIN)
+def build_join_manifest(vj: Mapping[str, Any], segments_job: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The Job that joins a chunked VideoJob's segments (a CPU pod: it copies the picture and encodes the sound),
+    created by the operator once its segments' Indexed Job (`segments_job`) completed. It runs the spec the
+    segments ran, taken from their pod template (a preset merged at admission may have changed since), with the
+    VideoJob's own fields for the rest (priority, credentials: immutable or the operator's)."""
+    template = ((segments_job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    annotations = template.get("annotations") or {}
+    labels = template.get("labels") or {}
+    spec = dict(vj["spec"])
+    if runtime.SPEC_ANNOTATION in annotations:
+        spec |= json.loads(annotations[runtime.SPEC_ANNOTATION])
+    preset = json.loads(annotations[ANNOTATION_PRESET]) if ANNOTATION_PRESET in annotations else None
+    segments = int(labels.get(LABEL_SEGMENTS, "1"))
+    return build_job_manifest({**vj, "spec": spec}, Hardware.CPU.value, settings, preset, segments, PART_JOIN)
 
 
 def segments_wanted(spec: Mapping[str, Any]) -> int:

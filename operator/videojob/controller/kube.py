@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from videojob.api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from videojob.api.models import API_VERSION, CLUSTER_PRESET_PLURAL, GROUP, KIND, PLURAL, PRESET_PLURAL, VERSION
 from videojob.controller.jobs import MANAGED_BY, owned_by
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,14 @@ def videojobs_path(namespace: str | None = None, name: str | None = None, sub: s
     if sub:
         path += f"/{sub}"
     return path
+
+
+def presets_path(namespace: str | None = None) -> str:
+    return f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{quote(namespace)}" if namespace else "") + f"/{PRESET_PLURAL}"
+
+
+def cluster_presets_path() -> str:
+    return f"/apis/{GROUP}/{VERSION}/{CLUSTER_PRESET_PLURAL}"
 
 
 def jobs_path(namespace: str | None = None, name: str | None = None) -> str:
@@ -191,6 +199,10 @@ class Kube:
         if not owned_by(existing, owner_uid):
             raise NotOurs(f"Job {namespace}/{manifest['metadata']['name']} exists and belongs to another owner")
         return existing, False
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any]:
+        """The whole Job (the index keeps Jobs slimmed, without their pod template's annotations)."""
+        return self.request("GET", jobs_path(namespace, name))
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job; its pods go through the garbage collector (Background), which stops them with SIGTERM."""

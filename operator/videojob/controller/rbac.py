@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from videojob.api.models import GROUP, PLURAL
+from videojob.api.models import CLUSTER_PRESET_PLURAL, GROUP, PLURAL, PRESET_PLURAL
 from videojob.controller.jobs import LABEL_MANAGED_BY, MANAGED_BY
 from videojob.controller.settings import Settings
 
@@ -31,6 +31,10 @@ def operator_cluster_rules(transcoder_service_account: str) -> list[dict[str, An
         # Jobs carry ownerReferences with blockOwnerDeletion: true; clusters that enable the
         # OwnerReferencesPermissionEnforcement admission plugin require update on the owner's finalizers.
         {"apiGroups": [GROUP], "resources": [f"{PLURAL}/finalizers"], "verbs": ["update"]},
+        # The presets VideoJobs name in spec.output.preset (presets.py): watched into the index, read only; the
+        # cluster-scoped kind needs the cluster-wide binding (the chart puts it in <fullname>-cluster).
+        {"apiGroups": [GROUP], "resources": [PRESET_PLURAL], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [GROUP], "resources": [CLUSTER_PRESET_PLURAL], "verbs": ["get", "list", "watch"]},
         # The transcoder Jobs: created, watched, deleted on cancel.
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete"]},
         # Their pods: node, start time, exit code and termination message (the TranscodeResult). Read only.

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,9 +52,19 @@ from videojob.controller.admission import (
 )
 from videojob.controller.index import Body, Index, slim_job
 from videojob.controller.jobs import CONTAINER_NAME, SELECTOR, build_job_manifest, build_join_manifest
-from videojob.controller.kube import Kube, NotOurs, describe, jobs_path, pods_path, videojobs_path
+from videojob.controller.kube import (
+    Kube,
+    NotOurs,
+    cluster_presets_path,
+    describe,
+    jobs_path,
+    pods_path,
+    presets_path,
+    videojobs_path,
+)
 from videojob.controller.metrics import Metrics
 from videojob.controller.notify import Notifier
+from videojob.controller.presets import Resolution, find_preset, resolve
 from videojob.controller.rbac import build_transcoder_rbac, legacy_transcoder_rbac
 from videojob.controller.settings import Settings
 from videojob.controller.status import (
@@ -102,12 +113,15 @@ class _Pass:
     desired: dict[str, Desired] = field(default_factory=dict)
     pending: list[Mapping[str, Any]] = field(default_factory=list)
     running: dict[str, int] = field(default_factory=lambda: {"cpu": 0, "nvidia": 0})
+    running_in: Counter[str] = field(default_factory=Counter)  # namespace -> its admitted, unfinished VideoJobs
     work: list[Any] = field(default_factory=list)
     next_ttl: float | None = None
     joins: dict[str, Body] = field(default_factory=dict)  # uid -> the join Job of a chunked VideoJob
     fine: set[str] = field(default_factory=set)  # uids handled without an error
     settled: set[str] = field(default_factory=set)  # queued uids whose wanted status is the one of the last pass
     broken: set[str] = field(default_factory=set)  # uids left out because of one
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> the preset its admission uses
+    lookup: tuple[Mapping[tuple[str, str], Body], Mapping[str, Body]] | None = None  # Index.presets_by_name
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,12 @@ class SpecFacts:
     reclaim_delete: bool
     outputs: tuple[str, ...]  # runtime.output_uris
     inadmissible: str | None  # admission.check_admissible
+
+
+def _count_running(p: _Pass, vj: Mapping[str, Any], hardware: str, slots: int = 1) -> None:
+    """A running VideoJob: `slots` of the total (one per segment of a chunked one), one of its namespace's."""
+    p.running[hardware] += slots
+    p.running_in[str(vj["metadata"].get("namespace", ""))] += 1
 
 
 def _hardware(status: Mapping[str, Any]) -> str:
@@ -237,6 +257,8 @@ class Reconciler:
         # pass over 10,000 queued VideoJobs costs little more than sorting them
         self.queued: dict[str, tuple[Any, ...]] = {}
         self.sort_keys: dict[str, tuple[Any, str | None, SortKey]] = {}  # uid -> (version, arrival, its sort key)
+        # uid -> (what it was worked out from, the resolution of its preset), for pending VideoJobs naming one
+        self.resolutions: dict[str, tuple[tuple[Any, ...], Resolution]] = {}
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
         self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
                                  lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
@@ -250,7 +272,8 @@ class Reconciler:
         return self._wakeup
 
     def observe(self, kind: str, event_type: str | None, body: Body) -> None:
-        """A watch event (kind: videojobs, jobs or pods): update the index and ask for a pass."""
+        """A watch event (kind: videojobs, jobs, pods, presets or clusterpresets): update the index and ask for a
+        pass."""
         self.index.observe(kind, event_type, body)
         self.wakeup.set()
 
@@ -301,17 +324,29 @@ class Reconciler:
             ("pods", lambda ns: pods_path(ns), SELECTOR),
         ]
         for kind, path, selector in kinds:
-            items: list[Body] = []
-            versions: list[str] = []
-            slim = self.index.store(kind).slim  # applied page by page: never a whole list of whole objects
-            for namespace in namespaces:
-                got, version = await self.call(self.kube.list_all, path(namespace), selector, slim)
-                items.extend(got)
-                versions.append(version)
-            oldest = min(versions, key=lambda v: int(v) if v.isdigit() else 0)
-            self.index.store(kind).replace(items, oldest)
+            await self._relist(kind, [path(namespace) for namespace in namespaces], selector)
+        try:
+            await self._relist("presets", [presets_path(namespace) for namespace in namespaces], None)
+            await self._relist("clusterpresets", [cluster_presets_path()], None)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            # The preset CRDs are not installed (a CRD managed by hand and not upgraded yet): VideoJobs without a
+            # preset run as before, those with one wait for it.
+            log.warning("cannot list presets (%s): are the preset CRDs installed?", describe(e))
         self.last_list = time.monotonic()
         self.rbac_done.clear()  # re-ensured on the next admission in each namespace, in case someone removed them
+
+    async def _relist(self, kind: str, paths: list[str], selector: str | None) -> None:
+        items: list[Body] = []
+        versions: list[str] = []
+        slim = self.index.store(kind).slim  # applied page by page: never a whole list of whole objects
+        for path in paths:
+            got, version = await self.call(self.kube.list_all, path, selector, slim)
+            items.extend(got)
+            versions.append(version)
+        oldest = min(versions, key=lambda v: int(v) if v.isdigit() else 0)
+        self.index.store(kind).replace(items, oldest)
 
     # --- the loop ------------------------------------------------------------------------------------------
 
@@ -395,25 +430,28 @@ class Reconciler:
             else:
                 p.fine.add(uid)
 
-        counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"])
-        to_admit, positions, segments = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
+        counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"],
+                               namespaces=p.running_in)
+        to_admit, positions, held, segments = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
         admitted = await asyncio.gather(*(
-            self.admit(vj, hardware, now, segments.get(str(vj["metadata"]["uid"]), 1)) for vj, hardware in to_admit))
+            self.admit(vj, hardware, now, p.presets.get(str(vj["metadata"]["uid"])),
+                       segments.get(str(vj["metadata"]["uid"]), 1))
+            for vj, hardware in to_admit))
         for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
             uid = str(vj["metadata"]["uid"])
             self._desire(p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid),
                          queued_at=arrivals.get(uid))
             if job is not None:
-                p.running[hardware] += segments.get(uid, 1)
+                _count_running(p, vj, hardware, segments.get(uid, 1))
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
         waiting: set[str] = set()
         for vj in p.pending:
             uid = str(vj["metadata"]["uid"])
             if uid not in admitted_uids:
                 waiting.add(uid)
-                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid))
+                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid), held.get(uid))
 
         for uid, (vj, new, its_pods) in p.desired.items():
             if uid in p.settled:
@@ -444,6 +482,8 @@ class Reconciler:
             self.broken.pop(uid, None)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():
             del self.specs[uid]
+        for uid in self.resolutions.keys() - waiting:
+            del self.resolutions[uid]  # admitted, gone or no longer waiting
         for uid in self.queued.keys() - waiting:
             del self.queued[uid]  # admitted, gone or no longer waiting
         for uid in self.sort_keys.keys() - waiting:
@@ -474,7 +514,7 @@ class Reconciler:
                                 progress=self._progress_of(uid, its_pods, job))
             p.desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
-                p.running[_hardware(new)] += running_slots(job)
+                _count_running(p, vj, _hardware(new), running_slots(job))
                 return
             left = ttl_remaining(vj, settings.default_ttl_seconds, now)
             if left is not None and left <= 0:
@@ -490,8 +530,20 @@ class Reconciler:
             if problem is None and facts is not None:
                 problem = facts.inadmissible
             if problem is None and not (vj.get("spec") or {}).get("cancel"):
-                p.pending.append(vj)
-                return
+                resolution = self.resolve_preset(p, uid, vj)
+                if resolution is None:
+                    p.pending.append(vj)
+                    return
+                if resolution.body is not None:
+                    p.pending.append(resolution.body)  # admitted (and queued) with its merged spec
+                    if resolution.snapshot is not None:
+                        p.presets[uid] = resolution.snapshot
+                    return
+                problem = resolution.problem
+                if problem is None:  # no preset of that name yet: it waits outside the queue
+                    p.desired[uid] = (vj, derive_status(vj, None, [], now, preset_missing=resolution.waiting,
+                                                        queued_at=arrivals.get(uid)), [])
+                    return
             p.desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
             return
         new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
@@ -499,7 +551,7 @@ class Reconciler:
                             progress=self._progress_of(uid, its_pods, job))
         p.desired[uid] = (vj, new, its_pods)
         if new["phase"] not in TERMINAL:
-            p.running[_hardware(new)] += running_slots(job)
+            _count_running(p, vj, _hardware(new), running_slots(job))
         if stops_its_job(new) and job is not None:
             p.work.append(self.stop_job(job))
             if uid in p.joins:
@@ -534,7 +586,7 @@ class Reconciler:
         return key
 
     def _desire_queued(self, p: _Pass, uid: str, vj: Mapping[str, Any], position: int | None,
-                       queued_at: str | None) -> None:
+                       queued_at: str | None, held: str | None = None) -> None:
         """The status of a VideoJob left waiting by this pass. Its position is written as `shown_position` says
         (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
         what its status depends on changed."""
@@ -542,13 +594,14 @@ class Reconciler:
         position = shown_position(written if isinstance(written, int) else None, position)
         blocked = self.blocked.get(uid)
         version = vj["metadata"].get("resourceVersion")
-        basis = (version, position, blocked, queued_at)
+        basis = (version, position, blocked, queued_at, held)
         if version is not None and self.queued.get(uid) == basis:
             # the status it should have is the one derived last time: written, or waiting in the status writer
             p.desired[uid] = (vj, _QUEUED, [])
             p.settled.add(uid)
             return
-        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at)
+        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at,
+                     held=held)
         if uid in p.desired:
             self.queued[uid] = basis
 
@@ -557,7 +610,7 @@ class Reconciler:
         status never frees one), and it gets a Warning Event and a status message, once per distinct error."""
         p.broken.add(uid)
         if job is not None and not job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"):
-            p.running[_job_hardware(job)] += running_slots(job)
+            _count_running(p, vj, _job_hardware(job), running_slots(job))
         meta = vj.get("metadata") or {}
         text = f"the operator cannot process this VideoJob ({type(error).__name__}: {error})"[:1024]
         if self.broken.get(uid) == text:
@@ -656,6 +709,27 @@ class Reconciler:
         self.specs[uid] = (generation, facts, problem)
         return facts, problem
 
+    def resolve_preset(self, p: _Pass, uid: str, vj: Mapping[str, Any]) -> Resolution | None:
+        """The preset a pending VideoJob names, merged (presets.resolve); None when it names none. Worked out again
+        only when the VideoJob's generation or the preset found (its uid and resourceVersion) changed."""
+        name = ((vj.get("spec") or {}).get("output") or {}).get("preset")
+        if not name:
+            return None
+        if p.lookup is None:
+            p.lookup = self.index.presets_by_name()
+        meta = vj["metadata"]
+        preset = find_preset(str(name), str(meta.get("namespace", "")), *p.lookup)
+        preset_meta = (preset or {}).get("metadata") or {}
+        key = (meta.get("generation"), meta.get("resourceVersion"), preset_meta.get("uid"),
+               preset_meta.get("resourceVersion"))
+        cached = self.resolutions.get(uid)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        spec, problem = self.parsed_spec(uid, vj)
+        resolution = Resolution(problem=problem) if spec is None else resolve(vj, spec, preset)
+        self.resolutions[uid] = (key, resolution)
+        return resolution
+
     async def ensure_rbac(self, namespace: str) -> None:
         """The transcoders' ServiceAccount in a namespace; the Role and RoleBinding of earlier versions (which let
         any pod running as it patch every VideoJob's status there) are removed."""
@@ -671,14 +745,14 @@ class Reconciler:
                         extra={"namespace": namespace})
 
     async def admit(self, vj: Mapping[str, Any], hardware: str, now: datetime,
-                    segments: int = 1) -> tuple[Body | None, str | None]:
-        """Create the Job (an Indexed Job of `segments` for a chunked VideoJob): (job, None), or (None, problem) when
-        the API server refuses it for good, or (None, None) when it should be tried again (why is kept in
-        self.blocked for the status)."""
+                    preset: Mapping[str, Any] | None = None, segments: int = 1) -> tuple[Body | None, str | None]:
+        """Create the Job (with the spec in `vj`, merged with `preset` when it names one; an Indexed Job of
+        `segments` for a chunked VideoJob): (job, None), or (None, problem) when the API server refuses it for good,
+        or (None, None) when it should be tried again (why is kept in self.blocked for the status)."""
         meta = vj["metadata"]
         try:
             async with self.admission_slots:  # build each manifest only when a thread is free to send it
-                manifest = build_job_manifest(vj, hardware, self.settings, segments)
+                manifest = build_job_manifest(vj, hardware, self.settings, preset, segments)
                 job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
                 del manifest
         except NotOurs as e:
@@ -712,7 +786,8 @@ class Reconciler:
         """Create the join Job of a chunked VideoJob whose segments are all done (idempotent: its name is derived
         from the VideoJob's uid, and an existing one is adopted)."""
         meta = vj["metadata"]
-        manifest = build_join_manifest(vj, job_segments(segments_job), self.settings)
+        whole = await self.call(self.kube.read_job, meta["namespace"], segments_job["metadata"]["name"])
+        manifest = build_join_manifest(vj, whole, self.settings)
         job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
         self.index.jobs.upsert(job)
         if created:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from videojob.api.models import Hardware
 
 PriorityBand = Literal["urgent", "normal", "low"]
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def priority_band(priority: int) -> PriorityBand:
@@ -154,6 +156,31 @@ class Settings(BaseModel):
         1,
         ge=0,
         le=10_000,
+    )
+    max_running_per_namespace: int = _env(
+        "VIDEOJOB_MAX_RUNNING_PER_NAMESPACE",
+        "Most VideoJobs of one namespace running at once; 0: no limit of its own (maxRunning still holds).",
+        0,
+        ge=0,
+        le=100_000,
+    )
+    namespace_max_running: dict[str, int] = _env(
+        "VIDEOJOB_NAMESPACE_MAX_RUNNING",
+        "Per-namespace limits over VIDEOJOB_MAX_RUNNING_PER_NAMESPACE, JSON {namespace: count}; 0 holds a "
+        "namespace's VideoJobs in the queue.",
+        dict,
+    )
+    fair_sharing: bool = _env(
+        "VIDEOJOB_FAIR_SHARING",
+        "Within one priority, admit from the namespace with the fewest running VideoJobs per unit of weight first "
+        "(false: first come first served across namespaces).",
+        True,
+    )
+    namespace_weights: dict[str, float] = _env(
+        "VIDEOJOB_NAMESPACE_WEIGHTS",
+        "Fair-sharing weights, JSON {namespace: weight}; a namespace not listed weighs 1, one of weight 2 gets "
+        "twice the running VideoJobs of a namespace of weight 1 when both wait.",
+        dict,
     )
 
     # --- the transcoder Job --------------------------------------------------------------------------------
@@ -395,6 +422,24 @@ class Settings(BaseModel):
 
         return [Webhook.model_validate(item).to_wire() for item in value]
 
+    @field_validator("namespace_max_running", "namespace_weights")
+    @classmethod
+    def _per_namespace(cls, value: dict[str, float]) -> dict[str, float]:
+        for namespace, number in value.items():
+            if not _NAMESPACE_NAME.fullmatch(namespace):
+                raise ValueError(f"{namespace!r} is not a namespace name")
+            if number < 0 or number > 100_000:
+                raise ValueError(f"{namespace}: {number} is out of range (0 to 100000)")
+        return value
+
+    @field_validator("namespace_weights")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for namespace, weight in value.items():
+            if weight <= 0:
+                raise ValueError(f"{namespace}: a weight must be above 0, got {weight}")
+        return value
+
     @field_validator("notify_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -416,6 +461,14 @@ class Settings(BaseModel):
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    def namespace_limit(self, namespace: str) -> int | None:
+        """Most running VideoJobs of `namespace`, or None when only the global limits hold."""
+        limit = self.namespace_max_running.get(namespace, self.max_running_per_namespace or None)
+        return None if limit is None else int(limit)
+
+    def namespace_weight(self, namespace: str) -> float:
+        return float(self.namespace_weights.get(namespace, 1.0))
 
     def priority_class(self, priority: int) -> str | None:
         """The PriorityClass of a job: transcoder_pod's priorityClassName when set, else its band's (or none)."""

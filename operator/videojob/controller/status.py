@@ -35,9 +35,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from videojob.api.conditions import ConditionType, Reason
-from videojob.api.models import Phase
+from videojob.api.models import Phase, ResolvedPreset
 from videojob.api.runtime import ExitCode, TranscodeResult
 from videojob.controller.jobs import (
+    ANNOTATION_PRESET,
     CONTAINER_NAME,
     LABEL_COMPLETION_INDEX,
     LABEL_HARDWARE,
@@ -372,18 +373,22 @@ def derive_status(
     problem: str | None = None,
     blocked: str | None = None,
     queued_at: str | None = None,
+    held: str | None = None,
     stuck_timeout: float | None = None,
     outputs: Collection[str] | None = None,
     progress: float | None = None,
+    preset_missing: str | None = None,
 ) -> dict[str, Any]:
     """The VideoJob's status (wire form) from what is observed.
 
     `queue_position`: its place in the admission queue when it waits; `problem`: why its spec can never run
     (operator-level validation), which fails it without a Job; `blocked`: why its admitted Job could not be
-    created yet (e.g. a ResourceQuota), retried; `stuck_timeout`: seconds after which a Job whose pod cannot start
+    created yet (e.g. a ResourceQuota), retried; `held`: what a queued VideoJob waits for beyond its turn (its
+    namespace's limit); `stuck_timeout`: seconds after which a Job whose pod cannot start
     for a configuration problem fails its VideoJob (see `stops_its_job`); `outputs`: the URIs its spec lets it
     write (`runtime.output_uris`), the only artifacts it may list; `progress`: the percent its running pod last
-    reported (in its log, see `runtime.parse_progress`).
+    reported (in its log, see `runtime.parse_progress`); `preset_missing`: why it waits for the preset it names
+    (not queued). `status.preset` comes from its Job's pod template (`job_preset`), which cannot change.
 
     Nothing in the old status decides the phase unless its Job bears it out (`terminal_holds`): a terminal phase
     that does not hold is ignored with everything that came with it (reason, message, artifacts, times).
@@ -449,11 +454,15 @@ def derive_status(
     elif job is None and new.get("jobName"):
         phase, new["reason"] = Phase.FAILED.value, "JobDeleted"
         new["message"] = f"its Job {new['jobName']} was deleted before it finished"
+    elif job is None and preset_missing:
+        phase, new["reason"], new["message"] = Phase.PENDING.value, "PresetNotFound", preset_missing
     elif job is None and blocked:
         phase, new["reason"], new["message"] = Phase.PENDING.value, "JobCreateFailed", f"retrying: {blocked}"
     elif job is None:
         phase, new["reason"] = Phase.PENDING.value, "Queued"
         new["message"] = f"position {queue_position} in the queue" if queue_position else "waiting for admission"
+        if held:
+            new["message"] += f"; {held}"
     elif job_condition(job, JOINING) and not any(
             (p.get("metadata", {}).get("labels") or {}).get(LABEL_PART) == PART_JOIN for p in pods if pod_started(p)):
         phase, new["reason"] = Phase.RUNNING.value, Reason.JOINING.value
@@ -493,6 +502,9 @@ def derive_status(
                               "to free its slot: fix the cause and create the VideoJob again")
 
     new["phase"] = phase
+    preset = job_preset(job) if job is not None else None
+    if preset is not None:
+        new["preset"] = preset
     if phase == Phase.PENDING.value and job is None and queue_position:
         new["queuePosition"] = queue_position
     if phase in TERMINAL and old_phase not in TERMINAL:
@@ -516,7 +528,19 @@ def derive_status(
 
 # What the operator itself observed and keeps whatever the phase: when a terminal phase in the status does not
 # hold, these stay and everything else is derived again.
-_OBSERVED_FIELDS = ("queuedAt", "jobName", "attempts", "startedAt", "node", "observedGeneration")
+_OBSERVED_FIELDS = ("queuedAt", "jobName", "attempts", "startedAt", "node", "observedGeneration", "preset")
+
+
+def job_preset(job: Body) -> dict[str, Any] | None:
+    """The preset a Job was built with (`jobs.ANNOTATION_PRESET` on its pod template), or None."""
+    template = ((job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    text = (template.get("annotations") or {}).get(ANNOTATION_PRESET)
+    if not isinstance(text, str):
+        return None
+    try:
+        return ResolvedPreset.model_validate_json(text).to_wire()
+    except ValidationError:
+        return None
 
 
 def job_hardware(job: Body) -> str | None:

@@ -52,11 +52,16 @@ def load_spec(text: str, source: str) -> VideoJobSpec:
     if isinstance(data, dict) and "spec" in data and "kind" in data:
         data = data["spec"]
     try:
-        return VideoJobSpec.model_validate(data)
+        spec = VideoJobSpec.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise BadInput(f"spec from {source} is invalid: {where}: {first.get('msg')}", reason="InvalidSpec") from None
+    if spec.output.preset is not None:
+        # The operator merges the preset into the spec it hands over; the transcoder cannot read presets.
+        raise BadInput(f"spec from {source} names output.preset {spec.output.preset!r}, which only the operator "
+                       "resolves: give the merged output instead", reason="InvalidSpec")
+    return spec
 
 
 def _spec_text(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:

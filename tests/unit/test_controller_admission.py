@@ -111,7 +111,7 @@ def test_admission_order_within_a_second(
 
 def test_plan_admission_admits_a_same_second_burst_by_arrival() -> None:
     burst = [vj(name, queued_at=f"{T0}.{index:06d}Z") for index, name in enumerate("fedcba")]
-    to_admit, positions, _ = plan_admission(burst, RunningCounts(), Settings(max_running=1))
+    to_admit, positions, _, _ = plan_admission(burst, RunningCounts(), Settings(max_running=1))
     assert names(to_admit) == ["f"]
     assert positions == {"uid-e": 1, "uid-d": 2, "uid-c": 3, "uid-b": 4, "uid-a": 5}
 
@@ -201,7 +201,7 @@ def test_plan_admission(
     admitted: list[tuple[str, str]],
     positions: dict[str, int],
 ) -> None:
-    to_admit, queue, _ = plan_admission(pending, running, settings)
+    to_admit, queue, _, _ = plan_admission(pending, running, settings)
     assert [(v["metadata"]["name"], hw) for v, hw in to_admit] == admitted
     assert queue == positions
 
@@ -209,10 +209,10 @@ def test_plan_admission(
 def test_raising_priority_of_a_pending_job_moves_it_ahead() -> None:
     settings = Settings(max_running=1, max_running_gpu=0)
     a, b = vj("a", 5, "2026-01-01T00:00:01Z"), vj("b", 5, "2026-01-01T00:00:02Z")
-    _, queue, _ = plan_admission([a, b], RunningCounts(total=1), settings)
+    _, queue, _, _ = plan_admission([a, b], RunningCounts(total=1), settings)
     assert queue == {"uid-a": 1, "uid-b": 2}
     b["spec"]["priority"] = 2
-    _, queue, _ = plan_admission([a, b], RunningCounts(total=1), settings)
+    _, queue, _, _ = plan_admission([a, b], RunningCounts(total=1), settings)
     assert queue == {"uid-b": 1, "uid-a": 2}
 
 

@@ -89,7 +89,7 @@ def test_the_operator_polls_the_running_pods_log() -> None:
     kube.logs = {"its-pod": "videojob-progress: 37.5\n", "a-stranger": "videojob-progress: 99.0\n"}
     try:
         assert asyncio.run(reconciler.read_progress()) is True
-        assert reconciler.progress == {"uid-clip": ("uid-its-pod", 37.5)}
+        assert reconciler.progress == {"uid-clip": {"uid-its-pod": 37.5}}
         assert asyncio.run(reconciler.read_progress()) is False, "unchanged: no pass asked for"
     finally:
         reconciler.executor.shutdown(wait=True)

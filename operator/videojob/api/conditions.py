@@ -49,6 +49,7 @@ class Reason(StrEnum):
     JOB_CREATED = "JobCreated"
     STARTED = "Started"
     RUNNING = "Running"
+    JOINING = "Joining"
     RETRYING = "Retrying"
     PENDING = "Pending"
     SUCCEEDED = "Succeeded"
@@ -108,6 +109,8 @@ class Reason(StrEnum):
     BAD_OFFSET = "BadOffset"
     BAD_TIMING = "BadTiming"
     BAD_SUBTITLES = "BadSubtitles"
+    NOT_CHUNKABLE = "NotChunkable"
+    SEGMENT_MISSING = "SegmentMissing"
     UNKNOWN_MODEL = "UnknownModel"
     UNSUPPORTED_LANGUAGE = "UnsupportedLanguage"
     FFMPEG_FAILED = "FFmpegFailed"
@@ -131,6 +134,7 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.JOB_CREATED: "Admitted condition: the operator created the Job.",
     Reason.STARTED: "Event: the first attempt's pod started.",
     Reason.RUNNING: "A transcoder pod is running.",
+    Reason.JOINING: "A chunked job's segments are encoded; its join Job puts them together with the sound.",
     Reason.RETRYING: "An attempt failed with a transient error; the Job starts another pod.",
     Reason.PENDING: "Condition reason while the job has not started.",
     Reason.SUCCEEDED: "Finished with its artifacts.",
@@ -185,6 +189,8 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.BAD_OFFSET: "An audio offset lies beyond the end of the video.",
     Reason.BAD_TIMING: "An overlay starts after the end of the video.",
     Reason.BAD_SUBTITLES: "A subtitle file cannot be read.",
+    Reason.NOT_CHUNKABLE: "`spec.parallelism` asks for segments this job cannot be split into (the message says why).",
+    Reason.SEGMENT_MISSING: "The join cannot read a segment the Indexed Job stored; retried.",
     Reason.UNKNOWN_MODEL: "The speech-to-text model is not configured.",
     Reason.UNSUPPORTED_LANGUAGE: "The speech-to-text model does not know the language.",
     Reason.FFMPEG_FAILED: "FFmpeg refused the media or the options.",

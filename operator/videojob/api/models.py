@@ -53,6 +53,10 @@ CLUSTER_PRESET_SHORT_NAMES = ["cvjp"]
 MAX_SECONDS = 86_400.0  # a day: bound for every time offset inside a media file
 MAX_INPUTS = 16
 MAX_OPERATIONS = 32
+MAX_PARALLELISM = 16  # segments of one job at once
+CHUNKING_REFUSED = (
+    "parallelism above 1 cannot be used with concat, generated subtitles, video codec copy or hardware nvidia"
+)
 # Bytes (UTF-8) that the free-text fields of a spec may hold together: the input URIs, the texts of text operations
 # and the output URI. Everything else in the parts of a spec the transcoder reads is short and ASCII, so this bounds
 # the copy the transcoder gets (runtime.spec_json, at most runtime.MAX_SPEC_BYTES), and a job the API server
@@ -785,6 +789,13 @@ class VideoJobSpec(_Model):
             ".output.video.codec",
         ),
         cel(
+            "!has(self.parallelism) || self.parallelism == 1 || (self.hardware != 'nvidia'"
+            " && (!has(self.output.video) || !has(self.output.video.codec) || self.output.video.codec != 'copy')"
+            " && self.operations.all(o, !has(o.concat) && (!has(o.subtitles) || !has(o.subtitles.generate))))",
+            CHUNKING_REFUSED,
+            ".parallelism",
+        ),
+        cel(
             "!has(self.output.audio) || !has(self.output.audio.codec) || self.output.audio.codec != 'copy'"
             " || self.operations.all(o, !has(o.concat) && !has(o.audio))",
             "audio codec copy cannot be used with concat or audio operations",
@@ -796,6 +807,12 @@ class VideoJobSpec(_Model):
         cel("self.output == oldSelf.output", "output is immutable", ".output"),
         cel("self.hardware == oldSelf.hardware", "hardware is immutable", ".hardware"),
         cel("self.retries == oldSelf.retries", "retries is immutable", ".retries"),
+        cel(
+            "has(self.parallelism) == has(oldSelf.parallelism)"
+            " && (!has(self.parallelism) || self.parallelism == oldSelf.parallelism)",
+            "parallelism is immutable",
+            ".parallelism",
+        ),
         cel(
             "has(self.activeDeadlineSeconds) == has(oldSelf.activeDeadlineSeconds)"
             " && (!has(self.activeDeadlineSeconds) || self.activeDeadlineSeconds == oldSelf.activeDeadlineSeconds)",
@@ -829,6 +846,13 @@ class VideoJobSpec(_Model):
         description="Applied in order, each on the result of the previous one. Starts from the first input.",
     )
     output: Output = Field(description="Where and how to write the result.")
+    parallelism: int | None = Field(
+        default=None, ge=1, le=MAX_PARALLELISM,
+        description="Encode the picture in up to this many segments at once, one pod each (an Indexed Job), then "
+        "join them without re-encoding and encode the sound once; unset or 1: one pod. Bounded by the operator's "
+        "maxRunning; each running segment counts against it. Not with concat, generated subtitles, video codec "
+        "copy or hardware nvidia.",
+    )
     retries: int = Field(default=2, ge=0, le=10, description="Retries after a transient failure.")
     active_deadline_seconds: int | None = Field(
         default=None, ge=1, le=604_800, description="Time limit for one run; the operator's default when unset."
@@ -890,7 +914,22 @@ class VideoJobSpec(_Model):
             raise ValueError("video codec copy cannot be used with concat, text, pip or burned-in subtitles")
         if self.output.audio.codec == AudioCodec.COPY and any(k in AUDIO_OPERATIONS for k in kinds):
             raise ValueError("audio codec copy cannot be used with concat or audio operations")
+        if (self.parallelism or 1) > 1 and self.chunking_problem() is not None:
+            raise ValueError(f"{CHUNKING_REFUSED}: {self.chunking_problem()}")
         return self
+
+    def chunking_problem(self) -> str | None:
+        """Why this job cannot be split into segments (None when it can, or does not ask to be)."""
+        kinds = [op.kind for op in self.operations]
+        if "concat" in kinds:
+            return "concat: its parts have timelines of their own"
+        if any(op.subtitles is not None and op.subtitles.generate is not None for op in self.operations):
+            return "generated subtitles need the whole sound before any picture is drawn"
+        if self.output.video.codec == VideoCodec.COPY:
+            return "video codec copy: nothing is encoded to split"
+        if self.hardware == Hardware.NVIDIA:
+            return "hardware nvidia: segments are encoded on CPU nodes (one GPU encodes a whole job faster)"
+        return None
 
     def text_bytes(self) -> int:
         """What the size rule counts: UTF-8 bytes of the input URIs, the text operations' texts and the output URI."""

@@ -61,6 +61,13 @@ ENV_ALLOW_PRIVATE_NETWORKS = "VIDEOJOB_ALLOW_PRIVATE_NETWORKS"  # "true" allows 
 ENV_MAX_INPUT_BYTES = "VIDEOJOB_MAX_INPUT_BYTES"
 ENV_MAX_INPUT_SECONDS = "VIDEOJOB_MAX_INPUT_SECONDS"
 ENV_STT_MODEL_DIRS = "VIDEOJOB_STT_MODEL_DIRS"  # JSON object: model name -> directory of a CTranslate2 Whisper model
+# Chunked encoding (spec.parallelism): the pods of the segments' Indexed Job run one segment each (Kubernetes sets
+# JOB_COMPLETION_INDEX), then one pod joins them. Unset VIDEOJOB_PART: the whole job in one pod.
+ENV_PART = "VIDEOJOB_PART"  # "segment" or "join"
+ENV_SEGMENTS = "VIDEOJOB_SEGMENTS"  # how many segments the job is split into at most
+ENV_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+PART_SEGMENT = "segment"
+PART_JOIN = "join"
 ENV_S3_ENDPOINT = "S3_ENDPOINT_URL"  # plus the standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 
 DEFAULT_RESULT_PATH = "/dev/termination-log"
@@ -162,3 +169,13 @@ def output_uri(prefix: str, filename: str) -> str:
 def output_uris(spec: VideoJobSpec) -> list[str]:
     """`output_names` as s3:// URIs under `spec.output.uri`."""
     return [output_uri(spec.output.uri, name) for name in output_names(spec)]
+
+
+# Segments of a chunked job wait for the join here: under the output prefix (the one bucket the job may write),
+# in a folder of the VideoJob's own (its uid), removed by the join once the result is stored.
+SEGMENTS_FOLDER = ".videojob-segments"
+
+
+def segments_prefix(spec: VideoJobSpec, uid: str) -> str:
+    """`s3://bucket/prefix/.videojob-segments/<uid>/`: where a chunked VideoJob's segments are kept until the join."""
+    return output_uri(spec.output.uri, f"{SEGMENTS_FOLDER}/{uid}/")

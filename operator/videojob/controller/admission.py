@@ -20,6 +20,10 @@ cluster, from another that queues 10 a minute later. This is Kueue's fair sharin
 VideoJobs) and namespaces as the tenants; priorities are not traded against shares (a tenant who needs more than
 its share at once raises the priority, which the platform may restrict with admission policy).
 
+A chunked VideoJob (`spec.parallelism` N) counts once per segment running against `maxRunning` (once against its
+namespace's limit, which counts VideoJobs): it is admitted into as many slots as are free, up to N (at least one:
+with one free slot it runs in one pod), and holds them until its segments are done.
+
 Head-of-line rule (a decision, written down): the total limit is strict priority order: once it is reached,
 nothing more is admitted, so a lower-priority job never overtakes a higher one for a general slot. A
 `hardware: nvidia` job that waits only for a GPU slot does *not* block the jobs behind it: they do not need
@@ -48,6 +52,7 @@ from urllib.parse import urlsplit
 
 from videojob.api.models import Hardware, VideoCodec, VideoJobSpec
 from videojob.controller.index import recorded_arrival
+from videojob.controller.jobs import segments_wanted
 from videojob.controller.settings import Settings
 from videojob.controller.status import precise
 
@@ -74,6 +79,7 @@ class AdmissionPlan(NamedTuple):
     to_admit: list[tuple[Body, str]]  # (VideoJob, "cpu" or "nvidia"), in admission order
     positions: dict[str, int]  # uid -> queue position of a waiting VideoJob, 1 = next
     held: dict[str, str]  # uid -> what a waiting VideoJob waits for beyond its turn (its namespace's limit)
+    segments: Mapping[str, int] = {}  # uid -> segments of an admitted chunked VideoJob: the slots it takes
 
 
 SortKey = tuple[int, str, str, str, str]
@@ -101,9 +107,12 @@ def admission_order(
 
 
 def wants_gpu(vj: Body) -> bool | None:
-    """True: only a GPU will do (nvidia); None: either (auto with an NVENC codec); False: CPU only."""
+    """True: only a GPU will do (nvidia); None: either (auto with an NVENC codec); False: CPU only (chunked jobs
+    too: their segments run on CPU nodes)."""
     spec = vj.get("spec", {})
     hardware = spec.get("hardware", Hardware.AUTO.value)
+    if segments_wanted(spec) > 1 and hardware != Hardware.NVIDIA.value:
+        return False
     if hardware == Hardware.NVIDIA.value:
         return True
     if hardware == Hardware.CPU.value:
@@ -153,6 +162,7 @@ def plan_admission(
     to_admit: list[tuple[Body, str]] = []
     waiting: list[Body] = []
     held: dict[str, str] = {}
+    segments: dict[str, int] = {}
     for vj in order:
         if free_total <= 0:
             waiting.append(vj)
@@ -170,11 +180,14 @@ def plan_admission(
         hardware = Hardware.NVIDIA.value if gpu is not False and free_gpu > 0 else Hardware.CPU.value
         if hardware == Hardware.NVIDIA.value:
             free_gpu -= 1
-        free_total -= 1
+        slots = min(segments_wanted(vj.get("spec", {})), free_total)
+        if slots > 1:
+            segments[str(vj["metadata"]["uid"])] = slots
+        free_total -= slots
         in_namespace[namespace] += 1
         to_admit.append((vj, hardware))
     positions = {str(vj["metadata"]["uid"]): index for index, vj in enumerate(waiting, start=1)}
-    return AdmissionPlan(to_admit, positions, held)
+    return AdmissionPlan(to_admit, positions, held, segments)
 
 
 def namespace_limit_message(namespace: str, limit: int) -> str:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from videojob.api.models import GROUP, KIND
-from videojob.controller.jobs import ANNOTATION_PRESET, controller_uid, job_name
+from videojob.controller.jobs import ANNOTATION_PRESET, controller_uid, job_name, join_job_name
 from videojob.controller.status import TTL_ANNOTATIONS, parse_time, precise, precise_timestamp
 
 Body = dict[str, Any]
@@ -198,6 +198,13 @@ class Index:
         reference names the VideoJob's uid, it lives in the VideoJob's namespace, and it has the name the operator
         gives that VideoJob's Job (derived from the uid). Labels are not looked at: anyone who may create a Job or
         a pod may give it any label."""
+        return self._jobs_named(job_name)
+
+    def joins_by_videojob(self) -> dict[str, Body]:
+        """Each chunked VideoJob's join Job, proven as `jobs_by_videojob` proves a Job (its name: `join_job_name`)."""
+        return self._jobs_named(join_job_name)
+
+    def _jobs_named(self, name_of: Callable[[Mapping[str, Any]], str]) -> dict[str, Body]:
         out: dict[str, Body] = {}
         for job in self.jobs.items.values():
             meta = job["metadata"]
@@ -205,7 +212,7 @@ class Index:
             vj = self.videojobs.items.get(owner) if owner else None
             if vj is None or meta.get("namespace") != vj["metadata"].get("namespace"):
                 continue
-            if meta.get("name") == job_name(vj):
+            if meta.get("name") == name_of(vj):
                 out[str(owner)] = job
         return out
 

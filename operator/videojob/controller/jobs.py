@@ -59,6 +59,13 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_NAME = "videojob.dev/name"
 LABEL_UID = "videojob.dev/uid"  # for people's selectors (kubectl get pods -l); never proof of ownership
 LABEL_HARDWARE = "videojob.dev/hardware"
+# A chunked VideoJob (spec.parallelism) has two Jobs: its segments (an Indexed Job) and then its join. The part and
+# the number of segments are labels of the pod template, fixed at creation: the operator reads them back from there.
+LABEL_PART = "videojob.dev/part"  # "segments" or "join"; absent: the whole job in one pod
+LABEL_SEGMENTS = "videojob.dev/segments"  # the Indexed Job's completions
+LABEL_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # Kubernetes puts it on an Indexed Job's pods
+PART_SEGMENTS = "segments"
+PART_JOIN = "join"
 ANNOTATION_NAME = "videojob.dev/name"
 ANNOTATION_PRIORITY = "videojob.dev/priority"
 # On the pod template (which cannot change after creation): the preset the spec was merged with, as status.preset
@@ -73,7 +80,8 @@ MAX_NAME_PREFIX = 52  # 52 + "-" + 10 hex digits = 63, the limit of a label valu
 
 # Environment variables that identify the job: transcoder_env from the settings may not override them.
 _PROTECTED_ENV = frozenset({runtime.ENV_SPEC, runtime.ENV_SPEC_FILE, runtime.ENV_NAME, runtime.ENV_NAMESPACE,
-                            runtime.ENV_UID, runtime.ENV_HARDWARE, runtime.ENV_HARDWARE_REQUESTED})
+                            runtime.ENV_UID, runtime.ENV_HARDWARE, runtime.ENV_HARDWARE_REQUESTED, runtime.ENV_PART,
+                            runtime.ENV_SEGMENTS, runtime.ENV_COMPLETION_INDEX})
 
 
 def job_name(vj: Mapping[str, Any]) -> str:
@@ -83,6 +91,14 @@ def job_name(vj: Mapping[str, Any]) -> str:
     digest = hashlib.sha256(str(meta["uid"]).encode()).hexdigest()[:10]
     prefix = str(meta["name"])[:MAX_NAME_PREFIX].rstrip("-.")
     return f"{prefix}-{digest}"
+
+
+def join_job_name(vj: Mapping[str, Any]) -> str:
+    """The join Job of a chunked VideoJob: `job_name` with its name part shortened by 5, then "-join"."""
+    meta = vj["metadata"]
+    digest = hashlib.sha256(str(meta["uid"]).encode()).hexdigest()[:10]
+    prefix = str(meta["name"])[:MAX_NAME_PREFIX - 5].rstrip("-.")
+    return f"{prefix}-{digest}-join"
 
 
 def label_value(text: str) -> str:
@@ -210,18 +226,28 @@ def pod_failure_policy() -> dict[str, Any]:
 
 
 def build_job_manifest(
-    vj: Mapping[str, Any], hardware: str, settings: Settings, preset: Mapping[str, Any] | None = None
+    vj: Mapping[str, Any], hardware: str, settings: Settings, preset: Mapping[str, Any] | None = None,
+    segments: int = 1, part: str | None = None,
 ) -> dict[str, Any]:
     """The batch/v1 Job for a VideoJob admitted on `hardware` ("cpu" or "nvidia"). `vj` carries the spec the job
     runs: with a preset, the merged one (presets.resolve), and `preset` says which preset that was.
 
+    `segments` above 1: a chunked VideoJob's segments, an Indexed Job of that many completions that all run at
+    once, each index retried on its own (`backoffLimitPerIndex`), any index that fails for good failing the Job;
+    with `part` "join", the Job that joins those segments once they are all done (`build_join_manifest`).
     No `ttlSecondsAfterFinished` on the Job: it is owned by the VideoJob, whose own TTL removes both.
     """
     if hardware not in (Hardware.CPU.value, Hardware.NVIDIA.value):
         raise ValueError(f"hardware must be cpu or nvidia, not {hardware!r}")
     spec = VideoJobSpec.model_validate(vj["spec"])
     meta = vj["metadata"]
+    part = part or (PART_SEGMENTS if segments > 1 else None)
     job_labels = labels(vj, hardware)
+    env = transcoder_env(vj, spec, hardware, settings)
+    if part is not None:
+        job_labels |= {LABEL_PART: part, LABEL_SEGMENTS: str(segments)}
+        role = runtime.PART_SEGMENT if part == PART_SEGMENTS else runtime.PART_JOIN
+        env += [{"name": runtime.ENV_PART, "value": role}, {"name": runtime.ENV_SEGMENTS, "value": str(segments)}]
     annotations = {ANNOTATION_NAME: str(meta["name"]), ANNOTATION_PRIORITY: str(spec.priority)}
 
     container: dict[str, Any] = {
@@ -229,7 +255,7 @@ def build_job_manifest(
         "image": settings.transcoder_image,
         "imagePullPolicy": settings.transcoder_pull_policy,
         "command": list(settings.transcoder_command),
-        "env": transcoder_env(vj, spec, hardware, settings),
+        "env": env,
         "resources": settings.resources(hardware),
         "workingDir": WORKDIR,
         "terminationMessagePath": runtime.DEFAULT_RESULT_PATH,
@@ -271,7 +297,7 @@ def build_job_manifest(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(vj),
+            "name": join_job_name(vj) if part == PART_JOIN else job_name(vj),
             "namespace": meta["namespace"],
             "labels": job_labels,
             "annotations": annotations,
@@ -291,8 +317,36 @@ def build_job_manifest(
     if preset is not None:
         job["spec"]["template"]["metadata"]["annotations"][ANNOTATION_PRESET] = json.dumps(
             dict(preset), separators=(",", ":"), sort_keys=True)
+    if part == PART_SEGMENTS:
+        del job["spec"]["backoffLimit"]  # per index instead: a failed segment is retried alone
+        job["spec"] |= {"completionMode": "Indexed", "completions": segments, "parallelism": segments,
+                        "backoffLimitPerIndex": spec.retries, "maxFailedIndexes": 0}
     merge_pod(pod_spec, job["spec"]["template"]["metadata"], settings)
     return job
+
+
+def build_join_manifest(vj: Mapping[str, Any], segments_job: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The Job that joins a chunked VideoJob's segments (a CPU pod: it copies the picture and encodes the sound),
+    created by the operator once its segments' Indexed Job (`segments_job`) completed. It runs the spec the
+    segments ran, taken from their pod template (a preset merged at admission may have changed since), with the
+    VideoJob's own fields for the rest (priority, credentials: immutable or the operator's)."""
+    template = ((segments_job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    annotations = template.get("annotations") or {}
+    labels = template.get("labels") or {}
+    spec = dict(vj["spec"])
+    if runtime.SPEC_ANNOTATION in annotations:
+        spec |= json.loads(annotations[runtime.SPEC_ANNOTATION])
+    preset = json.loads(annotations[ANNOTATION_PRESET]) if ANNOTATION_PRESET in annotations else None
+    segments = int(labels.get(LABEL_SEGMENTS, "1"))
+    return build_job_manifest({**vj, "spec": spec}, Hardware.CPU.value, settings, preset, segments, PART_JOIN)
+
+
+def segments_wanted(spec: Mapping[str, Any]) -> int:
+    """How many segments a VideoJob asks for (spec.parallelism; 1 when unset)."""
+    try:
+        return max(1, int(spec.get("parallelism") or 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def controller_uid(obj: Mapping[str, Any], kind: str, group: str) -> str | None:

@@ -205,6 +205,10 @@ class Kube:
             raise NotOurs(f"Job {namespace}/{manifest['metadata']['name']} exists and belongs to another owner")
         return existing, False
 
+    def read_job(self, namespace: str, name: str) -> dict[str, Any]:
+        """The whole Job (the index keeps Jobs slimmed, without their pod template's annotations)."""
+        return self.request("GET", jobs_path(namespace, name))
+
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job; its pods go through the garbage collector (Background), which stops them with SIGTERM."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}

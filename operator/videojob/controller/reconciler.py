@@ -51,7 +51,7 @@ from videojob.controller.admission import (
     sort_key,
 )
 from videojob.controller.index import Body, Index, slim_job
-from videojob.controller.jobs import CONTAINER_NAME, SELECTOR, build_job_manifest
+from videojob.controller.jobs import CONTAINER_NAME, SELECTOR, build_job_manifest, build_join_manifest
 from videojob.controller.kube import (
     Kube,
     NotOurs,
@@ -69,10 +69,15 @@ from videojob.controller.rbac import build_transcoder_rbac, legacy_transcoder_rb
 from videojob.controller.settings import Settings
 from videojob.controller.status import (
     TERMINAL,
+    aggregate_progress,
+    chunked_view,
     derive_status,
     job_condition,
     job_hardware,
+    job_segments,
+    needs_join,
     parse_time,
+    running_slots,
     status_patch,
     stops_its_job,
     succeeded_result,
@@ -115,6 +120,7 @@ class _Pass:
     running_in: Counter[str] = field(default_factory=Counter)  # namespace -> its admitted, unfinished VideoJobs
     work: list[Any] = field(default_factory=list)
     next_ttl: float | None = None
+    joins: dict[str, Body] = field(default_factory=dict)  # uid -> the join Job of a chunked VideoJob
     fine: set[str] = field(default_factory=set)  # uids handled without an error
     settled: set[str] = field(default_factory=set)  # queued uids whose wanted status is the one of the last pass
     broken: set[str] = field(default_factory=set)  # uids left out because of one
@@ -132,8 +138,9 @@ class SpecFacts:
     inadmissible: str | None  # admission.check_admissible
 
 
-def _count_running(p: _Pass, vj: Mapping[str, Any], hardware: str) -> None:
-    p.running[hardware] += 1
+def _count_running(p: _Pass, vj: Mapping[str, Any], hardware: str, slots: int = 1) -> None:
+    """A running VideoJob: `slots` of the total (one per segment of a chunked one), one of its namespace's."""
+    p.running[hardware] += slots
     p.running_in[str(vj["metadata"].get("namespace", ""))] += 1
 
 
@@ -247,8 +254,8 @@ class Reconciler:
         self.last_pass_seconds = 0.0
         self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
         self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
-        # uid -> (pod uid, percent): the last progress line read from the VideoJob's running pod (poll_progress)
-        self.progress: dict[str, tuple[str, float]] = {}
+        # uid -> {pod uid: percent}: the last progress lines read from the VideoJob's running pods (poll_progress)
+        self.progress: dict[str, dict[str, float]] = {}
         self.specs: dict[str, tuple[Any, SpecFacts | None, str | None]] = {}  # uid -> (generation, facts, problem)
         # uid -> what a queued VideoJob's status was last derived from: derived again only when that changed, so a
         # pass over 10,000 queued VideoJobs costs little more than sorting them
@@ -413,7 +420,8 @@ class Reconciler:
         settings = self.settings
         jobs = self.index.jobs_by_videojob()
         pods = self.index.pods_by_videojob(jobs)
-        p = _Pass(now)
+        p = _Pass(now, joins=self.index.joins_by_videojob())
+        join_pods = self.index.pods_by_videojob(p.joins)
         self.index.stamp_arrivals(now)
         arrivals = self.index.arrivals
 
@@ -422,8 +430,14 @@ class Reconciler:
         vj: Mapping[str, Any]
         for uid, vj in list(self.index.videojobs.items.items()):
             job = jobs.get(uid)
+            its_pods = pods.get(uid, [])
             try:
-                self._sort(p, uid, vj, job, pods.get(uid, []))
+                if job is not None and job_segments(job) > 1:  # chunked: its segments' Job and its join as one
+                    join = p.joins.get(uid)
+                    if needs_join(job, join) and not (vj.get("spec") or {}).get("cancel"):
+                        p.work.append(self.start_join(vj, job))
+                    job, its_pods = chunked_view(job, join), [*its_pods, *join_pods.get(uid, [])]
+                self._sort(p, uid, vj, job, its_pods)
             except Exception as e:
                 self._isolate(p, uid, vj, job, e)
             else:
@@ -431,17 +445,19 @@ class Reconciler:
 
         counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"],
                                namespaces=p.running_in)
-        to_admit, positions, held = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
+        to_admit, positions, held, segments = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
-        admitted = await asyncio.gather(*(self.admit(vj, hardware, now, p.presets.get(str(vj["metadata"]["uid"])))
-                                          for vj, hardware in to_admit))
+        admitted = await asyncio.gather(*(
+            self.admit(vj, hardware, now, p.presets.get(str(vj["metadata"]["uid"])),
+                       segments.get(str(vj["metadata"]["uid"]), 1))
+            for vj, hardware in to_admit))
         for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
             uid = str(vj["metadata"]["uid"])
             self._desire(p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid),
                          queued_at=arrivals.get(uid))
             if job is not None:
-                _count_running(p, vj, hardware)
+                _count_running(p, vj, hardware, segments.get(uid, 1))
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
         waiting: set[str] = set()
         for vj in p.pending:
@@ -508,10 +524,10 @@ class Reconciler:
         if status.get("phase") in TERMINAL:
             new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
                                 stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs,
-                                progress=self._progress_of(uid, its_pods))
+                                progress=self._progress_of(uid, its_pods, job))
             p.desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
-                _count_running(p, vj, _hardware(new))
+                _count_running(p, vj, _hardware(new), running_slots(job))
                 return
             left = ttl_remaining(vj, settings.default_ttl_seconds, now)
             if left is not None and left <= 0:
@@ -520,6 +536,8 @@ class Reconciler:
                 p.next_ttl = left if p.next_ttl is None else min(p.next_ttl, left)
             if stops_its_job(new) and job is not None:
                 p.work.append(self.stop_job(job))
+                if uid in p.joins:
+                    p.work.append(self.stop_job(p.joins[uid]))
             return
         if job is None and not status.get("jobName"):
             if problem is None and facts is not None:
@@ -543,19 +561,21 @@ class Reconciler:
             return
         new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
                             stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs,
-                            progress=self._progress_of(uid, its_pods))
+                            progress=self._progress_of(uid, its_pods, job))
         p.desired[uid] = (vj, new, its_pods)
         if new["phase"] not in TERMINAL:
-            _count_running(p, vj, _hardware(new))
+            _count_running(p, vj, _hardware(new), running_slots(job))
         if stops_its_job(new) and job is not None:
             p.work.append(self.stop_job(job))
+            if uid in p.joins:
+                p.work.append(self.stop_job(p.joins[uid]))
 
-    def _progress_of(self, uid: str, its_pods: list[Body]) -> float | None:
-        """The progress last read from one of this VideoJob's pods that is still there."""
+    def _progress_of(self, uid: str, its_pods: list[Body], job: Body | None = None) -> float | None:
+        """The progress last read from this VideoJob's pods that are still there (all its segments', when chunked)."""
         read = self.progress.get(uid)
-        if read is None or read[0] not in {str(pod["metadata"].get("uid")) for pod in its_pods}:
+        if not read:
             return None
-        return read[1]
+        return aggregate_progress(its_pods, read, job_segments(job))
 
     def _desire(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body],
                 **kw: Any) -> None:
@@ -603,7 +623,7 @@ class Reconciler:
         status never frees one), and it gets a Warning Event and a status message, once per distinct error."""
         p.broken.add(uid)
         if job is not None and not job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"):
-            _count_running(p, vj, _job_hardware(job))
+            _count_running(p, vj, _job_hardware(job), running_slots(job))
         meta = vj.get("metadata") or {}
         text = f"the operator cannot process this VideoJob ({type(error).__name__}: {error})"[:1024]
         if self.broken.get(uid) == text:
@@ -644,12 +664,11 @@ class Reconciler:
 
     async def read_progress(self) -> bool:
         """One round of `poll_progress`; True when some VideoJob's progress changed."""
-        jobs = self.index.jobs_by_videojob()
         targets: list[tuple[str, Body]] = []
-        for uid, its_pods in self.index.pods_by_videojob(jobs).items():
-            running = [p for p in its_pods if "running" in transcoder_state(p)]
-            if running:
-                targets.append((uid, max(running, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))))
+        for owners in (self.index.jobs_by_videojob(), self.index.joins_by_videojob()):
+            for uid, its_pods in self.index.pods_by_videojob(owners).items():
+                # every running pod: a chunked VideoJob runs one per segment
+                targets += [(uid, p) for p in its_pods if "running" in transcoder_state(p)]
         slots = asyncio.Semaphore(self.settings.api_workers)
 
         async def read(pod: Body) -> float | None:
@@ -665,11 +684,17 @@ class Reconciler:
 
         values = await asyncio.gather(*(read(pod) for _, pod in targets))
         changed = False
+        fresh: dict[str, dict[str, float]] = {}
         for (uid, pod), value in zip(targets, values, strict=True):
-            if value is not None and self.progress.get(uid) != (pod["metadata"]["uid"], value):
-                self.progress[uid] = (str(pod["metadata"]["uid"]), value)
+            if value is not None:
+                fresh.setdefault(uid, {})[str(pod["metadata"]["uid"])] = value
+        for uid, values_read in fresh.items():
+            kept = {k: v for k, v in self.progress.get(uid, {}).items() if k not in values_read}
+            merged = {**kept, **values_read}  # a segment that finished keeps its last value until its pod is seen done
+            if merged != self.progress.get(uid):
+                self.progress[uid] = merged
                 changed = True
-        for uid in self.progress.keys() - {uid for uid, _ in targets}:
+        for uid in self.progress.keys() - fresh.keys():
             del self.progress[uid]
         return changed
 
@@ -733,14 +758,14 @@ class Reconciler:
                         extra={"namespace": namespace})
 
     async def admit(self, vj: Mapping[str, Any], hardware: str, now: datetime,
-                    preset: Mapping[str, Any] | None = None) -> tuple[Body | None, str | None]:
-        """Create the Job (with the spec in `vj`, merged with `preset` when it names one): (job, None), or
-        (None, problem) when the API server refuses it for good, or (None, None) when it should be tried again
-        (why is kept in self.blocked for the status)."""
+                    preset: Mapping[str, Any] | None = None, segments: int = 1) -> tuple[Body | None, str | None]:
+        """Create the Job (with the spec in `vj`, merged with `preset` when it names one; an Indexed Job of
+        `segments` for a chunked VideoJob): (job, None), or (None, problem) when the API server refuses it for good,
+        or (None, None) when it should be tried again (why is kept in self.blocked for the status)."""
         meta = vj["metadata"]
         try:
             async with self.admission_slots:  # build each manifest only when a thread is free to send it
-                manifest = build_job_manifest(vj, hardware, self.settings, preset)
+                manifest = build_job_manifest(vj, hardware, self.settings, preset, segments)
                 job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
                 del manifest
         except NotOurs as e:
@@ -771,6 +796,19 @@ class Reconciler:
             log.info("created Job %s on %s", job["metadata"]["name"], hardware,
                      extra={"namespace": meta["namespace"], "videojob": meta["name"]})
         return job, None
+
+    async def start_join(self, vj: Mapping[str, Any], segments_job: Body) -> None:
+        """Create the join Job of a chunked VideoJob whose segments are all done (idempotent: its name is derived
+        from the VideoJob's uid, and an existing one is adopted)."""
+        meta = vj["metadata"]
+        whole = await self.call(self.kube.read_job, meta["namespace"], segments_job["metadata"]["name"])
+        manifest = build_join_manifest(vj, whole, self.settings)
+        job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
+        self.index.jobs.upsert(job)
+        if created:
+            log.info("segments done: created the join Job %s", job["metadata"]["name"],
+                     extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+        self.wakeup.set()
 
     async def stop_job(self, job: Body) -> None:
         """Delete the Job of a cancelled or stuck VideoJob once (its pods get SIGTERM through the garbage collector)."""

@@ -37,7 +37,16 @@ from pydantic import ValidationError
 from videojob.api.conditions import ConditionType, Reason
 from videojob.api.models import Phase, ResolvedPreset
 from videojob.api.runtime import ExitCode, TranscodeResult
-from videojob.controller.jobs import ANNOTATION_PRESET, CONTAINER_NAME, LABEL_HARDWARE
+from videojob.controller.jobs import (
+    ANNOTATION_PRESET,
+    CONTAINER_NAME,
+    LABEL_COMPLETION_INDEX,
+    LABEL_HARDWARE,
+    LABEL_PART,
+    LABEL_SEGMENTS,
+    PART_JOIN,
+    PART_SEGMENTS,
+)
 
 TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
 MAX_MESSAGE = 4096
@@ -232,6 +241,93 @@ def succeeded_result(pods: Sequence[Body]) -> TranscodeResult | None:
     return None
 
 
+# --- chunked VideoJobs: two Jobs seen as one ------------------------------------------------------------------
+
+JOINING = "VideojobJoining"  # a condition only `chunked_view` writes: segments done, the join not finished
+SEGMENTS_SHARE = 95.0  # percent of the progress that is the segments' (the join copies, encodes sound, uploads)
+
+
+def template_labels(job: Body) -> Mapping[str, str]:
+    return ((((job.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")) or {}
+
+
+def job_segments(job: Body | None) -> int:
+    """How many segments the Job's VideoJob was split into (its pod template's label; 1 for a whole job)."""
+    if job is None or template_labels(job).get(LABEL_PART) != PART_SEGMENTS:
+        return 1
+    try:
+        return max(1, int(template_labels(job).get(LABEL_SEGMENTS, "1")))
+    except ValueError:
+        return 1
+
+
+def needs_join(segments_job: Body | None, join: Body | None) -> bool:
+    """The segments' Indexed Job completed and no join Job exists: the operator creates it."""
+    return (segments_job is not None and job_segments(segments_job) > 1 and join is None
+            and job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
+            and not (segments_job.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def chunked_view(segments_job: Body, join: Body | None) -> dict[str, Any]:
+    """A chunked VideoJob's two Jobs as the one Job `derive_status` reads: the segments' identity and placement,
+    and the state of the whole: running while segments or the join run; complete when the join is; failed when
+    either failed. Segments done without a join yet carry the JOINING condition."""
+    status = dict(segments_job.get("status") or {})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") not in ("Complete", "SuccessCriteriaMet")]
+    if job_condition(segments_job, "Failed", "FailureTarget") is None and job_condition(
+            segments_job, "Complete", "SuccessCriteriaMet") is not None:
+        join_status = dict((join or {}).get("status") or {})
+        conditions = [*(join_status.get("conditions") or [])]
+        if job_condition(join, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") is None:
+            conditions.append({"type": JOINING, "status": "True"})
+        status = {**join_status, "conditions": conditions}
+    else:
+        status["conditions"] = conditions
+        status.pop("completionTime", None)
+    return {**segments_job, "status": status}
+
+
+def running_slots(job: Body | None) -> int:
+    """Slots of the admission limits a VideoJob's Job holds: one per segment until its segments are done."""
+    if job is None or job_condition(job, JOINING) is not None:
+        return 1
+    return job_segments(job)
+
+
+def aggregate_progress(pods: Sequence[Body], read: Mapping[str, float], segments: int) -> float | None:
+    """The progress of a VideoJob from its pods and what their logs last said (`read`: pod uid -> percent).
+    A whole job: its newest pod that reported. A chunked one: the mean over its segments (a finished one counts
+    100, one not reported yet 0) for SEGMENTS_SHARE of it, and the join for the rest."""
+    if segments <= 1:
+        reported = [p for p in pods if str(p["metadata"].get("uid")) in read]
+        if not reported:
+            return None
+        return read[str(max(reported, key=_pod_created)["metadata"]["uid"])]
+    per_index: dict[str, float] = {}
+    joined: float = 0.0
+    for pod in sorted(pods, key=_pod_created):
+        labels = pod["metadata"].get("labels") or {}
+        state = transcoder_state(pod).get("terminated") or {}
+        value = 100.0 if state and state.get("exitCode") == 0 else read.get(str(pod["metadata"].get("uid")), 0.0)
+        if labels.get(LABEL_PART) == PART_JOIN:
+            joined = max(joined, value)
+        else:
+            index = str(labels.get(LABEL_COMPLETION_INDEX, "0"))
+            per_index[index] = max(per_index.get(index, 0.0), value)
+    done = sum(min(v, 100.0) for v in per_index.values()) / segments
+    return round(done * SEGMENTS_SHARE / 100 + joined * (100 - SEGMENTS_SHARE) / 100, 1)
+
+
+def attempts_of(started: Sequence[Body]) -> int:
+    """Runs started: the most any one segment took (a whole job has one segment; a join counts as its own)."""
+    counts: dict[tuple[str, str], int] = {}
+    for pod in started:
+        labels = pod["metadata"].get("labels") or {}
+        key = (str(labels.get(LABEL_PART, "")), str(labels.get(LABEL_COMPLETION_INDEX, "")))
+        counts[key] = counts.get(key, 0) + 1
+    return max(counts.values(), default=0)
+
+
 # --- the status ---------------------------------------------------------------------------------------------
 
 
@@ -322,7 +418,7 @@ def derive_status(
         if hardware in ("cpu", "nvidia") and old_phase not in TERMINAL:
             new["hardware"] = hardware
     started = sorted((p for p in pods if pod_started(p)), key=_pod_created)
-    new["attempts"] = max(int(new["attempts"]), len(started))
+    new["attempts"] = max(int(new["attempts"]), attempts_of(started))
     if started:
         new["node"] = started[-1].get("spec", {}).get("nodeName") or new.get("node")
         new["startedAt"] = new.get("startedAt") or (started[0].get("status") or {}).get("startTime") or timestamp(now)
@@ -367,11 +463,25 @@ def derive_status(
         new["message"] = f"position {queue_position} in the queue" if queue_position else "waiting for admission"
         if held:
             new["message"] += f"; {held}"
+    elif job_condition(job, JOINING) and not any(
+            (p.get("metadata", {}).get("labels") or {}).get(LABEL_PART) == PART_JOIN for p in pods if pod_started(p)):
+        phase, new["reason"] = Phase.RUNNING.value, Reason.JOINING.value
+        if progress is not None:
+            new["progress"] = min(max(float(progress), 0.0), 99.9)
+        new["message"] = f"its {job_segments(job)} segments are encoded; waiting for the join"
     elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):
+        running = [p for p in pods if (p.get("status") or {}).get("phase") == Reason.RUNNING
+                   and "running" in transcoder_state(p)]
         phase, new["reason"] = Phase.RUNNING.value, Reason.RUNNING
         if progress is not None:
             new["progress"] = min(max(float(progress), 0.0), 99.9)  # 100 means Succeeded
         new["message"] = f"running on {new.get('node', 'a node')} (attempt {new['attempts']})"
+        if job is not None and job_segments(job) > 1:
+            if job_condition(job, JOINING):
+                new["reason"] = Reason.JOINING.value
+                new["message"] = f"joining its {job_segments(job)} segments on {new.get('node', 'a node')}"
+            else:
+                new["message"] = f"{len(running)} of {job_segments(job)} segments encoding (attempt {new['attempts']})"
     elif old_phase == Phase.RUNNING.value:
         phase, new["reason"] = Phase.RUNNING.value, Reason.RETRYING  # between attempts: the Job starts another pod
         new["message"] = f"attempt {new['attempts']} failed; the Job starts another"

@@ -146,6 +146,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 deadline_seconds=deadline,
                 model_dirs=stt.model_dirs_from_env(env),
                 owner=_owner(env, spec) if not args.local else None,
+                chunking=_chunking(env, spec, args),
             )
             result = runner.run(job)
         except _Terminated:
@@ -172,6 +173,30 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         for artifact in result.artifacts:
             print(artifact.uri)
     return int(ExitCode.OK)
+
+
+def _chunking(env: Mapping[str, str], spec: VideoJobSpec, args: argparse.Namespace) -> runner.Chunking | None:
+    """This pod's part of a chunked job (VIDEOJOB_PART, VIDEOJOB_SEGMENTS and Kubernetes' JOB_COMPLETION_INDEX),
+    or None for a whole job. --local keeps the segments in the output directory."""
+    part = env.get(runtime.ENV_PART, "").strip()
+    if not part:
+        return None
+    if part not in (runtime.PART_SEGMENT, runtime.PART_JOIN):
+        raise ValueError(f"{runtime.ENV_PART}={part!r}: use {runtime.PART_SEGMENT} or {runtime.PART_JOIN}")
+    count = int(env.get(runtime.ENV_SEGMENTS, "0"))
+    if count < 1:
+        raise ValueError(f"{runtime.ENV_SEGMENTS} must be a positive number with {runtime.ENV_PART}={part}")
+    index = int(env.get(runtime.ENV_COMPLETION_INDEX, "")) if part == runtime.PART_SEGMENT else None
+    if index is not None and not 0 <= index < count:
+        raise ValueError(f"{runtime.ENV_COMPLETION_INDEX}={index} is not a segment of {count}")
+    if args.local:
+        store = str(Path(args.output_dir or ".") / runtime.SEGMENTS_FOLDER)
+    else:
+        uid = env.get(runtime.ENV_UID, "").strip()
+        if not uid:
+            raise ValueError(f"{runtime.ENV_UID} is needed to keep the segments of a chunked job")
+        store = runtime.segments_prefix(spec, uid)
+    return runner.Chunking(count=count, index=index, store=store)
 
 
 def _owner(env: Mapping[str, str], spec: VideoJobSpec) -> storage.Owner | None:

@@ -21,8 +21,9 @@ uploading (`mp4.faststart_layout`), so that the samples upload while FFmpeg stil
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -130,6 +131,20 @@ class Plan:
     index_last: bool = False  # an MP4/MOV written with moov at the end: the runner moves it to the front
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One part of a chunked encode: `duration` seconds of the result from `start` (seconds on the result's timeline,
+    which is the first input's timeline after its trim). Boundaries lie on the result's frame grid."""
+
+    index: int
+    start: float
+    duration: float
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Small pure helpers
 
@@ -198,6 +213,17 @@ def to_fraction(fps: float | None) -> Fraction:
     if not fps or fps <= 0:
         return DEFAULT_FPS
     return Fraction(fps).limit_denominator(1001)
+
+
+def grid_seek(at: float, fps: Fraction) -> tuple[float, float]:
+    """(where to seek, the time of the first frame kept) to start at the frame on screen at `at` seconds, on a
+    grid of `fps` frames from 0: half a frame early, so that rounding never drops that frame or keeps the one
+    before it (FFmpeg's accurate seek keeps the frames from the seek point on)."""
+    if at <= 0:
+        return 0.0, 0.0
+    frame = math.floor(Fraction(at) * fps + Fraction(1, 1000))  # `at` may be a boundary rounded a bit low
+    first = frame / fps
+    return float(max(Fraction(0), first - 1 / (2 * fps))), float(first)
 
 
 def layout_of(facts: MediaFacts) -> str:
@@ -286,6 +312,8 @@ class _Graph:
     spec: VideoJobSpec
     facts: Mapping[str, MediaFacts]
     paths: Mapping[str, Path | Streamed]
+    # A chunked encode's segment: the graph runs on the source's absolute timestamps, for this window only
+    window: Segment | None = None
     input_args: list[str] = field(default_factory=list)
     chains: list[str] = field(default_factory=list)
     n_inputs: int = 0
@@ -299,31 +327,46 @@ class _Graph:
         self.chains.append("".join(f"[{s}]" for s in sources) + filters + f"[{out}]")
         return out
 
-    def open_input(self, name: str) -> int:
-        """Add `-i` for an input (once per use: each use decodes independently) and return its index."""
+    def open_input(self, name: str, seek: float = 0.0, limit: float | None = None) -> int:
+        """Add `-i` for an input (once per use: each use decodes independently) and return its index. `seek`
+        seconds into the used part (after the trim), for at most `limit` seconds: a segment's window."""
         spec_input = self.spec.input(name)
         facts = self.facts[name]
         options, url = source_args(self.paths[name])
         args = [*options, "-f", demuxer_for(facts, name)]
-        if spec_input.trim is not None:
-            if spec_input.trim.start > 0:
-                args += ["-ss", number(spec_input.trim.start)]
-            if spec_input.trim.duration is not None:
-                args += ["-t", number(spec_input.trim.duration)]
+        trim_start = spec_input.trim.start if spec_input.trim is not None else 0.0
+        length = spec_input.trim.duration if spec_input.trim is not None else None
+        if length is not None:
+            length -= seek
+        if limit is not None:
+            length = limit if length is None else min(length, limit)
+        if trim_start + seek > 0:
+            args += ["-ss", number(trim_start + seek)]
+        if length is not None:
+            args += ["-t", number(length)]
         args += ["-i", url]
         self.input_args += args
         self.n_inputs += 1
         return self.n_inputs - 1
 
-    def source(self, name: str, want_video: bool, want_audio: bool = True) -> tuple[str | None, str | None, float]:
-        """Open an input and start its chains at time 0: (video pad, audio pad, seconds used).
+    def source(
+        self, name: str, want_video: bool, want_audio: bool = True, window: Segment | None = None
+    ) -> tuple[str | None, str | None, float]:
+        """Open an input and start its chains at time 0, or with a `window` at the window's start (the timestamps
+        a single pass would give those frames): (video pad, audio pad, seconds the whole job uses of it).
 
         A stream that is not wanted gets no chain: an unconnected chain makes FFmpeg refuse the whole graph."""
         facts = self.facts[name]
         duration = trimmed_duration(facts, self.spec.input(name))
-        index = self.open_input(name)
-        video = self.add([f"{index}:v:0"], "setpts=PTS-STARTPTS", self.label("v")) if want_video and facts.has_video \
-            else None
+        if window is None or (window.start <= 0 and window.end >= duration):
+            index, shift = self.open_input(name), ""
+        else:
+            fps = to_fraction(facts.fps)
+            seek, first = grid_seek(window.start, fps)
+            limit = grid_seek(window.end, fps)[0] - seek if window.end < duration - 1e-6 else None
+            index, shift = self.open_input(name, seek, limit), f"+{number(first)}/TB" if first > 0 else ""
+        video = self.add([f"{index}:v:0"], f"setpts=PTS-STARTPTS{shift}", self.label("v")) \
+            if want_video and facts.has_video else None
         audio = self.add([f"{index}:a:0"], "asetpts=PTS-STARTPTS", self.label("a")) if want_audio and facts.has_audio \
             else None
         return video, audio, duration
@@ -350,7 +393,7 @@ def _base(graph: _Graph, want_video: bool, want_audio: bool = True) -> _Stream:
     f = facts[name]
     if not f.has_video:
         raise BadInput(f"input {name}: the first input has no video stream", reason=Reason.NO_VIDEO)
-    video, audio, duration = graph.source(name, want_video, want_audio)
+    video, audio, duration = graph.source(name, want_video, want_audio, graph.window)
     sample_rate, layout = _first_audio(spec, facts, [name])
     return _Stream(video or "", audio, f.width or 0, f.height or 0, to_fraction(f.fps), sample_rate, layout, duration)
 
@@ -468,9 +511,13 @@ def _pip(graph: _Graph, stream: _Stream, op: PictureInPicture) -> None:
     facts = graph.facts[op.input]
     if not facts.has_video:
         raise BadInput(f"input {op.input}: picture-in-picture needs video, and it has none", reason=Reason.NO_VIDEO)
-    index = graph.open_input(op.input)
+    # In a segment from S, the overlay starts with the frame a single pass shows at S
+    seek = first = 0.0
+    if graph.window is not None and graph.window.start > op.start:
+        seek, first = grid_seek(graph.window.start - op.start, to_fraction(facts.fps))
+    index = graph.open_input(op.input, seek)
     width = even(stream.width * op.scale)
-    shift = f"+{number(op.start)}/TB" if op.start > 0 else ""
+    shift = f"+{number(op.start + first)}/TB" if op.start + first > 0 else ""
     small = graph.add(
         [f"{index}:v:0"], f"setpts=PTS-STARTPTS{shift},scale={width}:-2,setsar=1,format=yuv420p", graph.label("p")
     )
@@ -495,6 +542,8 @@ def _finish_video(graph: _Graph, stream: _Stream, spec: VideoJobSpec) -> str:
     if video.fps is not None:
         filters.append(f"fps={fps_text(to_fraction(video.fps))}")
     filters.append("format=yuv420p")  # what every player and every encoder here takes
+    if graph.window is not None:
+        filters.append("setpts=PTS-STARTPTS")  # a segment file starts at 0; the join puts it in its place
     return graph.add([stream.video], ",".join(filters), "vout")
 
 
@@ -531,7 +580,8 @@ def _walk(
         if isinstance(body, Subtitles) and body.generate is not None:
             generated.append(index)
         if isinstance(body, Audio):
-            _audio(graph, stream, body)
+            if graph.window is None:  # a segment has no sound: the join encodes it once for the whole result
+                _audio(graph, stream, body)
         elif not want_video:
             continue
         elif isinstance(body, Text):
@@ -643,18 +693,7 @@ def plan(
     )
     emitted = _emitted(spec)
 
-    thumbnail = thumbnail_path = None
-    if out.thumbnail is not None:
-        thumbnail_path = workdir / "out" / f"{out.name}.jpg"
-        # the last frame starts one frame interval before the end: a seek past its start finds no frame at all
-        frame = 1 / float(to_fraction(out.video.fps) if out.video.fps else stream.fps)
-        at = min(out.thumbnail.at, max(0.0, stream.duration - max(0.1, frame)))
-        scale = ["-vf", f"scale={out.thumbnail.width}:-2"] if out.thumbnail.width else []
-        thumbnail = (
-            *ffmpeg_head(), "-protocol_whitelist", "file", "-f", "mov" if extension in ("mp4", "mov") else "matroska",
-            "-ss", number(at), "-i", f"file:{output}", "-frames:v", "1", *scale, "-q:v", "3",
-            "-f", "image2", "-update", "1", f"file:{thumbnail_path}",
-        )
+    thumbnail, thumbnail_path = _thumbnail(spec, stream, output, workdir)
     return Plan(
         main=tuple(argv),
         output=output,
@@ -685,3 +724,151 @@ def _emitted(spec: VideoJobSpec) -> tuple[EmittedSubtitles, ...]:
             suffix = "" if counts[fmt] == 1 else f"-{counts[fmt]}"
             emitted.append(EmittedSubtitles(index, fmt, f"{spec.output.name}{suffix}.{fmt}", body.input))
     return tuple(emitted)
+
+
+def _thumbnail(
+    spec: VideoJobSpec, stream: _Stream, output: Path, workdir: Path
+) -> tuple[tuple[str, ...] | None, Path | None]:
+    """The FFmpeg run that takes the thumbnail from the result, and where it writes it."""
+    out = spec.output
+    if out.thumbnail is None:
+        return None, None
+    extension = encoders.EXTENSIONS[out.container]
+    thumbnail_path = workdir / "out" / f"{out.name}.jpg"
+    # the last frame starts one frame interval before the end: a seek past its start finds no frame at all
+    frame = 1 / float(to_fraction(out.video.fps) if out.video.fps else stream.fps)
+    at = min(out.thumbnail.at, max(0.0, stream.duration - max(0.1, frame)))
+    scale = ["-vf", f"scale={out.thumbnail.width}:-2"] if out.thumbnail.width else []
+    thumbnail = (
+        *ffmpeg_head(), "-protocol_whitelist", "file", "-f", "mov" if extension in ("mp4", "mov") else "matroska",
+        "-ss", number(at), "-i", f"file:{output}", "-frames:v", "1", *scale, "-q:v", "3",
+        "-f", "image2", "-update", "1", f"file:{thumbnail_path}",
+    )
+    return thumbnail, thumbnail_path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chunked encoding: segments of the picture encoded apart (one pod each), joined by stream copy with the sound
+# encoded once. Every pod plans the same segments from the same probe, so they agree without talking.
+
+MIN_SEGMENT_SECONDS = 2.0  # shorter segments cost more in start-up (probe, seek, encoder) than they save
+SEGMENT_CONTAINER = "mp4"  # holds every video codec we encode, with exact timestamps (Matroska's are milliseconds)
+
+
+def plan_segments(duration: float, fps: Fraction, count: int,
+                  min_seconds: float = MIN_SEGMENT_SECONDS) -> tuple[Segment, ...]:
+    """`duration` seconds split into at most `count` segments of about equal length, each at least `min_seconds`
+    long (fewer segments when the video is short), their boundaries on the frame grid of `fps`."""
+    frames = max(1, round(Fraction(duration) * fps))
+    n = max(1, min(count, int(duration // min_seconds), frames))
+    starts = [Fraction(i * frames // n) / fps for i in range(n)]
+    ends = [*starts[1:], Fraction(duration)]
+    return tuple(Segment(i, float(a), float(b - a)) for i, (a, b) in enumerate(zip(starts, ends, strict=True)))
+
+
+def result_grid(spec: VideoJobSpec, facts: Mapping[str, MediaFacts]) -> tuple[float, Fraction]:
+    """(seconds, frame rate) of the result: what `plan_segments` splits."""
+    first = spec.inputs[0]
+    if first.name not in facts or not facts[first.name].has_video:
+        raise BadInput(f"input {first.name}: the first input has no video stream", reason=Reason.NO_VIDEO)
+    fps = to_fraction(spec.output.video.fps) if spec.output.video.fps else to_fraction(facts[first.name].fps)
+    return trimmed_duration(facts[first.name], first), fps
+
+
+def segments_for(spec: VideoJobSpec, facts: Mapping[str, MediaFacts], count: int) -> tuple[Segment, ...]:
+    """The segments of a job split `count` ways (see plan_segments)."""
+    problem = spec.chunking_problem()
+    if problem is not None:
+        raise BadInput(f"spec.parallelism: {problem}", reason=Reason.NOT_CHUNKABLE)
+    duration, fps = result_grid(spec, facts)
+    return plan_segments(duration, fps, count)
+
+
+def segment_filename(index: int) -> str:
+    return f"segment-{index:05d}.{SEGMENT_CONTAINER}"
+
+
+def plan_segment(
+    spec: VideoJobSpec,
+    facts: Mapping[str, MediaFacts],
+    paths: Mapping[str, Path | Streamed],
+    hardware: str,
+    workdir: Path,
+    segment: Segment,
+    subtitle_paths: Mapping[str, Path] | None = None,
+) -> Plan:
+    """The FFmpeg run for one segment's picture: the whole graph on the source's own timestamps (so a text, a
+    subtitle or an overlay that spans a boundary is drawn exactly as in one pass), for the segment's frames only,
+    no sound; a new encoder, so the segment starts with a keyframe. Arguments as for `plan`."""
+    out = spec.output
+    resolved = encoders.resolve_hardware(str(hardware), out.video.codec)
+    graph = _Graph(spec, facts, paths, window=segment)
+    stream, files, _ = _walk(graph, True, workdir, subtitle_paths or {}, want_audio=False)
+    video = _finish_video(graph, stream, spec)
+    filename = segment_filename(segment.index)
+    output = workdir / "out" / filename
+    argv = [
+        *ffmpeg_head(), *graph.input_args, "-filter_complex", ";".join(graph.chains), "-map", f"[{video}]",
+        *encoders.video_options(out.video, resolved, SEGMENT_CONTAINER), "-an",
+        "-t", number(segment.duration), "-map_metadata", "-1", "-sn", "-dn", "-f", SEGMENT_CONTAINER,
+        "-progress", "pipe:1", "-nostats", f"file:{output}",
+    ]
+    return Plan(
+        main=tuple(argv), output=output, output_filename=filename, content_type="video/mp4",
+        duration=segment.duration, hardware=resolved, files=tuple(files), filter_graph=";".join(graph.chains),
+    )
+
+
+def concat_list(segments: Sequence[Segment], files: Sequence[Path]) -> str:
+    """The concat demuxer's list: each file with its exact duration (the next one starts there)."""
+    lines = ["ffconcat version 1.0"]
+    for segment, path in zip(segments, files, strict=True):
+        lines += ["file '" + str(path).replace("'", "'\\''") + "'", f"duration {number(segment.duration)}"]
+    return "\n".join(lines) + "\n"
+
+
+def plan_join(
+    spec: VideoJobSpec,
+    facts: Mapping[str, MediaFacts],
+    paths: Mapping[str, Path | Streamed],
+    workdir: Path,
+    segments: Sequence[Segment],
+    segment_files: Sequence[Path],
+) -> Plan:
+    """The FFmpeg run that makes the result of a chunked job: the segments' picture joined by stream copy (the
+    concat demuxer, no re-encoding) and the sound of the whole job (audio operations included) encoded once, so
+    that nothing is heard twice, lost or clicks at a join. Then the thumbnail and emitted subtitles, as `plan`."""
+    out = spec.output
+    audio_copy = out.audio.codec == AudioCodec.COPY
+    graph = _Graph(spec, facts, paths, n_inputs=1)  # input 0 is the list of segments
+    stream, _, _ = _walk(graph, want_video=False, workdir=workdir, subtitle_paths={}, want_audio=not audio_copy)
+    listing = TextFile(workdir / "segments.ffconcat", concat_list(segments, segment_files))
+    maps = ["-map", "0:v:0"]
+    if audio_copy:
+        maps += ["-map", "1:a:0?"]
+    elif stream.audio is not None:
+        maps += ["-map", f"[{graph.add([stream.audio], 'anull', 'aout')}]"]
+    filter_graph = ";".join(graph.chains)
+    extension = encoders.EXTENSIONS[out.container]
+    output_filename = f"{out.name}.{extension}"
+    output = workdir / "out" / output_filename
+    index_last = Container(out.container) in (Container.MP4, Container.MOV)
+    argv = [*ffmpeg_head(), "-protocol_whitelist", "file", "-f", "concat", "-safe", "0", "-i", f"file:{listing.path}",
+            *graph.input_args]
+    if filter_graph:
+        argv += ["-filter_complex", filter_graph]
+    argv += [*maps, "-c:v", "copy"]
+    if out.video.codec == VideoCodec.H265 and index_last:
+        argv += ["-tag:v", "hvc1"]
+    if stream.audio is not None or audio_copy:
+        argv += encoders.audio_options(out.audio)
+    argv += ["-t", number(stream.duration), "-map_metadata", "-1", "-sn", "-dn"]
+    argv += encoders.muxer_options(out.container, faststart=not index_last)
+    argv += ["-progress", "pipe:1", "-nostats", f"file:{output}"]
+    thumbnail, thumbnail_path = _thumbnail(spec, stream, output, workdir)
+    return Plan(
+        main=tuple(argv), output=output, output_filename=output_filename,
+        content_type=encoders.CONTENT_TYPES[out.container], duration=stream.duration, hardware="cpu",
+        files=(listing,), emitted=_emitted(spec), thumbnail=thumbnail, thumbnail_path=thumbnail_path,
+        filter_graph=filter_graph or None, index_last=index_last,
+    )

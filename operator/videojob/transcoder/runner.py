@@ -86,12 +86,23 @@ class Job:
     owner: storage.Owner | None = None
     conditions: dict[str, dict[str, str]] = field(default_factory=dict)  # output URI -> write condition
     uploaded: list[str] = field(default_factory=list)  # what this run wrote, in order
+    chunking: Chunking | None = None  # a part of a chunked job; None: the whole job
 
     def write_args(self, uri: str) -> dict[str, Any]:
         """The metadata and condition of a write to `uri`."""
         if self.owner is None:
             return {}
         return {"metadata": self.owner.metadata(), "condition": self.conditions.get(uri, {"IfNoneMatch": "*"})}
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """This pod's part of a chunked job: segment `index` of at most `count` (the Indexed Job), or, with `index`
+    None, the join. `store` is where segments wait for the join: an s3:// prefix, or a local directory (--local)."""
+
+    count: int
+    index: int | None
+    store: str
 
 
 class Stopped(Transient):
@@ -438,8 +449,17 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
         subtitle_paths[name].write_text(sub.burn_text, encoding="utf-8")
     facts = _probe_inputs(job, paths, media_names, server)
 
+    media = {n: paths[n] for n in media_names}
+    chunking = job.chunking
+    if chunking is not None and chunking.index is not None:
+        return _run_segment(job, chunking.index, facts, media, subtitle_paths, bytes_in, started, deadline, server)
+    joined = _fetch_segments(job, facts) if chunking is not None else None
+
     def plan_for(hardware: str) -> planner.Plan:
-        made = planner.plan(spec, facts, {n: paths[n] for n in media_names}, hardware, job.workdir, subtitle_paths)
+        if joined is not None:
+            made = planner.plan_join(spec, facts, media, job.workdir, *joined)
+        else:
+            made = planner.plan(spec, facts, media, hardware, job.workdir, subtitle_paths)
         for text_file in made.files:
             text_file.path.write_text(text_file.text, encoding="utf-8")
         return made
@@ -512,11 +532,99 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
         artifacts.append(_artifact(uri, path, "subtitles", content_type, None))
         bytes_out += size
 
+    if joined is not None:
+        _drop_segments(job, joined[0])
+        note = f"joined {len(joined[0])} segments encoded apart"
     job.reporter.report(100.0)
     return TranscodeResult(
         ok=True, message=note, artifacts=artifacts, bytes_in=bytes_in, bytes_out=bytes_out,
         seconds=round(time.monotonic() - started, 3), hardware=the_plan.hardware,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chunked jobs: a segment's pod, and the segments' way to the join
+
+
+def _segment_location(job: Job, index: int) -> str:
+    assert job.chunking is not None
+    name = planner.segment_filename(index)
+    if job.output_dir is not None:
+        return str(Path(job.chunking.store) / name)
+    return output_uri(job.chunking.store, name)
+
+
+def _run_segment(
+    job: Job, index: int, facts: Mapping[str, MediaFacts], media: Mapping[str, Path | Streamed],
+    subtitle_paths: Mapping[str, Path], bytes_in: int, started: float, deadline: float | None,
+    server: streaming.InputServer,
+) -> TranscodeResult:
+    """Encode segment `index` and store it for the join. Every pod plans the same segments from the same facts;
+    one whose index the video is too short for has nothing to do."""
+    assert job.chunking is not None
+    segments = planner.segments_for(job.spec, facts, job.chunking.count)
+    if index >= len(segments):
+        job.reporter.report(100.0)
+        return TranscodeResult(ok=True, message=f"no segment {index}: the video makes {len(segments)}",
+                               bytes_in=0, seconds=round(time.monotonic() - started, 3), hardware="cpu")
+    the_plan = planner.plan_segment(job.spec, facts, media, job.hardware, job.workdir, segments[index],
+                                    subtitle_paths)
+    for text_file in the_plan.files:
+        text_file.path.write_text(text_file.text, encoding="utf-8")
+    _ffmpeg(the_plan.main, ProgressParser(the_plan.duration), job.reporter, deadline, server)
+    location = _segment_location(job, index)
+    if job.output_dir is not None:
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(the_plan.output, location)
+        size = the_plan.output.stat().st_size
+    else:
+        # a retried segment replaces its own earlier object, never another's (the uid in its metadata)
+        if job.owner is not None:
+            job.conditions.update(storage.claim_outputs([location], job.owner, job.s3))
+        size = storage.upload(the_plan.output, location, the_plan.content_type, job.s3, **job.write_args(location))
+    job.reporter.report(100.0)
+    segment = segments[index]
+    return TranscodeResult(
+        ok=True, message=f"segment {index + 1} of {len(segments)} ({segment.start:.3f} s to {segment.end:.3f} s)",
+        bytes_in=bytes_in, bytes_out=size, seconds=round(time.monotonic() - started, 3), hardware=the_plan.hardware,
+    )
+
+
+def _fetch_segments(
+    job: Job, facts: Mapping[str, MediaFacts]
+) -> tuple[tuple[planner.Segment, ...], list[Path]]:
+    """The join's segments, as local files (fetched from the store)."""
+    assert job.chunking is not None
+    segments = planner.segments_for(job.spec, facts, job.chunking.count)
+    files: list[Path] = []
+    for segment in segments:
+        location = _segment_location(job, segment.index)
+        if job.output_dir is not None:
+            path = Path(location)
+            if not path.is_file():
+                raise Transient(f"segment {segment.index} is missing at {location}", reason=Reason.SEGMENT_MISSING)
+        else:
+            path = job.workdir / "segments" / planner.segment_filename(segment.index)
+            try:
+                storage.fetch(location, path, job.policy, job.s3)
+            except BadInput as error:  # the Indexed Job succeeded, so it was there: storage trouble, retried
+                raise Transient(f"segment {segment.index}: {error}", reason=Reason.SEGMENT_MISSING) from None
+        files.append(path)
+    return segments, files
+
+
+def _drop_segments(job: Job, segments: Sequence[planner.Segment]) -> None:
+    """Remove the segments once the result is stored: by name, and only objects carrying this VideoJob's uid (no
+    listing, which would need s3:ListBucket). A failure to is only logged: a lifecycle rule may do it."""
+    assert job.chunking is not None
+    try:
+        if job.output_dir is not None:
+            shutil.rmtree(job.chunking.store, ignore_errors=True)
+        elif job.owner is not None:
+            storage.delete_owned([_segment_location(job, s.index) for s in segments], job.owner.uid, job.s3)
+    except Exception as e:
+        print(f"videojob-transcode: cannot remove the segments under {job.chunking.store}: {' '.join(str(e).split())}",
+              file=sys.stderr, flush=True)
 
 
 def _subtitle_text(

@@ -43,8 +43,9 @@ fmt: $(PY) ## Format the code with ruff.
 	$(VENV)/bin/ruff check --fix operator devkit tests hack bench
 
 .PHONY: lint
-lint: $(PY) ## Lint (ruff), type-check (mypy) and check the import contracts between layers (lint-imports).
+lint: $(PY) ## Lint and format check (ruff), type-check (mypy) and check the import contracts between layers (lint-imports).
 	$(VENV)/bin/ruff check operator devkit tests hack bench
+	$(VENV)/bin/ruff format --check operator devkit tests hack bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

@@ -46,11 +46,40 @@ def make_source(seconds: int) -> Path:
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
         print(f"making the {seconds} s 1080p source (once) ...", flush=True)
-        subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                        "-f", "lavfi", "-i", f"testsrc2=s=1920x1080:r=30:d={seconds}",
-                        "-f", "lavfi", "-i", f"sine=f=440:sample_rate=48000:d={seconds}",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-g", "60", "-pix_fmt", "yuv420p",
-                        "-c:a", "aac", "-t", str(seconds), str(path.with_suffix(".part.mp4"))], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=s=1920x1080:r=30:d={seconds}",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=f=440:sample_rate=48000:d={seconds}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "18",
+                "-g",
+                "60",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-t",
+                str(seconds),
+                str(path.with_suffix(".part.mp4")),
+            ],
+            check=True,
+        )
         path.with_suffix(".part.mp4").replace(path)
     return path
 
@@ -76,13 +105,30 @@ def facts(s3: Any, uri: str, work: Path) -> dict[str, Any]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     path = work / key.replace("/", "_")
     s3.download_file(bucket, key, str(path))
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_entries",
-                          "stream=codec_type,nb_read_packets,duration", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_entries",
+            "stream=codec_type,nb_read_packets,duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     streams = {s["codec_type"]: s for s in json.loads(out.stdout)["streams"]}
     path.unlink()
-    return {"frames": int(streams["video"]["nb_read_packets"]), "video_s": float(streams["video"]["duration"]),
-            "audio_s": float(streams["audio"]["duration"])}
+    return {
+        "frames": int(streams["video"]["nb_read_packets"]),
+        "video_s": float(streams["video"]["duration"]),
+        "audio_s": float(streams["audio"]["duration"]),
+    }
 
 
 def main() -> int:
@@ -100,14 +146,23 @@ def main() -> int:
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=testenv.s3_endpoint_url, aws_access_key_id=testenv.aws_access_key_id,
-                      aws_secret_access_key=testenv.aws_secret_access_key, region_name=testenv.aws_default_region)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=testenv.s3_endpoint_url,
+        aws_access_key_id=testenv.aws_access_key_id,
+        aws_secret_access_key=testenv.aws_secret_access_key,
+        region_name=testenv.aws_default_region,
+    )
     suffix = uuid.uuid4().hex[:6]
     namespace, bucket = f"bench-chunked-{suffix}", f"bench-chunked-{suffix}"
     source = make_source(args.seconds)
     cores = os.cpu_count() or 1
-    results: dict[str, Any] = {"segments": args.segments, "seconds": args.seconds, "preset": args.preset,
-                               "cores": cores}
+    results: dict[str, Any] = {
+        "segments": args.segments,
+        "seconds": args.seconds,
+        "preset": args.preset,
+        "cores": cores,
+    }
     body: Any = {"metadata": {"name": namespace}}
     core.create_namespace(body)
     release = None
@@ -126,15 +181,23 @@ def main() -> int:
             "output": {"video": {"codec": "h264", "crf": 23, "preset": args.preset}, "audio": {"codec": "aac"}},
         }
         for label, extra in (("single", {}), ("chunked", {"parallelism": args.segments})):
-            body = {"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob", "metadata": {"name": label},
-                    "spec": {**spec, **extra, "output": {**spec["output"], "uri": f"s3://{bucket}/out/{label}/"}}}
+            body = {
+                "apiVersion": "videojob.dev/v1alpha1",
+                "kind": "VideoJob",
+                "metadata": {"name": label},
+                "spec": {**spec, **extra, "output": {**spec["output"], "uri": f"s3://{bucket}/out/{label}/"}},
+            }
             before = load()
             started = time.monotonic()
             custom.create_namespaced_custom_object("videojob.dev", "v1alpha1", namespace, "videojobs", body)
             done = wait_succeeded(custom, namespace, label, args.timeout)
             seconds = time.monotonic() - started
-            results[label] = {"seconds": round(seconds, 1), "load_before": before, "load_after": load(),
-                              **facts(s3, done["status"]["artifacts"][0]["uri"], OUT)}
+            results[label] = {
+                "seconds": round(seconds, 1),
+                "load_before": before,
+                "load_after": load(),
+                **facts(s3, done["status"]["artifacts"][0]["uri"], OUT),
+            }
             print(f"{label}: {seconds:.1f} s  (load {before:.1f} -> {load():.1f})", flush=True)
     finally:
         if release is not None:
@@ -155,16 +218,22 @@ def main() -> int:
     print(f"{'':24}{'1 pod x 1 CPU':>16}{f'{args.segments} pods x 1 CPU':>18}")
     print(f"{'wall time (apply->Succeeded)':28}{single['seconds']:>12.1f} s{chunked['seconds']:>16.1f} s")
     print(f"{'video frames':28}{single['frames']:>14}{chunked['frames']:>18}")
-    print(f"{'video / audio seconds':28}{single['video_s']:>7.3f}/{single['audio_s']:.3f}"
-          f"{chunked['video_s']:>11.3f}/{chunked['audio_s']:.3f}")
-    print(f"{'1-min load before/after':28}{single['load_before']:>7.1f}/{single['load_after']:<6.1f}"
-          f"{chunked['load_before']:>11.1f}/{chunked['load_after']:.1f}")
+    print(
+        f"{'video / audio seconds':28}{single['video_s']:>7.3f}/{single['audio_s']:.3f}"
+        f"{chunked['video_s']:>11.3f}/{chunked['audio_s']:.3f}"
+    )
+    print(
+        f"{'1-min load before/after':28}{single['load_before']:>7.1f}/{single['load_after']:<6.1f}"
+        f"{chunked['load_before']:>11.1f}/{chunked['load_after']:.1f}"
+    )
     verdict = "PASS" if speedup >= target else "FAIL"
     print(f"speedup {speedup:.2f}x, target >= {target:.2f}x ({TARGET_EFFICIENCY} x {args.segments}): {verdict}")
     busiest = max(single["load_after"], chunked["load_before"], chunked["load_after"])
     if busiest > cores - 0.5:
-        print(f"note: the 1-min load reached {busiest:.1f} on {cores} cores shared with other sessions: the segment "
-              "pods did not each get a whole CPU, so this speedup understates what chunking gives on free cores")
+        print(
+            f"note: the 1-min load reached {busiest:.1f} on {cores} cores shared with other sessions: the segment "
+            "pods did not each get a whole CPU, so this speedup understates what chunking gives on free cores"
+        )
     return 0
 
 

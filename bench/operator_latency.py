@@ -257,8 +257,13 @@ class VideoJobWatch:
                     version = listed["metadata"]["resourceVersion"]
                     self._ready.set()
                 for event in watch.Watch().stream(
-                    self.custom_objects.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL,
-                    resource_version=version, timeout_seconds=30,
+                    self.custom_objects.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    resource_version=version,
+                    timeout_seconds=30,
                 ):
                     obj = event["object"]
                     version = obj["metadata"]["resourceVersion"]
@@ -281,8 +286,9 @@ class VideoJobWatch:
     def placed(self, names: list[str]) -> int:
         """How many of `names` have a Job or a queue position in their status."""
         statuses = self.statuses
-        return sum(1 for n in names if (statuses.get(n) or {}).get("jobName")
-                   or (statuses.get(n) or {}).get("queuePosition"))
+        return sum(
+            1 for n in names if (statuses.get(n) or {}).get("jobName") or (statuses.get(n) or {}).get("queuePosition")
+        )
 
 
 def _histogram(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, float]:
@@ -293,23 +299,38 @@ def _histogram(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str
     return out
 
 
-def operator_for(testenv: Any, kubeconfig: Path | None, namespace: str, log_path: Path,
-                 max_running: int) -> OperatorProcess:
+def operator_for(
+    testenv: Any, kubeconfig: Path | None, namespace: str, log_path: Path, max_running: int
+) -> OperatorProcess:
     """The operator under test (not started): the transcoder stubbed, progress polled seldom."""
     settings = {"max_running": max_running, "transcoder_command": ["true"], "progress_interval": 60}
     if testenv is not None:
         return OperatorProcess.for_testenv(testenv, [namespace], log_path, **settings)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOJOB_")}
-    env.update({"KUBECONFIG": str(kubeconfig), "VIDEOJOB_NAMESPACES": namespace, "VIDEOJOB_METRICS_PORT": str(port),
-                "VIDEOJOB_LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1",
-                "VIDEOJOB_PRIORITY_CLASSES": json.dumps({"urgent": "", "normal": "", "low": ""}),
-                **settings_env(**settings)})
+    env.update(
+        {
+            "KUBECONFIG": str(kubeconfig),
+            "VIDEOJOB_NAMESPACES": namespace,
+            "VIDEOJOB_METRICS_PORT": str(port),
+            "VIDEOJOB_LOG_FORMAT": "text",
+            "PYTHONUNBUFFERED": "1",
+            "VIDEOJOB_PRIORITY_CLASSES": json.dumps({"urgent": "", "normal": "", "low": ""}),
+            **settings_env(**settings),
+        }
+    )
     return OperatorProcess(env=env, log_path=log_path, metrics_port=port)
 
 
-def run_queue(args: argparse.Namespace, testenv: Any, namespace: str, videojobs: VideoJobs, custom_objects: Any,
-              recorder: JobRecorder, log_path: Path) -> dict[str, Any]:
+def run_queue(
+    args: argparse.Namespace,
+    testenv: Any,
+    namespace: str,
+    videojobs: VideoJobs,
+    custom_objects: Any,
+    recorder: JobRecorder,
+    log_path: Path,
+) -> dict[str, Any]:
     n, slots = args.queued, args.queue_max_running
     names = [f"q-{i:05d}" for i in range(n)]
     operator = operator_for(testenv, args.kubeconfig, namespace, log_path, max_running=slots)
@@ -338,8 +359,12 @@ def run_queue(args: argparse.Namespace, testenv: Any, namespace: str, videojobs:
                 operator.stop()
                 started = time.monotonic()
                 operator.start(timeout=300)
-                wait_for(lambda: _histogram(operator.metrics(), PASS_METRIC)["count"] >= 1, timeout=300,
-                         interval=0.5, message="the restarted operator's first pass")
+                wait_for(
+                    lambda: _histogram(operator.metrics(), PASS_METRIC)["count"] >= 1,
+                    timeout=300,
+                    interval=0.5,
+                    message="the restarted operator's first pass",
+                )
                 time.sleep(10)
                 rss.append(operator.rss_bytes())
                 restart_writes.append(vjs.writes_between(started))
@@ -404,8 +429,12 @@ def main() -> int:
     parser.add_argument("--queue-max-running", type=int, default=50, help="maxRunning of the queue round")
     parser.add_argument("--drain", type=int, default=100, help="slots freed one by one in the queue round")
     parser.add_argument("--drain-rate", type=float, default=5.0, help="slots freed per second")
-    parser.add_argument("--kubeconfig", type=Path, help="another API server instead of the local environment's "
-                        "(its controllers need not run: no pod is ever started)")
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="another API server instead of the local environment's "
+        "(its controllers need not run: no pod is ever started)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     # Clean up (the finally below) when stopped: SIGTERM, or SIGINT even when started in the background
@@ -441,13 +470,21 @@ def main() -> int:
     steady: dict[str, float] | None = None
     queue: dict[str, Any] | None = None
     try:
-        core_v1.create_namespaced_resource_quota(namespace, client.V1ResourceQuota(
-            metadata=client.V1ObjectMeta(name="no-pods"), spec=client.V1ResourceQuotaSpec(hard={"pods": "0"})
-        ))
+        core_v1.create_namespaced_resource_quota(
+            namespace,
+            client.V1ResourceQuota(
+                metadata=client.V1ObjectMeta(name="no-pods"), spec=client.V1ResourceQuotaSpec(hard={"pods": "0"})
+            ),
+        )
         if testenv is not None:
             ensure_s3_secret(core_v1, namespace, testenv)
-        operator = operator_for(testenv, args.kubeconfig, namespace, logs / "operator-bench.log",
-                                max_running=max(sizes) * 2 + 10 + round(args.steady_rate * args.steady_seconds))
+        operator = operator_for(
+            testenv,
+            args.kubeconfig,
+            namespace,
+            logs / "operator-bench.log",
+            max_running=max(sizes) * 2 + 10 + round(args.steady_rate * args.steady_seconds),
+        )
         operator.start()
         rss_idle = operator.rss_bytes()
         rss_loaded = 0
@@ -470,8 +507,9 @@ def main() -> int:
             if args.queued > 0:
                 drain(videojobs, custom_objects, namespace)
                 operator.stop()
-                queue = run_queue(args, testenv, namespace, videojobs, custom_objects, recorder,
-                                  logs / "operator-bench-queue.log")
+                queue = run_queue(
+                    args, testenv, namespace, videojobs, custom_objects, recorder, logs / "operator-bench-queue.log"
+                )
                 operator.start()  # the clean-up deletes the VideoJobs with an operator running
     finally:
         cleanup(videojobs, core_v1, namespace, operator)
@@ -481,57 +519,90 @@ def main() -> int:
     print("apply -> Job = from just before a VideoJob's create request is sent until a watch delivers its Job.")
     print()
     if steady is not None:
-        print(f"Steady arrival: {int(steady['n'])} VideoJobs applied at {args.steady_rate:g}/s for "
-              f"{args.steady_seconds:g} s (measured arrival rate {steady['arrival_rate']:.1f}/s; the client fell "
-              f"behind its schedule by at most {steady['max_lag'] * 1000:.0f} ms)")
-        print(f"  apply -> Job p50 {steady['p50']:.3f} s, p99 {steady['p99']:.3f} s, max {steady['max']:.3f} s, "
-              f"duplicate Jobs {int(steady['duplicates'])}  (target p99 <= {P99_TARGET_S} s: "
-              f"{verdict(steady['p99'] <= P99_TARGET_S)})")
-        print(f"  CPU meanwhile: operator {steady['cpu_operator']:.1f} s, kube-apiserver "
-              f"{steady['cpu_apiserver']:.1f} s in {steady['cpu_wall']:.1f} s "
-              f"({steady['cpu_operator'] / steady['n'] * 1000:.1f} ms of operator CPU per VideoJob)")
+        print(
+            f"Steady arrival: {int(steady['n'])} VideoJobs applied at {args.steady_rate:g}/s for "
+            f"{args.steady_seconds:g} s (measured arrival rate {steady['arrival_rate']:.1f}/s; the client fell "
+            f"behind its schedule by at most {steady['max_lag'] * 1000:.0f} ms)"
+        )
+        print(
+            f"  apply -> Job p50 {steady['p50']:.3f} s, p99 {steady['p99']:.3f} s, max {steady['max']:.3f} s, "
+            f"duplicate Jobs {int(steady['duplicates'])}  (target p99 <= {P99_TARGET_S} s: "
+            f"{verdict(steady['p99'] <= P99_TARGET_S)})"
+        )
+        print(
+            f"  CPU meanwhile: operator {steady['cpu_operator']:.1f} s, kube-apiserver "
+            f"{steady['cpu_apiserver']:.1f} s in {steady['cpu_wall']:.1f} s "
+            f"({steady['cpu_operator'] / steady['n'] * 1000:.1f} ms of operator CPU per VideoJob)"
+        )
         print()
-    print(f"Burst rounds: N VideoJobs created at once by {CLIENT_THREADS} client threads. admitted/s = N / (last Job "
-          "seen - first create sent).")
-    print("  The burst latencies include waiting behind the rest of the burst (the last one waits about "
-          "N / admitted/s), so they are not held to the p99 target.")
-    print(f"{'N':>6} {'burst p50':>10} {'burst p99':>10} {'admitted/s':>11} {'client create/s':>16} {'dup Jobs':>9}  "
-          f"target >= {RATE_TARGET:g}/s")
+    print(
+        f"Burst rounds: N VideoJobs created at once by {CLIENT_THREADS} client threads. admitted/s = N / (last Job "
+        "seen - first create sent)."
+    )
+    print(
+        "  The burst latencies include waiting behind the rest of the burst (the last one waits about "
+        "N / admitted/s), so they are not held to the p99 target."
+    )
+    print(
+        f"{'N':>6} {'burst p50':>10} {'burst p99':>10} {'admitted/s':>11} {'client create/s':>16} {'dup Jobs':>9}  "
+        f"target >= {RATE_TARGET:g}/s"
+    )
     for r in results:
         rate_text = verdict(r["rate"] >= RATE_TARGET) if r["n"] > 1 else "n/a (one VideoJob makes no rate)"
-        print(f"{int(r['n']):>6} {r['p50']:>9.3f}s {r['p99']:>9.3f}s {r['rate']:>11.1f} {r['create_rate']:>16.1f} "
-              f"{int(r['duplicates']):>9}  {rate_text}")
-    print("  CPU per round (operator / kube-apiserver / wall seconds, operator ms per VideoJob): " + "; ".join(
-        f"N={int(r['n'])}: {r['cpu_operator']:.1f} / {r['cpu_apiserver']:.1f} / {r['cpu_wall']:.1f} s, "
-        f"{r['cpu_operator'] / r['n'] * 1000:.1f} ms" for r in results))
+        print(
+            f"{int(r['n']):>6} {r['p50']:>9.3f}s {r['p99']:>9.3f}s {r['rate']:>11.1f} {r['create_rate']:>16.1f} "
+            f"{int(r['duplicates']):>9}  {rate_text}"
+        )
+    print(
+        "  CPU per round (operator / kube-apiserver / wall seconds, operator ms per VideoJob): "
+        + "; ".join(
+            f"N={int(r['n'])}: {r['cpu_operator']:.1f} / {r['cpu_apiserver']:.1f} / {r['cpu_wall']:.1f} s, "
+            f"{r['cpu_operator'] / r['n'] * 1000:.1f} ms"
+            for r in results
+        )
+    )
     print()
     mb_idle, mb_loaded = rss_idle / 1e6, rss_loaded / 1e6
-    print(f"operator RSS: {mb_idle:.1f} MB with 0 VideoJobs, {mb_loaded:.1f} MB with {max(sizes)} VideoJobs  "
-          f"(target <= {RSS_TARGET_MB:g} MB: {verdict(max(mb_idle, mb_loaded) <= RSS_TARGET_MB)})")
+    print(
+        f"operator RSS: {mb_idle:.1f} MB with 0 VideoJobs, {mb_loaded:.1f} MB with {max(sizes)} VideoJobs  "
+        f"(target <= {RSS_TARGET_MB:g} MB: {verdict(max(mb_idle, mb_loaded) <= RSS_TARGET_MB)})"
+    )
     if queue is not None:
         q, n = queue, queue["n"]
         print()
-        print(f"Queue round: {n} VideoJobs created by {CLIENT_THREADS} client threads ({q['create_rate']:.0f}/s), "
-              f"maxRunning {q['slots']}: {q['slots']} admitted (Jobs without pods), {n - q['slots']} queued")
-        print(f"  status writes until every VideoJob had its Job or queue position: {q['settle_writes']} "
-              f"({q['settle_writes'] / n:.2f} per VideoJob) in {q['settle_s']:.1f} s; then "
-              f"{q['idle_writes_per_s']:.1f}/s while nothing changed")
+        print(
+            f"Queue round: {n} VideoJobs created by {CLIENT_THREADS} client threads ({q['create_rate']:.0f}/s), "
+            f"maxRunning {q['slots']}: {q['slots']} admitted (Jobs without pods), {n - q['slots']} queued"
+        )
+        print(
+            f"  status writes until every VideoJob had its Job or queue position: {q['settle_writes']} "
+            f"({q['settle_writes'] / n:.2f} per VideoJob) in {q['settle_s']:.1f} s; then "
+            f"{q['idle_writes_per_s']:.1f}/s while nothing changed"
+        )
         rss_text = ", ".join(f"{r / 1e6:.1f} MB" for r in q["rss"])
-        print(f"  operator RSS with {n} VideoJobs, three operator processes one after the other: {rss_text}  "
-              f"(target <= {RSS_TARGET_MB:g} MB in every run: {verdict(max(q['rss']) / 1e6 <= RSS_TARGET_MB)})")
+        print(
+            f"  operator RSS with {n} VideoJobs, three operator processes one after the other: {rss_text}  "
+            f"(target <= {RSS_TARGET_MB:g} MB in every run: {verdict(max(q['rss']) / 1e6 <= RSS_TARGET_MB)})"
+        )
         print(f"  statuses written by each restarted operator (listing {n} VideoJobs afresh): {q['restart_writes']}")
         latencies = q["refill_latencies"]
-        print(f"  {len(latencies)} slots freed at {args.drain_rate:g}/s (admitted VideoJobs deleted): slot freed -> "
-              f"next Job p50 {percentile(latencies, 50):.3f} s, p99 {percentile(latencies, 99):.3f} s, max "
-              f"{max(latencies):.3f} s")
+        print(
+            f"  {len(latencies)} slots freed at {args.drain_rate:g}/s (admitted VideoJobs deleted): slot freed -> "
+            f"next Job p50 {percentile(latencies, 50):.3f} s, p99 {percentile(latencies, 99):.3f} s, max "
+            f"{max(latencies):.3f} s"
+        )
         passes = int(q["passes"])
-        print(f"  passes meanwhile: {passes}, mean {q['pass_mean_s'] * 1000:.0f} ms, {int(q['passes_within_target'])} "
-              f"of {passes} within {PASS_TARGET_S * 1000:.0f} ms (target: a pass <= {PASS_TARGET_S * 1000:.0f} ms "
-              f"with {n} queued: {verdict(passes > 0 and q['passes_within_target'] >= passes)})")
+        print(
+            f"  passes meanwhile: {passes}, mean {q['pass_mean_s'] * 1000:.0f} ms, {int(q['passes_within_target'])} "
+            f"of {passes} within {PASS_TARGET_S * 1000:.0f} ms (target: a pass <= {PASS_TARGET_S * 1000:.0f} ms "
+            f"with {n} queued: {verdict(passes > 0 and q['passes_within_target'] >= passes)})"
+        )
         per_slot = q["drain_writes"] / len(latencies)
-        print(f"  status writes while draining: {q['drain_writes']} in {q['drain_seconds']:.1f} s "
-              f"({q['drain_writes'] / q['drain_seconds']:.0f}/s, {per_slot:.1f} per freed slot; "
-              f"every admission moves {n - q['slots']} queued VideoJobs up one place)")
+        print(
+            f"  status writes while draining: {q['drain_writes']} in {q['drain_seconds']:.1f} s "
+            f"({q['drain_writes'] / q['drain_seconds']:.0f}/s, {per_slot:.1f} per freed slot; "
+            f"every admission moves {n - q['slots']} queued VideoJobs up one place)"
+        )
     load = os.getloadavg()
     print(f"machine: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs at the end")
     return 0
@@ -545,7 +616,8 @@ def drain(videojobs: VideoJobs, custom_objects: Any, namespace: str) -> None:
 
     custom_objects.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
     client.BatchV1Api(custom_objects.api_client).delete_collection_namespaced_job(
-        namespace, label_selector=SELECTOR, propagation_policy="Background")
+        namespace, label_selector=SELECTOR, propagation_policy="Background"
+    )
 
     def none_left() -> bool:  # one small page, not the whole list: 10,000 VideoJobs are tens of MB per request
         page = custom_objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, limit=1)
@@ -553,8 +625,9 @@ def drain(videojobs: VideoJobs, custom_objects: Any, namespace: str) -> None:
 
     from urllib3.exceptions import HTTPError
 
-    wait_for(none_left, timeout=600, interval=1, message="earlier rounds' VideoJobs deleted",
-             ignore=(OSError, HTTPError))  # a loaded API server may drop a connection
+    wait_for(
+        none_left, timeout=600, interval=1, message="earlier rounds' VideoJobs deleted", ignore=(OSError, HTTPError)
+    )  # a loaded API server may drop a connection
 
 
 def cleanup(videojobs: VideoJobs, core_v1: Any, namespace: str, operator: OperatorProcess | None) -> None:

@@ -82,11 +82,35 @@ def make_clip(path: Path, seconds: float, size: str = "1920x1080", fps: int = 30
         return path
     partial = path.with_suffix(".part.mp4")
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "128k", "-shortest", str(partial)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-shortest",
+            str(partial),
+        ],
         check=True,
     )
     partial.replace(path)
@@ -111,7 +135,7 @@ def raw_ffmpeg_argv(spec: VideoJobSpec, clip: Path, workdir: Path) -> tuple[list
         argv = list(plan.main)
         if "-progress" in argv:
             at = argv.index("-progress")
-            del argv[at:at + 2]
+            del argv[at : at + 2]
         argv = [a for a in argv if a != "-nostats"]
         if getattr(plan, "index_last", False):  # the runner moves the index itself; FFmpeg alone must do it
             argv[-1:-1] = ["-movflags", "+faststart"]
@@ -119,7 +143,14 @@ def raw_ffmpeg_argv(spec: VideoJobSpec, clip: Path, workdir: Path) -> tuple[list
     output = spec.output
     out = workdir / "out" / "output.mp4"
     argv = [
-        "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(clip),
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        str(clip),
         *encoders.video_options(output.video, "cpu", output.container),
         *encoders.audio_options(output.audio),
         *encoders.muxer_options(output.container),
@@ -173,8 +204,25 @@ def make_big_input(clip: Path, gigabytes: float, cache: Path) -> Path:
     if path.exists():
         return path
     partial = path.with_suffix(".part.mp4")
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", str(loops - 1),
-                    "-i", str(clip), "-c", "copy", "-f", "mp4", str(partial)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            str(loops - 1),
+            "-i",
+            str(clip),
+            "-c",
+            "copy",
+            "-f",
+            "mp4",
+            str(partial),
+        ],
+        check=True,
+    )
     partial.replace(path)
     return path
 
@@ -183,12 +231,14 @@ def run_runner(spec: VideoJobSpec, env: dict[str, str], runner: Path, work: Path
     workdir = work / f"runner-{tag}"
     workdir.mkdir()
     result = work / f"result-{tag}.json"
-    run_env = {**env,
-               "VIDEOJOB_SPEC": json.dumps(spec.to_wire()),
-               "VIDEOJOB_WORKDIR": str(workdir),
-               "VIDEOJOB_RESULT_PATH": str(result),
-               "VIDEOJOB_HARDWARE": "cpu",
-               "VIDEOJOB_PROGRESS": "none"}
+    run_env = {
+        **env,
+        "VIDEOJOB_SPEC": json.dumps(spec.to_wire()),
+        "VIDEOJOB_WORKDIR": str(workdir),
+        "VIDEOJOB_RESULT_PATH": str(result),
+        "VIDEOJOB_HARDWARE": "cpu",
+        "VIDEOJOB_PROGRESS": "none",
+    }
     timing = timed([str(runner)], run_env, poll_own_rss=True)
     subprocess.run(["rm", "-rf", str(workdir)], check=True)
     return timing, json.loads(result.read_text())
@@ -227,16 +277,18 @@ def main() -> int:
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     upload(clip, f"s3://{bucket}/in/clip.mp4", s3=s3)
-    spec = VideoJobSpec.model_validate({
-        "hardware": "cpu",
-        "inputs": [{"name": "clip", "uri": f"s3://{bucket}/in/clip.mp4"}],
-        "output": {
-            "uri": f"s3://{bucket}/out/",
-            "container": "mp4",
-            "video": {"codec": "h264", "crf": 23, "preset": args.preset},
-            "audio": {"codec": "aac", "bitrate": "128k"},
-        },
-    })
+    spec = VideoJobSpec.model_validate(
+        {
+            "hardware": "cpu",
+            "inputs": [{"name": "clip", "uri": f"s3://{bucket}/in/clip.mp4"}],
+            "output": {
+                "uri": f"s3://{bucket}/out/",
+                "container": "mp4",
+                "video": {"codec": "h264", "crf": 23, "preset": args.preset},
+                "audio": {"codec": "aac", "bitrate": "128k"},
+            },
+        }
+    )
 
     raw: list[Timing] = []
     wrapped: list[Timing] = []
@@ -246,6 +298,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="videojob-bench-") as scratch:
             work = Path(scratch)
             for i in range(runs):
+
                 def run_raw(i: int = i) -> None:
                     raw_dir = work / f"raw-{i}"
                     argv, out, _ = raw_ffmpeg_argv(spec, clip, raw_dir)
@@ -254,24 +307,31 @@ def main() -> int:
                     subprocess.run(["rm", "-rf", str(raw_dir)], check=True)
 
                 def run_wrapped(i: int = i) -> None:
-                    run_spec = spec.model_copy(update={"output": spec.output.model_copy(
-                        update={"uri": f"s3://{bucket}/out/run-{i}/"})})
+                    run_spec = spec.model_copy(
+                        update={"output": spec.output.model_copy(update={"uri": f"s3://{bucket}/out/run-{i}/"})}
+                    )
                     timing, result = run_runner(run_spec, env, runner, work, str(i))
                     wrapped.append(timing)
                     results.append(result)
 
                 # Alternate which goes first, so a drift in machine load hits both sides alike.
-                for step in ((run_raw, run_wrapped) if i % 2 == 0 else (run_wrapped, run_raw)):
+                for step in (run_raw, run_wrapped) if i % 2 == 0 else (run_wrapped, run_raw):
                     step()
             if big_gb > 0:
                 big_input = make_big_input(clip, big_gb, cache)
                 upload(big_input, f"s3://{bucket}/in/big.mp4", s3=s3)
-                big_spec = VideoJobSpec.model_validate({
-                    "hardware": "cpu",
-                    "inputs": [{"name": "big", "uri": f"s3://{bucket}/in/big.mp4"}],
-                    "output": {"uri": f"s3://{bucket}/out/big/", "container": "mp4",
-                               "video": {"codec": "copy"}, "audio": {"codec": "copy"}},
-                })
+                big_spec = VideoJobSpec.model_validate(
+                    {
+                        "hardware": "cpu",
+                        "inputs": [{"name": "big", "uri": f"s3://{bucket}/in/big.mp4"}],
+                        "output": {
+                            "uri": f"s3://{bucket}/out/big/",
+                            "container": "mp4",
+                            "video": {"codec": "copy"},
+                            "audio": {"codec": "copy"},
+                        },
+                    }
+                )
                 timing, result = run_runner(big_spec, env, runner, work, "big")
                 big = (timing, result, big_input.stat().st_size)
     finally:
@@ -322,15 +382,23 @@ def main() -> int:
     print(f"clip                 {report['clip']}")
     print(f"raw ffmpeg command   {shlex.join(argv)}  (from {source})")
     print(f"raw ffmpeg           median {raw_median:.2f} s  runs {report['raw_seconds']}")
-    print(f"videojob-transcode   median {runner_median:.2f} s  runs {report['runner_seconds']}  "
-          "(S3 reads and writes included, streamed)")
-    print(f"ratio runner/raw     {ratio:.4f} of medians (target <= {TARGET_RATIO}: {verdict(ratio <= TARGET_RATIO)}), "
-          f"{best_ratio:.4f} of the fastest runs; runner - raw back to back: median {paired:+.2f} s; "
-          f"CPU seconds ratio {cpu_ratio:.4f}")
-    print(f"machine              load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {report['cpus']} CPUs "
-          "(at the end of the runs)")
-    print(f"runner peak RSS      python {report['runner_python_peak_rss_mib']} MiB, "
-          f"with ffmpeg {report['runner_tree_peak_rss_mib']} MiB (raw ffmpeg {report['raw_ffmpeg_peak_rss_mib']} MiB)")
+    print(
+        f"videojob-transcode   median {runner_median:.2f} s  runs {report['runner_seconds']}  "
+        "(S3 reads and writes included, streamed)"
+    )
+    print(
+        f"ratio runner/raw     {ratio:.4f} of medians (target <= {TARGET_RATIO}: {verdict(ratio <= TARGET_RATIO)}), "
+        f"{best_ratio:.4f} of the fastest runs; runner - raw back to back: median {paired:+.2f} s; "
+        f"CPU seconds ratio {cpu_ratio:.4f}"
+    )
+    print(
+        f"machine              load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {report['cpus']} CPUs "
+        "(at the end of the runs)"
+    )
+    print(
+        f"runner peak RSS      python {report['runner_python_peak_rss_mib']} MiB, "
+        f"with ffmpeg {report['runner_tree_peak_rss_mib']} MiB (raw ffmpeg {report['raw_ffmpeg_peak_rss_mib']} MiB)"
+    )
     if big is not None:
         timing, result, size = big
         big_own = (timing.own_hwm_kib or 0) / 1024
@@ -338,16 +406,22 @@ def main() -> int:
         growth = big_own - small_own
         out = result["artifacts"][0]
         report["big_input"] = {
-            "bytes": size, "seconds": round(timing.seconds, 2),
+            "bytes": size,
+            "seconds": round(timing.seconds, 2),
             "runner_python_peak_rss_mib": round(big_own, 1),
             "runner_tree_peak_rss_mib": round(timing.tree_max_rss_kib / 1024, 1),
-            "output_bytes": out.get("size"), "output_duration": out.get("duration"),
+            "output_bytes": out.get("size"),
+            "output_duration": out.get("duration"),
         }
-        print(f"big input            {size / 1e9:.2f} GB ({out.get('duration')} s of media), stream copy, "
-              f"{timing.seconds:.1f} s ({size / 1e6 / timing.seconds:.0f} MB/s in and out)")
-        print(f"big input peak RSS   python {big_own:.1f} MiB (60 s clip: {small_own:.1f} MiB, "
-              f"{growth:+.1f} MiB; flat within {FLAT_RSS_MIB:g} MiB: {verdict(growth <= FLAT_RSS_MIB)}), "
-              f"with ffmpeg {timing.tree_max_rss_kib / 1024:.1f} MiB")
+        print(
+            f"big input            {size / 1e9:.2f} GB ({out.get('duration')} s of media), stream copy, "
+            f"{timing.seconds:.1f} s ({size / 1e6 / timing.seconds:.0f} MB/s in and out)"
+        )
+        print(
+            f"big input peak RSS   python {big_own:.1f} MiB (60 s clip: {small_own:.1f} MiB, "
+            f"{growth:+.1f} MiB; flat within {FLAT_RSS_MIB:g} MiB: {verdict(growth <= FLAT_RSS_MIB)}), "
+            f"with ffmpeg {timing.tree_max_rss_kib / 1024:.1f} MiB"
+        )
     out_dir = REPO / "bench" / "out"
     out_dir.mkdir(exist_ok=True)
     (out_dir / f"transcoder_overhead{'-quick' if args.quick else ''}.json").write_text(json.dumps(report, indent=2))

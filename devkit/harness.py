@@ -192,8 +192,13 @@ class OperatorProcess:
             log.write(f"\n===== operator start #{self.starts + 1} at {time.strftime('%H:%M:%S')} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=REPO,
+                self.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=REPO,
             )
         self.starts += 1
         self.wait_healthy(timeout)
@@ -354,12 +359,21 @@ class MediaFactory:
         self.s3 = s3
 
     def video(
-        self, seconds: float = 1.0, size: str = "160x120", fps: int = 15, audio: bool = True, container: str = "mp4",
+        self,
+        seconds: float = 1.0,
+        size: str = "160x120",
+        fps: int = 15,
+        audio: bool = True,
+        container: str = "mp4",
         color: bool = False,
     ) -> Path:
         width, height = (int(x) for x in size.split("x"))
         return mediagen.video(
-            container, size=(width, height), fps=fps, duration=seconds, audio="sine" if audio else None,
+            container,
+            size=(width, height),
+            fps=fps,
+            duration=seconds,
+            audio="sine" if audio else None,
             color="blue" if color else None,
         )
 
@@ -375,8 +389,28 @@ class MediaFactory:
         if path.exists():
             return path
         acodec = {"webm": "libopus", "avi": "libmp3lame"}.get(video.suffix.lstrip("."), "aac")
-        self._run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(self.speech()),
-                   "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", acodec, str(path)])
+        self._run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(video),
+                "-i",
+                str(self.speech()),
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c:v",
+                "copy",
+                "-c:a",
+                acodec,
+                str(path),
+            ]
+        )
         return path
 
     def subtitles(self, fmt: str = "srt") -> Path:
@@ -416,14 +450,10 @@ class VideoJobs:
     def create_object(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = json.loads(json.dumps(obj))
         obj.setdefault("metadata", {}).pop("namespace", None)
-        return self.custom_objects.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, obj
-        )
+        return self.custom_objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, obj)
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.custom_objects.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name
-        )
+        return self.custom_objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
     def list(self) -> list[dict[str, Any]]:
         res = self.custom_objects.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
@@ -452,7 +482,11 @@ class VideoJobs:
             if obj["metadata"].get("finalizers"):
                 with contextlib.suppress(ApiException):
                     self.custom_objects.patch_namespaced_custom_object(
-                        GROUP, VERSION, self.namespace, PLURAL, obj["metadata"]["name"],
+                        GROUP,
+                        VERSION,
+                        self.namespace,
+                        PLURAL,
+                        obj["metadata"]["name"],
                         {"metadata": {"finalizers": None}},
                     )
 
@@ -515,13 +549,14 @@ class JobRecorder:
         self._thread.join(15)
 
     def _record(self, job: Any) -> None:
-        owner = next(
-            (r.name for r in (job.metadata.owner_references or []) if r.kind == "VideoJob"), None
-        )
+        owner = next((r.name for r in (job.metadata.owner_references or []) if r.kind == "VideoJob"), None)
         entry = JobAdded(
-            uid=job.metadata.uid, name=job.metadata.name, owner=owner,
+            uid=job.metadata.uid,
+            name=job.metadata.name,
+            owner=owner,
             created=job.metadata.creation_timestamp.isoformat() if job.metadata.creation_timestamp else "",
-            seen=time.monotonic(), obj=job,
+            seen=time.monotonic(),
+            obj=job,
         )
         with self._lock:
             if entry.uid in self._uids:
@@ -546,8 +581,11 @@ class JobRecorder:
                     self._ready.set()
                 w = watch.Watch()
                 for ev in w.stream(
-                    self.batch_v1.list_namespaced_job, self.namespace, resource_version=rv,
-                    timeout_seconds=2, allow_watch_bookmarks=True,
+                    self.batch_v1.list_namespaced_job,
+                    self.namespace,
+                    resource_version=rv,
+                    timeout_seconds=2,
+                    allow_watch_bookmarks=True,
                 ):
                     obj = ev["object"]
                     rv = obj.metadata.resource_version
@@ -630,17 +668,23 @@ class Diagnostics:
             objs = [o for o in self.videojobs.list() if wanted is None or o["metadata"]["name"] in wanted]
             parts.append("--- VideoJobs ---\n" + "\n".join(describe_videojob(o) for o in objs[:30]))
             jobs = self.batch_v1.list_namespaced_job(self.namespace).items
-            parts.append("--- Jobs ---\n" + "\n".join(
-                f"{j.metadata.name}: active={j.status.active} succeeded={j.status.succeeded} "
-                f"failed={j.status.failed} conditions={[(c.type, c.reason) for c in j.status.conditions or []]}"
-                for j in jobs[:30]
-            ))
+            parts.append(
+                "--- Jobs ---\n"
+                + "\n".join(
+                    f"{j.metadata.name}: active={j.status.active} succeeded={j.status.succeeded} "
+                    f"failed={j.status.failed} conditions={[(c.type, c.reason) for c in j.status.conditions or []]}"
+                    for j in jobs[:30]
+                )
+            )
             pods = self.core_v1.list_namespaced_pod(self.namespace).items
-            parts.append("--- Pods ---\n" + "\n".join(
-                f"{p.metadata.name}: {p.status.phase} node={p.spec.node_name} "
-                f"{[(c.type, c.status, c.reason) for c in p.status.conditions or [] if c.status != 'True']}"
-                for p in pods[:30]
-            ))
+            parts.append(
+                "--- Pods ---\n"
+                + "\n".join(
+                    f"{p.metadata.name}: {p.status.phase} node={p.spec.node_name} "
+                    f"{[(c.type, c.status, c.reason) for c in p.status.conditions or [] if c.status != 'True']}"
+                    for p in pods[:30]
+                )
+            )
         except Exception as e:
             parts.append(f"<could not read the namespace: {e!r}>")
         parts.append(self.pod_logs())
@@ -649,7 +693,11 @@ class Diagnostics:
         return "\n".join(parts)
 
     def wait(
-        self, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.25, message: str = "",
+        self,
+        predicate: Callable[[], Any],
+        timeout: float = 60,
+        interval: float = 0.25,
+        message: str = "",
         names: Iterable[str] | None = None,
     ) -> Any:
         """wait_for(), with the diagnostics of the moment it gave up appended to the failure."""
@@ -670,9 +718,7 @@ class Diagnostics:
             if phase in wanted:
                 return obj
             if phase in TERMINAL:
-                raise AssertionError(
-                    f"VideoJob {name} ended {phase}, expected {sorted(wanted)}\n{self.report([name])}"
-                )
+                raise AssertionError(f"VideoJob {name} ended {phase}, expected {sorted(wanted)}\n{self.report([name])}")
             return NotYet(describe_videojob(obj))
 
         try:

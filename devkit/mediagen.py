@@ -29,8 +29,10 @@ _CODECS: dict[str, tuple[list[str], list[str]]] = {
     "mov": (["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"], ["-c:a", "aac", "-b:a", "64k"]),
     "mkv": (["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"], ["-c:a", "libmp3lame", "-b:a", "64k"]),
     "avi": (["-c:v", "mpeg4", "-q:v", "3"], ["-c:a", "libmp3lame", "-b:a", "64k"]),
-    "webm": (["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"],
-             ["-c:a", "libopus", "-b:a", "48k"]),
+    "webm": (
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"],
+        ["-c:a", "libopus", "-b:a", "48k"],
+    ),
 }
 _MUXERS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "avi": "avi", "webm": "webm"}
 _AUDIO = {
@@ -58,8 +60,11 @@ def _key(*parts: Any) -> str:
 
 def _ffmpeg(args: Sequence[str], out: Path) -> Path:
     partial = out.with_name(out.name + ".part")
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-threads", "1",
-                    *args, str(partial)], check=True, timeout=120)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-threads", "1", *args, str(partial)],
+        check=True,
+        timeout=120,
+    )
     partial.replace(out)
     return out
 
@@ -118,10 +123,20 @@ def audio(
         return out
     codec, muxer = _AUDIO[fmt]
     layout = "mono" if channels == 1 else "stereo"
-    return _ffmpeg([
-        "-f", "lavfi", "-i", f"sine=f={frequency}:sample_rate={sample_rate}:d={duration}",
-        "-filter:a", f"volume={volume},aformat=channel_layouts={layout}", *codec, "-f", muxer,
-    ], out)
+    return _ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f={frequency}:sample_rate={sample_rate}:d={duration}",
+            "-filter:a",
+            f"volume={volume},aformat=channel_layouts={layout}",
+            *codec,
+            "-f",
+            muxer,
+        ],
+        out,
+    )
 
 
 Cues = Sequence[tuple[float, float, str]]
@@ -142,9 +157,11 @@ def subtitles(fmt: str, cues: Cues) -> Path:
     elif fmt == "vtt":
         text = "WEBVTT\n\n" + "\n".join(f"{_ts(s, '.')} --> {_ts(e, '.')}\n{t}\n" for s, e, t in cues)
     elif fmt == "ass":
+
         def ass_ts(x: float) -> str:
             cs = round(x * 100)
             return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+
         text = (
             "[Script Info]\nScriptType: v4.00+\nPlayResX: 320\nPlayResY: 240\n\n"
             "[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
@@ -178,7 +195,9 @@ def speech_wav(text: str, voice: str = "en", speed: int = 140) -> Path:
 def probe_json(path: Path) -> dict[str, Any]:
     completed = subprocess.run(
         ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return json.loads(completed.stdout)
 
@@ -189,9 +208,27 @@ def frame_rgb(path: Path, at: float) -> tuple[bytes, int, int]:
     stream = next(s for s in info["streams"] if s["codec_type"] == "video")
     w, h = int(stream["width"]), int(stream["height"])
     completed = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-ss", f"{at:.3f}",
-         "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-ss",
+            f"{at:.3f}",
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     data = completed.stdout
     assert len(data) == w * h * 3, f"expected one {w}x{h} frame at {at} s of {path}, got {len(data)} bytes"
@@ -204,7 +241,7 @@ def region_mean(frame: tuple[bytes, int, int], box: tuple[int, int, int, int]) -
     x0, y0, x1, y1 = box
     sums = [0, 0, 0]
     for y in range(y0, y1):
-        row = data[(y * w + x0) * 3:(y * w + x1) * 3]
+        row = data[(y * w + x0) * 3 : (y * w + x1) * 3]
         sums[0] += sum(row[0::3])
         sums[1] += sum(row[1::3])
         sums[2] += sum(row[2::3])
@@ -212,8 +249,9 @@ def region_mean(frame: tuple[bytes, int, int], box: tuple[int, int, int, int]) -
     return sums[0] / n, sums[1] / n, sums[2] / n
 
 
-def changed_fraction(a: tuple[bytes, int, int], b: tuple[bytes, int, int], box: tuple[int, int, int, int],
-                     threshold: int = 40) -> float:
+def changed_fraction(
+    a: tuple[bytes, int, int], b: tuple[bytes, int, int], box: tuple[int, int, int, int], threshold: int = 40
+) -> float:
     """Share of pixels in `box` whose colour differs by more than `threshold` (sum over channels) between frames."""
     da, w, _ = a
     db = b[0]
@@ -230,10 +268,28 @@ def changed_fraction(a: tuple[bytes, int, int], b: tuple[bytes, int, int], box: 
 def audio_rms_db(path: Path, start: float, end: float, sample_rate: int = 8000) -> float:
     """RMS level in dBFS of the (mono-mixed) audio between `start` and `end` seconds."""
     completed = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-vn",
-         "-af", f"atrim=start={start}:end={end},aformat=channel_layouts=mono", "-ar", str(sample_rate),
-         "-f", "s16le", "-c:a", "pcm_s16le", "-"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-vn",
+            "-af",
+            f"atrim=start={start}:end={end},aformat=channel_layouts=mono",
+            "-ar",
+            str(sample_rate),
+            "-f",
+            "s16le",
+            "-c:a",
+            "pcm_s16le",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     samples = array.array("h")
     samples.frombytes(completed.stdout[: len(completed.stdout) // 2 * 2])

@@ -192,9 +192,7 @@ class OperatorRelease:
         self.installed = False
 
     def scale(self, replicas: int) -> None:
-        self.apps_v1.patch_namespaced_deployment_scale(
-            self.fullname, self.namespace, {"spec": {"replicas": replicas}}
-        )
+        self.apps_v1.patch_namespaced_deployment_scale(self.fullname, self.namespace, {"spec": {"replicas": replicas}})
 
     def delete_pod(self) -> None:
         """Delete the operator's pod and return at once; the Deployment makes a new one (start() waits for it)."""
@@ -245,8 +243,8 @@ class OperatorRelease:
     def pods(self) -> list[Any]:
         """The operator's pods that are not being deleted (several with `replicas`)."""
         pods = self.core_v1.list_namespaced_pod(
-            self.namespace, label_selector=f"app.kubernetes.io/instance={self.release},"
-            "app.kubernetes.io/component=operator",
+            self.namespace,
+            label_selector=f"app.kubernetes.io/instance={self.release},app.kubernetes.io/component=operator",
         ).items
         return [p for p in pods if p.metadata.deletion_timestamp is None]
 
@@ -258,8 +256,9 @@ class OperatorRelease:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            return client.CoordinationV1Api(self.core_v1.api_client).read_namespaced_lease(self.fullname,
-                                                                                           self.namespace)
+            return client.CoordinationV1Api(self.core_v1.api_client).read_namespaced_lease(
+                self.fullname, self.namespace
+            )
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -271,8 +270,9 @@ class OperatorRelease:
 
     def ready_pods(self) -> list[Any]:
         """Live operator pods whose Ready condition is True (their /healthz answers)."""
-        return [p for p in self.pods()
-                if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+        return [
+            p for p in self.pods() if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        ]
 
     def pid_of(self, pod_name: str) -> int:
         """The operator process of one pod's container, as this machine sees it."""
@@ -292,8 +292,7 @@ class OperatorRelease:
 
         with urllib.request.urlopen(f"http://{pod.status.pod_ip}:{METRICS_PORT}/metrics", timeout=5) as r:
             text = r.read().decode()
-        return {s.name: float(s.value) for f in text_string_to_metric_families(text) for s in f.samples
-                if not s.labels}
+        return {s.name: float(s.value) for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
 
     def save_logs(self) -> None:
         """save_log for every replica (save_log keeps the newest pod's only)."""
@@ -303,16 +302,21 @@ class OperatorRelease:
         for pod in self.pods():
             for which in ("previous", "current"):  # a restarted container's previous log is kept by the kubelet
                 try:
-                    text = str(self.core_v1.read_namespaced_pod_log(pod.metadata.name, self.namespace,
-                                                                    previous=which == "previous"))
+                    text = str(
+                        self.core_v1.read_namespaced_pod_log(
+                            pod.metadata.name, self.namespace, previous=which == "previous"
+                        )
+                    )
                 except ApiException:
                     continue
                 key = f"{pod.metadata.uid}/{which}"
                 if self._seen_logs.get(key) != text:
                     self._seen_logs[key] = text
                     with open(self.log_path, "a") as f:
-                        f.write(f"\n===== pod {pod.metadata.name} ({which} container, saved "
-                                f"{time.strftime('%H:%M:%S')}) =====\n{text}")
+                        f.write(
+                            f"\n===== pod {pod.metadata.name} ({which} container, saved "
+                            f"{time.strftime('%H:%M:%S')}) =====\n{text}"
+                        )
 
     def container_status(self) -> Any | None:
         pod = self.pod()

@@ -71,8 +71,11 @@ class VideoJobWrapper:
     def copy_video(self) -> Self:
         """Copy the video stream instead of encoding it (see copy_spec)."""
         spec = self._obj["spec"]
-        self._obj["spec"] = copy_spec(spec["inputs"][0]["uri"], spec["output"]["uri"],
-                                      **{k: v for k, v in spec.items() if k not in ("inputs", "output")})
+        self._obj["spec"] = copy_spec(
+            spec["inputs"][0]["uri"],
+            spec["output"]["uri"],
+            **{k: v for k, v in spec.items() if k not in ("inputs", "output")},
+        )
         return self
 
     def priority(self, priority: int) -> Self:

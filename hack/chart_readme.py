@@ -89,8 +89,11 @@ def type_of(value: Any) -> str:
 def leaves(values: Any, prefix: str = "") -> list[str]:
     """Dotted paths of every value that is not a non-empty map."""
     if isinstance(values, dict) and values:
-        return [leaf for key, value in values.items() for leaf in leaves(value, f"{prefix}{key}" if not prefix
-                                                                          else f"{prefix}.{key}")]
+        return [
+            leaf
+            for key, value in values.items()
+            for leaf in leaves(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}")
+        ]
     return [prefix]
 
 
@@ -168,9 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         actual = README.read_text() if README.exists() else ""
         if actual != expected:
-            sys.stderr.writelines(difflib.unified_diff(actual.splitlines(keepends=True),
-                                                       expected.splitlines(keepends=True),
-                                                       "README.md (committed)", "README.md (generated)", n=1))
+            sys.stderr.writelines(
+                difflib.unified_diff(
+                    actual.splitlines(keepends=True),
+                    expected.splitlines(keepends=True),
+                    "README.md (committed)",
+                    "README.md (generated)",
+                    n=1,
+                )
+            )
             sys.stderr.write("charts/videojob-operator/README.md is out of date: run `make chart-docs`\n")
             return 1
         return 0

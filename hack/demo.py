@@ -58,8 +58,9 @@ def say(text: str) -> None:
 
 
 def ensure_environment(testenv_dir: Path) -> None:
-    status = subprocess.run([sys.executable, str(TESTENV_SCRIPT), "--dir", str(testenv_dir), "status", "--quiet"],
-                            check=False)
+    status = subprocess.run(
+        [sys.executable, str(TESTENV_SCRIPT), "--dir", str(testenv_dir), "status", "--quiet"], check=False
+    )
     if status.returncode == 0:
         say("local environment is up")
         return
@@ -99,8 +100,17 @@ def chain_spec(name: str) -> dict[str, Any]:
         "operations": [
             {"concat": {"inputs": ["intro", "main"]}},
             {"audio": {"input": "music", "mode": "mix", "offset": 0.5, "volume": 0.3, "fadeOut": 1}},
-            {"text": {"text": "Launch day", "size": 24, "color": "white", "position": "top-center", "box": True,
-                      "start": 0, "end": 3}},
+            {
+                "text": {
+                    "text": "Launch day",
+                    "size": 24,
+                    "color": "white",
+                    "position": "top-center",
+                    "box": True,
+                    "start": 0,
+                    "end": 3,
+                }
+            },
             {"subtitles": {"input": "subs", "emit": ["vtt"]}},
             {"pip": {"input": "cam", "position": "bottom-right", "scale": 0.3, "start": 1}},
         ],
@@ -118,9 +128,11 @@ def chain_spec(name: str) -> dict[str, Any]:
 def progress_line(obj: dict[str, Any], started: float) -> str:
     st = obj.get("status") or {}
     queue = st.get("queuePosition")
-    return (f"{obj['metadata']['name']:<22} {st.get('phase') or '-'!s:<10} {float(st.get('progress') or 0):>6.1f}% "
-            f"{str(queue) if queue else '-':>5}  {st.get('hardware') or '-'!s:<8} {st.get('node') or '-'!s:<6} "
-            f"{time.monotonic() - started:>5.0f}s")
+    return (
+        f"{obj['metadata']['name']:<22} {st.get('phase') or '-'!s:<10} {float(st.get('progress') or 0):>6.1f}% "
+        f"{str(queue) if queue else '-':>5}  {st.get('hardware') or '-'!s:<8} {st.get('node') or '-'!s:<6} "
+        f"{time.monotonic() - started:>5.0f}s"
+    )
 
 
 def tool(testenv: Any, name: str, *args: str, stdin: str | None = None, check: bool = True) -> str:
@@ -207,8 +219,11 @@ def main() -> int:
     api = config.new_client_from_config(config_file=testenv.kubeconfig)
     core_v1 = client.CoreV1Api(api)
     s3 = boto3.client(
-        "s3", endpoint_url=testenv.s3_endpoint_url, aws_access_key_id=testenv.aws_access_key_id,
-        aws_secret_access_key=testenv.aws_secret_access_key, region_name=testenv.aws_default_region,
+        "s3",
+        endpoint_url=testenv.s3_endpoint_url,
+        aws_access_key_id=testenv.aws_access_key_id,
+        aws_secret_access_key=testenv.aws_secret_access_key,
+        region_name=testenv.aws_default_region,
         config=Config(s3={"addressing_style": "path"}),
     )
 
@@ -248,10 +263,14 @@ def main() -> int:
 
     status = final.get("status") or {}
     if status.get("phase") != "Succeeded":
-        print(f"\ndemo: VideoJob {name} ended {status.get('phase')}: {status.get('reason')}: {status.get('message')}",
-              file=sys.stderr)
-        print(f"operator log (kubectl -n {OPERATOR_NAMESPACE} logs deployment/{RELEASE}):\n{operator_log(testenv)}",
-              file=sys.stderr)
+        print(
+            f"\ndemo: VideoJob {name} ended {status.get('phase')}: {status.get('reason')}: {status.get('message')}",
+            file=sys.stderr,
+        )
+        print(
+            f"operator log (kubectl -n {OPERATOR_NAMESPACE} logs deployment/{RELEASE}):\n{operator_log(testenv)}",
+            file=sys.stderr,
+        )
         return 1
 
     say("artifacts")
@@ -259,8 +278,10 @@ def main() -> int:
         size = f"{a.get('width')}x{a.get('height')}" if a.get("width") else "-"
         duration = f"{a['duration']:.2f}s" if a.get("duration") is not None else "-"
         codecs = f"{a.get('videoCodec') or '-'}/{a.get('audioCodec') or '-'}"
-        print(f"    {a['uri']}\n        kind {a.get('kind', 'video')}, {human(a['size'])}, duration {duration}, "
-              f"resolution {size}, codecs {codecs}\n        sha256 {a['sha256']}")
+        print(
+            f"    {a['uri']}\n        kind {a.get('kind', 'video')}, {human(a['size'])}, duration {duration}, "
+            f"resolution {size}, codecs {codecs}\n        sha256 {a['sha256']}"
+        )
     say("where it ran")
     pods = core_v1.list_namespaced_pod(NAMESPACE, label_selector=f"videojob.dev/name={name}").items
     for pod in pods:
@@ -270,8 +291,10 @@ def main() -> int:
     op_pods = core_v1.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/component=operator")
     for pod in op_pods.items:
         assert pod.metadata and pod.spec and pod.status
-        print(f"    operator pod {pod.metadata.name} on {pod.spec.node_name}: image {pod.spec.containers[0].image}, "
-              f"{pod.status.phase}")
+        print(
+            f"    operator pod {pod.metadata.name} on {pod.spec.node_name}: image {pod.spec.containers[0].image}, "
+            f"{pod.status.phase}"
+        )
     print("    " + tool(testenv, "helm", "list", "-A").strip().replace("\n", "\n    "))
     say(f"bucket s3://{BUCKET}")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):

@@ -1019,8 +1019,11 @@ def cmd_restart(env: Env, names: list[str], down_seconds: float) -> int:
         comps = state["components"]
         unknown = [n for n in names if n not in comps or "argv" not in comps[n] or n not in STOP_ORDER]
         if unknown:
-            print(f"testenv: cannot restart {unknown}: not components of this environment started with a recorded "
-                  f"command line (known: {sorted(comps)})", file=sys.stderr)
+            print(
+                f"testenv: cannot restart {unknown}: not components of this environment started with a recorded "
+                f"command line (known: {sorted(comps)})",
+                file=sys.stderr,
+            )
             return 2
         order = [n for n in STOP_ORDER if n in names]  # stopped in STOP_ORDER, started the other way round
         for name in order:

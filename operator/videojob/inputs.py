@@ -35,8 +35,17 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _FORBIDDEN_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 _SIZE = re.compile(r"^([0-9]+)\s*(|k|M|G|T|Ki|Mi|Gi|Ti)$")
-_SIZE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-               "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_SIZE_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 MAX_KEY_BYTES = 1024  # S3's own limit
@@ -274,7 +283,11 @@ def check_uri(uri: str, policy: InputPolicy, resolver: Resolver = resolve) -> Pa
     for address in addresses:
         check_address(uri, parsed.host, address, policy)
     return ParsedURI(
-        uri=parsed.uri, scheme=parsed.scheme, host=parsed.host, path=parsed.path, port=parsed.port,
+        uri=parsed.uri,
+        scheme=parsed.scheme,
+        host=parsed.host,
+        path=parsed.path,
+        port=parsed.port,
         addresses=tuple(addresses),
     )
 

@@ -108,7 +108,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     """
     if not uri.startswith("s3://"):
         raise BadInput(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     if key:
         stem = key[:-1] if key.endswith("/") else key
         parse_uri(f"s3://{bucket}/{stem}", InputPolicy())  # same bucket and key rules as inputs
@@ -156,8 +156,9 @@ def _s3_error(error: BaseException, uri: str, action: str) -> TranscodeError:
             what = "bucket" if code == "NoSuchBucket" else "object"
             return BadInput(f"cannot {action} {uri}: the {what} does not exist", reason=_not_found_reason(action))
         if code in _DENIED or status in (401, 403):
-            return BadInput(f"cannot {action} {uri}: access denied ({code or status})",
-                            reason=Reason.STORAGE_ACCESS_DENIED)
+            return BadInput(
+                f"cannot {action} {uri}: access denied ({code or status})", reason=Reason.STORAGE_ACCESS_DENIED
+            )
         if code in _BAD_REQUEST:
             return BadInput(f"cannot {action} {uri}: {code}", reason=Reason.BAD_INPUT)
         return Transient(f"cannot {action} {uri}: storage error {code or status}", reason=Reason.STORAGE_UNAVAILABLE)
@@ -216,8 +217,9 @@ def _fetch_s3(parsed: ParsedURI, dest: Path, policy: InputPolicy, s3: Any, trans
         if got > policy.max_bytes:  # replaced by a bigger object after the HEAD
             raise _too_big(uri, got, policy)
         if got != size:
-            raise Transient(f"input {uri} changed while it was read ({size} bytes, then {got})",
-                            reason=Reason.INPUT_CHANGED)
+            raise Transient(
+                f"input {uri} changed while it was read ({size} bytes, then {got})", reason=Reason.INPUT_CHANGED
+            )
         partial.replace(dest)
     except TranscodeError:
         partial.unlink(missing_ok=True)
@@ -312,9 +314,7 @@ class _CheckedRedirectHandler(urllib.request.HTTPRedirectHandler):
         except BadInput as e:
             raise BadInput(f"input URI {req.full_url!r} redirects to a refused location: {e}") from None
 
-    def http_error_302(
-        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any
-    ) -> Any:
+    def http_error_302(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any) -> Any:
         # Checked before urllib's own scheme check, so every refusal reads the same way.
         location = headers.get("location") or headers.get("uri")
         if location:
@@ -417,8 +417,9 @@ class Owner:
     overwrite: bool = False
 
     def metadata(self) -> dict[str, str]:
-        return {k: v for k, v in {META_UID: self.uid, META_NAMESPACE: self.namespace, META_NAME: self.name}.items()
-                if v}
+        return {
+            k: v for k, v in {META_UID: self.uid, META_NAMESPACE: self.namespace, META_NAME: self.name}.items() if v
+        }
 
 
 def precondition_failed(error: BaseException) -> bool:
@@ -430,9 +431,11 @@ def precondition_failed(error: BaseException) -> bool:
 
 
 def output_exists_error(uri: str) -> BadInput:
-    return BadInput(f"{uri} exists and was not written by this VideoJob (another job, or someone else, wrote it); "
-                    "choose another output.uri or output.name, or set output.overwrite: true to replace it",
-                    reason=Reason.OUTPUT_EXISTS)
+    return BadInput(
+        f"{uri} exists and was not written by this VideoJob (another job, or someone else, wrote it); "
+        "choose another output.uri or output.name, or set output.overwrite: true to replace it",
+        reason=Reason.OUTPUT_EXISTS,
+    )
 
 
 def _head(client: Any, uri: str) -> dict[str, Any] | None:
@@ -487,8 +490,10 @@ def _conditional(client: Any, condition: Mapping[str, str]) -> Iterator[None]:
 
     events = client.meta.events
     # one unique id per event: botocore keeps a second registration under the same id as a no-op
-    names = {f"before-parameter-build.s3.{op}": f"videojob-condition-{op}-{secrets.token_hex(4)}"
-             for op in ("PutObject", "CompleteMultipartUpload")}
+    names = {
+        f"before-parameter-build.s3.{op}": f"videojob-condition-{op}-{secrets.token_hex(4)}"
+        for op in ("PutObject", "CompleteMultipartUpload")
+    }
     for name, unique in names.items():
         events.register(name, add, unique_id=unique)
     try:

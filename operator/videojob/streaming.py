@@ -169,8 +169,10 @@ def _resuming(uri: str, start: int, end: int, open_at: Callable[[int], _ClosingI
         except Exception as e:  # a connection that broke mid-body: timeouts, resets, short reads
             failures += 1
             if failures > RESUME_ATTEMPTS:
-                raise Transient(f"cannot read {uri}: {e} (at byte {offset}, after {RESUME_ATTEMPTS} resumes)",
-                                reason=Reason.INPUT_UNAVAILABLE) from None
+                raise Transient(
+                    f"cannot read {uri}: {e} (at byte {offset}, after {RESUME_ATTEMPTS} resumes)",
+                    reason=Reason.INPUT_UNAVAILABLE,
+                ) from None
             time.sleep(0.2 * failures)
             continue
         finally:
@@ -178,8 +180,9 @@ def _resuming(uri: str, start: int, end: int, open_at: Callable[[int], _ClosingI
         if offset < end:  # the body ended early without an error
             failures += 1
             if failures > RESUME_ATTEMPTS:
-                raise Transient(f"cannot read {uri}: the body ended at byte {offset} of {end}",
-                                reason=Reason.INPUT_TRUNCATED)
+                raise Transient(
+                    f"cannot read {uri}: the body ended at byte {offset} of {end}", reason=Reason.INPUT_TRUNCATED
+                )
 
 
 @dataclass
@@ -200,11 +203,13 @@ class S3Input:
             except Exception as e:
                 code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
                 if code in ("PreconditionFailed", "412"):
-                    raise Transient(f"input {self.uri} changed while it was read",
-                                    reason=Reason.INPUT_CHANGED) from None
+                    raise Transient(
+                        f"input {self.uri} changed while it was read", reason=Reason.INPUT_CHANGED
+                    ) from None
                 raise _s3_error(e, self.uri, "read") from e
             body = answer["Body"]
             return _ClosingIterator(body.iter_chunks(CHUNK), body.close)
+
         return open_at
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
@@ -232,9 +237,13 @@ class HTTPInput:
                 raise http_failure(e, self.uri) from None
             if response.status != 206 or content_range_start(response.headers.get("Content-Range")) != offset:
                 response.close()
-                raise Transient(f"input {self.uri} changed while it was read (the server sent status "
-                                f"{response.status} for a range)", reason=Reason.INPUT_CHANGED)
+                raise Transient(
+                    f"input {self.uri} changed while it was read (the server sent status "
+                    f"{response.status} for a range)",
+                    reason=Reason.INPUT_CHANGED,
+                )
             return _ClosingIterator(iter(lambda: response.read(CHUNK), b""), response.close)
+
         return open_at
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
@@ -336,8 +345,9 @@ class InputServer:
             return self._errors[0] if self._errors else None
 
     def __enter__(self) -> InputServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="input-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="input-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -379,8 +389,11 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self._empty(416, {"Content-Range": f"bytes */{source.size}"})
             return
         start, end = wanted if wanted is not None else (0, source.size)
-        headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-                   "Content-Length": str(end - start)}
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(end - start),
+        }
         if wanted is not None:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{source.size}"
         if not body or end <= start:
@@ -417,8 +430,9 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             if name != "Content-Length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", "0" if status != 200 and status != 206 else (headers or {}).get(
-            "Content-Length", "0"))
+        self.send_header(
+            "Content-Length", "0" if status != 200 and status != 206 else (headers or {}).get("Content-Length", "0")
+        )
         self.end_headers()
 
 
@@ -457,9 +471,18 @@ class StreamedUpload:
     """Uploads `path` to `uri` while another process still writes it: start, stop (the writer is done), finish
     (the rest of the parts), commit (the object appears); abort on any failure."""
 
-    def __init__(self, path: Path, uri: str, content_type: str, s3: Any, head: int = HEAD_BYTES,
-                 lag: int = LAG_BYTES, poll: float = POLL_SECONDS, metadata: dict[str, str] | None = None,
-                 condition: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        uri: str,
+        content_type: str,
+        s3: Any,
+        head: int = HEAD_BYTES,
+        lag: int = LAG_BYTES,
+        poll: float = POLL_SECONDS,
+        metadata: dict[str, str] | None = None,
+        condition: dict[str, str] | None = None,
+    ) -> None:
         if head < 5 * MiB:
             raise ValueError("the head part must hold at least 5 MiB (S3's smallest part)")
         self.path, self.uri, self.content_type, self.client = path, uri, content_type, s3
@@ -552,13 +575,22 @@ class StreamedUpload:
         """Make the object appear, whole (if its condition holds: else BadInput OutputExists)."""
         try:
             if self._single is not None:
-                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._single,
-                                       ContentType=self.content_type, **self._metadata(), **self.condition)
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=self._single,
+                    ContentType=self.content_type,
+                    **self._metadata(),
+                    **self.condition,
+                )
                 self._single = None
             else:
                 self.client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self._ensure_upload(),
-                    MultipartUpload={"Parts": self._done}, **self.condition,
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=self._ensure_upload(),
+                    MultipartUpload={"Parts": self._done},
+                    **self.condition,
                 )
                 self.upload_id = None
         except Exception as e:

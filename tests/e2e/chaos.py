@@ -75,8 +75,9 @@ class Planned:
 class Chaos:
     """Submits VideoJobs over namespaces, watches their Jobs, and scores the outcome."""
 
-    def __init__(self, testenv: TestEnv, batch_v1: Any, s3: Any, bucket: str, input_uri: str,
-                 namespaces: dict[str, VideoJobs]) -> None:
+    def __init__(
+        self, testenv: TestEnv, batch_v1: Any, s3: Any, bucket: str, input_uri: str, namespaces: dict[str, VideoJobs]
+    ) -> None:
         self.testenv = testenv
         self.batch_v1 = batch_v1
         self.s3 = s3
@@ -179,8 +180,9 @@ class Chaos:
                 row.failed_right += 1
             else:
                 row.wrong += 1
-                row.problems.append(f"{key}: {'good' if p.good else 'bad'} ended {phase} ({reason}: "
-                                    f"{status.get('message')})")
+                row.problems.append(
+                    f"{key}: {'good' if p.good else 'bad'} ended {phase} ({reason}: {status.get('message')})"
+                )
         ROWS.append(row)
         return row
 

@@ -44,8 +44,14 @@ def pods_of(core_v1: Any, namespace: str, job_name: str) -> list[Any]:
 
 
 def assert_failed_once(
-    status: dict[str, Any], reason: str, words: list[str], job_recorder: JobRecorder, name: str, core_v1: Any,
-    namespace: str, context: str,
+    status: dict[str, Any],
+    reason: str,
+    words: list[str],
+    job_recorder: JobRecorder,
+    name: str,
+    core_v1: Any,
+    namespace: str,
+    context: str,
 ) -> None:
     """Failed with `reason`, the message naming each of `words`, one Job with one pod (no retry spent)."""
     assert status.get("reason") == reason, f"reason {status.get('reason')!r}, expected {reason!r}\n{context}"
@@ -64,12 +70,21 @@ def assert_failed_once(
 
 
 def test_a_missing_secret_says_so_while_pending_and_the_job_runs_once_it_exists(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    input_uri: str, bucket: str, core_v1: Any, namespace: str, testenv: TestEnv, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    input_uri: str,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
+    testenv: TestEnv,
+    job_recorder: JobRecorder,
 ) -> None:
     run_operator()
-    videojobs.create("no-secret", copy_spec(input_uri, f"s3://{bucket}/out/no-secret/",
-                                            credentialsSecretRef={"name": "created-later"}))
+    videojobs.create(
+        "no-secret",
+        copy_spec(input_uri, f"s3://{bucket}/out/no-secret/", credentialsSecretRef={"name": "created-later"}),
+    )
 
     def says_why() -> dict[str, Any] | NotYet:
         status = videojobs.status("no-secret")
@@ -93,8 +108,14 @@ def test_a_missing_secret_says_so_while_pending_and_the_job_runs_once_it_exists(
 
 
 def test_a_job_stuck_on_a_missing_secret_fails_after_the_timeout_and_frees_its_slot(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    input_uri: str, bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    input_uri: str,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
+    job_recorder: JobRecorder,
 ) -> None:
     run_operator(max_running=1, stuck_timeout_seconds=3)
     videojobs.create("stuck", copy_spec(input_uri, f"s3://{bucket}/out/stuck/", credentialsSecretRef={"name": "nope"}))
@@ -115,33 +136,62 @@ def test_a_job_stuck_on_a_missing_secret_fails_after_the_timeout_and_frees_its_s
 
 
 def test_wrong_credentials_fail_with_access_denied_and_no_retries(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    input_uri: str, bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    input_uri: str,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
+    job_recorder: JobRecorder,
 ) -> None:
-    core_v1.create_namespaced_secret(namespace, {
-        "metadata": {"name": "wrong-keys"},
-        "stringData": {"AWS_ACCESS_KEY_ID": "not-a-user", "AWS_SECRET_ACCESS_KEY": "not-a-password"},
-    })
+    core_v1.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "wrong-keys"},
+            "stringData": {"AWS_ACCESS_KEY_ID": "not-a-user", "AWS_SECRET_ACCESS_KEY": "not-a-password"},
+        },
+    )
     run_operator()
-    videojobs.create("denied", copy_spec(input_uri, f"s3://{bucket}/out/denied/", retries=3,
-                                         credentialsSecretRef={"name": "wrong-keys"}))
+    videojobs.create(
+        "denied",
+        copy_spec(input_uri, f"s3://{bucket}/out/denied/", retries=3, credentialsSecretRef={"name": "wrong-keys"}),
+    )
 
     failed = diagnostics.wait_phase("denied", "Failed", timeout=120)
 
-    assert_failed_once(failed["status"], "StorageAccessDenied", [input_uri], job_recorder, "denied", core_v1,
-                       namespace, diagnostics.report(["denied"]))
+    assert_failed_once(
+        failed["status"],
+        "StorageAccessDenied",
+        [input_uri],
+        job_recorder,
+        "denied",
+        core_v1,
+        namespace,
+        diagnostics.report(["denied"]),
+    )
 
 
 def test_a_secret_without_the_secret_key_says_which_key_is_missing(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    input_uri: str, bucket: str, core_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    input_uri: str,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
 ) -> None:
-    core_v1.create_namespaced_secret(namespace, {
-        "metadata": {"name": "half-secret"}, "stringData": {"AWS_ACCESS_KEY_ID": "someone"},
-    })
+    core_v1.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "half-secret"},
+            "stringData": {"AWS_ACCESS_KEY_ID": "someone"},
+        },
+    )
     run_operator()
-    videojobs.create("half", copy_spec(input_uri, f"s3://{bucket}/out/half/",
-                                       credentialsSecretRef={"name": "half-secret"}))
+    videojobs.create(
+        "half", copy_spec(input_uri, f"s3://{bucket}/out/half/", credentialsSecretRef={"name": "half-secret"})
+    )
 
     def says_why() -> dict[str, Any] | NotYet:
         status = videojobs.status("half")
@@ -159,8 +209,13 @@ def test_a_secret_without_the_secret_key_says_which_key_is_missing(
 
 
 def test_a_missing_output_bucket_fails_without_retries_and_names_the_bucket(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    input_uri: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    input_uri: str,
+    core_v1: Any,
+    namespace: str,
+    job_recorder: JobRecorder,
 ) -> None:
     missing = f"no-such-bucket-{uuid.uuid4().hex[:10]}"
     output = f"s3://{missing}/out/"
@@ -181,8 +236,11 @@ def test_a_missing_output_bucket_fails_without_retries_and_names_the_bucket(
 
 
 def test_an_http_input_is_refused_by_the_operator_without_a_job(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    bucket: str, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    bucket: str,
+    job_recorder: JobRecorder,
 ) -> None:
     uri = "http://media.example.com/in/clip.mp4"
     op = run_operator(allow_http=False)
@@ -202,8 +260,13 @@ def test_an_http_input_is_refused_by_the_operator_without_a_job(
 
 
 def test_an_https_input_on_a_private_address_fails_bad_input_naming_the_uri(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    bucket: str, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
+    job_recorder: JobRecorder,
 ) -> None:
     uri = "https://127.0.0.1:9/in/clip.mp4"  # nothing is contacted: the address is refused first
     run_operator(transcoder_env={"VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "false"})
@@ -223,15 +286,21 @@ def test_an_https_input_on_a_private_address_fails_bad_input_naming_the_uri(
 
 
 def test_a_one_second_deadline_fails_deadline_exceeded(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    held_input: Callable[[str], HeldInput], bucket: str, core_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    held_input: Callable[[str], HeldInput],
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
     job_recorder: JobRecorder,
 ) -> None:
     held = held_input("slow")  # never released in time: the download stalls, so the run outlives its deadline
     uri = held.uri
     run_operator(**HTTP_INPUTS)
-    videojobs.create_object(VideoJobWrapper("deadline", uri, f"s3://{bucket}/out/deadline/").copy_video().retries(2)
-                            .deadline(1).obj())
+    videojobs.create_object(
+        VideoJobWrapper("deadline", uri, f"s3://{bucket}/out/deadline/").copy_video().retries(2).deadline(1).obj()
+    )
 
     try:
         failed = diagnostics.wait_phase("deadline", "Failed", timeout=90)
@@ -252,8 +321,12 @@ def test_a_one_second_deadline_fails_deadline_exceeded(
 
 
 def test_cancelling_a_queued_videojob_creates_no_job(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    held_input: Callable[[str], HeldInput], bucket: str, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    held_input: Callable[[str], HeldInput],
+    bucket: str,
+    job_recorder: JobRecorder,
 ) -> None:
     held = held_input("hold")
     uri = held.uri
@@ -263,8 +336,9 @@ def test_cancelling_a_queued_videojob_creates_no_job(
         diagnostics.wait_phase("holder", ("Pending", "Running"), timeout=30)
         diagnostics.wait(lambda: videojobs.status("holder").get("jobName"), timeout=30, message="holder admitted")
         videojobs.create("queued", copy_spec(uri, f"s3://{bucket}/out/queued/"))
-        diagnostics.wait(lambda: videojobs.status("queued").get("queuePosition") == 1, timeout=30,
-                         message="queued at position 1")
+        diagnostics.wait(
+            lambda: videojobs.status("queued").get("queuePosition") == 1, timeout=30, message="queued at position 1"
+        )
 
         videojobs.patch_spec("queued", {"cancel": True})
 
@@ -278,8 +352,15 @@ def test_cancelling_a_queued_videojob_creates_no_job(
 
 
 def test_deleting_videojobs_while_their_jobs_are_created_leaves_no_job(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    input_uri: str, bucket: str, batch_v1: Any, core_v1: Any, namespace: str, job_recorder: JobRecorder,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    input_uri: str,
+    bucket: str,
+    batch_v1: Any,
+    core_v1: Any,
+    namespace: str,
+    job_recorder: JobRecorder,
 ) -> None:
     deleted_on_job: list[str] = []
 
@@ -326,8 +407,13 @@ def other_namespace(core_v1: Any, namespace: str) -> Iterator[str]:
 
 
 def test_a_videojob_in_an_unwatched_namespace_is_left_alone(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    custom_objects: Any, other_namespace: str, bucket: str, batch_v1: Any,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    custom_objects: Any,
+    other_namespace: str,
+    bucket: str,
+    batch_v1: Any,
 ) -> None:
     run_operator()
     elsewhere = VideoJobs(custom_objects, other_namespace)

@@ -95,8 +95,9 @@ def wait_running(chaos: Chaos, timeout: float = 180) -> None:
     assert chaos.wait_until(lambda: chaos.running() >= 1, timeout), "no VideoJob started running"
 
 
-def run_fault_scenario(name: str, chaos: Chaos, fault: Callable[[], str], good: int, bad: int,
-                       timeout: float = 600) -> None:
+def run_fault_scenario(
+    name: str, chaos: Chaos, fault: Callable[[], str], good: int, bad: int, timeout: float = 600
+) -> None:
     chaos.submit(name, good=good, bad=bad, hardware="cpu", retries=3)
     wait_running(chaos)
     with in_background(fault) as result:
@@ -190,8 +191,11 @@ def test_etcd_paused_loses_nothing(
 
 
 def test_namespaces_competing_under_limits_lose_nothing(
-    run_operator: Callable[..., OperatorRelease], chaos: Chaos, more_namespaces: Callable[[int], list[str]],
-    custom_objects: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    chaos: Chaos,
+    more_namespaces: Callable[[int], list[str]],
+    custom_objects: Any,
+    namespace: str,
 ) -> None:
     extra = more_namespaces(size(4, 2))
     limit = 2
@@ -221,16 +225,24 @@ def test_namespaces_competing_under_limits_lose_nothing(
     finally:
         stop.set()
         sampler.join(10)
-    row.fault = (f"{len(chaos.namespaces)} namespaces at once, limit {limit} each: at most "
-                 f"{max(most.values(), default=0)} running in one")
+    row.fault = (
+        f"{len(chaos.namespaces)} namespaces at once, limit {limit} each: at most "
+        f"{max(most.values(), default=0)} running in one"
+    )
     assert max(most.values(), default=0) <= limit, most
     assert len(most) == len(chaos.namespaces), f"some namespace never ran: {most}"
     assert_clean(row, {})
 
 
 def test_forgeries_by_a_namespace_editor_are_refused_or_without_effect(
-    run_operator: Callable[..., OperatorRelease], chaos: Chaos, videojobs: VideoJobs, namespace: str,
-    rbac_v1: Any, testenv: TestEnv, core_v1: Any, batch_v1: Any,
+    run_operator: Callable[..., OperatorRelease],
+    chaos: Chaos,
+    videojobs: VideoJobs,
+    namespace: str,
+    rbac_v1: Any,
+    testenv: TestEnv,
+    core_v1: Any,
+    batch_v1: Any,
 ) -> None:
     from kubernetes import client, config
 
@@ -260,10 +272,20 @@ def test_forgeries_by_a_namespace_editor_are_refused_or_without_effect(
         else:
             outcomes.append(f"{what}: accepted")
 
-    forged_status = {"status": {"phase": "Succeeded", "reason": "Succeeded", "progress": 100,
-                                "artifacts": [{"uri": "s3://other-tenant/precious.mp4", "size": 1}]}}
-    attempt("status Succeeded", lambda: as_editor.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, target, forged_status))
+    forged_status = {
+        "status": {
+            "phase": "Succeeded",
+            "reason": "Succeeded",
+            "progress": 100,
+            "artifacts": [{"uri": "s3://other-tenant/precious.mp4", "size": 1}],
+        }
+    }
+    attempt(
+        "status Succeeded",
+        lambda: as_editor.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, target, forged_status
+        ),
+    )
     labels = {"videojob.dev/uid": uid, "app.kubernetes.io/managed-by": "videojob-operator"}
     pod: Any = {
         "metadata": {"name": f"forged-{uid[:8]}", "labels": labels},

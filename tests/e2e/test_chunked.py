@@ -24,9 +24,25 @@ BOX = (40, 20, 60, 30)  # inside the red box behind the text
 
 
 def frame_count(path: Path) -> int:
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return int(out.stdout.strip())
 
 
@@ -36,20 +52,44 @@ def red_box(frame: tuple[bytes, int, int]) -> bool:
 
 
 def test_a_chunked_videojob_draws_its_text_across_the_join(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    media: MediaFactory, bucket: str, s3: Any, batch_v1: Any, namespace: str, tmp_path: Path,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    media: MediaFactory,
+    bucket: str,
+    s3: Any,
+    batch_v1: Any,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
     source = mg.video(size=(320, 240), fps=FPS, duration=SECONDS, channels=2)
     uri = media.upload(source, bucket, "in/chunked.mp4")
     run_operator(max_running=2)
-    videojobs.create("chunked", {
-        "hardware": "cpu",
-        "parallelism": 2,
-        "inputs": [{"name": "main", "uri": uri}],
-        "operations": [{"text": {"text": "ACROSS THE JOIN", "size": 40, "position": "top-left", "box": True,
-                                 "boxColor": "red", "start": 3, "end": 5}}],
-        "output": {"uri": f"s3://{bucket}/out/chunked/", "video": {"codec": "h264", "crf": 23, "preset": "ultrafast"}},
-    })
+    videojobs.create(
+        "chunked",
+        {
+            "hardware": "cpu",
+            "parallelism": 2,
+            "inputs": [{"name": "main", "uri": uri}],
+            "operations": [
+                {
+                    "text": {
+                        "text": "ACROSS THE JOIN",
+                        "size": 40,
+                        "position": "top-left",
+                        "box": True,
+                        "boxColor": "red",
+                        "start": 3,
+                        "end": 5,
+                    }
+                }
+            ],
+            "output": {
+                "uri": f"s3://{bucket}/out/chunked/",
+                "video": {"codec": "h264", "crf": 23, "preset": "ultrafast"},
+            },
+        },
+    )
     done = diagnostics.wait_phase("chunked", "Succeeded", timeout=300)
     status = done["status"]
     assert status["progress"] == 100 and "joined 2 segments" in status["message"]

@@ -53,7 +53,12 @@ def test_make_demo_runs_a_chained_videojob_to_succeeded(testenv: TestEnv, s3: An
     env = {**os.environ, "TESTENV_DIR": str(testenv.dir)}
     run = subprocess.run(
         [sys.executable, str(REPO / "hack" / "demo.py"), "--timeout", "300"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=420, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+        check=False,
     )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output

@@ -27,10 +27,16 @@ GPU = "nvidia.com/gpu"
 
 
 def test_nvidia_job_on_gpu_node_auto_falls_back_to_cpu_and_nvenc_fails_clearly(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    held_input: Callable[[str], HeldInput], job_recorder: JobRecorder, http_server: ScriptedHTTPServer,
-    media: MediaFactory, bucket: str,
-    core_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    held_input: Callable[[str], HeldInput],
+    job_recorder: JobRecorder,
+    http_server: ScriptedHTTPServer,
+    media: MediaFactory,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
 ) -> None:
     held = held_input("gpu")
     gpu_input = held.uri
@@ -52,8 +58,9 @@ def test_nvidia_job_on_gpu_node_auto_falls_back_to_cpu_and_nvenc_fails_clearly(
     assert str(limits.get(GPU)) == "1", f"GPU limit missing: {limits}"
     assert (pod.spec.node_selector or {}).get("nvidia.com/gpu.present") == "true", pod.spec.node_selector
     assert any(t.key == GPU and t.effect == "NoSchedule" for t in pod.spec.tolerations or []), pod.spec.tolerations
-    diagnostics.wait(lambda: http_server.arrived("/gpu.mp4"), timeout=60,
-             message="the nvidia job's transcoder to start downloading")
+    diagnostics.wait(
+        lambda: http_server.arrived("/gpu.mp4"), timeout=60, message="the nvidia job's transcoder to start downloading"
+    )
 
     # The GPU slot is taken: an auto job with an NVENC-capable codec runs on CPU instead of waiting.
     videojobs.create("auto-cpu", encode_spec(cpu_input, f"s3://{bucket}/out/auto/", hardware="auto"))

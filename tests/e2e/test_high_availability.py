@@ -34,8 +34,13 @@ QUEUED = ["queued-1", "queued-2", "queued-3"]
 
 
 def test_two_replicas_fail_over_within_15_s_without_duplicate_jobs(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    job_recorder: JobRecorder,
+    http_server: ScriptedHTTPServer,
+    media: MediaFactory,
+    bucket: str,
 ) -> None:
     releases = {name: threading.Event() for name in HELD}
     for name in HELD:
@@ -47,8 +52,10 @@ def test_two_replicas_fail_over_within_15_s_without_duplicate_jobs(
 
     def create(names: list[str], priority: int) -> None:
         for name in names:
-            videojobs.create(name, encode_spec(inputs[name], f"s3://{bucket}/out/{name}/", priority=priority,
-                                               hardware="cpu", retries=1))
+            videojobs.create(
+                name,
+                encode_spec(inputs[name], f"s3://{bucket}/out/{name}/", priority=priority, hardware="cpu", retries=1),
+            )
 
     op = run_operator(max_running=2, allow_http=True, replicas=2)
     try:
@@ -60,15 +67,20 @@ def test_two_replicas_fail_over_within_15_s_without_duplicate_jobs(
         create(HELD[2:] + QUEUED, priority=5)
         diagnostics.wait(
             lambda: sorted(videojobs.status(n).get("queuePosition") or 0 for n in HELD[2:] + QUEUED) == [1, 2, 3, 4],
-            timeout=60, message="the queued jobs to have positions 1-4",
+            timeout=60,
+            message="the queued jobs to have positions 1-4",
         )
 
         # 1. The leader's pod is deleted (a drain, an upgrade): SIGTERM, it stops acting and releases the Lease.
         op.save_logs()
         deleted = time.monotonic()
         op.core_v1.delete_namespaced_pod(first, op.namespace)
-        second = diagnostics.wait(lambda: (h := op.lease_holder()) not in (None, first) and h, timeout=FAILOVER_LIMIT,
-                                  interval=0.1, message=f"another replica to take the Lease {first} released")
+        second = diagnostics.wait(
+            lambda: (h := op.lease_holder()) not in (None, first) and h,
+            timeout=FAILOVER_LIMIT,
+            interval=0.1,
+            message=f"another replica to take the Lease {first} released",
+        )
         graceful = time.monotonic() - deleted
         # The new leader admits: held-a finishes, freeing a slot for held-c (first in the queue).
         releases["held-a"].set()
@@ -94,19 +106,26 @@ def test_two_replicas_fail_over_within_15_s_without_duplicate_jobs(
                 return None
             return str(spec.holder_identity)
 
-        third = diagnostics.wait(renewed_by_a_new_process, timeout=FAILOVER_LIMIT + 5, interval=0.1,
-                                 message="a live process to hold the Lease after the SIGKILL")
+        third = diagnostics.wait(
+            renewed_by_a_new_process,
+            timeout=FAILOVER_LIMIT + 5,
+            interval=0.1,
+            message="a live process to hold the Lease after the SIGKILL",
+        )
         crash = time.monotonic() - killed
         assert third != second, "the killed pod came back"
-        diagnostics.wait(lambda: len(job_recorder.snapshot()) > jobs_before, timeout=120,
-                         message="a Job admitted after the crash")
+        diagnostics.wait(
+            lambda: len(job_recorder.snapshot()) > jobs_before, timeout=120, message="a Job admitted after the crash"
+        )
         admitted = max(job.seen for job in job_recorder.snapshot()) - killed
 
         releases["held-c"].set()
         names = HELD + QUEUED
         diagnostics.wait_all(names, "Succeeded", timeout=420)
-        print(f"\nfailover: graceful (pod deleted) {graceful:.1f} s to {second}; crash (SIGKILL) {crash:.1f} s to "
-              f"{third}, first Job after the crash at {admitted:.1f} s")
+        print(
+            f"\nfailover: graceful (pod deleted) {graceful:.1f} s to {second}; crash (SIGKILL) {crash:.1f} s to "
+            f"{third}, first Job after the crash at {admitted:.1f} s"
+        )
         assert graceful < FAILOVER_LIMIT and crash < FAILOVER_LIMIT, (graceful, crash)
 
         by_owner = job_recorder.by_owner()
@@ -132,5 +151,8 @@ def wait_one_leader_of_two_ready(op: OperatorRelease, diagnostics: Diagnostics, 
         leaders = {name: op.metrics_of(pod).get("videojob_leader") for name, pod in ready.items()}
         return holder if leaders == {name: (1.0 if name == holder else 0.0) for name in ready} else None
 
-    return str(diagnostics.wait(settled, timeout=timeout, interval=0.5,
-                                message="two Ready replicas, one of them the only leader"))
+    return str(
+        diagnostics.wait(
+            settled, timeout=timeout, interval=0.5, message="two Ready replicas, one of them the only leader"
+        )
+    )

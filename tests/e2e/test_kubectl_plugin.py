@@ -40,10 +40,17 @@ def plugin_env(testenv: TestEnv) -> dict[str, str]:
     return env
 
 
-def kubectl_videojob(testenv: TestEnv, namespace: str, *args: str, check: bool = True,
-                     timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(KUBECTL), "videojob", *args, "-n", namespace], capture_output=True, text=True,
-                          env=plugin_env(testenv), timeout=timeout, check=False)
+def kubectl_videojob(
+    testenv: TestEnv, namespace: str, *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(KUBECTL), "videojob", *args, "-n", namespace],
+        capture_output=True,
+        text=True,
+        env=plugin_env(testenv),
+        timeout=timeout,
+        check=False,
+    )
     if check:
         assert done.returncode == 0, f"kubectl videojob {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
     return done
@@ -57,15 +64,25 @@ class Tmux:
         self.width, self.height = width, height
 
     def run(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30,
-                              check=False)
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30, check=False
+        )
         assert done.returncode == 0, f"tmux {' '.join(args)}: {done.stderr}"
         return done.stdout
 
     def start(self, command: str, env: dict[str, str]) -> None:
         exports = " ".join(f"{k}={_quote(v)}" for k, v in env.items() if k in _PASSED or k.startswith("AWS_"))
-        self.run("new-session", "-d", "-s", "t", "-x", str(self.width), "-y", str(self.height),
-                 f"env -u COLUMNS -u LINES {exports} TERM=xterm-256color {command}; echo EXIT=$?; sleep 600")
+        self.run(
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            str(self.width),
+            "-y",
+            str(self.height),
+            f"env -u COLUMNS -u LINES {exports} TERM=xterm-256color {command}; echo EXIT=$?; sleep 600",
+        )
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-J", "-S", "-200", "-t", "t")
@@ -93,7 +110,13 @@ def tmux() -> Any:
 
 
 def test_submit_watch_in_a_terminal_uploads_shows_advancing_progress_and_the_artifacts(
-    run_operator: Any, testenv: TestEnv, namespace: str, bucket: str, s3: Any, tmux: Tmux, tmp_path: Path,
+    run_operator: Any,
+    testenv: TestEnv,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    tmux: Tmux,
+    tmp_path: Path,
     diagnostics: Diagnostics,
 ) -> None:
     run_operator(progress_interval=0.3)
@@ -102,8 +125,10 @@ def test_submit_watch_in_a_terminal_uploads_shows_advancing_progress_and_the_art
     local = tmp_path / "talk.mp4"
     shutil.copyfile(source, local)
     name = "talk-cut"
-    command = (f"{KUBECTL} videojob submit -n {namespace} --name {name} --input main={local} "
-               f"--text 'Launch day' --resolution 1280x720 --crf 20 --output s3://{bucket}/out/{name}/ --watch")
+    command = (
+        f"{KUBECTL} videojob submit -n {namespace} --name {name} --input main={local} "
+        f"--text 'Launch day' --resolution 1280x720 --crf 20 --output s3://{bucket}/out/{name}/ --watch"
+    )
     tmux.start(command, plugin_env(testenv))
 
     seen: list[float] = []
@@ -144,17 +169,31 @@ def videojob_input(testenv: TestEnv, namespace: str, name: str) -> str:
 
 
 def test_the_other_commands_on_one_job(
-    run_operator: Any, testenv: TestEnv, namespace: str, bucket: str, media: Any, videojobs: VideoJobs,
-    tmp_path: Path, diagnostics: Diagnostics,
+    run_operator: Any,
+    testenv: TestEnv,
+    namespace: str,
+    bucket: str,
+    media: Any,
+    videojobs: VideoJobs,
+    tmp_path: Path,
+    diagnostics: Diagnostics,
 ) -> None:
     run_operator(progress_interval=0.5)
     clip = media.upload(media.video(seconds=2), bucket, "in/clip.mp4")
     manifest = tmp_path / "job.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob", "metadata": {"name": "clip"},
-        "spec": {"inputs": [{"name": "main", "uri": clip}], "output": {"uri": f"s3://{bucket}/out/clip/",
-                                                                        "thumbnail": {"at": 0.5}}},
-    }))
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "videojob.dev/v1alpha1",
+                "kind": "VideoJob",
+                "metadata": {"name": "clip"},
+                "spec": {
+                    "inputs": [{"name": "main", "uri": clip}],
+                    "output": {"uri": f"s3://{bucket}/out/clip/", "thumbnail": {"at": 0.5}},
+                },
+            }
+        )
+    )
     # Not a terminal: one line per change, the exit code says Succeeded.
     done = kubectl_videojob(testenv, namespace, "submit", "-f", str(manifest), "--watch", timeout=240)
     assert "clip Succeeded in" in done.stderr and "output.mp4" in done.stdout, done.stderr
@@ -190,24 +229,50 @@ def test_the_other_commands_on_one_job(
     watched = kubectl_videojob(testenv, namespace, "watch", "clip-retry-1", check=False, timeout=120)
     assert watched.returncode == 1 and "clip-retry-1 Cancelled" in watched.stderr, watched.stderr
     # `kubectl wait --for=condition=Finished` returns for a cancelled job too (Succeeded would never come).
-    waited = subprocess.run([str(KUBECTL), "wait", "-n", namespace, "--for=condition=Finished", "--timeout=30s",
-                             "vj/clip-retry-1"], capture_output=True, text=True, env=plugin_env(testenv), timeout=60,
-                            check=False)
+    waited = subprocess.run(
+        [str(KUBECTL), "wait", "-n", namespace, "--for=condition=Finished", "--timeout=30s", "vj/clip-retry-1"],
+        capture_output=True,
+        text=True,
+        env=plugin_env(testenv),
+        timeout=60,
+        check=False,
+    )
     assert waited.returncode == 0, waited.stderr
     # cancelling a finished job is an error in one line.
     refused = kubectl_videojob(testenv, namespace, "cancel", "clip", check=False)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
-        "error: videojob 'clip' already finished (Succeeded); nothing to cancel"], refused.stderr
+        "error: videojob 'clip' already finished (Succeeded); nothing to cancel"
+    ], refused.stderr
 
 
 def test_errors_are_one_line(testenv: TestEnv, namespace: str, crd: Any, tmp_path: Path) -> None:
     missing = kubectl_videojob(testenv, namespace, "watch", "nope", check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [f"error: videojob 'nope' not found in namespace '{namespace}'"]
-    bad = kubectl_videojob(testenv, namespace, "submit", "--input", "main=s3://media/in/a.mp4", "--text", "hi",
-                           "--output", "s3://media/out/x/", "--resolution", "1281x720", check=False)
+    bad = kubectl_videojob(
+        testenv,
+        namespace,
+        "submit",
+        "--input",
+        "main=s3://media/in/a.mp4",
+        "--text",
+        "hi",
+        "--output",
+        "s3://media/out/x/",
+        "--resolution",
+        "1281x720",
+        check=False,
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "resolution" in bad.stderr and "must be WIDTHxHEIGHT" in bad.stderr
-    no_file = kubectl_videojob(testenv, namespace, "submit", "--input", f"main={tmp_path}/none.mp4",
-                               "--output", "s3://media/out/x/", check=False)
+    no_file = kubectl_videojob(
+        testenv,
+        namespace,
+        "submit",
+        "--input",
+        f"main={tmp_path}/none.mp4",
+        "--output",
+        "s3://media/out/x/",
+        check=False,
+    )
     assert no_file.returncode == 2 and "is not a file" in no_file.stderr, no_file.stderr

@@ -64,19 +64,28 @@ def start_stalled_job(
     videojobs.create(name, encode_spec(uri, f"s3://{bucket}/out/{name}/", hardware="cpu"))
     obj = diagnostics.wait_phase(name, "Running", timeout=90)
     job_name = obj["status"]["jobName"]
-    pod = diagnostics.wait(lambda: running_pod(core_v1, namespace, job_name), timeout=60,
-                   message=f"a running pod of Job {job_name}")
+    pod = diagnostics.wait(
+        lambda: running_pod(core_v1, namespace, job_name), timeout=60, message=f"a running pod of Job {job_name}"
+    )
     container = container_id(pod)
     assert container is not None
-    diagnostics.wait(lambda: http_server.arrived(f"/{name}.mp4"), timeout=60,
-             message="the transcoder to request its input")
+    diagnostics.wait(
+        lambda: http_server.arrived(f"/{name}.mp4"), timeout=60, message="the transcoder to request its input"
+    )
     assert container_processes(container), f"the pod's container {container} has no live process"
     return obj, pod, container
 
 
 def test_cancel_stops_the_running_process_and_ends_cancelled(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, batch_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer,
+    media: MediaFactory,
+    bucket: str,
+    core_v1: Any,
+    batch_v1: Any,
+    namespace: str,
 ) -> None:
     obj, pod, container = start_stalled_job(
         "cancel-me", run_operator, videojobs, diagnostics, http_server, media, bucket, core_v1, namespace
@@ -86,12 +95,21 @@ def test_cancel_stops_the_running_process_and_ends_cancelled(
     videojobs.patch_spec("cancel-me", {"cancel": True})
 
     cancelled = diagnostics.wait_phase("cancel-me", "Cancelled", timeout=60)
-    diagnostics.wait(lambda: not container_processes(container), timeout=60,
-             message=f"the cancelled pod's processes (container {container[:12]}) to be gone")
-    diagnostics.wait(lambda: gone(lambda: batch_v1.read_namespaced_job(job_name, namespace)), timeout=60,
-             message=f"Job {job_name} deleted after cancel")
-    diagnostics.wait(lambda: gone(lambda: core_v1.read_namespaced_pod(pod.metadata.name, namespace)), timeout=60,
-             message=f"pod {pod.metadata.name} deleted after cancel")
+    diagnostics.wait(
+        lambda: not container_processes(container),
+        timeout=60,
+        message=f"the cancelled pod's processes (container {container[:12]}) to be gone",
+    )
+    diagnostics.wait(
+        lambda: gone(lambda: batch_v1.read_namespaced_job(job_name, namespace)),
+        timeout=60,
+        message=f"Job {job_name} deleted after cancel",
+    )
+    diagnostics.wait(
+        lambda: gone(lambda: core_v1.read_namespaced_pod(pod.metadata.name, namespace)),
+        timeout=60,
+        message=f"pod {pod.metadata.name} deleted after cancel",
+    )
     conditions = {c["type"]: c for c in cancelled["status"].get("conditions", [])}
     assert any(c["status"] == "True" and "ancel" in (c["type"] + c["reason"]) for c in conditions.values()), (
         f"no condition says Cancelled: {conditions}"
@@ -100,8 +118,15 @@ def test_cancel_stops_the_running_process_and_ends_cancelled(
 
 
 def test_deleting_a_videojob_removes_its_job_and_pods(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, batch_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer,
+    media: MediaFactory,
+    bucket: str,
+    core_v1: Any,
+    batch_v1: Any,
+    namespace: str,
 ) -> None:
     obj, pod, container = start_stalled_job(
         "delete-me", run_operator, videojobs, diagnostics, http_server, media, bucket, core_v1, namespace
@@ -113,19 +138,32 @@ def test_deleting_a_videojob_removes_its_job_and_pods(
 
     videojobs.delete("delete-me")
 
-    diagnostics.wait(lambda: gone(lambda: videojobs.get("delete-me")), timeout=60,
-             message="VideoJob delete-me gone")
-    diagnostics.wait(lambda: gone(lambda: batch_v1.read_namespaced_job(job_name, namespace)), timeout=60,
-             message=f"Job {job_name} garbage-collected")
-    diagnostics.wait(lambda: gone(lambda: core_v1.read_namespaced_pod(pod.metadata.name, namespace)), timeout=90,
-             message=f"pod {pod.metadata.name} garbage-collected")
-    diagnostics.wait(lambda: not container_processes(container), timeout=30,
-                     message=f"the pod's processes (container {container[:12]}) gone")
+    diagnostics.wait(lambda: gone(lambda: videojobs.get("delete-me")), timeout=60, message="VideoJob delete-me gone")
+    diagnostics.wait(
+        lambda: gone(lambda: batch_v1.read_namespaced_job(job_name, namespace)),
+        timeout=60,
+        message=f"Job {job_name} garbage-collected",
+    )
+    diagnostics.wait(
+        lambda: gone(lambda: core_v1.read_namespaced_pod(pod.metadata.name, namespace)),
+        timeout=90,
+        message=f"pod {pod.metadata.name} garbage-collected",
+    )
+    diagnostics.wait(
+        lambda: not container_processes(container),
+        timeout=30,
+        message=f"the pod's processes (container {container[:12]}) gone",
+    )
 
 
 def test_missing_input_fails_with_the_uri_and_spends_no_retries(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, bucket: str, core_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    job_recorder: JobRecorder,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
 ) -> None:
     missing = f"s3://{bucket}/in/there-is-no-such-file.mp4"
     run_operator()
@@ -145,8 +183,15 @@ def test_missing_input_fails_with_the_uri_and_spends_no_retries(
 
 
 def test_transient_failure_is_retried_and_succeeds(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer, media: MediaFactory, bucket: str, core_v1: Any, s3: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    http_server: ScriptedHTTPServer,
+    media: MediaFactory,
+    bucket: str,
+    core_v1: Any,
+    s3: Any,
+    namespace: str,
 ) -> None:
     # The input's server answers 503 Service Unavailable (a real transient failure on a real socket) until the
     # first attempt's pod has failed, then serves the file: the retry must succeed.
@@ -161,8 +206,7 @@ def test_transient_failure_is_retried_and_succeeds(
         failed = [p for p in pods if p.status.phase == "Failed"]
         return failed[0] if failed else NotYet([(p.metadata.name, p.status.phase) for p in pods])
 
-    pod = diagnostics.wait(first_pod_failed, timeout=180, interval=0.5,
-                   message="the first attempt to fail on 503")
+    pod = diagnostics.wait(first_pod_failed, timeout=180, interval=0.5, message="the first attempt to fail on 503")
     exit_codes = [cs.state.terminated.exit_code for cs in pod.status.container_statuses or [] if cs.state.terminated]
     assert 503 in http_server.hits(path), http_server.requests
     del http_server.fail_status[path]

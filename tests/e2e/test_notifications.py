@@ -53,25 +53,40 @@ def receivers(testenv: TestEnv) -> Iterator[tuple[Receiver, Receiver, str]]:
 
 
 def test_signed_cloud_events_are_delivered_retried_after_a_500_and_never_sent_to_a_refused_address(
-    run_operator: Any, testenv: TestEnv, namespace: str, core_v1: Any, bucket: str, media: MediaFactory,
-    videojobs: VideoJobs, diagnostics: Diagnostics, receivers: tuple[Receiver, Receiver, str],
+    run_operator: Any,
+    testenv: TestEnv,
+    namespace: str,
+    core_v1: Any,
+    bucket: str,
+    media: MediaFactory,
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    receivers: tuple[Receiver, Receiver, str],
 ) -> None:
     good, refused, ca_pem = receivers
-    core_v1.create_namespaced_secret(namespace, {"metadata": {"name": "videojob-webhook"},
-                                                 "data": {"hmacKey": base64.b64encode(KEY).decode()}})
+    core_v1.create_namespaced_secret(
+        namespace, {"metadata": {"name": "videojob-webhook"}, "data": {"hmacKey": base64.b64encode(KEY).decode()}}
+    )
     good.script = [500]  # the first request (Running) fails: the operator must retry it
     run_operator(
-        notify_allowed_networks=[f"{testenv.host_ip}/32"], notify_ca_bundle=ca_pem, notify_attempts=4,
-        notify_max_backoff_seconds=2, webhook_secret_names=["videojob-webhook"],
+        notify_allowed_networks=[f"{testenv.host_ip}/32"],
+        notify_ca_bundle=ca_pem,
+        notify_attempts=4,
+        notify_max_backoff_seconds=2,
+        webhook_secret_names=["videojob-webhook"],
         # A cluster-wide default webhook (its Secret in the operator's namespace: the test's here), Succeeded only.
         notify_webhooks=[{"url": f"{good.url}/all", "events": ["Succeeded"]}],
     )
     clip = media.upload(media.video(seconds=1), bucket, "in/clip.mp4")
-    videojobs.create("hooked", {
-        "inputs": [{"name": "main", "uri": clip}], "output": {"uri": f"s3://{bucket}/out/hooked/"},
-        "userMetadata": {"campaign": "launch", "team": "ads"},
-        "notify": {"webhooks": [{"url": f"{good.url}/job"}, {"url": f"{refused.url}/job"}]},
-    })
+    videojobs.create(
+        "hooked",
+        {
+            "inputs": [{"name": "main", "uri": clip}],
+            "output": {"uri": f"s3://{bucket}/out/hooked/"},
+            "userMetadata": {"campaign": "launch", "team": "ads"},
+            "notify": {"webhooks": [{"url": f"{good.url}/job"}, {"url": f"{refused.url}/job"}]},
+        },
+    )
     diagnostics.wait_phase("hooked", "Succeeded", timeout=180)
 
     def recorded() -> dict[tuple[str, str], dict[str, Any]] | NotYet:
@@ -83,8 +98,14 @@ def test_signed_cloud_events_are_delivered_retried_after_a_500_and_never_sent_to
 
     # Delivered to the allowed receiver: Running (after one 500), Succeeded, and the default webhook's Succeeded.
     assert notes[(f"{good.url}/job", "Running")] | {"lastAttemptTime": None} == {
-        "url": f"{good.url}/job", "event": "Running", "id": notes[(f"{good.url}/job", "Running")]["id"],
-        "state": "Delivered", "attempts": 2, "responseCode": 200, "lastAttemptTime": None}
+        "url": f"{good.url}/job",
+        "event": "Running",
+        "id": notes[(f"{good.url}/job", "Running")]["id"],
+        "state": "Delivered",
+        "attempts": 2,
+        "responseCode": 200,
+        "lastAttemptTime": None,
+    }
     assert notes[(f"{good.url}/job", "Succeeded")]["state"] == "Delivered"
     assert notes[(f"{good.url}/all", "Succeeded")]["state"] == "Delivered"
     requests = [(r.path, r.event["type"], r.headers["webhook-id"]) for r in good.requests]
@@ -109,6 +130,5 @@ def test_signed_cloud_events_are_delivered_retried_after_a_500_and_never_sent_to
         note = notes[(f"{refused.url}/job", event)]
         assert note["state"] == "Refused" and note["attempts"] == 0, note
         assert "private" in note["message"] and refused.host in note["message"], note
-    reasons = [e.reason for e in core_v1.list_namespaced_event(namespace).items
-               if e.involved_object.name == "hooked"]
+    reasons = [e.reason for e in core_v1.list_namespaced_event(namespace).items if e.involved_object.name == "hooked"]
     assert reasons.count("NotificationDelivered") == 3 and reasons.count("NotificationRefused") == 2, reasons

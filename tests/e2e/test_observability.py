@@ -26,8 +26,14 @@ def metric(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **
 
 
 def test_kubectl_wait_events_and_metrics_follow_a_job(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    held_input: Callable[[str], HeldInput], http_server: ScriptedHTTPServer, bucket: str, core_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    held_input: Callable[[str], HeldInput],
+    http_server: ScriptedHTTPServer,
+    bucket: str,
+    core_v1: Any,
+    namespace: str,
     testenv: TestEnv,
 ) -> None:
     held = held_input("watched")
@@ -46,9 +52,20 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
     # The real kubectl, waiting on the condition the operator sets, as a user would script it.
     kubectl = testenv.dir / "bin" / "kubectl"
     waiter = subprocess.Popen(
-        [str(kubectl), "--kubeconfig", testenv.kubeconfig, "-n", namespace, "wait", "--for=condition=Succeeded",
-         "videojob/watched", "--timeout=120s"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(kubectl),
+            "--kubeconfig",
+            testenv.kubeconfig,
+            "-n",
+            namespace,
+            "wait",
+            "--for=condition=Succeeded",
+            "videojob/watched",
+            "--timeout=120s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     held.release()
     out, _ = waiter.communicate(timeout=150)
@@ -66,8 +83,15 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
         samples = op.metrics()
         return (
             metric(samples, "videojob_videojobs", videojob_namespace=namespace, phase="Succeeded") == 1
-            and metric(samples, "videojob_finished_total", videojob_namespace=namespace, phase="Succeeded",
-                       reason="Succeeded", hardware="cpu") == 1
+            and metric(
+                samples,
+                "videojob_finished_total",
+                videojob_namespace=namespace,
+                phase="Succeeded",
+                reason="Succeeded",
+                hardware="cpu",
+            )
+            == 1
             and metric(samples, "videojob_jobs_created_total") >= 1
             and metric(samples, "videojob_input_bytes_total", videojob_namespace=namespace) > 0
             and metric(samples, "videojob_output_bytes_total", videojob_namespace=namespace) > 0
@@ -79,18 +103,30 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
 
 
 def test_ttl_deletes_the_finished_videojob_keeps_its_artifacts_and_spares_gitops_ones(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    media: MediaFactory, bucket: str, s3: Any, batch_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    media: MediaFactory,
+    bucket: str,
+    s3: Any,
+    batch_v1: Any,
+    namespace: str,
 ) -> None:
     source = media.upload(media.video(), bucket, "in/ttl.mp4")
     op = run_operator()
-    videojobs.create("short-lived", encode_spec(source, f"s3://{bucket}/out/ttl/", hardware="cpu",
-                                                ttlSecondsAfterFinished=4))
+    videojobs.create(
+        "short-lived", encode_spec(source, f"s3://{bucket}/out/ttl/", hardware="cpu", ttlSecondsAfterFinished=4)
+    )
     # The same, as Argo CD syncs it (annotation tracking), with a shorter TTL: deleting it would only make selfHeal
     # create it again, and it would encode again.
     tracking = f"media:videojob.dev/VideoJob:{namespace}/in-git"
-    videojobs.create_object(VideoJobWrapper("in-git", source, f"s3://{bucket}/out/ttl-git/").hardware("cpu").ttl(1)
-                            .annotation("argocd.argoproj.io/tracking-id", tracking).obj())
+    videojobs.create_object(
+        VideoJobWrapper("in-git", source, f"s3://{bucket}/out/ttl-git/")
+        .hardware("cpu")
+        .ttl(1)
+        .annotation("argocd.argoproj.io/tracking-id", tracking)
+        .obj()
+    )
     done = diagnostics.wait_phase("short-lived", "Succeeded", timeout=120)
     in_git = diagnostics.wait_phase("in-git", "Succeeded", timeout=120)
     artifact = done["status"]["artifacts"][0]
@@ -109,9 +145,11 @@ def test_ttl_deletes_the_finished_videojob_keeps_its_artifacts_and_spares_gitops
     diagnostics.wait(deleted, timeout=60, message="the VideoJob deleted after its TTL")
     # A pass after the one that deleted short-lived (which was past in-git's TTL too) counts one Succeeded VideoJob,
     # the tracked one: the TTL left it alone.
-    diagnostics.wait(lambda: metric(op.metrics(), "videojob_videojobs", videojob_namespace=namespace,
-                                    phase="Succeeded") == 1, timeout=60,
-                     message="a pass after the TTL deletion; in-git must still be counted")
+    diagnostics.wait(
+        lambda: metric(op.metrics(), "videojob_videojobs", videojob_namespace=namespace, phase="Succeeded") == 1,
+        timeout=60,
+        message="a pass after the TTL deletion; in-git must still be counted",
+    )
     assert videojobs.get("in-git")["status"]["phase"] == "Succeeded"
     _, _, key = artifact["uri"][len("s3://") :].partition("/")
     assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == artifact["size"], "artifact not kept"
@@ -127,13 +165,18 @@ def test_ttl_deletes_the_finished_videojob_keeps_its_artifacts_and_spares_gitops
 
 
 def test_reclaim_policy_delete_removes_artifacts_with_the_videojob(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    media: MediaFactory, bucket: str, s3: Any,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    media: MediaFactory,
+    bucket: str,
+    s3: Any,
 ) -> None:
     source = media.upload(media.video(), bucket, "in/reclaim.mp4")
     run_operator()
-    videojobs.create("reclaimed", encode_spec(source, f"s3://{bucket}/out/reclaim/", hardware="cpu",
-                                              artifactReclaimPolicy="Delete"))
+    videojobs.create(
+        "reclaimed", encode_spec(source, f"s3://{bucket}/out/reclaim/", hardware="cpu", artifactReclaimPolicy="Delete")
+    )
     done = diagnostics.wait_phase("reclaimed", "Succeeded", timeout=120)
     keys = [a["uri"][len(f"s3://{bucket}/") :] for a in done["status"]["artifacts"]]
     assert keys and all(s3.head_object(Bucket=bucket, Key=k) for k in keys)

@@ -44,7 +44,8 @@ def cluster_preset(custom_objects: Any) -> Iterator[str]:
 
 def create_preset(custom_objects: Any, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
     created: dict[str, Any] = custom_objects.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "videojobpresets", doc)
+        GROUP, VERSION, namespace, "videojobpresets", doc
+    )
     return created
 
 
@@ -64,8 +65,15 @@ def probed(s3: Any, uri: str, tmp_path: Path) -> tuple[str, int, int]:
 
 
 def test_jobs_take_their_output_from_presets_override_fields_and_wait_for_missing_ones(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    media: MediaFactory, bucket: str, s3: Any, custom_objects: Any, namespace: str, cluster_preset: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    media: MediaFactory,
+    bucket: str,
+    s3: Any,
+    custom_objects: Any,
+    namespace: str,
+    cluster_preset: str,
     tmp_path: Path,
 ) -> None:
     source = media.upload(media.video(seconds=1, size="320x240"), bucket, "in/main.mp4")
@@ -76,8 +84,15 @@ def test_jobs_take_their_output_from_presets_override_fields_and_wait_for_missin
     run_operator(max_running=4, max_running_gpu=0)
 
     def job(name: str, preset: str, **output: Any) -> None:
-        videojobs.create(name, {"hardware": "cpu", "retries": 0, "inputs": [{"name": "main", "uri": source}],
-                                "output": {"uri": f"s3://{bucket}/out/{name}/", "preset": preset, **output}})
+        videojobs.create(
+            name,
+            {
+                "hardware": "cpu",
+                "retries": 0,
+                "inputs": [{"name": "main", "uri": source}],
+                "output": {"uri": f"s3://{bucket}/out/{name}/", "preset": preset, **output},
+            },
+        )
 
     job("from-namespace", "webm-small")
     job("from-cluster", cluster_preset)
@@ -105,9 +120,13 @@ def test_jobs_take_their_output_from_presets_override_fields_and_wait_for_missin
     assert video["uri"] == f"s3://{bucket}/out/from-namespace/output.webm", video
     assert (video["videoCodec"], video["audioCodec"], video["width"], video["height"]) == ("vp9", "opus", 160, 96)
     assert probed(s3, video["uri"], tmp_path) == ("vp9", 160, 96)
-    assert status["preset"] == {"kind": "VideoJobPreset", "name": "webm-small", "uid": namespaced["metadata"]["uid"],
-                                "resourceVersion": namespaced["metadata"]["resourceVersion"],
-                                "generation": namespaced["metadata"]["generation"]}
+    assert status["preset"] == {
+        "kind": "VideoJobPreset",
+        "name": "webm-small",
+        "uid": namespaced["metadata"]["uid"],
+        "resourceVersion": namespaced["metadata"]["resourceVersion"],
+        "generation": namespaced["metadata"]["generation"],
+    }
 
     # The cluster's preset, where the namespace has none of that name.
     status = videojobs.status("from-cluster")

@@ -42,8 +42,12 @@ EXPECTED_ORDER = ["y-one", "b-one", "x-three", "z-five", "c-five", "a-nine"]
 
 
 def test_jobs_start_in_priority_order_with_right_queue_positions(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, held_input: Callable[[str], HeldInput], bucket: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    job_recorder: JobRecorder,
+    held_input: Callable[[str], HeldInput],
+    bucket: str,
 ) -> None:
     # Every input held until released: each admitted job stays Running, so the queue moves only as the test asks.
     held = {name: held_input(name) for name, _ in FIRST_BATCH + SECOND_BATCH}
@@ -51,8 +55,9 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
 
     def create(batch: list[tuple[str, int]]) -> str:
         stamps = [
-            videojobs.create(name, encode_spec(uris[name], f"s3://{bucket}/out/{name}/", priority=prio,
-                                               hardware="cpu"))["metadata"]["creationTimestamp"]
+            videojobs.create(
+                name, encode_spec(uris[name], f"s3://{bucket}/out/{name}/", priority=prio, hardware="cpu")
+            )["metadata"]["creationTimestamp"]
             for name, prio in batch
         ]
         return max(stamps)
@@ -73,14 +78,13 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
         }
 
     for step, running in enumerate(EXPECTED_ORDER, start=1):
+
         def jobs_created(step: int = step) -> bool:
             return len(job_recorder.snapshot()) >= step
 
         diagnostics.wait(jobs_created, timeout=120, interval=0.1, message=f"Job #{step} ({running})")
         owners = [j.owner for j in job_recorder.snapshot()]
-        assert owners == EXPECTED_ORDER[:step], (
-            f"Jobs created in order {owners}, expected {EXPECTED_ORDER[:step]}"
-        )
+        assert owners == EXPECTED_ORDER[:step], f"Jobs created in order {owners}, expected {EXPECTED_ORDER[:step]}"
         waiting = EXPECTED_ORDER[step:]
         expected = {name: ("Pending", index) for index, name in enumerate(waiting, start=1)}
 
@@ -89,8 +93,12 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
             observed = {name: state.get(name) for name in expected}
             return observed == expected or NotYet(observed)
 
-        diagnostics.wait(positions_right, timeout=30, interval=0.2,
-                 message=f"queue positions at step {step} (running {running}): {expected}")
+        diagnostics.wait(
+            positions_right,
+            timeout=30,
+            interval=0.2,
+            message=f"queue positions at step {step} (running {running}): {expected}",
+        )
         diagnostics.wait_phase(running, "Running", timeout=60)
         state = queue_state()
         assert state[running][1] is None, f"the running job {running} still has a queuePosition: {state}"
@@ -105,8 +113,13 @@ def test_jobs_start_in_priority_order_with_right_queue_positions(
 
 
 def test_raising_the_priority_of_a_pending_job_moves_it_to_the_front(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    held_input: Callable[[str], HeldInput], job_recorder: JobRecorder, media: MediaFactory, bucket: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    held_input: Callable[[str], HeldInput],
+    job_recorder: JobRecorder,
+    media: MediaFactory,
+    bucket: str,
 ) -> None:
     held = held_input("blocker")
     blocker = held.uri
@@ -115,13 +128,15 @@ def test_raising_the_priority_of_a_pending_job_moves_it_to_the_front(
     videojobs.create("blocker", encode_spec(blocker, f"s3://{bucket}/out/blocker/", hardware="cpu"))
     diagnostics.wait_phase("blocker", "Running", timeout=90)
     for name in ("first", "second", "last"):
-        videojobs.create(name, encode_spec(tiny, f"s3://{bucket}/out/{name}/", hardware="cpu",
-                                           priority=9 if name == "last" else 5))
+        videojobs.create(
+            name, encode_spec(tiny, f"s3://{bucket}/out/{name}/", hardware="cpu", priority=9 if name == "last" else 5)
+        )
 
     def positions(expected: dict[str, int]) -> Callable[[], bool | NotYet]:
         def check() -> bool | NotYet:
             seen = {n: videojobs.status(n).get("queuePosition") for n in expected}
             return seen == expected or NotYet(seen)
+
         return check
 
     diagnostics.wait(positions({"first": 1, "second": 2, "last": 3}), timeout=30, message="initial queue")
@@ -139,8 +154,13 @@ PRECISE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 def test_a_same_second_burst_is_admitted_in_creation_order_across_a_restart(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    held_input: Callable[[str], HeldInput], job_recorder: JobRecorder, http_server: ScriptedHTTPServer, bucket: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    held_input: Callable[[str], HeldInput],
+    job_recorder: JobRecorder,
+    http_server: ScriptedHTTPServer,
+    bucket: str,
 ) -> None:
     held = held_input("blocker")
     blocker = held.uri
@@ -152,8 +172,9 @@ def test_a_same_second_burst_is_admitted_in_creation_order_across_a_restart(
     # exist (the server answers 404): each fails at once once admitted, the cheapest run that still needs a Job.
     wait_for(lambda: time.time() % 1 < 0.2, timeout=5, interval=0.01, message="the top of a second")
     created = [
-        videojobs.create(name, encode_spec(http_server.url(f"/{name}.mp4"), f"s3://{bucket}/out/{name}/",
-                                           hardware="cpu"))["metadata"]
+        videojobs.create(
+            name, encode_spec(http_server.url(f"/{name}.mp4"), f"s3://{bucket}/out/{name}/", hardware="cpu")
+        )["metadata"]
         for name in BURST
     ]
     versions = [int(meta["resourceVersion"]) for meta in created]

@@ -34,8 +34,13 @@ LATE = ["late-1", "late-2"]  # created while the operator is dead
 
 
 def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, held_input: Callable[[str], HeldInput], media: MediaFactory, bucket: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    job_recorder: JobRecorder,
+    held_input: Callable[[str], HeldInput],
+    media: MediaFactory,
+    bucket: str,
 ) -> None:
     held = {name: held_input(name) for name in HELD}
     inputs = {name: h.uri for name, h in held.items()}
@@ -44,8 +49,10 @@ def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
 
     def create(names: list[str], priority: int) -> None:
         for name in names:
-            videojobs.create(name, encode_spec(inputs[name], f"s3://{bucket}/out/{name}/", priority=priority,
-                                               hardware="cpu", retries=1))
+            videojobs.create(
+                name,
+                encode_spec(inputs[name], f"s3://{bucket}/out/{name}/", priority=priority, hardware="cpu", retries=1),
+            )
 
     op = run_operator(max_running=2, allow_http=True)
     create(HELD, priority=1)
@@ -54,7 +61,8 @@ def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
     create(QUEUED, priority=5)
     diagnostics.wait(
         lambda: sorted(videojobs.status(n).get("queuePosition") or 0 for n in QUEUED) == [1, 2, 3, 4],
-        timeout=60, message="the queued jobs to have positions 1-4",
+        timeout=60,
+        message="the queued jobs to have positions 1-4",
     )
 
     # Restart 1: the operator's pod is deleted (a drained node, an evicted pod) while jobs run (held) and wait;
@@ -62,8 +70,11 @@ def test_sigkill_and_restart_creates_no_duplicate_jobs_and_converges(
     op.delete_pod()
     create(LATE, priority=5)
     op.start()
-    diagnostics.wait(lambda: all(videojobs.status(n).get("queuePosition") for n in LATE), timeout=60,
-             message="the jobs created while the operator was down to be queued")
+    diagnostics.wait(
+        lambda: all(videojobs.status(n).get("queuePosition") for n in LATE),
+        timeout=60,
+        message="the jobs created while the operator was down to be queued",
+    )
 
     # Kill 2: the moment the watch sees the third Job, i.e. right after the operator created it, and possibly
     # before it patched the VideoJob's status.

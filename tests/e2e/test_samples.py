@@ -146,8 +146,13 @@ def check_artifact(artifact: dict[str, Any], spec: dict[str, Any], tmp: Path, s3
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("sample", [doc for _, doc in SAMPLES], ids=[name for name, _ in SAMPLES])
 def test_sample_videojob_succeeds_with_checked_artifacts(
-    sample: dict[str, Any], run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs,
-    diagnostics: Diagnostics, media: MediaFactory, s3: Any, tmp_path: Path,
+    sample: dict[str, Any],
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    media: MediaFactory,
+    s3: Any,
+    tmp_path: Path,
 ) -> None:
     ensure_bucket(s3, SAMPLES_BUCKET)
     speech = needs_speech(sample)

@@ -25,8 +25,13 @@ MAX_RUNNING = 8
 
 @pytest.mark.timeout(1200)
 def test_hundred_videojobs_all_succeed_without_duplicates(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    job_recorder: JobRecorder, media: MediaFactory, bucket: str, s3: object,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    job_recorder: JobRecorder,
+    media: MediaFactory,
+    bucket: str,
+    s3: object,
 ) -> None:
     source = media.upload(media.video(seconds=0.5, size="64x48", fps=10), bucket, "in/smallest.mp4")
     op = run_operator(max_running=MAX_RUNNING, progress_interval=30)
@@ -39,8 +44,10 @@ def test_hundred_videojobs_all_succeed_without_duplicates(
 
     diagnostics.wait_all(names, "Succeeded", timeout=1000, interval=2)
     total_s = time.monotonic() - t0
-    print(f"\n{COUNT} VideoJobs: created in {created_s:.1f}s, all Succeeded after {total_s:.1f}s "
-          f"(maxRunning {MAX_RUNNING}); operator RSS {op.rss_bytes() / 2**20:.0f} MiB")
+    print(
+        f"\n{COUNT} VideoJobs: created in {created_s:.1f}s, all Succeeded after {total_s:.1f}s "
+        f"(maxRunning {MAX_RUNNING}); operator RSS {op.rss_bytes() / 2**20:.0f} MiB"
+    )
 
     assert len(videojobs.list()) == COUNT
     by_owner = job_recorder.by_owner()
@@ -50,7 +57,8 @@ def test_hundred_videojobs_all_succeed_without_duplicates(
     no_artifacts = [n for n in names if not (objs[n].get("status") or {}).get("artifacts")]
     assert not no_artifacts, f"Succeeded without artifacts: {no_artifacts[:10]}"
     keys = {
-        o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="out/")  # type: ignore[attr-defined]
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="out/")  # type: ignore[attr-defined]
         for o in page.get("Contents", [])
     }
     missing = [n for n in names if not any(k.startswith(f"out/{n}/") for k in keys)]

@@ -50,13 +50,23 @@ class StsMinio:
         from botocore.config import Config
 
         keys = credentials or {"aws_access_key_id": self.root[0], "aws_secret_access_key": self.root[1]}
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            config=Config(s3={"addressing_style": "path"}), **keys)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+            **keys,
+        )
 
 
 def kubectl(testenv: TestEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(testenv.dir / "bin" / "kubectl"), "--kubeconfig", testenv.kubeconfig, *args],
-                          capture_output=True, text=True, check=False, timeout=60)
+    return subprocess.run(
+        [str(testenv.dir / "bin" / "kubectl"), "--kubeconfig", testenv.kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def free_port(host: str) -> int:
@@ -70,8 +80,14 @@ def sts_minio(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A MinIO trusting the API server's ServiceAccount issuer, with one role (readwrite) for tokens of AUDIENCE."""
     api = yaml.safe_load(Path(testenv.kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
     ca = testenv.dir / "pki" / "ca.crt"
-    r = kubectl(testenv, "create", "clusterrolebinding", DISCOVERY_BINDING,
-                "--clusterrole=system:service-account-issuer-discovery", "--group=system:unauthenticated")
+    r = kubectl(
+        testenv,
+        "create",
+        "clusterrolebinding",
+        DISCOVERY_BINDING,
+        "--clusterrole=system:service-account-issuer-discovery",
+        "--group=system:unauthenticated",
+    )
     assert r.returncode == 0 or "AlreadyExists" in r.stderr, r.stderr
     work = tmp_path_factory.mktemp("sts-minio")
     process = None
@@ -90,15 +106,32 @@ def sts_minio(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> Ite
         host = testenv.host_ip
         port, console = free_port(host), free_port("127.0.0.1")
         root = ("e2e-sts-root", "e2e-sts-root-password")
-        env = {**os.environ, "MINIO_ROOT_USER": root[0], "MINIO_ROOT_PASSWORD": root[1], "MINIO_UPDATE": "off",
-               "MINIO_IDENTITY_OPENID_CONFIG_URL": f"{api}/.well-known/openid-configuration",
-               "MINIO_IDENTITY_OPENID_CLIENT_ID": AUDIENCE, "MINIO_IDENTITY_OPENID_ROLE_POLICY": "readwrite"}
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": root[0],
+            "MINIO_ROOT_PASSWORD": root[1],
+            "MINIO_UPDATE": "off",
+            "MINIO_IDENTITY_OPENID_CONFIG_URL": f"{api}/.well-known/openid-configuration",
+            "MINIO_IDENTITY_OPENID_CLIENT_ID": AUDIENCE,
+            "MINIO_IDENTITY_OPENID_ROLE_POLICY": "readwrite",
+        }
         log = work / "minio.log"
         with log.open("w") as out:
             process = subprocess.Popen(
-                [str(testenv.dir / "bin" / "minio"), "server", str(work / "data"), "--certs-dir", str(work / "certs"),
-                 "--address", f"{host}:{port}", "--console-address", f"127.0.0.1:{console}"],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
+                [
+                    str(testenv.dir / "bin" / "minio"),
+                    "server",
+                    str(work / "data"),
+                    "--certs-dir",
+                    str(work / "certs"),
+                    "--address",
+                    f"{host}:{port}",
+                    "--console-address",
+                    f"127.0.0.1:{console}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
 
         def role_arn() -> str | None:
@@ -110,8 +143,12 @@ def sts_minio(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
         arn = str(wait_for(role_arn, timeout=60, message=f"MinIO to configure its OpenID role ({log})"))
         endpoint = f"http://{host}:{port}"
-        wait_for(lambda: urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=3).status == 200,
-                 timeout=60, ignore=(OSError,), message="MinIO ready")
+        wait_for(
+            lambda: urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=3).status == 200,
+            timeout=60,
+            ignore=(OSError,),
+            message="MinIO ready",
+        )
         yield StsMinio(endpoint=endpoint, role_arn=arn, root=root)
     finally:
         if process is not None:
@@ -127,26 +164,40 @@ def assume_role(testenv: TestEnv, sts: StsMinio, namespace: str, audience: str) 
     """AssumeRoleWithWebIdentity with a fresh token of the namespace's transcoder ServiceAccount."""
     import boto3
 
-    token = kubectl(testenv, "-n", namespace, "create", "token", "videojob-transcoder", "--audience", audience,
-                    "--duration", "10m")
+    token = kubectl(
+        testenv, "-n", namespace, "create", "token", "videojob-transcoder", "--audience", audience, "--duration", "10m"
+    )
     assert token.returncode == 0, token.stderr
-    client = boto3.client("sts", endpoint_url=sts.endpoint, region_name="us-east-1", aws_access_key_id="x",
-                          aws_secret_access_key="x")
-    return client.assume_role_with_web_identity(RoleArn=sts.role_arn, RoleSessionName="e2e",
-                                                WebIdentityToken=token.stdout.strip())
+    client = boto3.client(
+        "sts", endpoint_url=sts.endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    return client.assume_role_with_web_identity(
+        RoleArn=sts.role_arn, RoleSessionName="e2e", WebIdentityToken=token.stdout.strip()
+    )
 
 
 def test_a_videojob_runs_with_workload_identity_and_no_keys(
-    run_operator: Callable[..., OperatorRelease], videojobs: VideoJobs, diagnostics: Diagnostics,
-    media: MediaFactory, sts_minio: StsMinio, testenv: TestEnv, core_v1: Any, namespace: str,
+    run_operator: Callable[..., OperatorRelease],
+    videojobs: VideoJobs,
+    diagnostics: Diagnostics,
+    media: MediaFactory,
+    sts_minio: StsMinio,
+    testenv: TestEnv,
+    core_v1: Any,
+    namespace: str,
 ) -> None:
     admin = sts_minio.client()
     admin.create_bucket(Bucket=BUCKET)
     admin.upload_file(str(media.video()), BUCKET, "in/clip.mp4")
     annotations = {"eks.amazonaws.com/role-arn": sts_minio.role_arn}
-    run_operator(s3_endpoint_url=sts_minio.endpoint, s3_auth="workloadIdentity", s3_role_arn=sts_minio.role_arn,
-                 s3_token_audience=AUDIENCE, s3_sts_endpoint_url=sts_minio.endpoint,
-                 transcoder_service_account_annotations=annotations)
+    run_operator(
+        s3_endpoint_url=sts_minio.endpoint,
+        s3_auth="workloadIdentity",
+        s3_role_arn=sts_minio.role_arn,
+        s3_token_audience=AUDIENCE,
+        s3_sts_endpoint_url=sts_minio.endpoint,
+        transcoder_service_account_annotations=annotations,
+    )
     videojobs.create("identity", encode_spec(f"s3://{BUCKET}/in/clip.mp4", f"s3://{BUCKET}/out/", hardware="cpu"))
     done = diagnostics.wait_phase("identity", "Succeeded", timeout=180)
 
@@ -156,8 +207,13 @@ def test_a_videojob_runs_with_workload_identity_and_no_keys(
     assert "AWS_ACCESS_KEY_ID" not in env and "AWS_SECRET_ACCESS_KEY" not in env, sorted(env)
     assert env["AWS_ROLE_ARN"].value == sts_minio.role_arn
     assert env["AWS_ENDPOINT_URL_STS"].value == sts_minio.endpoint
-    (token,) = [s.service_account_token for v in pod.spec.volumes if v.projected for s in v.projected.sources
-                if s.service_account_token]
+    (token,) = [
+        s.service_account_token
+        for v in pod.spec.volumes
+        if v.projected
+        for s in v.projected.sources
+        if s.service_account_token
+    ]
     assert token.audience == AUDIENCE
     assert pod.spec.service_account_name == "videojob-transcoder" and pod.spec.automount_service_account_token is False
     sa = core_v1.read_namespaced_service_account("videojob-transcoder", namespace)
@@ -170,8 +226,11 @@ def test_a_videojob_runs_with_workload_identity_and_no_keys(
 
     # The STS is real: it answers a token of the right audience with credentials that work, and refuses another.
     creds = assume_role(testenv, sts_minio, namespace, AUDIENCE)["Credentials"]
-    temporary = sts_minio.client(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                                 aws_session_token=creds["SessionToken"])
+    temporary = sts_minio.client(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
     assert temporary.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == artifact["size"]
     from botocore.exceptions import ClientError
 

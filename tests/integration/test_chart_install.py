@@ -78,8 +78,16 @@ def apply(testenv: Any, docs: list[dict[str, Any]], *extra: str) -> subprocess.C
     return kubectl(testenv, "apply", "--server-side", "--field-manager=chart-test", *extra, "-f", "-", stdin=manifest)
 
 
-def can(k8s_client: Any, user: str, namespace: str | None, verb: str, resource: str, group: str = "",
-        subresource: str = "", name: str | None = None) -> bool:
+def can(
+    k8s_client: Any,
+    user: str,
+    namespace: str | None,
+    verb: str,
+    resource: str,
+    group: str = "",
+    subresource: str = "",
+    name: str | None = None,
+) -> bool:
     from kubernetes import client
 
     attrs = client.V1ResourceAttributes(
@@ -88,7 +96,8 @@ def can(k8s_client: Any, user: str, namespace: str | None, verb: str, resource: 
     ns = user.split(":")[2]
     review = client.V1SubjectAccessReview(
         spec=client.V1SubjectAccessReviewSpec(
-            user=user, groups=["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"],
+            user=user,
+            groups=["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"],
             resource_attributes=attrs,
         )
     )
@@ -126,7 +135,11 @@ NEEDED = [
     [pytest.param(False, id="cluster-wide"), pytest.param(True, id="watching its own namespace")],
 )
 def test_chart_installs_and_grants_the_operator_what_it_needs(
-    testenv: Any, k8s_client: Any, namespace: str, release: str, wait_for: Callable[..., Any],
+    testenv: Any,
+    k8s_client: Any,
+    namespace: str,
+    release: str,
+    wait_for: Callable[..., Any],
     watch_own_namespace: bool,
 ) -> None:
     credentials = {"accessKeyId": "AK", "secretAccessKey": "SK"}
@@ -166,8 +179,11 @@ def test_chart_installs_and_grants_the_operator_what_it_needs(
     assert can(k8s_client, user, None, "list", "videojobs", "videojob.dev") is not watch_own_namespace
 
     # By name, the transcoders' ServiceAccount (and the Role and RoleBinding of earlier versions, to remove them).
-    for verb, resource, group in [("patch", "serviceaccounts", ""), ("delete", "roles", "rbac.authorization.k8s.io"),
-                                  ("delete", "rolebindings", "rbac.authorization.k8s.io")]:
+    for verb, resource, group in [
+        ("patch", "serviceaccounts", ""),
+        ("delete", "roles", "rbac.authorization.k8s.io"),
+        ("delete", "rolebindings", "rbac.authorization.k8s.io"),
+    ]:
         assert can(k8s_client, user, namespace, verb, resource, group, name="videojob-transcoder")
         assert not can(k8s_client, user, namespace, verb, resource, group, name="someone-elses")
 
@@ -185,8 +201,15 @@ def test_chart_installs_and_grants_the_operator_what_it_needs(
     # The operator, as itself, can make the transcoders' ServiceAccount (no Role: transcoders hold no rights).
     transcoder = build_transcoder_rbac(namespace, Settings())
     as_operator = kubectl(
-        testenv, f"--as={user}", "--as-group=system:serviceaccounts", "apply", "--server-side",
-        "--field-manager=videojob-operator", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in transcoder),
+        testenv,
+        f"--as={user}",
+        "--as-group=system:serviceaccounts",
+        "apply",
+        "--server-side",
+        "--field-manager=videojob-operator",
+        "-f",
+        "-",
+        stdin="\n---\n".join(json.dumps(d) for d in transcoder),
     )
     assert as_operator.returncode == 0, as_operator.stderr
 
@@ -198,30 +221,55 @@ def test_namespace_editors_may_create_videojobs_and_viewers_read_them(
     a namespace may create VideoJobs there (the aggregation controller adds the chart's editor rules to `edit`), one
     bound to `view` may read but not create them, and neither reaches another namespace. Asked as a person would:
     `kubectl auth can-i ... --as`."""
-    roles = [d for d in render(release, namespace, {}) if d["kind"] == "ClusterRole"
-             and d["metadata"]["name"].endswith(("-viewer", "-editor"))]
+    roles = [
+        d
+        for d in render(release, namespace, {})
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith(("-viewer", "-editor"))
+    ]
     assert len(roles) == 2
     r = apply(testenv, roles)
     assert r.returncode == 0, r.stderr
     editor, viewer = f"editor-{release}", f"viewer-{release}"
     for user, role in ((editor, "edit"), (viewer, "view")):
-        r = kubectl(testenv, "-n", namespace, "create", "rolebinding", f"{role}-{release}", f"--clusterrole={role}",
-                    f"--user={user}")
+        r = kubectl(
+            testenv,
+            "-n",
+            namespace,
+            "create",
+            "rolebinding",
+            f"{role}-{release}",
+            f"--clusterrole={role}",
+            f"--user={user}",
+        )
         assert r.returncode == 0, r.stderr
 
     def can_i(user: str, verb: str, ns: str = namespace) -> str:
         r = kubectl(testenv, "auth", "can-i", verb, "videojobs.videojob.dev", "-n", ns, "--as", user)
         return r.stdout.strip()
 
-    wait_for(lambda: can_i(editor, "create") == "yes", timeout=60,
-             message="kubectl auth can-i create videojobs --as a namespace editor to answer yes")
+    wait_for(
+        lambda: can_i(editor, "create") == "yes",
+        timeout=60,
+        message="kubectl auth can-i create videojobs --as a namespace editor to answer yes",
+    )
     wait_for(lambda: can_i(viewer, "list") == "yes", timeout=60, message="a namespace viewer to list videojobs")
     assert {verb: can_i(editor, verb) for verb in ("get", "list", "watch", "patch", "delete")} == dict.fromkeys(
-        ("get", "list", "watch", "patch", "delete"), "yes")
+        ("get", "list", "watch", "patch", "delete"), "yes"
+    )
     assert can_i(viewer, "create") == "no" and can_i(viewer, "delete") == "no"
     assert can_i(editor, "create", "default") == "no", "the binding holds in its namespace only"
-    r = kubectl(testenv, "auth", "can-i", "patch", "videojobs.videojob.dev", "--subresource=status", "-n", namespace,
-                "--as", editor)
+    r = kubectl(
+        testenv,
+        "auth",
+        "can-i",
+        "patch",
+        "videojobs.videojob.dev",
+        "--subresource=status",
+        "-n",
+        namespace,
+        "--as",
+        editor,
+    )
     assert r.stdout.strip() == "no", "the status is the operator's"
 
 
@@ -232,8 +280,17 @@ def test_chart_crd_is_accepted_by_the_api_server(testenv: Any) -> None:
     assert r.returncode == 0, r.stderr
     (crd,) = [d for d in yaml.safe_load_all(r.stdout) if d]
     assert crd["kind"] == "CustomResourceDefinition"
-    r = kubectl(testenv, "apply", "--server-side", "--dry-run=server", "--force-conflicts",
-                "--field-manager=chart-test", "-f", "-", stdin=json.dumps(crd))
+    r = kubectl(
+        testenv,
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--force-conflicts",
+        "--field-manager=chart-test",
+        "-f",
+        "-",
+        stdin=json.dumps(crd),
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -288,8 +345,15 @@ def test_helm_install_upgrade_uninstall(
     # NOTES.txt: every command it prints works when pasted (from the repository, as it says).
     notes = helm_cmd(testenv, "get", "notes", release, "--namespace", namespace)
     for command in notes_commands(notes):
-        r = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=REPO, capture_output=True, text=True,
-                           check=False, timeout=200, env={**testenv.subprocess_env(), "KUBECONFIG": testenv.kubeconfig})
+        r = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", command],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=200,
+            env={**testenv.subprocess_env(), "KUBECONFIG": testenv.kubeconfig},
+        )
         watching = command.endswith(" -w")
         assert r.returncode == 0 or (watching and r.returncode == 124), f"{command!r} failed:\n{r.stdout}{r.stderr}"
         if watching:
@@ -336,11 +400,16 @@ def previous_chart() -> tuple[str, str]:
     previous version was last released."""
     current = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
     rel = str(CHART.relative_to(REPO) / "Chart.yaml")
-    revs = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "--", str(CHART.relative_to(REPO))],
-                          capture_output=True, text=True, check=True).stdout.split()
+    revs = subprocess.run(
+        ["git", "-C", str(REPO), "log", "--format=%H", "--", str(CHART.relative_to(REPO))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for rev in revs:
-        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{rel}"], capture_output=True, text=True,
-                               check=True).stdout
+        shown = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{rev}:{rel}"], capture_output=True, text=True, check=True
+        ).stdout
         version = yaml.safe_load(shown)["version"]
         if version != current:
             return rev, str(version)
@@ -350,8 +419,9 @@ def previous_chart() -> tuple[str, str]:
 def extract_chart(rev: str, into: Path) -> Path:
     """The chart as it was at `rev`, from git."""
     into.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, str(CHART.relative_to(REPO))],
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, str(CHART.relative_to(REPO))], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into / CHART.relative_to(REPO)
 
@@ -383,11 +453,18 @@ def rename_group(chart: Path, group: str, older: bool) -> None:
 
 @pytest.mark.parametrize(
     "adopt",
-    [pytest.param("take-ownership", id="helm upgrade --take-ownership"),
-     pytest.param("label-and-annotate", id="label and annotate the CRD, then helm upgrade")],
+    [
+        pytest.param("take-ownership", id="helm upgrade --take-ownership"),
+        pytest.param("label-and-annotate", id="label and annotate the CRD, then helm upgrade"),
+    ],
 )
 def test_helm_upgrade_from_the_previous_chart_version_updates_the_crd(
-    testenv: Any, namespace: str, release: str, tmp_path: Path, custom_objects: Any, wait_for: Callable[..., Any],
+    testenv: Any,
+    namespace: str,
+    release: str,
+    tmp_path: Path,
+    custom_objects: Any,
+    wait_for: Callable[..., Any],
     adopt: str,
 ) -> None:
     """The documented upgrade from the previous chart version (its CRD in crds/, installed once by helm and never
@@ -404,9 +481,12 @@ def test_helm_upgrade_from_the_previous_chart_version_updates_the_crd(
     rename_group(old_chart, group, older=True)
     rename_group(new_chart, group, older=False)
     # An operator watching only this namespace; its readiness does not matter here (no --wait).
-    values = {"fullnameOverride": release, "watchNamespaces": [namespace],
-              "image": {"repository": "videojob-operator", "tag": "dev"},
-              "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}}
+    values = {
+        "fullnameOverride": release,
+        "watchNamespaces": [namespace],
+        "image": {"repository": "videojob-operator", "tag": "dev"},
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+    }
     try:
         helm_cmd(testenv, "install", release, str(old_chart), "--namespace", namespace, values=values)
         crd = json.loads(kubectl(testenv, "get", "crd", crd_name, "-o", "json").stdout)
@@ -414,36 +494,60 @@ def test_helm_upgrade_from_the_previous_chart_version_updates_the_crd(
         columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
         assert "Queue" not in columns, columns
 
-        wait_for(lambda: kubectl(testenv, "wait", "--for=condition=Established", f"crd/{crd_name}",
-                                 "--timeout=5s").returncode == 0, timeout=60, message=f"{crd_name} Established")
+        wait_for(
+            lambda: (
+                kubectl(testenv, "wait", "--for=condition=Established", f"crd/{crd_name}", "--timeout=5s").returncode
+                == 0
+            ),
+            timeout=60,
+            message=f"{crd_name} Established",
+        )
         sample = yaml.safe_load((REPO / "manifests" / "samples" / "transcode.yaml").read_text())
         sample["apiVersion"] = f"{group}/v1alpha1"
         custom_objects.create_namespaced_custom_object(group, "v1alpha1", namespace, "videojobs", sample)
 
         if adopt == "take-ownership":
-            helm_cmd(testenv, "upgrade", release, str(new_chart), "--namespace", namespace, "--take-ownership",
-                     values=values)
+            helm_cmd(
+                testenv, "upgrade", release, str(new_chart), "--namespace", namespace, "--take-ownership", values=values
+            )
         else:
             with pytest.raises(AssertionError, match="invalid ownership metadata"):
                 helm_cmd(testenv, "upgrade", release, str(new_chart), "--namespace", namespace, values=values)
-            for args in (["label", "--overwrite", "crd", crd_name, "app.kubernetes.io/managed-by=Helm"],
-                         ["annotate", "--overwrite", "crd", crd_name, f"meta.helm.sh/release-name={release}",
-                          f"meta.helm.sh/release-namespace={namespace}"]):
+            for args in (
+                ["label", "--overwrite", "crd", crd_name, "app.kubernetes.io/managed-by=Helm"],
+                [
+                    "annotate",
+                    "--overwrite",
+                    "crd",
+                    crd_name,
+                    f"meta.helm.sh/release-name={release}",
+                    f"meta.helm.sh/release-namespace={namespace}",
+                ],
+            ):
                 r = kubectl(testenv, *args)
                 assert r.returncode == 0, r.stderr
             helm_cmd(testenv, "upgrade", release, str(new_chart), "--namespace", namespace, values=values)
 
         crd = json.loads(kubectl(testenv, "get", "crd", crd_name, "-o", "json").stdout)
-        rendered = helm("template", release, str(new_chart), "--namespace", namespace,
-                        "--show-only", "templates/crd-videojobs.yaml", values=values)
+        rendered = helm(
+            "template",
+            release,
+            str(new_chart),
+            "--namespace",
+            namespace,
+            "--show-only",
+            "templates/crd-videojobs.yaml",
+            values=values,
+        )
         assert rendered.returncode == 0, rendered.stderr
         expected = yaml.safe_load(rendered.stdout)
         assert crd["spec"]["versions"] == expected["spec"]["versions"], "the CRD is the new chart's"
         assert "Queue" in [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
         assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-        assert custom_objects.get_namespaced_custom_object(group, "v1alpha1", namespace, "videojobs",
-                                                           sample["metadata"]["name"]), "the VideoJob survived"
+        assert custom_objects.get_namespaced_custom_object(
+            group, "v1alpha1", namespace, "videojobs", sample["metadata"]["name"]
+        ), "the VideoJob survived"
         (listed,) = json.loads(helm_cmd(testenv, "list", "--namespace", namespace, "-o", "json"))
         assert listed["revision"] == "2" and listed["chart"] != f"videojob-operator-{version}", listed
 

@@ -22,20 +22,31 @@ FPS = 30
 DURATION = 8.0
 TEXT_BOX = (40, 20, 280, 80)  # where the text is drawn (top-left, size 40)
 OPERATIONS: list[dict[str, Any]] = [
-    {"text": {"text": "ACROSS THE JOIN", "size": 40, "position": "top-left", "box": True, "box_color": "red",
-              "start": 3, "end": 5}},
+    {
+        "text": {
+            "text": "ACROSS THE JOIN",
+            "size": 40,
+            "position": "top-left",
+            "box": True,
+            "box_color": "red",
+            "start": 3,
+            "end": 5,
+        }
+    },
     {"pip": {"input": "cam", "position": "bottom-right", "scale": 0.3, "start": 2}},
     {"audio": {"input": "music", "mode": "mix", "offset": 1, "volume": 0.5}},
 ]
 
 
 def job_spec(crf: int = 23, parallelism: int | None = None) -> VideoJobSpec:
-    return VideoJobSpec.model_validate({
-        "inputs": [{"name": n, "uri": f"s3://bucket/in/{n}"} for n in ("main", "cam", "music")],
-        "operations": OPERATIONS,
-        "output": {"uri": "s3://bucket/out/", "video": {"codec": "h264", "crf": crf, "preset": "ultrafast"}},
-        **({"parallelism": parallelism} if parallelism else {}),
-    })
+    return VideoJobSpec.model_validate(
+        {
+            "inputs": [{"name": n, "uri": f"s3://bucket/in/{n}"} for n in ("main", "cam", "music")],
+            "operations": OPERATIONS,
+            "output": {"uri": "s3://bucket/out/", "video": {"codec": "h264", "crf": crf, "preset": "ultrafast"}},
+            **({"parallelism": parallelism} if parallelism else {}),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +70,21 @@ def run_chunked(tmp: Path, inputs: dict[str, Path], count: int) -> tuple[Path, l
     store = str(tmp / "out" / ".videojob-segments")
     messages = []
     for index in range(count):  # the Indexed Job's pods, each in its own scratch space
-        part = runner.Job(spec=spec, workdir=tmp / f"work-{index}", local_inputs=inputs, output_dir=tmp / "out",
-                          chunking=runner.Chunking(count, index, store))
+        part = runner.Job(
+            spec=spec,
+            workdir=tmp / f"work-{index}",
+            local_inputs=inputs,
+            output_dir=tmp / "out",
+            chunking=runner.Chunking(count, index, store),
+        )
         messages.append(runner.run(part).message)
-    join = runner.Job(spec=spec, workdir=tmp / "work-join", local_inputs=inputs, output_dir=tmp / "out",
-                      chunking=runner.Chunking(count, None, store))
+    join = runner.Job(
+        spec=spec,
+        workdir=tmp / "work-join",
+        local_inputs=inputs,
+        output_dir=tmp / "out",
+        chunking=runner.Chunking(count, None, store),
+    )
     result = runner.run(join)
     assert result.ok and "joined" in result.message
     assert not Path(store).exists(), "the join removes the segments"
@@ -72,9 +93,22 @@ def run_chunked(tmp: Path, inputs: dict[str, Path], count: int) -> tuple[Path, l
 
 def streams(path: Path) -> dict[str, dict[str, str]]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-         "stream=codec_type,nb_read_frames,duration,start_time", "-of", "compact", str(path)],
-        check=True, capture_output=True, text=True, timeout=120).stdout
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,nb_read_frames,duration,start_time",
+            "-of",
+            "compact",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     found = {}
     for line in out.splitlines():
         fields = dict(item.split("=", 1) for item in line.split("|")[1:])
@@ -83,9 +117,26 @@ def streams(path: Path) -> dict[str, dict[str, str]]:
 
 
 def psnr(path: Path, reference: Path) -> float:
-    err = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", str(path), "-i", str(reference),
-                          "-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"],
-                         check=True, capture_output=True, text=True, timeout=300).stderr
+    err = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-i",
+            str(reference),
+            "-lavfi",
+            "[0:v][1:v]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stderr
     match = re.search(r"PSNR .*average:([0-9.]+)", err)
     assert match, err[-500:]
     return float(match.group(1))

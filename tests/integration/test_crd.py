@@ -156,23 +156,55 @@ def patch_refused(custom_objects: Any, namespace: str, ops: list[dict[str, Any]]
 @pytest.mark.parametrize(
     ("ops", "field", "message"),
     [
-        ([{"op": "replace", "path": "/spec/inputs/0/uri", "value": "s3://videojob-samples/in/other.mp4"}],
-         "spec.inputs", "inputs are immutable"),
-        ([{"op": "add", "path": "/spec/inputs/-", "value": {"name": "extra", "uri": "s3://videojob-samples/in/x.mp4"}}],
-         "spec.inputs", "inputs are immutable"),
-        ([{"op": "replace", "path": "/spec/operations/0/text/text", "value": "changed"}],
-         "spec.operations", "operations are immutable"),
-        ([{"op": "replace", "path": "/spec/output/uri", "value": "s3://videojob-samples/out/elsewhere/"}],
-         "spec.output", "output is immutable"),
+        (
+            [{"op": "replace", "path": "/spec/inputs/0/uri", "value": "s3://videojob-samples/in/other.mp4"}],
+            "spec.inputs",
+            "inputs are immutable",
+        ),
+        (
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/inputs/-",
+                    "value": {"name": "extra", "uri": "s3://videojob-samples/in/x.mp4"},
+                }
+            ],
+            "spec.inputs",
+            "inputs are immutable",
+        ),
+        (
+            [{"op": "replace", "path": "/spec/operations/0/text/text", "value": "changed"}],
+            "spec.operations",
+            "operations are immutable",
+        ),
+        (
+            [{"op": "replace", "path": "/spec/output/uri", "value": "s3://videojob-samples/out/elsewhere/"}],
+            "spec.output",
+            "output is immutable",
+        ),
         ([{"op": "replace", "path": "/spec/hardware", "value": "nvidia"}], "spec.hardware", "hardware is immutable"),
         ([{"op": "replace", "path": "/spec/retries", "value": 5}], "spec.retries", "retries is immutable"),
-        ([{"op": "add", "path": "/spec/activeDeadlineSeconds", "value": 60}],
-         "spec.activeDeadlineSeconds", "activeDeadlineSeconds is immutable"),
-        ([{"op": "add", "path": "/spec/credentialsSecretRef", "value": {"name": "s3"}}],
-         "spec.credentialsSecretRef", "credentialsSecretRef is immutable"),
+        (
+            [{"op": "add", "path": "/spec/activeDeadlineSeconds", "value": 60}],
+            "spec.activeDeadlineSeconds",
+            "activeDeadlineSeconds is immutable",
+        ),
+        (
+            [{"op": "add", "path": "/spec/credentialsSecretRef", "value": {"name": "s3"}}],
+            "spec.credentialsSecretRef",
+            "credentialsSecretRef is immutable",
+        ),
     ],
-    ids=["changing an input", "adding an input", "changing an operation", "changing the output",
-         "changing hardware", "changing retries", "adding a deadline", "adding credentials"],
+    ids=[
+        "changing an input",
+        "adding an input",
+        "changing an operation",
+        "changing the output",
+        "changing hardware",
+        "changing retries",
+        "adding a deadline",
+        "adding credentials",
+    ],
 )
 def test_the_work_of_an_existing_job_cannot_change(
     job: dict[str, Any], custom_objects: Any, namespace: str, ops: list[dict[str, Any]], field: str, message: str
@@ -250,10 +282,17 @@ def test_every_status_field_is_kept(job: dict[str, Any], custom_objects: Any, na
 
 def test_conditions_are_a_map_keyed_by_type(job: dict[str, Any], custom_objects: Any, namespace: str) -> None:
     """x-kubernetes-list-type: map: one condition per type, as tools (kubectl wait, server-side apply) assume."""
-    condition = {"type": "Finished", "status": "True", "reason": "Succeeded",
-                 "lastTransitionTime": "2026-01-01T00:00:09Z"}
-    status, message = refusal(lambda: set_status(custom_objects, namespace, "transitions",
-                                                 {"conditions": [condition, {**condition, "status": "False"}]}))
+    condition = {
+        "type": "Finished",
+        "status": "True",
+        "reason": "Succeeded",
+        "lastTransitionTime": "2026-01-01T00:00:09Z",
+    }
+    status, message = refusal(
+        lambda: set_status(
+            custom_objects, namespace, "transitions", {"conditions": [condition, {**condition, "status": "False"}]}
+        )
+    )
     assert status == 422 and "status.conditions[1]" in message and "Duplicate value" in message, message
     stored = set_status(custom_objects, namespace, "transitions", {"conditions": [condition]})
     assert stored["status"]["conditions"] == [condition]
@@ -285,14 +324,25 @@ def test_kubectl_explain_shows_descriptions(crd: dict[str, Any], testenv: TestEn
     def explained() -> str:
         done = subprocess.run(
             [str(KUBECTL), "explain", "videojob.spec.operations"],
-            capture_output=True, text=True, env=testenv.subprocess_env(), timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            env=testenv.subprocess_env(),
+            timeout=60,
+            check=False,
         )
         return done.stdout if done.returncode == 0 and "Join inputs one after another" in done.stdout else ""
 
     # The OpenAPI document is aggregated asynchronously after a CRD changes.
     text = wait_for(explained, timeout=60, interval=1, message="kubectl explain to show the new schema")
-    for expected in ("Applied in order, each on the result of the previous one",
-                     "exactly one of its fields is set", "concat", "audio", "text", "subtitles", "pip"):
+    for expected in (
+        "Applied in order, each on the result of the previous one",
+        "exactly one of its fields is set",
+        "concat",
+        "audio",
+        "text",
+        "subtitles",
+        "pip",
+    ):
         assert expected in text, f"{expected!r} not in kubectl explain:\n{text}"
     field = kubectl(testenv, "explain", "videojob.spec.operations.text.position")
     assert "Anchor on the frame" in field and "bottom-center" in field
@@ -313,8 +363,16 @@ def test_the_sample_resource_quota_caps_videojobs_per_namespace(
     quota["spec"]["hard"]["count/videojobs.videojob.dev"] = "2"  # the sample's own kind and key, a small number
     core_v1.create_namespaced_resource_quota(namespace, quota)
     # The quota controller (kube-controller-manager) must have counted before the API server enforces it.
-    wait_for(lambda: (core_v1.read_namespaced_resource_quota("videojobs", namespace).status.hard or {}).get(
-        "count/videojobs.videojob.dev") == "2", timeout=60, message="the quota counted")
+    wait_for(
+        lambda: (
+            (core_v1.read_namespaced_resource_quota("videojobs", namespace).status.hard or {}).get(
+                "count/videojobs.videojob.dev"
+            )
+            == "2"
+        ),
+        timeout=60,
+        message="the quota counted",
+    )
 
     for name in ("one", "two"):
         custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, base_job(name))

@@ -28,25 +28,41 @@ pytestmark = pytest.mark.media
 assert len(HOSTILE) >= 30
 
 WORK = Path("/work/job")
-FACTS = {"base": MediaFacts(duration=2.0, format_name="mov,mp4,m4a,3gp,3g2,mj2", has_video=True, width=320,
-                            height=240, fps=10.0, video_codec="h264", has_audio=True, sample_rate=44100, channels=1)}
+FACTS = {
+    "base": MediaFacts(
+        duration=2.0,
+        format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        has_video=True,
+        width=320,
+        height=240,
+        fps=10.0,
+        video_codec="h264",
+        has_audio=True,
+        sample_rate=44100,
+        channels=1,
+    )
+}
 PATHS = {"base": WORK / "in" / "base"}
 
 
 def text_spec(text: str) -> VideoJobSpec:
-    return VideoJobSpec.model_validate({
-        "inputs": [{"name": "base", "uri": "s3://bucket/base.mp4"}],
-        "operations": [{"text": {"text": text, "position": "top-left", "size": 28, "start": 0.5, "end": 1.5}}],
-        "output": {"uri": "s3://bucket/out/"},
-    })
+    return VideoJobSpec.model_validate(
+        {
+            "inputs": [{"name": "base", "uri": "s3://bucket/base.mp4"}],
+            "operations": [{"text": {"text": text, "position": "top-left", "size": 28, "start": 0.5, "end": 1.5}}],
+            "output": {"uri": "s3://bucket/out/"},
+        }
+    )
 
 
 def subtitle_spec() -> VideoJobSpec:
-    return VideoJobSpec.model_validate({
-        "inputs": [{"name": "base", "uri": "s3://bucket/base.mp4"}, {"name": "subs", "uri": "s3://bucket/s.srt"}],
-        "operations": [{"subtitles": {"input": "subs"}}],
-        "output": {"uri": "s3://bucket/out/"},
-    })
+    return VideoJobSpec.model_validate(
+        {
+            "inputs": [{"name": "base", "uri": "s3://bucket/base.mp4"}, {"name": "subs", "uri": "s3://bucket/s.srt"}],
+            "operations": [{"subtitles": {"input": "subs"}}],
+            "output": {"uri": "s3://bucket/out/"},
+        }
+    )
 
 
 def srt_with(text: str) -> bytes:
@@ -84,11 +100,13 @@ def test_subtitle_text_never_changes_the_command(text: str) -> None:
 
 
 def _render(tmp_path: Path, inputs: dict[str, Path], operations: list[dict[str, Any]]) -> Path:
-    spec = VideoJobSpec.model_validate({
-        "inputs": [{"name": n, "uri": f"s3://bucket/{n}"} for n in inputs],
-        "operations": operations,
-        "output": {"uri": "s3://bucket/out/", "video": {"codec": "h264", "preset": "ultrafast"}},
-    })
+    spec = VideoJobSpec.model_validate(
+        {
+            "inputs": [{"name": n, "uri": f"s3://bucket/{n}"} for n in inputs],
+            "operations": operations,
+            "output": {"uri": "s3://bucket/out/", "video": {"codec": "h264", "preset": "ultrafast"}},
+        }
+    )
     result = runner.run(runner.Job(spec=spec, workdir=tmp_path / "w", local_inputs=inputs, output_dir=tmp_path / "o"))
     assert result.ok
     return Path(result.artifacts[0].uri.removeprefix("file://"))
@@ -99,14 +117,23 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _render(tmp_path_factory.mktemp("plain"), {"base": mg.video("mp4", color="navy")}, [])
 
 
-RENDERED = ["it's: [x]; a,b \\ %{pts}", "🎬 مرحبا שלום", "line one\nline two", "textfile=/etc/passwd",
-            "x',drawtext=text='pwned", "A" * 1000]
+RENDERED = [
+    "it's: [x]; a,b \\ %{pts}",
+    "🎬 مرحبا שלום",
+    "line one\nline two",
+    "textfile=/etc/passwd",
+    "x',drawtext=text='pwned",
+    "A" * 1000,
+]
 
 
 @pytest.mark.parametrize("text", RENDERED, ids=[repr(t)[:30] for t in RENDERED])
 def test_hostile_overlay_text_renders(tmp_path: Path, plain: Path, text: str) -> None:
-    out = _render(tmp_path, {"base": mg.video("mp4", color="navy")},
-                  [{"text": {"text": text, "position": "top-left", "size": 28, "start": 0.5, "end": 1.5}}])
+    out = _render(
+        tmp_path,
+        {"base": mg.video("mp4", color="navy")},
+        [{"text": {"text": text, "position": "top-left", "size": 28, "start": 0.5, "end": 1.5}}],
+    )
     region = (0, 0, 320, 90)
     assert mg.changed_fraction(mg.frame_rgb(plain, 1.0), mg.frame_rgb(out, 1.0), region) > 0.03
     assert mg.changed_fraction(mg.frame_rgb(plain, 1.0), mg.frame_rgb(out, 1.0), (0, 160, 320, 240)) < 0.01
@@ -114,8 +141,11 @@ def test_hostile_overlay_text_renders(tmp_path: Path, plain: Path, text: str) ->
 
 def test_expansion_syntax_stays_literal(tmp_path: Path) -> None:
     """`%{pts}` expanded would print the time, different in every frame; literal, the pixels stay the same."""
-    out = _render(tmp_path, {"base": mg.video("mp4", color="navy")},
-                  [{"text": {"text": "%{pts} %{n}", "position": "top-left", "size": 28}}])
+    out = _render(
+        tmp_path,
+        {"base": mg.video("mp4", color="navy")},
+        [{"text": {"text": "%{pts} %{n}", "position": "top-left", "size": 28}}],
+    )
     early, late = mg.frame_rgb(out, 0.3), mg.frame_rgb(out, 1.7)
     assert mg.changed_fraction(early, late, (0, 0, 320, 90)) < 0.005
 
@@ -124,8 +154,11 @@ def test_expansion_syntax_stays_literal(tmp_path: Path) -> None:
 def test_hostile_subtitle_text_renders(tmp_path: Path, plain: Path, text: str) -> None:
     subs = tmp_path / "hostile.srt"
     subs.write_bytes(srt_with(text))
-    out = _render(tmp_path, {"base": mg.video("mp4", color="navy"), "subs": subs},
-                  [{"subtitles": {"input": "subs", "style": {"size": 28}}}])
+    out = _render(
+        tmp_path,
+        {"base": mg.video("mp4", color="navy"), "subs": subs},
+        [{"subtitles": {"input": "subs", "style": {"size": 28}}}],
+    )
     # small text on a whole frame: a few hundred pixels when on, none when off
     assert mg.changed_fraction(mg.frame_rgb(plain, 0.9), mg.frame_rgb(out, 0.9), (0, 0, 320, 240)) > 0.004
     assert mg.changed_fraction(mg.frame_rgb(plain, 1.7), mg.frame_rgb(out, 1.7), (0, 0, 320, 240)) < 0.0005
@@ -136,11 +169,20 @@ def test_hostile_subtitle_text_renders(tmp_path: Path, plain: Path, text: str) -
 
 
 REFUSED_URIS = [
-    "file:///etc/passwd", "concat:/etc/passwd|/etc/hosts", "subfile:,start,0,end,0,:/etc/passwd",
-    "http://169.254.169.254/latest/meta-data/", "https://169.254.169.254/latest/meta-data/",
-    "https://127.0.0.1/video.mp4", "https://[::1]/video.mp4", "https://10.0.0.1/video.mp4",
-    "hls+http://example.com/x.m3u8", "pipe:0", "data:video/mp4;base64,AAAA", "ftp://example.com/x.mp4",
-    "s3://bucket/../secret.mp4", "s3://bucket//etc/passwd",
+    "file:///etc/passwd",
+    "concat:/etc/passwd|/etc/hosts",
+    "subfile:,start,0,end,0,:/etc/passwd",
+    "http://169.254.169.254/latest/meta-data/",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://127.0.0.1/video.mp4",
+    "https://[::1]/video.mp4",
+    "https://10.0.0.1/video.mp4",
+    "hls+http://example.com/x.m3u8",
+    "pipe:0",
+    "data:video/mp4;base64,AAAA",
+    "ftp://example.com/x.mp4",
+    "s3://bucket/../secret.mp4",
+    "s3://bucket//etc/passwd",
 ]
 
 

@@ -23,23 +23,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 @pytest.fixture
-def operator_kubeconfig(
-    testenv: TestEnv, namespace: str, core_v1: Any, rbac_v1: Any, tmp_path: Path
-) -> Iterator[Path]:
+def operator_kubeconfig(testenv: TestEnv, namespace: str, core_v1: Any, rbac_v1: Any, tmp_path: Path) -> Iterator[Path]:
     """A kubeconfig for a ServiceAccount that holds OPERATOR_CLUSTER_RULES only."""
     from kubernetes import client
 
     name = f"{namespace}-operator"
     rbac_v1.create_cluster_role({"metadata": {"name": name}, "rules": OPERATOR_CLUSTER_RULES})
     core_v1.create_namespaced_service_account(namespace, {"metadata": {"name": "videojob-operator"}})
-    rbac_v1.create_cluster_role_binding({
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": "videojob-operator", "namespace": namespace}],
-    })
+    rbac_v1.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "videojob-operator", "namespace": namespace}],
+        }
+    )
     try:
         token = core_v1.create_namespaced_service_account_token(
-            "videojob-operator", namespace,
+            "videojob-operator",
+            namespace,
             client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)),
         ).status.token
         admin = yaml.safe_load(Path(testenv.kubeconfig).read_text())
@@ -62,25 +63,45 @@ def operator_kubeconfig(
 
 
 def test_the_operator_needs_nothing_beyond_its_cluster_rules(
-    testenv: TestEnv, namespace: str, operator_kubeconfig: Path, core_v1: Any, custom_objects: Any, rbac_v1: Any,
+    testenv: TestEnv,
+    namespace: str,
+    operator_kubeconfig: Path,
+    core_v1: Any,
+    custom_objects: Any,
+    rbac_v1: Any,
     tmp_path: Path,
 ) -> None:
-    core_v1.create_namespaced_secret(namespace, {
-        "metadata": {"name": "videojob-s3"},
-        "stringData": {"AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
-                       "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key},
-    })
+    core_v1.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "videojob-s3"},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key,
+            },
+        },
+    )
     # What an earlier version made: a Role letting the transcoders' ServiceAccount patch every VideoJob's status.
     labels = {"app.kubernetes.io/managed-by": "videojob-operator"}
-    rbac_v1.create_namespaced_role(namespace, {
-        "metadata": {"name": "videojob-transcoder", "labels": labels},
-        "rules": [{"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]}]})
-    rbac_v1.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "videojob-transcoder", "labels": labels},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "videojob-transcoder"},
-        "subjects": [{"kind": "ServiceAccount", "name": "videojob-transcoder", "namespace": namespace}]})
+    rbac_v1.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "videojob-transcoder", "labels": labels},
+            "rules": [{"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]}],
+        },
+    )
+    rbac_v1.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "videojob-transcoder", "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "videojob-transcoder"},
+            "subjects": [{"kind": "ServiceAccount", "name": "videojob-transcoder", "namespace": namespace}],
+        },
+    )
     process = OperatorProcess.for_testenv(
-        testenv, [namespace], tmp_path / "operator.log",
+        testenv,
+        [namespace],
+        tmp_path / "operator.log",
         VIDEOJOB_TRANSCODER_COMMAND=["python3", "-c", STAND_IN],
         VIDEOJOB_PRIORITY_CLASSES={"urgent": "", "normal": "", "low": ""},
         VIDEOJOB_LOG_FORMAT="json",
@@ -88,8 +109,9 @@ def test_the_operator_needs_nothing_beyond_its_cluster_rules(
     process.env["KUBECONFIG"] = str(operator_kubeconfig)  # the operator's own least-privilege identity
     try:
         process.start()
-        custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                       videojob("least", hardware="cpu"))
+        custom_objects.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, videojob("least", hardware="cpu")
+        )
 
         def finished() -> dict[str, Any] | None:
             status = get_vj(custom_objects, namespace, "least").get("status") or {}
@@ -97,13 +119,15 @@ def test_the_operator_needs_nothing_beyond_its_cluster_rules(
 
         status = wait_for(finished, timeout=90, message=f"the VideoJob to finish; log:\n{process.log_tail()}")
         assert status["phase"] == "Succeeded", status
-        reasons = {e.reason for e in core_v1.list_namespaced_event(
-            namespace, field_selector="involvedObject.name=least").items}
+        reasons = {
+            e.reason for e in core_v1.list_namespaced_event(namespace, field_selector="involvedObject.name=least").items
+        }
         assert {"Admitted", "Succeeded"} <= reasons
         assert [b.metadata.name for b in rbac_v1.list_namespaced_role_binding(namespace).items] == []
         assert core_v1.read_namespaced_service_account("videojob-transcoder", namespace)
-        assert [r.metadata.name for r in rbac_v1.list_namespaced_role(namespace).items] == [], \
+        assert [r.metadata.name for r in rbac_v1.list_namespaced_role(namespace).items] == [], (
             "the Role of an earlier version was removed"
+        )
         log = process.log_path.read_text(errors="replace")
         assert "Forbidden" not in log and "403" not in log, process.log_tail()
     finally:

@@ -58,24 +58,36 @@ def flat_metrics(text: str) -> dict[str, float]:
 
 @pytest.fixture
 def operator(
-    request: pytest.FixtureRequest, testenv: TestEnv, namespace: str, core_v1: Any, k8s_client: Any, tmp_path: Path,
+    request: pytest.FixtureRequest,
+    testenv: TestEnv,
+    namespace: str,
+    core_v1: Any,
+    k8s_client: Any,
+    tmp_path: Path,
     apiextensions_v1: Any,
 ) -> Iterator[OperatorProcess]:
     """The operator watching the test's namespace; extra settings by indirect parametrisation (env var -> value)."""
     from kubernetes import client
 
     install_crd(apiextensions_v1)
-    core_v1.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="videojob-s3"),
-        string_data={"AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
-                     "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key},
-    ))
+    core_v1.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="videojob-s3"),
+            string_data={
+                "AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key,
+            },
+        ),
+    )
     scheduling = client.SchedulingV1Api(k8s_client)
     classes = [f"{namespace}-{band}" for band in ("urgent", "normal", "low")]
     for value, name in zip((3000, 2000, 1000), classes, strict=True):
         scheduling.create_priority_class(client.V1PriorityClass(metadata=client.V1ObjectMeta(name=name), value=value))
     process = OperatorProcess.for_testenv(
-        testenv, [namespace], tmp_path / "operator.log",
+        testenv,
+        [namespace],
+        tmp_path / "operator.log",
         VIDEOJOB_TRANSCODER_COMMAND=["python3", "-c", STAND_IN],
         VIDEOJOB_PRIORITY_CLASSES={"urgent": classes[0], "normal": classes[1], "low": classes[2]},
         VIDEOJOB_LOG_FORMAT="json",
@@ -128,14 +140,20 @@ def test_a_videojob_goes_pending_running_succeeded(
             seen.append(status["phase"])
         return status.get("phase") if status.get("phase") in ("Succeeded", "Failed") else None
 
-    jobs = wait_for(lambda: batch_v1.list_namespaced_job(namespace).items, timeout=30, interval=0.1,
-                    message="the Job to be created")
+    jobs = wait_for(
+        lambda: batch_v1.list_namespaced_job(namespace).items, timeout=30, interval=0.1, message="the Job to be created"
+    )
     assert len(jobs) == 1
     job = jobs[0]
     vj = get_vj(custom_objects, namespace, "promo")
     owner = job.metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.uid, owner.controller, owner.block_owner_deletion) == (
-        "VideoJob", "promo", vj["metadata"]["uid"], True, True)
+        "VideoJob",
+        "promo",
+        vj["metadata"]["uid"],
+        True,
+        True,
+    )
     assert job.metadata.labels["app.kubernetes.io/managed-by"] == "videojob-operator"
     assert job.metadata.labels["videojob.dev/uid"] == vj["metadata"]["uid"]
     assert job.spec.backoff_limit == 3
@@ -172,8 +190,10 @@ def test_a_videojob_goes_pending_running_succeeded(
 
     rbac = client.RbacAuthorizationV1Api(batch_v1.api_client)
     assert [r.metadata and r.metadata.name for r in rbac.list_namespaced_role(namespace).items] == []
-    assert core_v1.read_namespaced_service_account("videojob-transcoder", namespace).automount_service_account_token \
+    assert (
+        core_v1.read_namespaced_service_account("videojob-transcoder", namespace).automount_service_account_token
         is False
+    )
 
     def transition_events() -> list[str] | None:
         reasons = [reason for _, reason in events_for(core_v1, namespace, "promo")]
@@ -183,9 +203,19 @@ def test_a_videojob_goes_pending_running_succeeded(
     assert len(reasons) == len(set(reasons)), f"one Event per transition, none twice: {reasons}"
 
     kubectl_wait = subprocess.run(
-        [str(testenv.dir / "bin" / "kubectl"), "wait", "-n", namespace, "--for=condition=Succeeded",
-         "videojob/promo", "--timeout=10s"],
-        env=testenv.subprocess_env(), capture_output=True, text=True, check=False,
+        [
+            str(testenv.dir / "bin" / "kubectl"),
+            "wait",
+            "-n",
+            namespace,
+            "--for=condition=Succeeded",
+            "videojob/promo",
+            "--timeout=10s",
+        ],
+        env=testenv.subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert kubectl_wait.returncode == 0, kubectl_wait.stderr
 
@@ -208,8 +238,9 @@ def test_a_videojob_goes_pending_running_succeeded(
 def test_bad_input_fails_at_once_with_the_reason(
     operator: OperatorProcess, namespace: str, custom_objects: Any, core_v1: Any
 ) -> None:
-    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                   videojob("broken", output="bad", retries=3, hardware="cpu"))
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, videojob("broken", output="bad", retries=3, hardware="cpu")
+    )
 
     def failed() -> dict[str, Any] | None:
         status = get_vj(custom_objects, namespace, "broken").get("status") or {}
@@ -220,23 +251,36 @@ def test_bad_input_fails_at_once_with_the_reason(
     assert "s3://media/in/main.mp4" in status["message"]
     assert status["attempts"] == 1, "exit code 65 is never retried (podFailurePolicy FailJob)"
     assert {c["type"]: c["status"] for c in status["conditions"]}["Failed"] == "True"
-    wait_for(lambda: ("Warning", "Failed") in events_for(core_v1, namespace, "broken"), timeout=15,
-             message="a Warning Event for the failure")
+    wait_for(
+        lambda: ("Warning", "Failed") in events_for(core_v1, namespace, "broken"),
+        timeout=15,
+        message="a Warning Event for the failure",
+    )
 
 
 def test_cancel_stops_the_job(
     operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
 ) -> None:
-    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                   videojob("long", output="slow", hardware="cpu"))
-    wait_for(lambda: (get_vj(custom_objects, namespace, "long").get("status") or {}).get("phase") == "Running",
-             timeout=60, message="the VideoJob to run")
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, videojob("long", output="slow", hardware="cpu")
+    )
+    wait_for(
+        lambda: (get_vj(custom_objects, namespace, "long").get("status") or {}).get("phase") == "Running",
+        timeout=60,
+        message="the VideoJob to run",
+    )
     custom_objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "long", {"spec": {"cancel": True}})
-    wait_for(lambda: (get_vj(custom_objects, namespace, "long").get("status") or {}).get("phase") == "Cancelled",
-             timeout=30, message="the VideoJob to be Cancelled")
+    wait_for(
+        lambda: (get_vj(custom_objects, namespace, "long").get("status") or {}).get("phase") == "Cancelled",
+        timeout=30,
+        message="the VideoJob to be Cancelled",
+    )
     wait_for(lambda: not batch_v1.list_namespaced_job(namespace).items, timeout=30, message="the Job to go")
-    wait_for(lambda: not core_v1.list_namespaced_pod(namespace).items, timeout=60,
-             message="its pod to be stopped and removed")
+    wait_for(
+        lambda: not core_v1.list_namespaced_pod(namespace).items,
+        timeout=60,
+        message="its pod to be stopped and removed",
+    )
 
 
 def test_restart_adopts_jobs_and_never_duplicates(
@@ -247,8 +291,7 @@ def test_restart_adopts_jobs_and_never_duplicates(
     operator.start()
     for index, priority in enumerate((5, 5, 1)):
         custom_objects.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, videojob(f"job{index}", output="slow", hardware="cpu",
-                                                        priority=priority)
+            GROUP, VERSION, namespace, PLURAL, videojob(f"job{index}", output="slow", hardware="cpu", priority=priority)
         )
     first = wait_for(lambda: batch_v1.list_namespaced_job(namespace).items, timeout=30, message="a Job")
     operator.kill(signal.SIGKILL)
@@ -280,11 +323,13 @@ def test_bad_settings_stop_the_operator_with_a_clear_message(testenv: TestEnv) -
     result = subprocess.run(
         [str(REPO / ".venv" / "bin" / "videojob-operator")],
         env={**testenv.subprocess_env(), "VIDEOJOB_MAX_RUNNING": "none"},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "VIDEOJOB_MAX_RUNNING" in result.stderr
-
 
 
 def phase_of(custom_objects: Any, namespace: str, name: str) -> str | None:
@@ -295,8 +340,9 @@ def phase_of(custom_objects: Any, namespace: str, name: str) -> str | None:
 def test_nvidia_lands_on_the_gpu_node_and_auto_falls_back_to_cpu(
     operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
 ) -> None:
-    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                   videojob("gpu", output="slow", hardware="nvidia"))
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, videojob("gpu", output="slow", hardware="nvidia")
+    )
     wait_for(lambda: phase_of(custom_objects, namespace, "gpu") == "Running", timeout=60, message="GPU job running")
     status = get_vj(custom_objects, namespace, "gpu")["status"]
     assert (status["node"], status["hardware"]) == ("gpu-0", "nvidia")
@@ -306,8 +352,11 @@ def test_nvidia_lands_on_the_gpu_node_and_auto_falls_back_to_cpu(
     assert pod_spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
 
     custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, videojob("auto"))
-    wait_for(lambda: phase_of(custom_objects, namespace, "auto") == "Succeeded", timeout=60,
-             message="the auto job to succeed on CPU while the GPU is busy")
+    wait_for(
+        lambda: phase_of(custom_objects, namespace, "auto") == "Succeeded",
+        timeout=60,
+        message="the auto job to succeed on CPU while the GPU is busy",
+    )
     status = get_vj(custom_objects, namespace, "auto")["status"]
     assert (status["node"], status["hardware"]) == ("cpu-0", "cpu")
     custom_objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gpu", {"spec": {"cancel": True}})
@@ -327,9 +376,9 @@ def test_queue_positions_follow_priority_and_move_with_it(
 
     def positions(expected: dict[str, int]) -> Any:
         def check() -> dict[str, Any] | None:
-            got = {n: (get_vj(custom_objects, namespace, n).get("status") or {}).get("queuePosition")
-                   for n in expected}
+            got = {n: (get_vj(custom_objects, namespace, n).get("status") or {}).get("queuePosition") for n in expected}
             return got if got == expected else None
+
         return check
 
     wait_for(positions({"c": 1, "a": 2, "b": 3}), timeout=30, message="priority 1 ahead of older priority 5 jobs")
@@ -340,8 +389,11 @@ def test_queue_positions_follow_priority_and_move_with_it(
     assert len(batch_v1.list_namespaced_job(namespace).items) == 1, "maxRunning 1 holds"
 
     patch(GROUP, VERSION, namespace, PLURAL, "first", {"spec": {"cancel": True}})
-    wait_for(lambda: get_vj(custom_objects, namespace, "a")["status"].get("jobName"), timeout=30,
-             message="a admitted when the slot frees")
+    wait_for(
+        lambda: get_vj(custom_objects, namespace, "a")["status"].get("jobName"),
+        timeout=30,
+        message="a admitted when the slot frees",
+    )
     wait_for(positions({"c": 1, "b": 2}), timeout=30, message="the queue moves up")
     for name in ("a", "b", "c"):
         patch(GROUP, VERSION, namespace, PLURAL, name, {"spec": {"cancel": True}})
@@ -350,8 +402,9 @@ def test_queue_positions_follow_priority_and_move_with_it(
 def test_deleting_a_videojob_removes_its_job_and_pods(
     operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
 ) -> None:
-    custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                   videojob("doomed", output="slow", hardware="cpu"))
+    custom_objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, videojob("doomed", output="slow", hardware="cpu")
+    )
     wait_for(lambda: phase_of(custom_objects, namespace, "doomed") == "Running", timeout=60, message="running")
     vj = get_vj(custom_objects, namespace, "doomed")
     assert not vj["metadata"].get("finalizers"), "no finalizer when artifacts are retained: deletion never waits"
@@ -366,7 +419,8 @@ def test_finished_videojobs_are_deleted_after_their_ttl(
 ) -> None:
     custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, videojob("brief", hardware="cpu"))
     custom_objects.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, videojob("kept", hardware="cpu", ttlSecondsAfterFinished=3600))
+        GROUP, VERSION, namespace, PLURAL, videojob("kept", hardware="cpu", ttlSecondsAfterFinished=3600)
+    )
     wait_for(lambda: phase_of(custom_objects, namespace, "kept") == "Succeeded", timeout=60, message="kept succeeds")
 
     def brief_gone() -> bool:
@@ -389,8 +443,14 @@ def test_artifact_reclaim_policy_delete_removes_the_artifacts(
     # at one of its names, but another VideoJob's object; and something else under its prefix
     s3.put_object(Bucket=bucket, Key="out/reclaim/output.jpg", Body=b"x", Metadata={"videojob-uid": "another"})
     s3.put_object(Bucket=bucket, Key="out/reclaim/not-an-artifact.txt", Body=b"someone else's")
-    wait_for(lambda: "videojob.dev/artifacts" in (get_vj(custom_objects, namespace, "reclaim")["metadata"].get(
-        "finalizers") or []), timeout=30, message="the artifact finalizer")
+    wait_for(
+        lambda: (
+            "videojob.dev/artifacts"
+            in (get_vj(custom_objects, namespace, "reclaim")["metadata"].get("finalizers") or [])
+        ),
+        timeout=30,
+        message="the artifact finalizer",
+    )
     wait_for(lambda: phase_of(custom_objects, namespace, "reclaim") == "Succeeded", timeout=60, message="success")
     custom_objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "reclaim")
 
@@ -403,14 +463,16 @@ def test_artifact_reclaim_policy_delete_removes_the_artifacts(
 
     wait_for(reclaimed, timeout=30, message="the VideoJob gone and its artifact deleted")
     assert keys() == {"out/reclaim/output.jpg", "out/reclaim/not-an-artifact.txt"}, (
-        "only its own objects at its output names are deleted, never another's, never the prefix")
+        "only its own objects at its output names are deleted, never another's, never the prefix"
+    )
 
 
 def test_a_job_refused_by_a_quota_is_retried_until_it_fits(
     operator: OperatorProcess, namespace: str, custom_objects: Any, batch_v1: Any, core_v1: Any
 ) -> None:
-    core_v1.create_namespaced_resource_quota(namespace, {
-        "metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}})
+    core_v1.create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}
+    )
     custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, videojob("held", hardware="cpu"))
 
     def blocked() -> dict[str, Any] | None:
@@ -421,6 +483,9 @@ def test_a_job_refused_by_a_quota_is_retried_until_it_fits(
     assert status["phase"] == "Pending" and "quota" in status["message"], status
     assert not batch_v1.list_namespaced_job(namespace).items
     core_v1.delete_namespaced_resource_quota("no-jobs", namespace)
-    wait_for(lambda: phase_of(custom_objects, namespace, "held") == "Succeeded", timeout=90,
-             message="admitted once the quota is gone, with backoff, and finished")
+    wait_for(
+        lambda: phase_of(custom_objects, namespace, "held") == "Succeeded",
+        timeout=90,
+        message="admitted once the quota is gone, with backoff, and finished",
+    )
     assert len(batch_v1.list_namespaced_job(namespace).items) == 1

@@ -50,21 +50,29 @@ def writer_of(s3: Any, bucket: str, key: str) -> str | None:
 
 
 @pytest.mark.parametrize("size", [pytest.param(1000, id="one PUT"), pytest.param(11 * MiB, id="multipart")])
-def test_a_job_never_replaces_an_object_another_wrote(tmp_path: Path, client: Any, s3: Any, bucket: str,
-                                                      size: int) -> None:
+def test_a_job_never_replaces_an_object_another_wrote(
+    tmp_path: Path, client: Any, s3: Any, bucket: str, size: int
+) -> None:
     uri = f"s3://{bucket}/out/output.mp4"
     conditions = claim_outputs([uri], A, client)
     assert conditions == {uri: {"IfNoneMatch": "*"}}
-    upload(a_file(tmp_path, size), uri, s3=client, transfer=SMALL_PARTS, metadata=A.metadata(),
-           condition=conditions[uri])
+    upload(
+        a_file(tmp_path, size), uri, s3=client, transfer=SMALL_PARTS, metadata=A.metadata(), condition=conditions[uri]
+    )
     assert writer_of(s3, bucket, "out/output.mp4") == "uid-a"
 
     with pytest.raises(BadInput) as refused:  # B, before any work: the object is A's
         claim_outputs([uri], B, client)
     assert refused.value.reason == "OutputExists" and uri in str(refused.value)
     with pytest.raises(BadInput) as raced:  # B claimed while the name was free, A wrote first: the write refuses
-        upload(a_file(tmp_path, size), uri, s3=client, transfer=SMALL_PARTS, metadata=B.metadata(),
-               condition={"IfNoneMatch": "*"})
+        upload(
+            a_file(tmp_path, size),
+            uri,
+            s3=client,
+            transfer=SMALL_PARTS,
+            metadata=B.metadata(),
+            condition={"IfNoneMatch": "*"},
+        )
     assert raced.value.reason == "OutputExists"
     assert writer_of(s3, bucket, "out/output.mp4") == "uid-a", "A's object is untouched"
 
@@ -89,13 +97,13 @@ def test_overwrite_replaces_another_jobs_object(tmp_path: Path, client: Any, s3:
     assert writer_of(s3, bucket, "out/output.mp4") == "uid-b"
 
 
-def test_a_streamed_upload_commits_only_under_its_condition(tmp_path: Path, client: Any, s3: Any,
-                                                            bucket: str) -> None:
+def test_a_streamed_upload_commits_only_under_its_condition(tmp_path: Path, client: Any, s3: Any, bucket: str) -> None:
     uri = f"s3://{bucket}/out/stream.mp4"
     upload(a_file(tmp_path), uri, s3=client, metadata=A.metadata(), condition={"IfNoneMatch": "*"})
     path = a_file(tmp_path, 12 * MiB)
-    theirs = streaming.StreamedUpload(path, uri, "video/mp4", client, metadata=B.metadata(),
-                                      condition={"IfNoneMatch": "*"})
+    theirs = streaming.StreamedUpload(
+        path, uri, "video/mp4", client, metadata=B.metadata(), condition={"IfNoneMatch": "*"}
+    )
     theirs.start().stop()
     theirs.finish(streaming.whole_file(path))
     with pytest.raises(BadInput) as refused:
@@ -114,8 +122,9 @@ def test_deletion_removes_only_the_jobs_own_objects(tmp_path: Path, client: Any,
     assert left == ["out/output.jpg", "out/unrelated.mp4"]
 
 
-def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv, client: Any, s3: Any,
-                                              bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_run_removes_what_it_uploaded(
+    tmp_path: Path, testenv: TestEnv, client: Any, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The transcoder itself (videojob-transcode): the result and its thumbnail are uploaded, then an emitted
     subtitle file's upload is refused (another job wrote that name meanwhile): the run fails with OutputExists,
     its own two objects are deleted, the other job's object stays."""
@@ -124,12 +133,16 @@ def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv,
     src = mediagen.video(duration=1.0, size=(160, 120))
     s3.upload_file(str(src), bucket, "in/in.mp4")
     s3.put_object(Bucket=bucket, Key="in/subs.srt", Body=b"1\n00:00:00,000 --> 00:00:00,500\nhi\n")
-    spec = VideoJobSpec.model_validate({
-        "inputs": [{"name": "in", "uri": f"s3://{bucket}/in/in.mp4"},
-                   {"name": "subs", "uri": f"s3://{bucket}/in/subs.srt"}],
-        "operations": [{"subtitles": {"input": "subs", "burn": False, "emit": ["srt"]}}],
-        "output": {"uri": f"s3://{bucket}/out/", "thumbnail": {"at": 0}},
-    })
+    spec = VideoJobSpec.model_validate(
+        {
+            "inputs": [
+                {"name": "in", "uri": f"s3://{bucket}/in/in.mp4"},
+                {"name": "subs", "uri": f"s3://{bucket}/in/subs.srt"},
+            ],
+            "operations": [{"subtitles": {"input": "subs", "burn": False, "emit": ["srt"]}}],
+            "output": {"uri": f"s3://{bucket}/out/", "thumbnail": {"at": 0}},
+        }
+    )
     assert output_uris(spec)[-1] == f"s3://{bucket}/out/output.srt"
 
     real_upload = storage.upload
@@ -139,9 +152,15 @@ def test_a_failed_run_removes_what_it_uploaded(tmp_path: Path, testenv: TestEnv,
             s3.put_object(Bucket=bucket, Key="out/output.srt", Body=b"theirs", Metadata={"videojob-uid": "uid-b"})
         return real_upload(path, uri, *args, **kwargs)
 
-    env = {**testenv.variables, "VIDEOJOB_UID": "uid-a", "VIDEOJOB_NAMESPACE": "team-a", "VIDEOJOB_NAME": "promo",
-           "VIDEOJOB_SPEC": json.dumps(spec.to_wire()), "VIDEOJOB_PROGRESS": "none",
-           "VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "true"}
+    env = {
+        **testenv.variables,
+        "VIDEOJOB_UID": "uid-a",
+        "VIDEOJOB_NAMESPACE": "team-a",
+        "VIDEOJOB_NAME": "promo",
+        "VIDEOJOB_SPEC": json.dumps(spec.to_wire()),
+        "VIDEOJOB_PROGRESS": "none",
+        "VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "true",
+    }
     # In a pod the environment is the process's; the storage client reads credentials from there too.
     for var in ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(var, testenv.variables[var])

@@ -51,8 +51,12 @@ def crd(apiextensions_v1: Any) -> None:
 def test_the_api_server_refuses_a_spec_over_the_size_rule(crd: None, custom_objects: Any, namespace: str) -> None:
     from kubernetes.client.exceptions import ApiException
 
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob", "metadata": {"name": "too-big"},
-            "spec": emoji_spec(MAX_OPERATIONS, "bucket")}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VideoJob",
+        "metadata": {"name": "too-big"},
+        "spec": emoji_spec(MAX_OPERATIONS, "bucket"),
+    }
     with pytest.raises(ApiException) as refused:
         custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     assert refused.value.status == 422
@@ -64,18 +68,27 @@ def test_the_api_server_refuses_a_spec_over_the_size_rule(crd: None, custom_obje
 def test_the_largest_emoji_spec_starts_and_is_read_whole(
     testenv: Any, k8s_client: Any, namespace: str, core_v1: Any, batch_v1: Any, bucket: str
 ) -> None:
-    core_v1.create_namespaced_secret(namespace, {
-        "metadata": {"name": "videojob-s3"},
-        "stringData": {"AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
-                       "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key},
-    })
-    settings = Settings(s3_endpoint_url=testenv.s3_endpoint_url, priority_classes={"urgent": "", "normal": "",
-                                                                                    "low": ""},
-                        transcoder_env={"VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "true"},
-                        cpu_resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}})
+    core_v1.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "videojob-s3"},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": testenv.aws_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": testenv.aws_secret_access_key,
+            },
+        },
+    )
+    settings = Settings(
+        s3_endpoint_url=testenv.s3_endpoint_url,
+        priority_classes={"urgent": "", "normal": "", "low": ""},
+        transcoder_env={"VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "true"},
+        cpu_resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    )
     Kube(k8s_client).ensure(build_transcoder_rbac(namespace, settings))
-    vj = {"metadata": {"name": "emoji", "namespace": namespace, "uid": str(uuid.uuid4())},
-          "spec": emoji_spec(EMOJI_TEXTS, bucket)}
+    vj = {
+        "metadata": {"name": "emoji", "namespace": namespace, "uid": str(uuid.uuid4())},
+        "spec": emoji_spec(EMOJI_TEXTS, bucket),
+    }
     manifest = build_job_manifest(vj, "cpu", settings)
     manifest["metadata"].pop("ownerReferences")  # no VideoJob object here
     manifest["spec"]["backoffLimit"] = 0

@@ -119,9 +119,7 @@ def test_wrong_credentials_are_bad_input(tmp_path: Path, testenv: TestEnv, s3: A
         fetch(f"s3://{bucket}/in/x.mp4", tmp_path / "x.mp4", InputPolicy(), s3=wrong)
 
 
-def test_object_over_the_size_cap_is_refused_before_download(
-    tmp_path: Path, client: Any, s3: Any, bucket: str
-) -> None:
+def test_object_over_the_size_cap_is_refused_before_download(tmp_path: Path, client: Any, s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="in/big.mp4", Body=b"\0" * 2000)
     uri = f"s3://{bucket}/in/big.mp4"
     with pytest.raises(BadInput, match=r"2000 bytes, over the limit of 1000 bytes") as caught:
@@ -186,7 +184,11 @@ def test_fetching_a_large_object_streams_to_disk(tmp_path: Path, testenv: TestEn
     dest = tmp_path / "large-fetched.bin"
     probe = subprocess.run(
         [sys.executable, "-c", _MEMORY_PROBE, f"s3://{bucket}/in/large.bin", str(dest)],
-        env=testenv.subprocess_env(), capture_output=True, text=True, timeout=300, check=False,
+        env=testenv.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert probe.returncode == 0, probe.stderr
     facts = json.loads(probe.stdout)
@@ -296,9 +298,26 @@ def https_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -348,8 +367,11 @@ def test_redirect_within_the_policy_is_followed(tmp_path: Path, http_server: str
 @pytest.mark.parametrize(
     ("path", "policy", "why"),
     [
-        ("/redirect-other-host", InputPolicy(allow_http=True, allow_private_networks=True,
-                                             allowed_hosts=("127.0.0.1",)), "not in the allowed hosts"),
+        (
+            "/redirect-other-host",
+            InputPolicy(allow_http=True, allow_private_networks=True, allowed_hosts=("127.0.0.1",)),
+            "not in the allowed hosts",
+        ),
         ("/redirect-file", LOOPBACK, "scheme 'file'"),
     ],
     ids=["to a host outside the allowlist", "to file:"],

@@ -44,6 +44,7 @@ def _ffmpeg(*args: str) -> None:
 
 def _faststart(path: Path, dest: Path) -> Path:
     with path.open("rb") as f:
+
         def read(offset: int, n: int) -> bytes:
             f.seek(offset)
             return f.read(n)
@@ -55,7 +56,7 @@ def _faststart(path: Path, dest: Path) -> Path:
 
 def _box_kinds(path: Path) -> list[bytes]:
     data = path.read_bytes()
-    return [b.kind for b in mp4.top_level_boxes(lambda o, n: data[o:o + n], len(data))]
+    return [b.kind for b in mp4.top_level_boxes(lambda o, n: data[o : o + n], len(data))]
 
 
 # --- the MP4 index ---------------------------------------------------------------------------------------------
@@ -116,8 +117,23 @@ def test_a_trim_reads_only_the_ranges_it_needs(tmp_path: Path, client: Any, buck
     remote = streaming.open_input(f"s3://{bucket}/in/long.mp4", InputPolicy(), client)
     assert remote is not None
     with streaming.InputServer() as server:
-        _ffmpeg("-protocol_whitelist", "http,tcp", "-f", "mov", "-ss", "2", "-i", server.add(remote),
-                "-t", "1", "-c", "copy", "-f", "matroska", str(tmp_path / "cut.mkv"))
+        _ffmpeg(
+            "-protocol_whitelist",
+            "http,tcp",
+            "-f",
+            "mov",
+            "-ss",
+            "2",
+            "-i",
+            server.add(remote),
+            "-t",
+            "1",
+            "-c",
+            "copy",
+            "-f",
+            "matroska",
+            str(tmp_path / "cut.mkv"),
+        )
         served = server.bytes_served
     print(f"a 1 s cut at 2 s of a {remote.size} byte input read {served} bytes")
     assert served < remote.size * 0.4
@@ -148,6 +164,7 @@ def test_opening_an_input_applies_the_policy_and_the_cap(client: Any, bucket: st
 
 
 # --- HTTP(S) inputs --------------------------------------------------------------------------------------------
+
 
 class _RangeServer(http.server.BaseHTTPRequestHandler):
     """Serves one body by range (/clip.mp4), the same without ranges (/no-ranges.mp4), the same from a server
@@ -218,11 +235,16 @@ def test_an_http_input_is_opened_under_the_policy(web: str) -> None:
 
 
 def _job(tmp_path: Path, uri: str, bucket: str, client: Any, container: str = "mp4") -> runner.Job:
-    spec = VideoJobSpec.model_validate({
-        "inputs": [{"name": "clip", "uri": uri}],
-        "output": {"uri": f"s3://{bucket}/out/", "container": container,
-                   "video": {"codec": "h264", "preset": "ultrafast"}},
-    })
+    spec = VideoJobSpec.model_validate(
+        {
+            "inputs": [{"name": "clip", "uri": uri}],
+            "output": {
+                "uri": f"s3://{bucket}/out/",
+                "container": container,
+                "video": {"codec": "h264", "preset": "ultrafast"},
+            },
+        }
+    )
     return runner.Job(spec=spec, workdir=tmp_path / "work", policy=LOOPBACK, s3=client)
 
 
@@ -258,12 +280,38 @@ def test_a_result_uploads_while_ffmpeg_writes_it(tmp_path: Path, client: Any, s3
     """FFmpeg writes a Matroska file at the input's own pace (-re): 10 s, about 5 MB/s. Parts are in MinIO before
     it ends, and the object is the finished file byte for byte (the muxer rewrote its head at the end)."""
     raw = tmp_path / "raw.mkv"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=480x270:r=25:d=10", "-c:v", "rawvideo", "-pix_fmt", "yuv420p",
-            "-f", "matroska", str(raw))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=480x270:r=25:d=10",
+        "-c:v",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "matroska",
+        str(raw),
+    )
     out = tmp_path / "out.mkv"
     upload = streaming.StreamedUpload(out, f"s3://{bucket}/out/out.mkv", "video/x-matroska", client).start()
-    ffmpeg = subprocess.Popen(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", str(raw),
-                               "-c", "copy", "-f", "matroska", str(out)])
+    ffmpeg = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+            str(raw),
+            "-c",
+            "copy",
+            "-f",
+            "matroska",
+            str(out),
+        ]
+    )
     try:
         deadline = time.monotonic() + 60
         while upload.uploaded_while_writing == 0 and time.monotonic() < deadline and ffmpeg.poll() is None:

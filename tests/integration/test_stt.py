@@ -60,11 +60,30 @@ def test_speech_inside_a_video_is_timed_from_the_video_start(tmp_path: Path, mod
     duration = _speak(speech, SENTENCE)
     video = tmp_path / "talk.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=10:duration={duration + 2:.2f}",
-         "-i", str(speech), "-af", "adelay=1500:all=1",
-         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(video)],
-        check=True, capture_output=True,
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=160x120:rate=10:duration={duration + 2:.2f}",
+            "-i",
+            str(speech),
+            "-af",
+            "adelay=1500:all=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            str(video),
+        ],
+        check=True,
+        capture_output=True,
     )
 
     cues = transcribe(video, model_dir)
@@ -77,9 +96,22 @@ def test_speech_inside_a_video_is_timed_from_the_video_start(tmp_path: Path, mod
 def test_silence_gives_no_cues(tmp_path: Path, model_dir: Path) -> None:
     tone = tmp_path / "tone.wav"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono",
-         "-t", "2", str(tone)],
-        check=True, capture_output=True,
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono",
+            "-t",
+            "2",
+            str(tone),
+        ],
+        check=True,
+        capture_output=True,
     )
     assert transcribe(tone, model_dir) == []
 
@@ -87,9 +119,24 @@ def test_silence_gives_no_cues(tmp_path: Path, model_dir: Path) -> None:
 def test_video_without_audio_is_bad_input(tmp_path: Path, model_dir: Path) -> None:
     video = tmp_path / "mute.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-         "testsrc2=size=160x120:rate=10:duration=1", "-c:v", "libx264", "-preset", "ultrafast", str(video)],
-        check=True, capture_output=True,
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10:duration=1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(video),
+        ],
+        check=True,
+        capture_output=True,
     )
     with pytest.raises(BadInput, match=r"mute\.mp4 has no audio stream"):
         transcribe(video, model_dir)

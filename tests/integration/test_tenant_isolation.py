@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 OPERATOR_IMAGE = "videojob-operator:dev"  # has Python and the kubernetes client: a handy attacker's toolbox
 
-FORGER = textwrap.dedent('''
+FORGER = textwrap.dedent("""
     import json
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
@@ -57,29 +57,41 @@ FORGER = textwrap.dedent('''
         except ApiException as e:
             outcome[what] = e.status
     print("RESULT " + json.dumps(outcome))
-''')
+""")
 
 
 def videojob(name: str) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "VideoJob", "metadata": {"name": name},
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "VideoJob",
+        "metadata": {"name": name},
         "spec": {"inputs": [{"name": "a", "uri": "s3://bucket/a.mp4"}], "output": {"uri": f"s3://bucket/{name}/"}},
     }
 
 
 def restricted_pod(name: str, command: list[str], service_account: str, automount: bool) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
         "spec": {
             "restartPolicy": "Never",
             "serviceAccountName": service_account,
             "automountServiceAccountToken": automount,
             "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "main", "image": OPERATOR_IMAGE, "imagePullPolicy": "IfNotPresent", "command": command,
-                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                    "readOnlyRootFilesystem": True},
-            }],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": OPERATOR_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": command,
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "readOnlyRootFilesystem": True,
+                    },
+                }
+            ],
         },
     }
 
@@ -105,7 +117,7 @@ def test_a_pod_running_as_the_transcoders_service_account_changes_no_videojob(
     sa = Settings().transcoder_service_account
     core_v1.create_namespaced_pod(namespace, restricted_pod("forger", ["python", "-c", FORGER], sa, automount=True))
     log = finished_log(core_v1, namespace, "forger")
-    outcome = json.loads(next(line for line in log.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+    outcome = json.loads(next(line for line in log.splitlines() if line.startswith("RESULT "))[len("RESULT ") :])
 
     assert outcome == {what: 403 for what in outcome}, f"everything refused: {outcome}"
     after = custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "victim")
@@ -113,8 +125,9 @@ def test_a_pod_running_as_the_transcoders_service_account_changes_no_videojob(
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
-def test_the_transcoders_service_account_mounts_no_token_by_default(k8s_client: Any, namespace: str,
-                                                                     core_v1: Any) -> None:
+def test_the_transcoders_service_account_mounts_no_token_by_default(
+    k8s_client: Any, namespace: str, core_v1: Any
+) -> None:
     """A pod that does not ask for a token (the operator's Jobs never do) gets none from this ServiceAccount."""
     Kube(k8s_client).ensure(build_transcoder_rbac(namespace, Settings()))
     check = "import os; print('TOKEN', os.path.exists('/var/run/secrets/kubernetes.io/serviceaccount/token'))"

@@ -36,11 +36,36 @@ def odd_clip(width: int, height: int, audio: bool = True) -> Path:
     if not out.exists():
         sound = ["-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac"] if audio else []
         subprocess.run(
-            ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-threads", "1",
-             "-f", "lavfi", "-i", "color=c=red:s=320x240:r=10:d=1", *sound, "-vf", f"scale={width}:{height}",
-             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p", "-t", "1", "-f", "matroska",
-             str(out)],
-            check=True, timeout=60,
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-y",
+                "-loglevel",
+                "error",
+                "-threads",
+                "1",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=red:s=320x240:r=10:d=1",
+                *sound,
+                "-vf",
+                f"scale={width}:{height}",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv444p",
+                "-t",
+                "1",
+                "-f",
+                "matroska",
+                str(out),
+            ],
+            check=True,
+            timeout=60,
         )
     return out
 
@@ -50,11 +75,39 @@ def surround_clip() -> Path:
     out = mg.media_dir() / "surround-5.1.mkv"
     if not out.exists():
         subprocess.run(
-            ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-threads", "1",
-             "-f", "lavfi", "-i", "color=c=red:s=320x240:r=10:d=1", "-f", "lavfi", "-i", "sine=d=1",
-             "-af", "aformat=channel_layouts=5.1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
-             "-t", "1", "-f", "matroska", str(out)],
-            check=True, timeout=60,
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-y",
+                "-loglevel",
+                "error",
+                "-threads",
+                "1",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=red:s=320x240:r=10:d=1",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=d=1",
+                "-af",
+                "aformat=channel_layouts=5.1",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-c:a",
+                "aac",
+                "-t",
+                "1",
+                "-f",
+                "matroska",
+                str(out),
+            ],
+            check=True,
+            timeout=60,
         )
     return out
 
@@ -84,6 +137,7 @@ def subs(name: str) -> Callable[[Path], Path]:
         path = tmp / name
         path.write_bytes(SUBTITLE_BYTES[name])
         return path
+
     return make
 
 
@@ -113,116 +167,243 @@ ALL_16 = [f"i{n}" for n in range(16)]
 CASES: dict[str, Case] = {
     # inputs without the stream an operation needs
     "first input audio-only": Case({"a": sound()}, code=65, reason="NoVideo", says="input a"),
-    "pip of an audio-only input": Case({"v": clip(), "a": sound()}, [{"pip": {"input": "a"}}], code=65,
-                                       reason="NoVideo", says="input a: picture-in-picture needs video"),
-    "audio op on a video-only input": Case({"v": clip(), "n": clip(audio=None)}, [{"audio": {"input": "n"}}],
-                                           code=65, reason="NoAudio", says="input n"),
+    "pip of an audio-only input": Case(
+        {"v": clip(), "a": sound()},
+        [{"pip": {"input": "a"}}],
+        code=65,
+        reason="NoVideo",
+        says="input a: picture-in-picture needs video",
+    ),
+    "audio op on a video-only input": Case(
+        {"v": clip(), "n": clip(audio=None)}, [{"audio": {"input": "n"}}], code=65, reason="NoAudio", says="input n"
+    ),
     "concat with and without audio": Case(
-        {"x": clip(), "y": clip(audio=None, color="red")}, [{"concat": {"inputs": ["x", "y"]}}],
-        facts={**PLAIN, "duration": 4.0}),
+        {"x": clip(), "y": clip(audio=None, color="red")},
+        [{"concat": {"inputs": ["x", "y"]}}],
+        facts={**PLAIN, "duration": 4.0},
+    ),
     "concat without then with audio": Case(
-        {"y": clip(audio=None, color="red"), "x": clip()}, [{"concat": {"inputs": ["y", "x"]}}],
-        facts={**PLAIN, "duration": 4.0}),
+        {"y": clip(audio=None, color="red"), "x": clip()},
+        [{"concat": {"inputs": ["y", "x"]}}],
+        facts={**PLAIN, "duration": 4.0},
+    ),
     "concat mono 44.1k + stereo 22.05k": Case(
-        {"x": clip(), "y": clip(channels=2, sample_rate=22050)}, [{"concat": {"inputs": ["x", "y"]}}],
-        facts={**PLAIN, "duration": 4.0}),  # normalised to the first input's rate and layout
+        {"x": clip(), "y": clip(channels=2, sample_rate=22050)},
+        [{"concat": {"inputs": ["x", "y"]}}],
+        facts={**PLAIN, "duration": 4.0},
+    ),  # normalised to the first input's rate and layout
     "concat of 16 inputs": Case(
         {n: clip(duration=0.2, color=("red", "blue")[i % 2]) for i, n in enumerate(ALL_16)},
-        [{"concat": {"inputs": ALL_16}}], facts={**PLAIN, "duration": 3.2}),
+        [{"concat": {"inputs": ALL_16}}],
+        facts={**PLAIN, "duration": 3.2},
+    ),
     # trims and times
-    "trim start beyond the end": Case({"x": clip()}, trims={"x": {"start": 5}}, code=65, reason="BadTrim",
-                                      says="input x: trim start 5 s is past its end"),
-    "trim start inside the last frame": Case({"x": clip()}, trims={"x": {"start": 1.99}}, code=65, reason="BadTrim",
-                                             says="input x: trim start 1.99 s leaves less than one frame"),
-    "trim duration 0.001": Case({"x": clip()}, trims={"x": {"duration": 0.001}},
-                                facts={**H264_AAC, "width": 320, "duration": 0.1}),  # one frame
-    "text start beyond the end": Case({"x": clip()}, [{"text": {"text": "late", "start": 10}}], code=65,
-                                      reason="BadTiming", says="operations[0].text.start 10 s"),
-    "pip start beyond the end": Case({"x": clip(), "p": clip(color="red")}, [{"pip": {"input": "p", "start": 10}}],
-                                     code=65, reason="BadTiming", says="operations[0].pip.start 10 s"),
-    "audio offset at the end": Case({"x": clip(), "m": sound()}, [{"audio": {"input": "m", "offset": 2}}], code=65,
-                                    reason="BadOffset", says="audio offset 2 s"),
+    "trim start beyond the end": Case(
+        {"x": clip()},
+        trims={"x": {"start": 5}},
+        code=65,
+        reason="BadTrim",
+        says="input x: trim start 5 s is past its end",
+    ),
+    "trim start inside the last frame": Case(
+        {"x": clip()},
+        trims={"x": {"start": 1.99}},
+        code=65,
+        reason="BadTrim",
+        says="input x: trim start 1.99 s leaves less than one frame",
+    ),
+    "trim duration 0.001": Case(
+        {"x": clip()}, trims={"x": {"duration": 0.001}}, facts={**H264_AAC, "width": 320, "duration": 0.1}
+    ),  # one frame
+    "text start beyond the end": Case(
+        {"x": clip()},
+        [{"text": {"text": "late", "start": 10}}],
+        code=65,
+        reason="BadTiming",
+        says="operations[0].text.start 10 s",
+    ),
+    "pip start beyond the end": Case(
+        {"x": clip(), "p": clip(color="red")},
+        [{"pip": {"input": "p", "start": 10}}],
+        code=65,
+        reason="BadTiming",
+        says="operations[0].pip.start 10 s",
+    ),
+    "audio offset at the end": Case(
+        {"x": clip(), "m": sound()},
+        [{"audio": {"input": "m", "offset": 2}}],
+        code=65,
+        reason="BadOffset",
+        says="audio offset 2 s",
+    ),
     "thumbnail beyond the end": Case({"x": clip()}, output={"thumbnail": {"at": 100}}, facts=PLAIN),
     "thumbnail beyond the end at 0.5 fps": Case(
-        {"x": clip()}, output={"video": {**FAST, "fps": 0.5}, "thumbnail": {"at": 1.5}},
-        facts={**H264_AAC, "fps": 0.5, "duration": 2.0}),  # was exit 70: FFmpeg found no frame after 1.5 s
+        {"x": clip()},
+        output={"video": {**FAST, "fps": 0.5}, "thumbnail": {"at": 1.5}},
+        facts={**H264_AAC, "fps": 0.5, "duration": 2.0},
+    ),  # was exit 70: FFmpeg found no frame after 1.5 s
     # subtitle files
-    "subtitles empty": Case({"x": clip(), "s": subs("empty.srt")}, [{"subtitles": {"input": "s"}}], code=65,
-                            reason="BadSubtitles", says="input s is not a subtitle file"),
-    "subtitles only a BOM": Case({"x": clip(), "s": subs("bom.srt")}, [{"subtitles": {"input": "s"}}], code=65,
-                                 reason="BadSubtitles", says="input s is not a subtitle file"),
-    "subtitles latin-1": Case({"x": clip(), "s": subs("latin1.srt")}, [{"subtitles": {"input": "s", "emit": ["srt"]}}],
-                              facts=PLAIN, artifacts={"output.srt": "Caf\u00e9 cr\u00e8me"}),
-    "subtitles CRLF": Case({"x": clip(), "s": subs("crlf.srt")}, [{"subtitles": {"input": "s", "emit": ["vtt"]}}],
-                           facts=PLAIN, artifacts={"output.vtt": "00:00:01.600 --> 00:00:01.900\nWorld"}),
-    "subtitle input that is a video": Case({"x": clip(), "s": clip()}, [{"subtitles": {"input": "s"}}], code=65,
-                                           reason="BadSubtitles", says="input s is not a text subtitle file"),
+    "subtitles empty": Case(
+        {"x": clip(), "s": subs("empty.srt")},
+        [{"subtitles": {"input": "s"}}],
+        code=65,
+        reason="BadSubtitles",
+        says="input s is not a subtitle file",
+    ),
+    "subtitles only a BOM": Case(
+        {"x": clip(), "s": subs("bom.srt")},
+        [{"subtitles": {"input": "s"}}],
+        code=65,
+        reason="BadSubtitles",
+        says="input s is not a subtitle file",
+    ),
+    "subtitles latin-1": Case(
+        {"x": clip(), "s": subs("latin1.srt")},
+        [{"subtitles": {"input": "s", "emit": ["srt"]}}],
+        facts=PLAIN,
+        artifacts={"output.srt": "Caf\u00e9 cr\u00e8me"},
+    ),
+    "subtitles CRLF": Case(
+        {"x": clip(), "s": subs("crlf.srt")},
+        [{"subtitles": {"input": "s", "emit": ["vtt"]}}],
+        facts=PLAIN,
+        artifacts={"output.vtt": "00:00:01.600 --> 00:00:01.900\nWorld"},
+    ),
+    "subtitle input that is a video": Case(
+        {"x": clip(), "s": clip()},
+        [{"subtitles": {"input": "s"}}],
+        code=65,
+        reason="BadSubtitles",
+        says="input s is not a text subtitle file",
+    ),
     "generated subtitles without audio": Case(
-        {"x": clip(audio=None)}, [{"subtitles": {"generate": {"language": "en"}}}], code=65, reason="NoAudio",
-        says="operations[0]"),
+        {"x": clip(audio=None)},
+        [{"subtitles": {"generate": {"language": "en"}}}],
+        code=65,
+        reason="NoAudio",
+        says="operations[0]",
+    ),
     "generated subtitles from silence": Case(
-        {"x": clip(audio="silence")}, [{"subtitles": {"generate": {"language": "en"}, "emit": ["srt"]}}],
-        facts=PLAIN, artifacts={"output.srt": ""}, marks=(pytest.mark.stt,)),
+        {"x": clip(audio="silence")},
+        [{"subtitles": {"generate": {"language": "en"}, "emit": ["srt"]}}],
+        facts=PLAIN,
+        artifacts={"output.srt": ""},
+        marks=(pytest.mark.stt,),
+    ),
     # sizes and rates
-    "upscale to 1920x1080": Case({"x": clip()}, output={"video": {**FAST, "resolution": "1920x1080"}},
-                                 facts={**PLAIN, "width": 1920, "height": 1080}),
-    "odd size 321x241 h264": Case({"x": odd(321, 241)}, facts={**H264_AAC, "width": 320, "height": 240,
-                                                               "duration": 1.0}),
-    "odd size 321x241 h265": Case({"x": odd(321, 241)}, output={"video": {"codec": "h265", "preset": "ultrafast"}},
-                                  facts={"video_codec": "hevc", "width": 320, "height": 240}),
+    "upscale to 1920x1080": Case(
+        {"x": clip()},
+        output={"video": {**FAST, "resolution": "1920x1080"}},
+        facts={**PLAIN, "width": 1920, "height": 1080},
+    ),
+    "odd size 321x241 h264": Case(
+        {"x": odd(321, 241)}, facts={**H264_AAC, "width": 320, "height": 240, "duration": 1.0}
+    ),
+    "odd size 321x241 h265": Case(
+        {"x": odd(321, 241)},
+        output={"video": {"codec": "h265", "preset": "ultrafast"}},
+        facts={"video_codec": "hevc", "width": 320, "height": 240},
+    ),
     "odd size with text": Case({"x": odd(321, 241)}, [{"text": {"text": "odd"}}], facts={"width": 320, "height": 240}),
-    "odd size main and pip": Case({"x": odd(321, 241), "p": odd(33, 17)}, [{"pip": {"input": "p", "scale": 0.33}}],
-                                  facts={"width": 320, "height": 240}),
-    "odd size pip on even main": Case({"x": clip(), "p": odd(321, 241)}, [{"pip": {"input": "p", "scale": 0.33}}],
-                                      facts={"width": 320, "height": 240, "duration": 2.0}),
-    "odd size first in concat": Case({"x": odd(321, 241), "y": clip()}, [{"concat": {"inputs": ["x", "y"]}}],
-                                     facts={"width": 320, "height": 240, "duration": 3.0}),
-    "odd size copied as it is": Case({"x": odd(321, 241)}, output={"video": {"codec": "copy"}},
-                                     facts={"video_codec": "h264", "width": 321, "height": 241}),
+    "odd size main and pip": Case(
+        {"x": odd(321, 241), "p": odd(33, 17)},
+        [{"pip": {"input": "p", "scale": 0.33}}],
+        facts={"width": 320, "height": 240},
+    ),
+    "odd size pip on even main": Case(
+        {"x": clip(), "p": odd(321, 241)},
+        [{"pip": {"input": "p", "scale": 0.33}}],
+        facts={"width": 320, "height": 240, "duration": 2.0},
+    ),
+    "odd size first in concat": Case(
+        {"x": odd(321, 241), "y": clip()},
+        [{"concat": {"inputs": ["x", "y"]}}],
+        facts={"width": 320, "height": 240, "duration": 3.0},
+    ),
+    "odd size copied as it is": Case(
+        {"x": odd(321, 241)},
+        output={"video": {"codec": "copy"}},
+        facts={"video_codec": "h264", "width": 321, "height": 241},
+    ),
     "fps 0.5": Case({"x": clip()}, output={"video": {**FAST, "fps": 0.5}}, facts={**PLAIN, "fps": 0.5}),
     "fps 240": Case({"x": clip()}, output={"video": {**FAST, "fps": 240}}, facts={**PLAIN, "fps": 240.0}),
-    "a one-frame input": Case({"x": clip(duration=0.1)}, output={"thumbnail": {"at": 5}},
-                              facts={**PLAIN, "duration": 0.1}),
+    "a one-frame input": Case(
+        {"x": clip(duration=0.1)}, output={"thumbnail": {"at": 5}}, facts={**PLAIN, "duration": 0.1}
+    ),
     "a one-frame pip": Case({"x": clip(), "p": clip(duration=0.1)}, [{"pip": {"input": "p"}}], facts=PLAIN),
     # containers and codecs without operations
-    "webm vp9 opus": Case({"x": clip()}, output={"container": "webm", "video": {"codec": "vp9", "preset": "ultrafast"},
-                                                 "audio": {"codec": "opus"}},
-                          facts={"video_codec": "vp9", "audio_codec": "opus", "sample_rate": 48000, "duration": 2.0}),
+    "webm vp9 opus": Case(
+        {"x": clip()},
+        output={"container": "webm", "video": {"codec": "vp9", "preset": "ultrafast"}, "audio": {"codec": "opus"}},
+        facts={"video_codec": "vp9", "audio_codec": "opus", "sample_rate": 48000, "duration": 2.0},
+    ),
     "mov h264 aac": Case({"x": clip()}, output={"container": "mov"}, facts=PLAIN),
-    "mkv av1": Case({"x": clip()}, output={"container": "mkv", "video": {"codec": "av1", "preset": "ultrafast"}},
-                    facts={"video_codec": "av1", "audio_codec": "aac", "width": 320, "duration": 2.0}),
-    "copy h264 into webm": Case({"x": clip()}, output={"container": "webm", "video": {"codec": "copy"},
-                                                       "audio": {"codec": "opus"}},
-                                code=65, reason="CodecNotSupportedByContainer", says="output.video.codec copy"),
-    "copy aac into webm": Case({"x": clip()}, output={"container": "webm", "video": {"codec": "vp9",
-                                                                                     "preset": "ultrafast"},
-                                                      "audio": {"codec": "copy"}},
-                               code=65, reason="CodecNotSupportedByContainer", says="output.audio.codec copy"),
-    "copy mpeg4 from avi into webm": Case({"x": media("avi")}, output={"container": "webm", "video": {"codec": "copy"},
-                                                                       "audio": {"codec": "copy"}},
-                                          code=65, reason="CodecNotSupportedByContainer", says="video is mpeg4"),
-    "copy vp9 from webm into mov": Case({"x": media("webm")}, output={"container": "mov", "video": {"codec": "copy"},
-                                                                      "audio": {"codec": "copy"}},
-                                        code=65, reason="CodecNotSupportedByContainer", says="video is vp9"),
-    "copy vp9 opus from webm into mp4": Case({"x": media("webm")}, output={"video": {"codec": "copy"},
-                                                                           "audio": {"codec": "copy"}},
-                                             facts={"video_codec": "vp9", "audio_codec": "opus"}),
-    "copy webm into webm": Case({"x": media("webm")}, output={"container": "webm", "video": {"codec": "copy"},
-                                                              "audio": {"codec": "copy"}, "thumbnail": {"at": 1}},
-                                facts={"video_codec": "vp9", "audio_codec": "opus"}),
-    "audio copy of mp3 into mp4": Case({"x": media("mkv")}, output={"audio": {"codec": "copy"}},
-                                       facts={"video_codec": "h264", "audio_codec": "mp3", "sample_rate": 44100}),
-    "audio copy of a silent input": Case({"x": clip(audio=None)}, output={"audio": {"codec": "copy"}},
-                                         facts={"video_codec": "h264", "audio_codec": None}),
+    "mkv av1": Case(
+        {"x": clip()},
+        output={"container": "mkv", "video": {"codec": "av1", "preset": "ultrafast"}},
+        facts={"video_codec": "av1", "audio_codec": "aac", "width": 320, "duration": 2.0},
+    ),
+    "copy h264 into webm": Case(
+        {"x": clip()},
+        output={"container": "webm", "video": {"codec": "copy"}, "audio": {"codec": "opus"}},
+        code=65,
+        reason="CodecNotSupportedByContainer",
+        says="output.video.codec copy",
+    ),
+    "copy aac into webm": Case(
+        {"x": clip()},
+        output={"container": "webm", "video": {"codec": "vp9", "preset": "ultrafast"}, "audio": {"codec": "copy"}},
+        code=65,
+        reason="CodecNotSupportedByContainer",
+        says="output.audio.codec copy",
+    ),
+    "copy mpeg4 from avi into webm": Case(
+        {"x": media("avi")},
+        output={"container": "webm", "video": {"codec": "copy"}, "audio": {"codec": "copy"}},
+        code=65,
+        reason="CodecNotSupportedByContainer",
+        says="video is mpeg4",
+    ),
+    "copy vp9 from webm into mov": Case(
+        {"x": media("webm")},
+        output={"container": "mov", "video": {"codec": "copy"}, "audio": {"codec": "copy"}},
+        code=65,
+        reason="CodecNotSupportedByContainer",
+        says="video is vp9",
+    ),
+    "copy vp9 opus from webm into mp4": Case(
+        {"x": media("webm")},
+        output={"video": {"codec": "copy"}, "audio": {"codec": "copy"}},
+        facts={"video_codec": "vp9", "audio_codec": "opus"},
+    ),
+    "copy webm into webm": Case(
+        {"x": media("webm")},
+        output={"container": "webm", "video": {"codec": "copy"}, "audio": {"codec": "copy"}, "thumbnail": {"at": 1}},
+        facts={"video_codec": "vp9", "audio_codec": "opus"},
+    ),
+    "audio copy of mp3 into mp4": Case(
+        {"x": media("mkv")},
+        output={"audio": {"codec": "copy"}},
+        facts={"video_codec": "h264", "audio_codec": "mp3", "sample_rate": 44100},
+    ),
+    "audio copy of a silent input": Case(
+        {"x": clip(audio=None)}, output={"audio": {"codec": "copy"}}, facts={"video_codec": "h264", "audio_codec": None}
+    ),
     # opus at 44.1 kHz and mp3 with more than 2 channels never get here: the models and the CRD refuse them
     # (tests/data/invalid_videojobs.py)
-    "aac with 8 channels": Case({"x": clip()}, output={"audio": {"codec": "aac", "channels": 8}},
-                                facts={"audio_codec": "aac", "channels": 8}),
-    "opus with 8 channels": Case({"x": clip()}, output={"container": "mkv", "audio": {"codec": "opus", "channels": 8}},
-                                 facts={"audio_codec": "opus", "channels": 8}),
-    "mp3 from a 5.1 source is downmixed": Case({"x": lambda tmp: surround_clip()},
-                                               output={"container": "mkv", "audio": {"codec": "mp3"}},
-                                               facts={"audio_codec": "mp3", "channels": 2}),
+    "aac with 8 channels": Case(
+        {"x": clip()}, output={"audio": {"codec": "aac", "channels": 8}}, facts={"audio_codec": "aac", "channels": 8}
+    ),
+    "opus with 8 channels": Case(
+        {"x": clip()},
+        output={"container": "mkv", "audio": {"codec": "opus", "channels": 8}},
+        facts={"audio_codec": "opus", "channels": 8},
+    ),
+    "mp3 from a 5.1 source is downmixed": Case(
+        {"x": lambda tmp: surround_clip()},
+        output={"container": "mkv", "audio": {"codec": "mp3"}},
+        facts={"audio_codec": "mp3", "channels": 2},
+    ),
     "aac keeps 5.1": Case({"x": lambda tmp: surround_clip()}, facts={"audio_codec": "aac", "channels": 6}),
 }
 
@@ -234,8 +415,10 @@ def _params() -> list[Any]:
 @pytest.mark.parametrize("case", _params())
 def test_edge_case(tmp_path: Path, case: Case) -> None:
     spec = {
-        "inputs": [{"name": n, "uri": f"s3://bucket/in/{n}", **({"trim": case.trims[n]} if n in case.trims else {})}
-                   for n in case.inputs],
+        "inputs": [
+            {"name": n, "uri": f"s3://bucket/in/{n}", **({"trim": case.trims[n]} if n in case.trims else {})}
+            for n in case.inputs
+        ],
         "operations": case.operations,
         "output": {"uri": "s3://bucket/out/", "video": FAST, **case.output},
     }
@@ -243,12 +426,28 @@ def test_edge_case(tmp_path: Path, case: Case) -> None:
     spec_path = tmp_path / "job.json"
     spec_path.write_text(json.dumps(spec))
     out_dir = tmp_path / "o"
-    argv = [str(CLI), "--local", "--spec", str(spec_path), "--output-dir", str(out_dir),
-            "--workdir", str(tmp_path / "w"), "--result", str(tmp_path / "result.json")]
+    argv = [
+        str(CLI),
+        "--local",
+        "--spec",
+        str(spec_path),
+        "--output-dir",
+        str(out_dir),
+        "--workdir",
+        str(tmp_path / "w"),
+        "--result",
+        str(tmp_path / "result.json"),
+    ]
     for name, make in case.inputs.items():
         argv += ["--input", f"{name}={make(tmp_path)}"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
-                          env={**os.environ, "VIDEOJOB_PROGRESS": "none"})
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+        env={**os.environ, "VIDEOJOB_PROGRESS": "none"},
+    )
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == case.code, done.stderr
     if case.code:

@@ -47,14 +47,21 @@ def transcode(
     output: dict[str, Any] | None = None,
     reporter: Any = None,
 ) -> tuple[TranscodeResult, Path]:
-    spec = VideoJobSpec.model_validate({
-        "inputs": [{"name": name, "uri": f"s3://bucket/in/{name}"} for name in inputs],
-        "operations": operations or [],
-        "output": {"uri": "s3://bucket/out/", "video": FAST, **(output or {})},
-    })
+    spec = VideoJobSpec.model_validate(
+        {
+            "inputs": [{"name": name, "uri": f"s3://bucket/in/{name}"} for name in inputs],
+            "operations": operations or [],
+            "output": {"uri": "s3://bucket/out/", "video": FAST, **(output or {})},
+        }
+    )
     out_dir = tmp_path / "out"
-    job = runner.Job(spec=spec, workdir=tmp_path / "work", local_inputs=inputs, output_dir=out_dir,
-                     **({"reporter": reporter} if reporter else {}))
+    job = runner.Job(
+        spec=spec,
+        workdir=tmp_path / "work",
+        local_inputs=inputs,
+        output_dir=out_dir,
+        **({"reporter": reporter} if reporter else {}),
+    )
     result = runner.run(job)
     assert result.ok
     return result, Path(result.artifacts[0].uri.removeprefix("file://"))
@@ -80,9 +87,11 @@ def assert_duration(facts: MediaFacts, expected: float) -> None:
 @pytest.mark.parametrize("container", ["mp4", "avi", "mov", "mkv", "webm"])
 def test_each_input_container_transcodes_with_its_facts(tmp_path: Path, container: str) -> None:
     source = mg.video(container, color="red", sample_rate=22050)
-    result, out = transcode(tmp_path, {"clip": source},
-                            output={"video": {**FAST, "resolution": "160x120", "fps": 5},
-                                    "audio": {"codec": "aac", "sampleRate": 48000}})
+    result, out = transcode(
+        tmp_path,
+        {"clip": source},
+        output={"video": {**FAST, "resolution": "160x120", "fps": 5}, "audio": {"codec": "aac", "sampleRate": 48000}},
+    )
     facts = probe(out)
     assert (facts.width, facts.height, facts.fps) == (160, 120, 5.0)
     assert (facts.video_codec, facts.audio_codec, facts.sample_rate) == ("h264", "aac", 48000)
@@ -96,23 +105,51 @@ def test_each_input_container_transcodes_with_its_facts(tmp_path: Path, containe
 @pytest.mark.parametrize(
     ("output", "video_codec", "audio_codec", "format_name"),
     [
-        ({"container": "webm", "video": {"codec": "vp9", "preset": "ultrafast", "crf": 40},
-          "audio": {"codec": "opus"}}, "vp9", "opus", "matroska,webm"),
-        ({"container": "mkv", "video": {"codec": "h265", "preset": "ultrafast"}, "audio": {"codec": "mp3"}},
-         "hevc", "mp3", "matroska,webm"),
-        ({"container": "mov", "video": {"codec": "h264", "preset": "ultrafast", "bitrate": "300k"}},
-         "h264", "aac", "mov,mp4,m4a,3gp,3g2,mj2"),
-        ({"container": "mkv", "video": {"codec": "av1", "preset": "ultrafast", "crf": 50}, "audio": {"codec": "opus"}},
-         "av1", "opus", "matroska,webm"),
-        ({"container": "mkv", "video": {"codec": "h264", "preset": "ultrafast"}, "audio": {"codec": "copy"}},
-         "h264", "aac", "matroska,webm"),
-        ({"container": "mkv", "video": {"codec": "copy"}, "audio": {"codec": "copy"}},
-         "h264", "aac", "matroska,webm"),
+        (
+            {
+                "container": "webm",
+                "video": {"codec": "vp9", "preset": "ultrafast", "crf": 40},
+                "audio": {"codec": "opus"},
+            },
+            "vp9",
+            "opus",
+            "matroska,webm",
+        ),
+        (
+            {"container": "mkv", "video": {"codec": "h265", "preset": "ultrafast"}, "audio": {"codec": "mp3"}},
+            "hevc",
+            "mp3",
+            "matroska,webm",
+        ),
+        (
+            {"container": "mov", "video": {"codec": "h264", "preset": "ultrafast", "bitrate": "300k"}},
+            "h264",
+            "aac",
+            "mov,mp4,m4a,3gp,3g2,mj2",
+        ),
+        (
+            {
+                "container": "mkv",
+                "video": {"codec": "av1", "preset": "ultrafast", "crf": 50},
+                "audio": {"codec": "opus"},
+            },
+            "av1",
+            "opus",
+            "matroska,webm",
+        ),
+        (
+            {"container": "mkv", "video": {"codec": "h264", "preset": "ultrafast"}, "audio": {"codec": "copy"}},
+            "h264",
+            "aac",
+            "matroska,webm",
+        ),
+        ({"container": "mkv", "video": {"codec": "copy"}, "audio": {"codec": "copy"}}, "h264", "aac", "matroska,webm"),
     ],
     ids=["webm vp9 opus", "mkv h265 mp3", "mov h264 bitrate", "mkv av1 opus", "audio copy", "remux (both copy)"],
 )
-def test_output_codecs_and_containers(tmp_path: Path, output: dict[str, Any], video_codec: str, audio_codec: str,
-                                      format_name: str) -> None:
+def test_output_codecs_and_containers(
+    tmp_path: Path, output: dict[str, Any], video_codec: str, audio_codec: str, format_name: str
+) -> None:
     _, out = transcode(tmp_path, {"clip": mg.video("mp4", color="blue", duration=1.0)}, output=output)
     facts = probe(out)
     assert (facts.video_codec, facts.audio_codec, facts.format_name) == (video_codec, audio_codec, format_name)
@@ -121,8 +158,9 @@ def test_output_codecs_and_containers(tmp_path: Path, output: dict[str, Any], vi
 
 
 def test_thumbnail_is_a_scaled_jpeg_of_the_result(tmp_path: Path) -> None:
-    result, _ = transcode(tmp_path, {"clip": mg.video("mp4", color="lime")}, output={"thumbnail": {"at": 1,
-                                                                                                    "width": 64}})
+    result, _ = transcode(
+        tmp_path, {"clip": mg.video("mp4", color="lime")}, output={"thumbnail": {"at": 1, "width": 64}}
+    )
     thumb = result.artifacts[1]
     assert thumb.kind == "thumbnail" and thumb.uri.endswith("/output.jpg") and thumb.content_type == "image/jpeg"
     path = Path(thumb.uri.removeprefix("file://"))
@@ -162,8 +200,7 @@ def test_concat_normalises_and_shows_each_source_at_its_seam(tmp_path: Path) -> 
 def test_audio_replace_has_the_new_audios_level(tmp_path: Path, fmt: str) -> None:
     base = mg.video("mp4", color="navy", volume=0.5)
     quiet = mg.audio(fmt, volume=0.05, duration=3.0)
-    _, out = transcode(tmp_path, {"base": base, "music": quiet},
-                       [{"audio": {"input": "music", "mode": "replace"}}])
+    _, out = transcode(tmp_path, {"base": base, "music": quiet}, [{"audio": {"input": "music", "mode": "replace"}}])
     facts = probe(out)
     assert_duration(facts, 2.0)
     assert facts.has_audio and facts.sample_rate == 44100
@@ -176,8 +213,11 @@ def test_audio_replace_has_the_new_audios_level(tmp_path: Path, fmt: str) -> Non
 def test_audio_mix_raises_the_level_after_the_offset_only(tmp_path: Path) -> None:
     base = mg.video("mp4", color="navy", volume=0.1)
     music = mg.audio("mp3", volume=0.5, frequency=880)
-    _, out = transcode(tmp_path, {"base": base, "music": music},
-                       [{"audio": {"input": "music", "mode": "mix", "offset": 1.0, "volume": 1.0}}])
+    _, out = transcode(
+        tmp_path,
+        {"base": base, "music": music},
+        [{"audio": {"input": "music", "mode": "mix", "offset": 1.0, "volume": 1.0}}],
+    )
     assert_duration(probe(out), 2.0)
     original = mg.audio_rms_db(base, 0.1, 0.9)
     before, after = mg.audio_rms_db(out, 0.1, 0.9), mg.audio_rms_db(out, 1.15, 1.9)
@@ -193,9 +233,23 @@ def _noop_and(tmp_path: Path, inputs: dict[str, Path], operations: list[dict[str
 
 def test_text_changes_pixels_only_in_its_region_and_window(tmp_path: Path) -> None:
     inputs = {"base": mg.video("mp4", color="navy")}
-    plain, done = _noop_and(tmp_path, inputs, [{"text": {
-        "text": "Launch", "size": 40, "position": "top-left", "color": "yellow", "box": True,
-        "start": 0.5, "end": 1.5}}])
+    plain, done = _noop_and(
+        tmp_path,
+        inputs,
+        [
+            {
+                "text": {
+                    "text": "Launch",
+                    "size": 40,
+                    "position": "top-left",
+                    "color": "yellow",
+                    "box": True,
+                    "start": 0.5,
+                    "end": 1.5,
+                }
+            }
+        ],
+    )
     region, elsewhere = (0, 0, 200, 80), (0, 120, 320, 240)
     during = mg.frame_rgb(plain, 1.0), mg.frame_rgb(done, 1.0)
     assert mg.changed_fraction(*during, region) > 0.3
@@ -220,8 +274,11 @@ def test_subtitles_change_pixels_only_while_a_cue_is_on(tmp_path: Path, fmt: str
 
 def test_subtitles_are_emitted_as_srt_and_vtt(tmp_path: Path) -> None:
     subs = mg.subtitles("ass", [(0.5, 1.3, "Hello {\\i1}there{\\i0}")])
-    result, _ = transcode(tmp_path, {"base": mg.video("mp4", color="navy"), "subs": subs},
-                          [{"subtitles": {"input": "subs", "burn": False, "emit": ["srt", "vtt"]}}])
+    result, _ = transcode(
+        tmp_path,
+        {"base": mg.video("mp4", color="navy"), "subs": subs},
+        [{"subtitles": {"input": "subs", "burn": False, "emit": ["srt", "vtt"]}}],
+    )
     srt, vtt = (Path(a.uri.removeprefix("file://")) for a in result.artifacts[1:])
     assert srt.read_text() == "1\n00:00:00,500 --> 00:00:01,300\nHello there\n"
     assert vtt.read_text().startswith("WEBVTT") and "00:00:00.500 --> 00:00:01.300\nHello there" in vtt.read_text()
@@ -230,9 +287,11 @@ def test_subtitles_are_emitted_as_srt_and_vtt(tmp_path: Path) -> None:
 def test_pip_region_shows_the_overlaid_source(tmp_path: Path) -> None:
     base = mg.video("mp4", color="red")
     cam = mg.video("webm", color="lime", audio=None)
-    _, out = transcode(tmp_path, {"base": base, "cam": cam},
-                       [{"pip": {"input": "cam", "position": "top-right", "scale": 0.25, "margin": 16,
-                                 "start": 0.5}}])
+    _, out = transcode(
+        tmp_path,
+        {"base": base, "cam": cam},
+        [{"pip": {"input": "cam", "position": "top-right", "scale": 0.25, "margin": 16, "start": 0.5}}],
+    )
     inside = (320 - 16 - 80 + 8, 16 + 8, 320 - 16 - 8, 16 + 60 - 8)  # an 80x60 overlay, 8 px in from its edges
     assert close(mean_at(out, 1.2, inside), LIME)
     assert close(mean_at(out, 0.2, inside), RED)  # not yet on
@@ -248,17 +307,21 @@ def test_chain_of_every_operation(tmp_path: Path) -> None:
         "subs": mg.subtitles("vtt", [(0.2, 0.8, "First"), (1.5, 2.5, "Second")]),
         "cam": mg.video("webm", color="lime", duration=3.0),
     }
-    result, out = transcode(tmp_path, inputs, [
-        {"concat": {"inputs": ["intro", "main"]}},
-        {"audio": {"input": "music", "mode": "mix", "offset": 1.5, "volume": 1.0, "fadeIn": 0.1}},
-        {"text": {"text": "Launch day", "position": "bottom-left", "size": 24, "box": True, "end": 2.0}},
-        {"subtitles": {"input": "subs", "emit": ["vtt"]}},
-        {"pip": {"input": "cam", "position": "top-right", "scale": 0.25, "start": 1.0}},
-    ], output={"container": "mkv", "video": {**FAST, "resolution": "240x180"}, "thumbnail": {"at": 2.5}})
+    result, out = transcode(
+        tmp_path,
+        inputs,
+        [
+            {"concat": {"inputs": ["intro", "main"]}},
+            {"audio": {"input": "music", "mode": "mix", "offset": 1.5, "volume": 1.0, "fadeIn": 0.1}},
+            {"text": {"text": "Launch day", "position": "bottom-left", "size": 24, "box": True, "end": 2.0}},
+            {"subtitles": {"input": "subs", "emit": ["vtt"]}},
+            {"pip": {"input": "cam", "position": "top-right", "scale": 0.25, "start": 1.0}},
+        ],
+        output={"container": "mkv", "video": {**FAST, "resolution": "240x180"}, "thumbnail": {"at": 2.5}},
+    )
     facts = probe(out)
     assert_duration(facts, 3.0)
-    assert (facts.width, facts.height, facts.fps, facts.video_codec, facts.audio_codec) == (240, 180, 10, "h264",
-                                                                                             "aac")
+    assert (facts.width, facts.height, facts.fps, facts.video_codec, facts.audio_codec) == (240, 180, 10, "h264", "aac")
     assert [a.kind for a in result.artifacts] == ["video", "thumbnail", "subtitles"]
     middle = (90, 70, 150, 110)
     assert close(mean_at(out, 0.5, middle), RED) and close(mean_at(out, 2.0, middle), BLUE)
@@ -274,8 +337,7 @@ def test_chain_of_every_operation(tmp_path: Path) -> None:
 def test_progress_is_monotonic_from_zero_to_a_hundred(tmp_path: Path) -> None:
     long_clip = mg.video("mp4", duration=12.0, fps=25, size=(320, 240))
     reporter = RecordingReporter()
-    transcode(tmp_path, {"clip": long_clip}, output={"video": {"codec": "h264", "preset": "medium"}},
-              reporter=reporter)
+    transcode(tmp_path, {"clip": long_clip}, output={"video": {"codec": "h264", "preset": "medium"}}, reporter=reporter)
     values = reporter.values
     assert values[0] == 0.0 and values[-1] == 100.0
     assert values == sorted(values)
@@ -284,8 +346,9 @@ def test_progress_is_monotonic_from_zero_to_a_hundred(tmp_path: Path) -> None:
 
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "VIDEOJOB_PROGRESS": "none", **(env or {})}
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout, env=environment,
-                          check=False)
+    return subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, timeout=timeout, env=environment, check=False
+    )
 
 
 def _spec_file(tmp_path: Path, spec: dict[str, Any]) -> Path:
@@ -296,14 +359,25 @@ def _spec_file(tmp_path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-SIMPLE: dict[str, Any] = {"inputs": [{"name": "clip", "uri": "s3://bucket/in/clip.mp4"}],
-          "output": {"uri": "s3://bucket/out/", "name": "result", "video": FAST}}
+SIMPLE: dict[str, Any] = {
+    "inputs": [{"name": "clip", "uri": "s3://bucket/in/clip.mp4"}],
+    "output": {"uri": "s3://bucket/out/", "name": "result", "video": FAST},
+}
 
 
 def test_cli_local_mode_writes_the_output_and_the_result(tmp_path: Path) -> None:
     spec = _spec_file(tmp_path, {"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob", "spec": SIMPLE})
-    done = _cli("--local", "--spec", str(spec), "--input", f"clip={mg.video('mp4')}",
-                "--output-dir", str(tmp_path / "o"), "--result", str(tmp_path / "result.json"))
+    done = _cli(
+        "--local",
+        "--spec",
+        str(spec),
+        "--input",
+        f"clip={mg.video('mp4')}",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--result",
+        str(tmp_path / "result.json"),
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o" / "result.mp4").is_file()
     result = TranscodeResult.model_validate_json((tmp_path / "result.json").read_text())
@@ -318,13 +392,24 @@ def test_cli_local_mode_writes_the_output_and_the_result(tmp_path: Path) -> None
     ],
     ids=["not media is bad input", "nvenc without a gpu is unsupported"],
 )
-def test_cli_failures_exit_with_the_contract_code_and_one_line(tmp_path: Path, make_input: Any, hardware: str,
-                                                               code: int, reason: str) -> None:
+def test_cli_failures_exit_with_the_contract_code_and_one_line(
+    tmp_path: Path, make_input: Any, hardware: str, code: int, reason: str
+) -> None:
     (tmp_path / "notes.txt").write_text("just some notes\n")
     spec = _spec_file(tmp_path, SIMPLE)
     started = time.monotonic()
-    done = _cli("--local", "--spec", str(spec), "--input", f"clip={make_input(tmp_path)}", "--hardware", hardware,
-                "--output-dir", str(tmp_path / "o"), env={"VIDEOJOB_RESULT_PATH": str(tmp_path / "r.json")})
+    done = _cli(
+        "--local",
+        "--spec",
+        str(spec),
+        "--input",
+        f"clip={make_input(tmp_path)}",
+        "--hardware",
+        hardware,
+        "--output-dir",
+        str(tmp_path / "o"),
+        env={"VIDEOJOB_RESULT_PATH": str(tmp_path / "r.json")},
+    )
     assert done.returncode == code
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"videojob-transcode: {reason}: "), done.stderr
@@ -343,9 +428,20 @@ def test_nvenc_unavailable_on_the_node_the_operator_chose(tmp_path: Path, reques
     has no GPU, so h264_nvenc fails for real, as it does on nodes without an encoder engine (H100) or driver."""
     spec = _spec_file(tmp_path, SIMPLE)
     started = time.monotonic()
-    done = _cli("--local", "--spec", str(spec), "--input", f"clip={mg.video('mp4')}", "--output-dir",
-                str(tmp_path / "o"), env={"VIDEOJOB_HARDWARE": "nvidia", "VIDEOJOB_HARDWARE_REQUESTED": requested,
-                                          "VIDEOJOB_RESULT_PATH": str(tmp_path / "r.json")})
+    done = _cli(
+        "--local",
+        "--spec",
+        str(spec),
+        "--input",
+        f"clip={mg.video('mp4')}",
+        "--output-dir",
+        str(tmp_path / "o"),
+        env={
+            "VIDEOJOB_HARDWARE": "nvidia",
+            "VIDEOJOB_HARDWARE_REQUESTED": requested,
+            "VIDEOJOB_RESULT_PATH": str(tmp_path / "r.json"),
+        },
+    )
     assert done.returncode == code, done.stderr
     assert time.monotonic() - started < 30
     result = TranscodeResult.model_validate_json((tmp_path / "r.json").read_text())
@@ -368,8 +464,17 @@ def test_cli_stops_ffmpeg_at_the_deadline(tmp_path: Path) -> None:
     slow = {**SIMPLE, "output": {**SIMPLE["output"], "video": {"codec": "h265", "preset": "veryslow"}}}
     spec = _spec_file(tmp_path, slow)
     started = time.monotonic()
-    done = _cli("--local", "--spec", str(spec), "--input", f"clip={mg.video('mp4', duration=12.0, fps=25)}",
-                "--output-dir", str(tmp_path / "o"), "--timeout", "1")
+    done = _cli(
+        "--local",
+        "--spec",
+        str(spec),
+        "--input",
+        f"clip={mg.video('mp4', duration=12.0, fps=25)}",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--timeout",
+        "1",
+    )
     assert done.returncode == 75
     assert "DeadlineExceeded" in done.stderr
     assert time.monotonic() - started < 20

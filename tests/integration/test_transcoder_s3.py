@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 CLI = Path(sys.executable).with_name("videojob-transcode")
 
 
-def run_transcoder(testenv: Any, tmp_path: Path, spec: dict[str, Any]) -> tuple[subprocess.CompletedProcess[str],
-                                                                                  TranscodeResult]:
+def run_transcoder(
+    testenv: Any, tmp_path: Path, spec: dict[str, Any]
+) -> tuple[subprocess.CompletedProcess[str], TranscodeResult]:
     result_path = tmp_path / "termination-log"
     env = {
         **testenv.subprocess_env(),
@@ -34,19 +35,28 @@ def run_transcoder(testenv: Any, tmp_path: Path, spec: dict[str, Any]) -> tuple[
     return done, TranscodeResult.model_validate_json(result_path.read_text())
 
 
-def test_inputs_from_s3_outputs_to_s3_with_matching_checksums(testenv: Any, s3: Any, bucket: str,
-                                                              tmp_path: Path) -> None:
+def test_inputs_from_s3_outputs_to_s3_with_matching_checksums(
+    testenv: Any, s3: Any, bucket: str, tmp_path: Path
+) -> None:
     s3.upload_file(str(mg.video("mp4", color="red")), bucket, "in/intro.mp4")
     s3.upload_file(str(mg.audio("mp3")), bucket, "in/music.mp3")
     s3.upload_file(str(mg.subtitles("srt", [(0.2, 1.0, "Hi")])), bucket, "in/talk.srt")
     spec = {
-        "inputs": [{"name": "intro", "uri": f"s3://{bucket}/in/intro.mp4"},
-                   {"name": "music", "uri": f"s3://{bucket}/in/music.mp3"},
-                   {"name": "talk", "uri": f"s3://{bucket}/in/talk.srt"}],
-        "operations": [{"audio": {"input": "music", "mode": "mix", "offset": 0.5}},
-                       {"subtitles": {"input": "talk", "emit": ["vtt"]}}],
-        "output": {"uri": f"s3://{bucket}/out/job1/", "name": "promo",
-                   "video": {"codec": "h264", "preset": "ultrafast"}, "thumbnail": {"at": 1}},
+        "inputs": [
+            {"name": "intro", "uri": f"s3://{bucket}/in/intro.mp4"},
+            {"name": "music", "uri": f"s3://{bucket}/in/music.mp3"},
+            {"name": "talk", "uri": f"s3://{bucket}/in/talk.srt"},
+        ],
+        "operations": [
+            {"audio": {"input": "music", "mode": "mix", "offset": 0.5}},
+            {"subtitles": {"input": "talk", "emit": ["vtt"]}},
+        ],
+        "output": {
+            "uri": f"s3://{bucket}/out/job1/",
+            "name": "promo",
+            "video": {"codec": "h264", "preset": "ultrafast"},
+            "thumbnail": {"at": 1},
+        },
     }
     done, result = run_transcoder(testenv, tmp_path, spec)
     assert done.returncode == 0, done.stderr

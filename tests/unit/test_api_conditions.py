@@ -74,8 +74,11 @@ def used_reasons(tree: ast.AST) -> Iterator[tuple[int, str]]:
             for ret in ast.walk(node):  # functions returning (reason, message): a CamelCase word first
                 if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Tuple):
                     yield from ((ret.lineno, s) for s in _strings(ret.value.elts[0]) if CAMEL_WORD.match(s))
-        elif isinstance(node, ast.Tuple) and len(node.elts) >= 2 and _strings(node.elts[0]) and any(
-            s in ("Normal", "Warning") for s in _strings(node.elts[0])
+        elif (
+            isinstance(node, ast.Tuple)
+            and len(node.elts) >= 2
+            and _strings(node.elts[0])
+            and any(s in ("Normal", "Warning") for s in _strings(node.elts[0]))
         ):  # an Event: (type, reason, message)
             yield from ((node.lineno, s) for s in _strings(node.elts[1]))
         elif isinstance(node, ast.Call) and "create_event" in ast.unparse(node.func) + " ".join(
@@ -91,14 +94,20 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "conditions.py")
 
 def reason_members(tree: ast.AST) -> set[str]:
     """The values of every `Reason.NAME` a module refers to."""
-    return {Reason[node.attr].value for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Reason"}
+    return {
+        Reason[node.attr].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Reason"
+    }
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PACKAGE)) for p in MODULES])
 def test_the_code_names_reasons_by_the_enum_not_by_literals(path: Path) -> None:
-    literals = [(line, reason) for line, reason in used_reasons(ast.parse(path.read_text()))
-                if reason not in ("Normal", "Warning")]
+    literals = [
+        (line, reason)
+        for line, reason in used_reasons(ast.parse(path.read_text()))
+        if reason not in ("Normal", "Warning")
+    ]
     assert not literals, f"{path.name}: write videojob.api.conditions.Reason members, not literal reasons: {literals}"
 
 
@@ -113,8 +122,15 @@ def test_the_code_names_reasons_by_the_enum_not_by_literals(path: Path) -> None:
         'events.append(("Warning", "InputNotFound", "gone"))',
         'kube.create_event(vj, "Warning", "InputNotFound", "gone")',
     ],
-    ids=["a reason= argument", "a class attribute", "a tuple assignment", "a function named for a reason",
-         "a (reason, message) function", "an Event tuple", "an Event call"],
+    ids=[
+        "a reason= argument",
+        "a class attribute",
+        "a tuple assignment",
+        "a function named for a reason",
+        "a (reason, message) function",
+        "an Event tuple",
+        "an Event call",
+    ],
 )
 def test_the_scan_sees_a_literal_reason(code: str) -> None:
     """The literal check is not vacuous: each way the code once wrote a reason is seen."""
@@ -123,8 +139,17 @@ def test_the_scan_sees_a_literal_reason(code: str) -> None:
 
 def test_the_operator_and_the_transcoder_use_the_enum() -> None:
     found = {r for p in MODULES for r in reason_members(ast.parse(p.read_text()))}
-    assert {"Queued", "JobDeleted", "InputNotFound", "OutputBucketNotFound", "OutputExists", "NvencUnavailable",
-            "Unschedulable", "ArtifactsDeleted", "TransientError"} <= found
+    assert {
+        "Queued",
+        "JobDeleted",
+        "InputNotFound",
+        "OutputBucketNotFound",
+        "OutputExists",
+        "NvencUnavailable",
+        "Unschedulable",
+        "ArtifactsDeleted",
+        "TransientError",
+    } <= found
 
 
 def test_reasons_and_conditions_are_described_and_well_formed() -> None:
@@ -157,8 +182,9 @@ def test_the_models_know_the_colours_the_transcoder_knows() -> None:
             colour.validate_python(wrong)
 
 
-def test_a_spec_error_past_the_api_server_is_bad_input_not_internal(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spec_error_past_the_api_server_is_bad_input_not_internal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An older CRD let `color: whtie` through: the transcoder ends 65 (not retried) with one clear line."""
     spec = {
         "inputs": [{"name": "main", "uri": "s3://media/in/main.mp4"}],

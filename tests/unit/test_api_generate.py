@@ -130,7 +130,12 @@ def test_status_subresource(crd: dict[str, Any]) -> None:
 def test_printer_columns(crd: dict[str, Any]) -> None:
     columns = {c["name"]: c for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert [c for c in columns if "priority" not in columns[c]] == [
-        "Phase", "Priority", "Progress", "Hardware", "Queue", "Age"
+        "Phase",
+        "Priority",
+        "Progress",
+        "Hardware",
+        "Queue",
+        "Age",
     ]
     assert columns["Priority"]["jsonPath"] == ".spec.priority"
     assert columns["Progress"]["jsonPath"] == ".status.progress"
@@ -193,7 +198,8 @@ def test_every_bound_is_exact_as_a_float64(schema: dict[str, Any]) -> None:
 
 def test_every_spec_field_has_a_description(schema: dict[str, Any]) -> None:
     missing = [
-        path for path, node in nodes(schema["properties"]["spec"], ".spec")
+        path
+        for path, node in nodes(schema["properties"]["spec"], ".spec")
         if not path.endswith(("[*]", "[key]")) and not node.get("description")
     ]
     assert not missing, missing
@@ -220,8 +226,15 @@ def test_operation_is_exactly_one_kind(schema: dict[str, Any]) -> None:
 def test_every_cel_rule_of_the_models_is_in_the_crd(schema: dict[str, Any]) -> None:
     in_crd = [rule for _, node in nodes(schema) for rule in node.get("x-kubernetes-validations", [])]
     expected: list[Any] = list(models.RESOURCE_VALIDATIONS)
-    for model in (models.VideoJobSpec, models.Text, models.Subtitles, models.PictureInPicture,
-                  models.VideoOutput, models.AudioOutput, models.Output):
+    for model in (
+        models.VideoJobSpec,
+        models.Text,
+        models.Subtitles,
+        models.PictureInPicture,
+        models.VideoOutput,
+        models.AudioOutput,
+        models.Output,
+    ):
         extra = model.model_config.get("json_schema_extra")
         assert isinstance(extra, dict)
         rules = extra["x-kubernetes-validations"]
@@ -267,30 +280,63 @@ def test_crd_defaults_are_the_models_defaults(schema: dict[str, Any], path: Path
 @pytest.mark.parametrize(
     ("pydantic_node", "expected"),
     [
-        ({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "default": None, "title": "X"},
-         {"type": "integer", "minimum": 1}),
-        ({"anyOf": [{"$ref": "#/$defs/T"}, {"type": "null"}], "description": "use"},
-         {"type": "object", "description": "use", "properties": {"a": {"type": "string"}}}),
-        ({"$ref": "#/$defs/T", "default": {}}, {"type": "object", "default": {}, "description": "doc",
-                                                "properties": {"a": {"type": "string"}}}),
-        ({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 5},
-         {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 5, "exclusiveMaximum": True}),
+        (
+            {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "default": None, "title": "X"},
+            {"type": "integer", "minimum": 1},
+        ),
+        (
+            {"anyOf": [{"$ref": "#/$defs/T"}, {"type": "null"}], "description": "use"},
+            {"type": "object", "description": "use", "properties": {"a": {"type": "string"}}},
+        ),
+        (
+            {"$ref": "#/$defs/T", "default": {}},
+            {"type": "object", "default": {}, "description": "doc", "properties": {"a": {"type": "string"}}},
+        ),
+        (
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 5},
+            {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 5, "exclusiveMaximum": True},
+        ),
         ({"const": "x"}, {"type": "string", "enum": ["x"]}),
         ({"enum": [1, 2]}, {"type": "integer", "enum": [1, 2]}),
-        ({"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
-         {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}}),
-        ({"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "string"}},
-          "required": ["b", "a"], "additionalProperties": False},
-         {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a", "b"]}),
+        (
+            {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
+            {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"b": {"type": "string"}, "a": {"type": "string"}},
+                "required": ["b", "a"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                "required": ["a", "b"],
+            },
+        ),
     ],
-    ids=["Optional becomes the plain type", "Optional model keeps the field's description",
-         "a $ref is inlined with its default", "2020-12 exclusive bounds become OpenAPI booleans",
-         "const becomes a one-value enum", "an int enum gets type integer", "a map keeps additionalProperties",
-         "additionalProperties false is dropped, properties sorted"],
+    ids=[
+        "Optional becomes the plain type",
+        "Optional model keeps the field's description",
+        "a $ref is inlined with its default",
+        "2020-12 exclusive bounds become OpenAPI booleans",
+        "const becomes a one-value enum",
+        "an int enum gets type integer",
+        "a map keeps additionalProperties",
+        "additionalProperties false is dropped, properties sorted",
+    ],
 )
 def test_structural_conversion(pydantic_node: dict[str, Any], expected: dict[str, Any]) -> None:
-    defs = {"T": {"type": "object", "title": "T", "description": "doc", "properties": {"a": {"type": "string"}},
-                  "additionalProperties": False}}
+    defs = {
+        "T": {
+            "type": "object",
+            "title": "T",
+            "description": "doc",
+            "properties": {"a": {"type": "string"}},
+            "additionalProperties": False,
+        }
+    }
     assert generate.structural(pydantic_node, defs, defaults=True) == expected
 
 

@@ -56,15 +56,27 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("priority 1", {"spec.priority": 1}),
     ("priority 10", {"spec.priority": 10}),
     ("a trimmed input", {"spec.inputs[0].trim": {"start": 1.5, "duration": 2}}),
-    ("concat first, then text",
-     {"spec.operations": [{"concat": {"inputs": ["main", "intro"]}}, {"text": {"text": "x"}}]}),
+    (
+        "concat first, then text",
+        {"spec.operations": [{"concat": {"inputs": ["main", "intro"]}}, {"text": {"text": "x"}}]},
+    ),
     ("text with end after start", {"spec.operations": [{"text": {"text": "ünïcödé ✓ 'quotes' : % \\", "end": 0.1}}]}),
-    ("video copy with emitted-only subtitles",
-     {"spec.operations": [{"subtitles": {"input": "subs", "burn": False, "emit": ["srt"]}}],
-      "spec.output.video": {"codec": "copy"}}),
+    (
+        "video copy with emitted-only subtitles",
+        {
+            "spec.operations": [{"subtitles": {"input": "subs", "burn": False, "emit": ["srt"]}}],
+            "spec.output.video": {"codec": "copy"},
+        },
+    ),
     ("audio copy with text", {"spec.operations": [{"text": {"text": "x"}}], "spec.output.audio": {"codec": "copy"}}),
-    ("webm with vp9 and opus",
-     {"spec.output.container": "webm", "spec.output.video": {"codec": "vp9"}, "spec.output.audio": {"codec": "opus"}}),
+    (
+        "webm with vp9 and opus",
+        {
+            "spec.output.container": "webm",
+            "spec.output.video": {"codec": "vp9"},
+            "spec.output.audio": {"codec": "opus"},
+        },
+    ),
     ("bitrate without crf", {"spec.output.video": {"bitrate": "4M"}}),
     ("crf 63 with vp9", {"spec.output.container": "mkv", "spec.output.video": {"codec": "vp9", "crf": 63}}),
     ("crf 51 with h265", {"spec.output.video": {"codec": "h265", "crf": 51}}),
@@ -117,8 +129,14 @@ def test_the_invalid_corpus_has_at_least_40_cases_and_each_breaks_one_valid_base
         ({"subtitles": {"generate": {}}}, "subtitles", []),
         ({"pip": {"input": "c"}}, "pip", ["c"]),
     ],
-    ids=["concat reads its inputs", "audio reads one", "text reads none", "subtitles from a file read it",
-         "generated subtitles read none", "pip reads one"],
+    ids=[
+        "concat reads its inputs",
+        "audio reads one",
+        "text reads none",
+        "subtitles from a file read it",
+        "generated subtitles read none",
+        "pip reads one",
+    ],
 )
 def test_operation_kind_and_input_refs(data: dict[str, Any], kind: str, refs: list[str]) -> None:
     op = Operation.model_validate(data)
@@ -159,11 +177,19 @@ def test_status_round_trips_with_every_field() -> None:
         ({"queuePosition": 0}, "queuePosition"),
         ({"hardware": "tpu"}, "hardware"),
         ({"artifacts": [{"uri": "s3://b/k", "size": 1, "sha256": "xyz"}]}, "artifacts[0].sha256"),
-        ({"conditions": [{"type": "Ready", "status": "Maybe", "reason": "R", "lastTransitionTime": "t"}]},
-         "conditions[0].status"),
+        (
+            {"conditions": [{"type": "Ready", "status": "Maybe", "reason": "R", "lastTransitionTime": "t"}]},
+            "conditions[0].status",
+        ),
     ],
-    ids=["unknown phase", "progress over 100", "queue position 0", "unknown hardware", "bad sha256",
-         "condition status not True/False/Unknown"],
+    ids=[
+        "unknown phase",
+        "progress over 100",
+        "queue position 0",
+        "unknown hardware",
+        "bad sha256",
+        "condition status not True/False/Unknown",
+    ],
 )
 def test_invalid_status_is_refused_naming_the_field(status: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as caught:
@@ -178,8 +204,17 @@ def test_invalid_status_is_refused_naming_the_field(status: dict[str, Any], fiel
 
 def test_there_is_a_sample_for_every_operation_and_a_chain_of_all() -> None:
     names = {p.stem for p in SAMPLE_FILES}
-    assert {"transcode", "concat", "audio-mix", "audio-replace", "text", "subtitles-srt", "subtitles-generate",
-            "pip", "chain"} <= names
+    assert {
+        "transcode",
+        "concat",
+        "audio-mix",
+        "audio-replace",
+        "text",
+        "subtitles-srt",
+        "subtitles-generate",
+        "pip",
+        "chain",
+    } <= names
     chain = VideoJobSpec.model_validate(load_sample(SAMPLES_DIR / "chain.yaml")["spec"])
     kinds = [op.kind for op in chain.operations]
     assert set(kinds) == {"concat", "audio", "text", "subtitles", "pip"}

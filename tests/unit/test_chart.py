@@ -97,8 +97,12 @@ def settings_of(values: dict[str, Any] | None = None) -> Settings:
 def rule_set(rules: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], ...]]:
     """Rules in a comparable form (order of rules and of the lists inside them does not matter)."""
     return sorted(
-        (tuple(sorted(r.get("apiGroups", []))), tuple(sorted(r.get("resources", []))), tuple(sorted(r["verbs"])),
-         tuple(sorted(r.get("resourceNames", []))))
+        (
+            tuple(sorted(r.get("apiGroups", []))),
+            tuple(sorted(r.get("resources", []))),
+            tuple(sorted(r["verbs"])),
+            tuple(sorted(r.get("resourceNames", []))),
+        )
         for r in rules
     )
 
@@ -157,8 +161,11 @@ def test_the_crd_is_a_template_so_upgrades_update_it() -> None:
     assert not (CHART / "crds").exists(), "a crds/ folder would be installed once and never upgraded"
     crds = {crd["metadata"]["name"]: crd for crd in crd_of(render())}
     expected = [generate.crd(), generate.preset_crd(), generate.cluster_preset_crd()]
-    assert set(crds) == {e["metadata"]["name"] for e in expected} == {
-        "videojobs.videojob.dev", "videojobpresets.videojob.dev", "clustervideojobpresets.videojob.dev"}
+    assert (
+        set(crds)
+        == {e["metadata"]["name"] for e in expected}
+        == {"videojobs.videojob.dev", "videojobpresets.videojob.dev", "clustervideojobpresets.videojob.dev"}
+    )
     for generated in expected:
         crd = crds[generated["metadata"]["name"]]
         assert crd["spec"] == generated["spec"]
@@ -233,8 +240,10 @@ GPU_VALUES = {
                 "gpu_tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}],
                 "gpu_resource": "amd.com/gpu",
                 # helm merges maps: the default ephemeral-storage request and limit stay
-                "nvidia_resources": {"requests": {"cpu": "4", "memory": "8Gi", "ephemeral-storage": "4Gi"},
-                                     "limits": {"memory": "16Gi", "ephemeral-storage": "56Gi"}},
+                "nvidia_resources": {
+                    "requests": {"cpu": "4", "memory": "8Gi", "ephemeral-storage": "4Gi"},
+                    "limits": {"memory": "16Gi", "ephemeral-storage": "56Gi"},
+                },
             },
             id="GPU placement and resources changed",
         ),
@@ -244,8 +253,11 @@ GPU_VALUES = {
             id="large integers stay integers not 1e+05",
         ),
         pytest.param({"defaultTtlSeconds": None}, {"default_ttl_seconds": None}, id="null TTL keeps VideoJobs"),
-        pytest.param({"transcoder": {"stuckTimeoutSeconds": None}}, {"stuck_timeout_seconds": None},
-                     id="null stuck timeout waits for the deadline"),
+        pytest.param(
+            {"transcoder": {"stuckTimeoutSeconds": None}},
+            {"stuck_timeout_seconds": None},
+            id="null stuck timeout waits for the deadline",
+        ),
         pytest.param(
             {"transcoder": {"progressInterval": 0.5}, "reconcile": {"debounceSeconds": 0, "resyncSeconds": 12.5}},
             {"progress_interval": 0.5, "debounce_seconds": 0.0, "resync_seconds": 12.5},
@@ -254,8 +266,11 @@ GPU_VALUES = {
         pytest.param(
             {
                 "transcoder": {
-                    "image": {"repository": "registry.example.com/media/transcoder", "tag": "1.2.3",
-                              "pullPolicy": "Always"},
+                    "image": {
+                        "repository": "registry.example.com/media/transcoder",
+                        "tag": "1.2.3",
+                        "pullPolicy": "Always",
+                    },
                     "command": ["python", "-m", "videojob.transcoder.cli", "--flag with space"],
                     "env": {"VIDEOJOB_MAX_INPUT_BYTES": "2000000000"},
                     "serviceAccountName": "media-transcoder",
@@ -287,57 +302,118 @@ GPU_VALUES = {
             id="storage and input policy",
         ),
         pytest.param(
-            {"priorityClasses": {"create": False, "bands": {"urgent": {"name": "media-high", "value": 1},
-                                                             "normal": {"name": "", "value": 1},
-                                                             "low": {"name": "", "value": 1}}}},
+            {
+                "priorityClasses": {
+                    "create": False,
+                    "bands": {
+                        "urgent": {"name": "media-high", "value": 1},
+                        "normal": {"name": "", "value": 1},
+                        "low": {"name": "", "value": 1},
+                    },
+                }
+            },
             {"priority_classes": {"urgent": "media-high", "normal": "", "low": ""}},
             id="existing PriorityClass for one band and none for the others",
         ),
         pytest.param(
-            {"logging": {"format": "text", "level": "DEBUG"}, "metrics": {"port": 9090},
-             "reconcile": {"apiWorkers": 16, "workerLimit": 50, "watchServerTimeout": 60, "watchClientTimeout": 90}},
-            {"log_format": "text", "log_level": "DEBUG", "metrics_port": 9090, "api_workers": 16, "worker_limit": 50,
-             "watch_server_timeout": 60, "watch_client_timeout": 90},
+            {
+                "logging": {"format": "text", "level": "DEBUG"},
+                "metrics": {"port": 9090},
+                "reconcile": {"apiWorkers": 16, "workerLimit": 50, "watchServerTimeout": 60, "watchClientTimeout": 90},
+            },
+            {
+                "log_format": "text",
+                "log_level": "DEBUG",
+                "metrics_port": 9090,
+                "api_workers": 16,
+                "worker_limit": 50,
+                "watch_server_timeout": 60,
+                "watch_client_timeout": 90,
+            },
             id="process tuning",
         ),
         pytest.param(
-            {"s3": {"auth": "workloadIdentity", "webIdentity": {"roleArn": "arn:minio:iam:::role/abc",
-                                                                "audience": "minio", "stsEndpointUrl": "http://m:9000"}},
-             "transcoder": {"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/v"}}},
-            {"s3_auth": "workloadIdentity", "s3_role_arn": "arn:minio:iam:::role/abc", "s3_token_audience": "minio",
-             "s3_sts_endpoint_url": "http://m:9000",
-             "transcoder_service_account_annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/v"}},
+            {
+                "s3": {
+                    "auth": "workloadIdentity",
+                    "webIdentity": {
+                        "roleArn": "arn:minio:iam:::role/abc",
+                        "audience": "minio",
+                        "stsEndpointUrl": "http://m:9000",
+                    },
+                },
+                "transcoder": {"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/v"}},
+            },
+            {
+                "s3_auth": "workloadIdentity",
+                "s3_role_arn": "arn:minio:iam:::role/abc",
+                "s3_token_audience": "minio",
+                "s3_sts_endpoint_url": "http://m:9000",
+                "transcoder_service_account_annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/v"},
+            },
             id="workload identity and the transcoders' ServiceAccount annotations",
         ),
         pytest.param(
-            {"transcoder": {"pod": {
-                "nodeSelector": {"pool": "video"}, "tolerations": [{"key": "video", "operator": "Exists"}],
-                "affinity": {"podAntiAffinity": {}}, "imagePullSecrets": ["regcred", {"name": "other"}],
-                "labels": {"team": "media"}, "annotations": {"sidecar.istio.io/inject": "false"},
-                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}}],
-                "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
-                "priorityClassName": "batch-low"}}},
-            {"transcoder_pod": {
-                "nodeSelector": {"pool": "video"}, "tolerations": [{"key": "video", "operator": "Exists"}],
-                "affinity": {"podAntiAffinity": {}}, "imagePullSecrets": [{"name": "regcred"}, {"name": "other"}],
-                "labels": {"team": "media"}, "annotations": {"sidecar.istio.io/inject": "false"},
-                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}}],
-                "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
-                "priorityClassName": "batch-low"}},
+            {
+                "transcoder": {
+                    "pod": {
+                        "nodeSelector": {"pool": "video"},
+                        "tolerations": [{"key": "video", "operator": "Exists"}],
+                        "affinity": {"podAntiAffinity": {}},
+                        "imagePullSecrets": ["regcred", {"name": "other"}],
+                        "labels": {"team": "media"},
+                        "annotations": {"sidecar.istio.io/inject": "false"},
+                        "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}}],
+                        "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+                        "priorityClassName": "batch-low",
+                    }
+                }
+            },
+            {
+                "transcoder_pod": {
+                    "nodeSelector": {"pool": "video"},
+                    "tolerations": [{"key": "video", "operator": "Exists"}],
+                    "affinity": {"podAntiAffinity": {}},
+                    "imagePullSecrets": [{"name": "regcred"}, {"name": "other"}],
+                    "labels": {"team": "media"},
+                    "annotations": {"sidecar.istio.io/inject": "false"},
+                    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "whisper"}}],
+                    "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+                    "priorityClassName": "batch-low",
+                }
+            },
             id="the transcoder pod block",
         ),
         pytest.param(
-            {"transcoder": {"podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
-                            "securityContext": {"runAsUser": None, "runAsGroup": None}}},
-            {"transcoder_pod_security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-             "transcoder_security_context": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                             "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                                             "seccompProfile": {"type": "RuntimeDefault"}}},
+            {
+                "transcoder": {
+                    "podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
+                    "securityContext": {"runAsUser": None, "runAsGroup": None},
+                }
+            },
+            {
+                "transcoder_pod_security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "transcoder_security_context": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+            },
             id="null drops the fixed ids for a platform that assigns its own (OpenShift restricted-v2)",
         ),
         pytest.param(
-            {"transcoder": {"image": {"repository": "registry.example.com/transcoder", "tag": "1.2.3",
-                                      "digest": "sha256:" + "a" * 64, "pullPolicy": "IfNotPresent"}}},
+            {
+                "transcoder": {
+                    "image": {
+                        "repository": "registry.example.com/transcoder",
+                        "tag": "1.2.3",
+                        "digest": "sha256:" + "a" * 64,
+                        "pullPolicy": "IfNotPresent",
+                    }
+                }
+            },
             {"transcoder_image": "registry.example.com/transcoder@sha256:" + "a" * 64},
             id="a digest pins the transcoder image",
         ),
@@ -402,16 +478,20 @@ def test_replicas_roll_with_a_disruption_budget_and_spread_over_nodes() -> None:
     docs = render({"replicas": 2})
     deploy = one(docs, "Deployment")
     assert deploy["spec"]["replicas"] == 2
-    assert deploy["spec"]["strategy"] == {"type": "RollingUpdate",
-                                          "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert deploy["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deploy["spec"]["template"]["spec"]
     spread = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert spread["topologyKey"] == "kubernetes.io/hostname"
     assert spread["labelSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
     pdb = one(docs, "PodDisruptionBudget")
     assert pdb["spec"] == {"maxUnavailable": 1, "selector": deploy["spec"]["selector"]}
-    assert pod["containers"][0]["env"][0] == {"name": "POD_NAME",
-                                              "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    assert pod["containers"][0]["env"][0] == {
+        "name": "POD_NAME",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+    }
     terms: list[Any] = []
     mine = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
     assert one(render({"replicas": 2, "affinity": mine}), "Deployment")["spec"]["template"]["spec"]["affinity"] == mine
@@ -423,10 +503,14 @@ def test_replicas_without_leader_election_are_refused() -> None:
 
 
 def test_leader_election_timings_reach_the_operator() -> None:
-    settings = settings_of({"leaderElection": {"leaseDurationSeconds": 15, "renewDeadlineSeconds": 10,
-                                               "retryPeriodSeconds": 2}})
-    assert (settings.leader_election_lease_duration, settings.leader_election_renew_deadline,
-            settings.leader_election_retry_period) == (15, 10, 2)
+    settings = settings_of(
+        {"leaderElection": {"leaseDurationSeconds": 15, "renewDeadlineSeconds": 10, "retryPeriodSeconds": 2}}
+    )
+    assert (
+        settings.leader_election_lease_duration,
+        settings.leader_election_renew_deadline,
+        settings.leader_election_retry_period,
+    ) == (15, 10, 2)
 
 
 @pytest.mark.parametrize("port", [8080, 9443], ids=["default port", "changed port"])
@@ -463,10 +547,21 @@ def test_image_tag_defaults_to_app_version_and_scheduling_values_pass_through() 
 
 @pytest.mark.parametrize(
     ("values", "image"),
-    [pytest.param({}, "videojob-operator:0.1.0", id="the tag defaults to the appVersion"),
-     pytest.param({"image": {"repository": "r.example.com/op", "tag": "9", "digest": "sha256:" + "b" * 64,
-                             "pullPolicy": "IfNotPresent"}},
-                  "r.example.com/op@sha256:" + "b" * 64, id="a digest pins the operator image")],
+    [
+        pytest.param({}, "videojob-operator:0.1.0", id="the tag defaults to the appVersion"),
+        pytest.param(
+            {
+                "image": {
+                    "repository": "r.example.com/op",
+                    "tag": "9",
+                    "digest": "sha256:" + "b" * 64,
+                    "pullPolicy": "IfNotPresent",
+                }
+            },
+            "r.example.com/op@sha256:" + "b" * 64,
+            id="a digest pins the operator image",
+        ),
+    ],
 )
 def test_operator_image(values: dict[str, Any], image: str) -> None:
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
@@ -475,8 +570,9 @@ def test_operator_image(values: dict[str, Any], image: str) -> None:
 
 def test_operator_security_contexts_can_drop_the_fixed_uid() -> None:
     """OpenShift's restricted-v2 assigns a uid of the namespace's range: a fixed one is refused there."""
-    docs = render({"podSecurityContext": {"runAsUser": None, "runAsGroup": None},
-                   "securityContext": {"runAsUser": None}})
+    docs = render(
+        {"podSecurityContext": {"runAsUser": None, "runAsGroup": None}, "securityContext": {"runAsUser": None}}
+    )
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     sc = pod["containers"][0]["securityContext"]
@@ -487,13 +583,21 @@ def test_operator_security_contexts_can_drop_the_fixed_uid() -> None:
     ("pod", "message"),
     [
         pytest.param({"volumes": [{"name": "work", "emptyDir": {}}]}, "operator's own", id="a reserved volume name"),
-        pytest.param({"volumes": [{"name": "m", "emptyDir": {}}], "volumeMounts": [{"name": "x", "mountPath": "/m"}]},
-                     "must name one of volumes", id="a mount of no volume"),
-        pytest.param({"volumes": [{"name": "m", "emptyDir": {}}], "volumeMounts": [{"name": "m", "mountPath": "/"}]},
-                     "operator's own", id="a mount over the root"),
-        pytest.param({"volumes": [{"name": "m", "emptyDir": {}}],
-                      "volumeMounts": [{"name": "m", "mountPath": "/work/in"}]},
-                     "operator's own", id="a mount inside the workdir"),
+        pytest.param(
+            {"volumes": [{"name": "m", "emptyDir": {}}], "volumeMounts": [{"name": "x", "mountPath": "/m"}]},
+            "must name one of volumes",
+            id="a mount of no volume",
+        ),
+        pytest.param(
+            {"volumes": [{"name": "m", "emptyDir": {}}], "volumeMounts": [{"name": "m", "mountPath": "/"}]},
+            "operator's own",
+            id="a mount over the root",
+        ),
+        pytest.param(
+            {"volumes": [{"name": "m", "emptyDir": {}}], "volumeMounts": [{"name": "m", "mountPath": "/work/in"}]},
+            "operator's own",
+            id="a mount inside the workdir",
+        ),
     ],
 )
 def test_transcoder_pod_block_clashes_stop_the_operator_at_start(pod: dict[str, Any], message: str) -> None:
@@ -523,8 +627,9 @@ def cluster_roles(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str,
     [
         pytest.param({}, id="the chart grants exactly the operator's rules"),
         pytest.param({"watchNamespaces": ["media"]}, id="the same rules when watching namespaces"),
-        pytest.param({"transcoder": {"serviceAccountName": "vj-pods"}},
-                     id="names the transcoders' ServiceAccount it may change"),
+        pytest.param(
+            {"transcoder": {"serviceAccountName": "vj-pods"}}, id="names the transcoders' ServiceAccount it may change"
+        ),
     ],
 )
 def test_rbac_rules_equal_the_operators(values: dict[str, Any]) -> None:
@@ -553,19 +658,34 @@ AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 def test_aggregated_roles_give_view_edit_and_admin_videojobs_and_presets_and_nothing_else() -> None:
     docs = render()
     viewer, editor = one(docs, "ClusterRole", f"{FULLNAME}-viewer"), one(docs, "ClusterRole", f"{FULLNAME}-editor")
-    aggregates = {name: {k.removeprefix(AGGREGATE) for k, v in role["metadata"]["labels"].items()
-                         if k.startswith(AGGREGATE) and v == "true"}
-                  for name, role in (("viewer", viewer), ("editor", editor))}
+    aggregates = {
+        name: {
+            k.removeprefix(AGGREGATE)
+            for k, v in role["metadata"]["labels"].items()
+            if k.startswith(AGGREGATE) and v == "true"
+        }
+        for name, role in (("viewer", viewer), ("editor", editor))
+    }
     assert aggregates == {"viewer": {"view"}, "editor": {"edit", "admin"}}
     assert rule_set(viewer["rules"]) == rule_set(
-        [{"apiGroups": ["videojob.dev"], "resources": ["videojobs", "videojobpresets", "clustervideojobpresets"],
-          "verbs": ["get", "list", "watch"]}])
+        [
+            {
+                "apiGroups": ["videojob.dev"],
+                "resources": ["videojobs", "videojobpresets", "clustervideojobpresets"],
+                "verbs": ["get", "list", "watch"],
+            }
+        ]
+    )
     (rule,) = editor["rules"]
     assert rule["resources"] == ["videojobs", "videojobpresets"], (
-        "no status (the operator's), no cluster presets (the platform team's), no other resource")
+        "no status (the operator's), no cluster presets (the platform team's), no other resource"
+    )
     assert {"create", "patch", "delete", "get"} <= set(rule["verbs"])
     assert {r["metadata"]["name"] for r in objects(render({"rbac": {"aggregateRoles": False}}), "ClusterRole")} == {
-        FULLNAME, f"{FULLNAME}-cluster", f"{FULLNAME}-clusterpreset-reader"}
+        FULLNAME,
+        f"{FULLNAME}-cluster",
+        f"{FULLNAME}-clusterpreset-reader",
+    }
 
 
 @pytest.mark.parametrize(
@@ -584,9 +704,11 @@ def test_cluster_presets_are_read_only_for_users(values: dict[str, Any], readabl
         return
     (binding,) = bindings
     assert binding["subjects"] == [
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}
+    ]
     assert one(docs, "ClusterRole", name)["rules"] == [
-        {"apiGroups": ["videojob.dev"], "resources": ["clustervideojobpresets"], "verbs": ["get", "list", "watch"]}]
+        {"apiGroups": ["videojob.dev"], "resources": ["clustervideojobpresets"], "verbs": ["get", "list", "watch"]}
+    ]
 
 
 def test_the_read_secrets_option_is_gone() -> None:
@@ -603,8 +725,11 @@ def test_clusterwide_by_default_binds_both_roles_to_the_operators_service_accoun
     sa = one(docs, "ServiceAccount")
     assert sa["metadata"] == {**sa["metadata"], "name": FULLNAME, "namespace": NAMESPACE}
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
-    bindings = {b["roleRef"]["name"]: b for b in objects(docs, "ClusterRoleBinding")
-                if b["roleRef"]["name"] != f"{FULLNAME}-clusterpreset-reader"}
+    bindings = {
+        b["roleRef"]["name"]: b
+        for b in objects(docs, "ClusterRoleBinding")
+        if b["roleRef"]["name"] != f"{FULLNAME}-clusterpreset-reader"
+    }
     assert set(bindings) == {FULLNAME, f"{FULLNAME}-cluster"}
     assert all(b["subjects"] == [subject()] for b in bindings.values())
     assert [b["roleRef"]["name"] for b in objects(docs, "RoleBinding")] == [f"{FULLNAME}-leader-election"]
@@ -629,8 +754,11 @@ def test_leader_election_may_create_leases_and_get_and_update_only_its_own_in_th
     assert settings_of({"watchNamespaces": ["media"]}).leader_election_lease_name == FULLNAME
     binding = one(docs, "RoleBinding", f"{FULLNAME}-leader-election")
     assert binding["metadata"]["namespace"] == NAMESPACE
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": f"{FULLNAME}-leader-election"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": f"{FULLNAME}-leader-election",
+    }
     assert binding["subjects"] == [subject()]
     for rule in role["rules"]:  # create cannot be limited by name; every other verb is
         assert rule["verbs"] == ["create"] or rule["resourceNames"] == [FULLNAME]
@@ -655,13 +783,22 @@ def test_no_secret_by_default() -> None:
 
 @pytest.mark.parametrize(
     ("watch", "namespaces"),
-    [pytest.param([], [NAMESPACE], id="in the release namespace"),
-     pytest.param(["media", "ads"], ["media", "ads"], id="in each watched namespace")],
+    [
+        pytest.param([], [NAMESPACE], id="in the release namespace"),
+        pytest.param(["media", "ads"], ["media", "ads"], id="in each watched namespace"),
+    ],
 )
 def test_created_s3_secret_holds_the_credentials_and_no_configmap_does(watch: list[str], namespaces: list[str]) -> None:
-    docs = render({"watchNamespaces": watch, "s3": {"createSecret": True, "secretName": "media-s3",
-                                                     "credentials": {"accessKeyId": "AKIDEXAMPLE",
-                                                                     "secretAccessKey": "wJalr-SECRET"}}})
+    docs = render(
+        {
+            "watchNamespaces": watch,
+            "s3": {
+                "createSecret": True,
+                "secretName": "media-s3",
+                "credentials": {"accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "wJalr-SECRET"},
+            },
+        }
+    )
     secrets = objects(docs, "Secret")
     assert [s["metadata"]["namespace"] for s in secrets] == namespaces
     for s in secrets:
@@ -703,8 +840,11 @@ def exported_series() -> dict[str, set[str]]:
 
 def test_exported_series_are_what_the_operator_renders() -> None:
     """The table above is read from private attributes: check it against a real exposition."""
-    rendered = {line.split("{")[0].split(" ")[0] for line in operator_metrics.Metrics().render().decode().splitlines()
-                if line and not line.startswith("#") and not line.split("{")[0].split(" ")[0].endswith("_created")}
+    rendered = {
+        line.split("{")[0].split(" ")[0]
+        for line in operator_metrics.Metrics().render().decode().splitlines()
+        if line and not line.startswith("#") and not line.split("{")[0].split(" ")[0].endswith("_created")
+    }
     assert rendered <= set(exported_series()), rendered - set(exported_series())
 
 
@@ -717,8 +857,18 @@ def dashboard(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_dashboard_has_the_panels_the_platform_team_needs() -> None:
     dash = dashboard(render())
     titles = " | ".join(p["title"].lower() for p in dash["panels"])
-    for needed in ("phase", "queue", "admission wait", "run duration", "bytes", "failures by reason", "success rate",
-                   "retries", "encode speed", "version"):
+    for needed in (
+        "phase",
+        "queue",
+        "admission wait",
+        "run duration",
+        "bytes",
+        "failures by reason",
+        "success rate",
+        "retries",
+        "encode speed",
+        "version",
+    ):
         assert needed in titles, f"no panel about {needed}: {titles}"
     assert all(p["targets"] and p["datasource"]["uid"] == "${datasource}" for p in dash["panels"])
     assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
@@ -729,7 +879,7 @@ def test_dashboard_shows_one_operator_chosen_by_namespace_and_job() -> None:
     dash = dashboard(render())
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert {"datasource", "namespace", "job", "videojob_namespace"} <= set(variables)
-    assert "namespace=\"$namespace\"" in variables["job"]["query"]["query"], "job choices follow the namespace"
+    assert 'namespace="$namespace"' in variables["job"]["query"]["query"], "job choices follow the namespace"
     for p in dash["panels"]:
         for t in p["targets"]:
             for _name, selector in METRIC.findall(t["expr"]):
@@ -740,8 +890,9 @@ def expressions(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(where, PromQL) of every dashboard query, dashboard variable and alert."""
     dash = dashboard(docs)
     exprs = [(p["title"], t["expr"]) for p in dash["panels"] for t in p["targets"]]
-    exprs += [(f"variable {v['name']}", v["query"]["query"]) for v in dash["templating"]["list"]
-              if v["type"] == "query"]
+    exprs += [
+        (f"variable {v['name']}", v["query"]["query"]) for v in dash["templating"]["list"] if v["type"] == "query"
+    ]
     rules = one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
     return exprs + [(r["alert"], r["expr"]) for r in rules]
 
@@ -751,8 +902,9 @@ def test_dashboard_and_alerts_use_only_series_and_labels_the_operator_exports() 
     (or one Prometheus gives the target), and every label it groups by is one of the labels of a series it uses."""
     exported = exported_series()
     used: set[str] = set()
-    for where, expr in expressions(render({"prometheusRule": {"enabled": True},
-                                           "metrics": {"serviceMonitor": {"enabled": True}}})):
+    for where, expr in expressions(
+        render({"prometheusRule": {"enabled": True}, "metrics": {"serviceMonitor": {"enabled": True}}})
+    ):
         names = []
         series = LABEL_VALUES.sub(r"\1", GROUPING.sub(" ", expr))  # label names are no series
         for name, selector in METRIC.findall(series):
@@ -821,18 +973,25 @@ def test_alerts_are_scoped_to_this_release_and_template_their_values() -> None:
         pytest.param({"maxRunning": "ten"}, "/maxRunning", id="maxRunning not a number"),
         pytest.param({"maxRunningGpu": -1}, "/maxRunningGpu", id="negative GPU limit"),
         pytest.param({"replica": 2}, "additional properties 'replica'", id="unknown top-level key"),
-        pytest.param({"leaderElection": {"retryPeriodSeconds": 0}}, "/leaderElection/retryPeriodSeconds",
-                     id="retry period 0"),
+        pytest.param(
+            {"leaderElection": {"retryPeriodSeconds": 0}}, "/leaderElection/retryPeriodSeconds", id="retry period 0"
+        ),
         pytest.param({"transcoder": {"imag": {}}}, "additional properties 'imag'", id="misspelt nested key"),
         pytest.param({"transcoder": {"progressInterval": 0}}, "/transcoder/progressInterval", id="progress 0"),
-        pytest.param({"image": {"repository": "x", "tag": "1", "pullPolicy": "Sometimes"}}, "/image/pullPolicy",
-                     id="unknown pull policy"),
+        pytest.param(
+            {"image": {"repository": "x", "tag": "1", "pullPolicy": "Sometimes"}},
+            "/image/pullPolicy",
+            id="unknown pull policy",
+        ),
         pytest.param({"watchNamespaces": ["Media_NS"]}, "/watchNamespaces/0", id="namespace not a DNS label"),
         pytest.param({"metrics": {"port": 80}}, "/metrics/port", id="privileged metrics port"),
         pytest.param({"logging": {"level": "TRACE"}}, "/logging/level", id="unknown log level"),
         pytest.param({"s3": {"createSecret": True}}, "/s3/credentials", id="secret without credentials"),
-        pytest.param({"priorityClasses": {"bands": {"urgent": {"name": "", "value": 2000000000}}}},
-                     "/priorityClasses/bands/urgent/value", id="class value in the system range"),
+        pytest.param(
+            {"priorityClasses": {"bands": {"urgent": {"name": "", "value": 2000000000}}}},
+            "/priorityClasses/bands/urgent/value",
+            id="class value in the system range",
+        ),
         pytest.param({"gpu": {"nodeSelector": {"gpu": True}}}, "/gpu/nodeSelector/gpu", id="label value not a string"),
         pytest.param({"defaultTtlSeconds": -1}, "/defaultTtlSeconds", id="negative TTL"),
     ],
@@ -902,7 +1061,7 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
 
 def test_operator_dockerfile_runs_the_operator_as_non_root_in_exec_form() -> None:
     steps = dockerfile_instructions(REPO / "Dockerfile")
-    final = steps[max(i for i, (ins, _) in enumerate(steps) if ins == "FROM"):]  # the last stage is the image
+    final = steps[max(i for i, (ins, _) in enumerate(steps) if ins == "FROM") :]  # the last stage is the image
     assert final[0][1].startswith("${BASE_IMAGE}"), "one Debian base for both images (make images builds it here)"
     users = [args for ins, args in final if ins == "USER"]
     assert users and users[-1].split(":")[0] == "65532", "the image must end as uid 65532, the chart's runAsUser"
@@ -929,8 +1088,11 @@ def test_network_policies_are_off_by_default() -> None:
 def test_network_policies_keep_everything_from_the_metadata_addresses() -> None:
     docs = render({"networkPolicy": {"enabled": True}, "watchNamespaces": ["media", "ads"]})
     policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in objects(docs, "NetworkPolicy")}
-    assert set(policies) == {(NAMESPACE, f"{FULLNAME}-operator"), ("media", f"{FULLNAME}-transcoders"),
-                             ("ads", f"{FULLNAME}-transcoders")}
+    assert set(policies) == {
+        (NAMESPACE, f"{FULLNAME}-operator"),
+        ("media", f"{FULLNAME}-transcoders"),
+        ("ads", f"{FULLNAME}-transcoders"),
+    }
     for policy in policies.values():
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         for rule in policy["spec"]["egress"]:
@@ -941,8 +1103,10 @@ def test_network_policies_keep_everything_from_the_metadata_addresses() -> None:
                     assert "fd00:ec2::254/128" in block["except"], block
     transcoders = policies[("media", f"{FULLNAME}-transcoders")]["spec"]
     assert transcoders["ingress"] == [], "nothing reaches a transcoder"
-    assert transcoders["podSelector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "videojob-operator",
-                                                          "app.kubernetes.io/component": "transcoder"}
+    assert transcoders["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/managed-by": "videojob-operator",
+        "app.kubernetes.io/component": "transcoder",
+    }
     ports = {port["port"] for rule in transcoders["egress"] for port in rule["ports"]}
     assert 6443 not in ports, "transcoders hold no token: no way to the API server"
     inputs = transcoders["egress"][-1]
@@ -952,10 +1116,17 @@ def test_network_policies_keep_everything_from_the_metadata_addresses() -> None:
 
 
 def test_network_policies_take_precise_addresses() -> None:
-    docs = render({"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"], "ports": [6443]},
-                                      "s3": {"cidrs": ["10.96.5.0/24"], "ports": [9000]},
-                                      "transcoderNamespaces": ["media"],
-                                      "metricsFrom": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]}})
+    docs = render(
+        {
+            "networkPolicy": {
+                "enabled": True,
+                "apiServer": {"cidrs": ["10.0.0.1/32"], "ports": [6443]},
+                "s3": {"cidrs": ["10.96.5.0/24"], "ports": [9000]},
+                "transcoderNamespaces": ["media"],
+                "metricsFrom": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}],
+            }
+        }
+    )
     operator = one(docs, "NetworkPolicy", f"{FULLNAME}-operator")["spec"]
     assert _blocks(operator["egress"][1]) == [{"cidr": "10.0.0.1/32"}]
     assert operator["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]

@@ -25,7 +25,7 @@ def test_every_value_is_in_the_table() -> None:
     for key in values:
         assert f"| `{key}" in text, f"{key} is not in the chart README"
     assert "| `crds.install` | bool | `true` |" in text
-    assert "| `s3.auth` | string | `\"secret\"` |" in text
+    assert '| `s3.auth` | string | `"secret"` |' in text
 
 
 def test_a_value_without_description_is_refused(tmp_path: Path) -> None:

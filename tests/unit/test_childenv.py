@@ -15,19 +15,39 @@ from videojob.transcoder.childenv import child_env, is_sensitive
 from videojob.transcoder.progress import NullReporter
 
 TRANSCODER_ENV = {
-    "PATH": "/usr/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "S3_ENDPOINT_URL": "http://minio:9000",
-    "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "t",
-    "AWS_ROLE_ARN": "arn:aws:iam::1:role/x", "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/x/token",
-    "VIDEOJOB_NAME": "promo", "MY_API_KEY": "k", "DB_PASSWORD": "p", "NVIDIA_VISIBLE_DEVICES": "all",
+    "PATH": "/usr/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "S3_ENDPOINT_URL": "http://minio:9000",
+    "AWS_ACCESS_KEY_ID": "AKIA",
+    "AWS_SECRET_ACCESS_KEY": "secret",
+    "AWS_SESSION_TOKEN": "t",
+    "AWS_ROLE_ARN": "arn:aws:iam::1:role/x",
+    "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/x/token",
+    "VIDEOJOB_NAME": "promo",
+    "MY_API_KEY": "k",
+    "DB_PASSWORD": "p",
+    "NVIDIA_VISIBLE_DEVICES": "all",
 }
 
 
 @pytest.mark.parametrize(
     ("name", "sensitive"),
-    [("AWS_SECRET_ACCESS_KEY", True), ("AWS_ACCESS_KEY_ID", True), ("AWS_SESSION_TOKEN", True),
-     ("AWS_DEFAULT_REGION", True), ("GITHUB_TOKEN", True), ("db_password", True), ("MY_API_KEY", True),
-     ("PATH", False), ("HOME", False), ("S3_ENDPOINT_URL", False), ("NVIDIA_VISIBLE_DEVICES", False),
-     ("VIDEOJOB_NAME", False), ("LD_LIBRARY_PATH", False)],
+    [
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("AWS_ACCESS_KEY_ID", True),
+        ("AWS_SESSION_TOKEN", True),
+        ("AWS_DEFAULT_REGION", True),
+        ("GITHUB_TOKEN", True),
+        ("db_password", True),
+        ("MY_API_KEY", True),
+        ("PATH", False),
+        ("HOME", False),
+        ("S3_ENDPOINT_URL", False),
+        ("NVIDIA_VISIBLE_DEVICES", False),
+        ("VIDEOJOB_NAME", False),
+        ("LD_LIBRARY_PATH", False),
+    ],
 )
 def test_what_counts_as_sensitive(name: str, sensitive: bool) -> None:
     assert is_sensitive(name) is sensitive
@@ -35,8 +55,13 @@ def test_what_counts_as_sensitive(name: str, sensitive: bool) -> None:
 
 def test_child_env_keeps_the_rest() -> None:
     assert child_env(TRANSCODER_ENV) == {
-        "PATH": "/usr/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "S3_ENDPOINT_URL": "http://minio:9000",
-        "VIDEOJOB_NAME": "promo", "NVIDIA_VISIBLE_DEVICES": "all"}
+        "PATH": "/usr/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "S3_ENDPOINT_URL": "http://minio:9000",
+        "VIDEOJOB_NAME": "promo",
+        "NVIDIA_VISIBLE_DEVICES": "all",
+    }
 
 
 def test_ffmpeg_and_ffprobe_get_no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

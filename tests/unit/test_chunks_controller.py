@@ -26,13 +26,28 @@ UID = "0b6e2a3c-5d4e-4f00-9a1b-123456789abc"
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def vj(name: str = "promo", parallelism: int | None = 4, priority: int = 5, status: dict[str, Any] | None = None,
-       **spec: Any) -> dict[str, Any]:
+def vj(
+    name: str = "promo",
+    parallelism: int | None = 4,
+    priority: int = 5,
+    status: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "metadata": {"name": name, "namespace": "media", "uid": f"uid-{name}" if name != "promo" else UID,
-                     "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 1},
-        "spec": {"inputs": [{"name": "in", "uri": "s3://media/in.mp4"}], "output": {"uri": "s3://media/out/"},
-                 "priority": priority, **({"parallelism": parallelism} if parallelism else {}), **spec},
+        "metadata": {
+            "name": name,
+            "namespace": "media",
+            "uid": f"uid-{name}" if name != "promo" else UID,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "generation": 1,
+        },
+        "spec": {
+            "inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
+            "output": {"uri": "s3://media/out/"},
+            "priority": priority,
+            **({"parallelism": parallelism} if parallelism else {}),
+            **spec,
+        },
     }
     if status is not None:
         body["status"] = status
@@ -82,8 +97,10 @@ def test_the_join_runs_the_spec_and_preset_the_segments_ran() -> None:
     # the VideoJob itself names only its preset: the merged output is in the segments' pod template
     join = build_join_manifest(vj(output={"uri": "s3://media/out/"}), segments, Settings())
     annotations = join["spec"]["template"]["metadata"]["annotations"]
-    assert annotations[runtime.SPEC_ANNOTATION] == segments["spec"]["template"]["metadata"]["annotations"][
-        runtime.SPEC_ANNOTATION]
+    assert (
+        annotations[runtime.SPEC_ANNOTATION]
+        == segments["spec"]["template"]["metadata"]["annotations"][runtime.SPEC_ANNOTATION]
+    )
     assert json.loads(annotations[runtime.SPEC_ANNOTATION])["output"]["container"] == "mkv"
     assert json.loads(annotations["videojob.dev/preset"]) == preset
 
@@ -101,17 +118,31 @@ def test_the_platform_cannot_override_the_part_through_transcoder_env() -> None:
     ("running", "max_running", "queue", "admitted", "segments"),
     [
         pytest.param(0, 4, [("big", 4)], ["big"], {"big": 4}, id="all its segments when the slots are free"),
-        pytest.param(1, 4, [("big", 4), ("next", None)], ["big"], {"big": 3},
-                     id="as many segments as slots are free; the rest wait"),
-        pytest.param(3, 4, [("big", 4), ("next", None)], ["big"], {},
-                     id="one free slot: it runs in one pod rather than wait"),
-        pytest.param(0, 4, [("small", None), ("big", 2), ("last", None)], ["small", "big", "last"], {"big": 2},
-                     id="each segment counts against the limit"),
+        pytest.param(
+            1,
+            4,
+            [("big", 4), ("next", None)],
+            ["big"],
+            {"big": 3},
+            id="as many segments as slots are free; the rest wait",
+        ),
+        pytest.param(
+            3, 4, [("big", 4), ("next", None)], ["big"], {}, id="one free slot: it runs in one pod rather than wait"
+        ),
+        pytest.param(
+            0,
+            4,
+            [("small", None), ("big", 2), ("last", None)],
+            ["small", "big", "last"],
+            {"big": 2},
+            id="each segment counts against the limit",
+        ),
         pytest.param(0, 2, [("big", 16)], ["big"], {"big": 2}, id="never more than maxRunning"),
     ],
 )
-def test_admission_counts_each_segment(running: int, max_running: int, queue: list[tuple[str, int | None]],
-                                       admitted: list[str], segments: dict[str, int]) -> None:
+def test_admission_counts_each_segment(
+    running: int, max_running: int, queue: list[tuple[str, int | None]], admitted: list[str], segments: dict[str, int]
+) -> None:
     pending = [vj(name, parallelism) for name, parallelism in queue]
     for order, body in enumerate(pending):
         body["metadata"]["creationTimestamp"] = f"2026-01-01T00:00:0{order}Z"
@@ -128,52 +159,138 @@ def test_admission_counts_each_segment(running: int, max_running: int, queue: li
 def segments_job(*conditions: str, segments: int = 2) -> dict[str, Any]:
     return {
         "metadata": {"name": "promo-abc", "uid": "job-uid", "creationTimestamp": "2026-01-01T11:00:00Z"},
-        "spec": {"template": {"metadata": {"labels": {"videojob.dev/hardware": "cpu", "videojob.dev/part": "segments",
-                                                      "videojob.dev/segments": str(segments)}}}},
+        "spec": {
+            "template": {
+                "metadata": {
+                    "labels": {
+                        "videojob.dev/hardware": "cpu",
+                        "videojob.dev/part": "segments",
+                        "videojob.dev/segments": str(segments),
+                    }
+                }
+            }
+        },
         "status": {"conditions": [{"type": c, "status": "True", "reason": c} for c in conditions]},
     }
 
 
 def join_job(*conditions: str) -> dict[str, Any]:
-    return {"metadata": {"name": "promo-abc-join", "uid": "join-uid"},
-            "status": {"conditions": [{"type": c, "status": "True", "reason": c} for c in conditions],
-                       **({"completionTime": "2026-01-01T11:58:00Z"} if "Complete" in conditions else {})}}
+    return {
+        "metadata": {"name": "promo-abc-join", "uid": "join-uid"},
+        "status": {
+            "conditions": [{"type": c, "status": "True", "reason": c} for c in conditions],
+            **({"completionTime": "2026-01-01T11:58:00Z"} if "Complete" in conditions else {}),
+        },
+    }
 
 
 def pod(index: str | None, state: str, exit_code: int = 0, uid: str = "", created: str = "11:10") -> dict[str, Any]:
-    labels = {"videojob.dev/part": "join"} if index is None else {
-        "videojob.dev/part": "segments", "batch.kubernetes.io/job-completion-index": index}
-    container: dict[str, Any] = {"running": {}} if state == "running" else {
-        "terminated": {"exitCode": exit_code, "finishedAt": f"2026-01-01T{created}:00Z",
-                       **({"message": '{"ok":true,"artifacts":[]}'} if index is None and exit_code == 0 else {})}}
+    labels = (
+        {"videojob.dev/part": "join"}
+        if index is None
+        else {"videojob.dev/part": "segments", "batch.kubernetes.io/job-completion-index": index}
+    )
+    container: dict[str, Any] = (
+        {"running": {}}
+        if state == "running"
+        else {
+            "terminated": {
+                "exitCode": exit_code,
+                "finishedAt": f"2026-01-01T{created}:00Z",
+                **({"message": '{"ok":true,"artifacts":[]}'} if index is None and exit_code == 0 else {}),
+            }
+        }
+    )
     phase = "Running" if state == "running" else ("Succeeded" if exit_code == 0 else "Failed")
-    return {"metadata": {"uid": uid or f"pod-{index}-{created}", "labels": labels,
-                         "creationTimestamp": f"2026-01-01T{created}:00Z"},
-            "spec": {"nodeName": "cpu-0"},
-            "status": {"phase": phase, "startTime": f"2026-01-01T{created}:00Z",
-                       "containerStatuses": [{"name": "transcode", "state": container}]}}
+    return {
+        "metadata": {
+            "uid": uid or f"pod-{index}-{created}",
+            "labels": labels,
+            "creationTimestamp": f"2026-01-01T{created}:00Z",
+        },
+        "spec": {"nodeName": "cpu-0"},
+        "status": {
+            "phase": phase,
+            "startTime": f"2026-01-01T{created}:00Z",
+            "containerStatuses": [{"name": "transcode", "state": container}],
+        },
+    }
 
 
 @pytest.mark.parametrize(
     ("segments", "join", "pods", "phase", "reason", "slots", "wants_join"),
     [
-        pytest.param(segments_job(), None, [pod("0", "running"), pod("1", "running")], "Running", "Running", 2, False,
-                     id="segments encoding: one slot each"),
-        pytest.param(segments_job("Complete"), None, [pod("0", "terminated"), pod("1", "terminated")], "Running",
-                     "Joining", 1, True, id="segments done: the operator starts the join; one slot"),
-        pytest.param(segments_job("Complete"), join_job(), [pod("0", "terminated"), pod(None, "running")], "Running",
-                     "Joining", 1, False, id="joining"),
-        pytest.param(segments_job("Complete"), join_job("Complete"), [pod("0", "terminated"), pod(None, "terminated")],
-                     "Succeeded", "Succeeded", 1, False, id="joined: succeeded"),
-        pytest.param(segments_job("Failed"), None, [pod("0", "terminated", 65)], "Failed", "BadInput", 2, False,
-                     id="a segment failed for good: the job fails, no join"),
-        pytest.param(segments_job("Complete"), join_job("Failed"), [pod(None, "terminated", 65)], "Failed",
-                     "BadInput", 1, False, id="the join failed"),
+        pytest.param(
+            segments_job(),
+            None,
+            [pod("0", "running"), pod("1", "running")],
+            "Running",
+            "Running",
+            2,
+            False,
+            id="segments encoding: one slot each",
+        ),
+        pytest.param(
+            segments_job("Complete"),
+            None,
+            [pod("0", "terminated"), pod("1", "terminated")],
+            "Running",
+            "Joining",
+            1,
+            True,
+            id="segments done: the operator starts the join; one slot",
+        ),
+        pytest.param(
+            segments_job("Complete"),
+            join_job(),
+            [pod("0", "terminated"), pod(None, "running")],
+            "Running",
+            "Joining",
+            1,
+            False,
+            id="joining",
+        ),
+        pytest.param(
+            segments_job("Complete"),
+            join_job("Complete"),
+            [pod("0", "terminated"), pod(None, "terminated")],
+            "Succeeded",
+            "Succeeded",
+            1,
+            False,
+            id="joined: succeeded",
+        ),
+        pytest.param(
+            segments_job("Failed"),
+            None,
+            [pod("0", "terminated", 65)],
+            "Failed",
+            "BadInput",
+            2,
+            False,
+            id="a segment failed for good: the job fails, no join",
+        ),
+        pytest.param(
+            segments_job("Complete"),
+            join_job("Failed"),
+            [pod(None, "terminated", 65)],
+            "Failed",
+            "BadInput",
+            1,
+            False,
+            id="the join failed",
+        ),
     ],
 )
-def test_a_chunked_videojob_status_from_its_two_jobs(segments: dict[str, Any], join: dict[str, Any] | None,
-                                                     pods: list[dict[str, Any]], phase: str, reason: str,
-                                                     slots: int, wants_join: bool) -> None:
+def test_a_chunked_videojob_status_from_its_two_jobs(
+    segments: dict[str, Any],
+    join: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    phase: str,
+    reason: str,
+    slots: int,
+    wants_join: bool,
+) -> None:
     assert needs_join(segments, join) is wants_join
     view = chunked_view(segments, join)
     status = derive_status(vj(status={"phase": "Running"}), view, pods, NOW)
@@ -186,8 +303,12 @@ def test_a_chunked_videojob_status_from_its_two_jobs(segments: dict[str, Any], j
 
 
 def test_attempts_count_the_retries_of_one_segment_not_the_segments() -> None:
-    started = [pod("0", "terminated", 75, created="11:01"), pod("0", "running", created="11:02"),
-               pod("1", "running"), pod("2", "running")]
+    started = [
+        pod("0", "terminated", 75, created="11:01"),
+        pod("0", "running", created="11:02"),
+        pod("1", "running"),
+        pod("2", "running"),
+    ]
     assert attempts_of(started) == 2
     assert attempts_of([]) == 0
 
@@ -195,15 +316,26 @@ def test_attempts_count_the_retries_of_one_segment_not_the_segments() -> None:
 @pytest.mark.parametrize(
     ("pods", "read", "expected"),
     [
-        pytest.param([pod("0", "running", uid="a"), pod("1", "running", uid="b")], {"a": 50.0, "b": 30.0}, 38.0,
-                     id="the mean of the segments, 95 % of the whole"),
-        pytest.param([pod("0", "terminated"), pod("1", "running", uid="b")], {"b": 50.0}, 71.2,
-                     id="a finished segment counts 100"),
-        pytest.param([pod("0", "terminated"), pod("1", "terminated"), pod(None, "running", uid="j")], {"j": 40.0},
-                     97.0, id="the join is the last 5 %"),
+        pytest.param(
+            [pod("0", "running", uid="a"), pod("1", "running", uid="b")],
+            {"a": 50.0, "b": 30.0},
+            38.0,
+            id="the mean of the segments, 95 % of the whole",
+        ),
+        pytest.param(
+            [pod("0", "terminated"), pod("1", "running", uid="b")],
+            {"b": 50.0},
+            71.2,
+            id="a finished segment counts 100",
+        ),
+        pytest.param(
+            [pod("0", "terminated"), pod("1", "terminated"), pod(None, "running", uid="j")],
+            {"j": 40.0},
+            97.0,
+            id="the join is the last 5 %",
+        ),
         pytest.param([pod("0", "running", uid="a")], {"a": 80.0}, 38.0, id="a segment not started counts 0"),
     ],
 )
-def test_progress_aggregates_the_segments(pods: list[dict[str, Any]], read: dict[str, float],
-                                          expected: float) -> None:
+def test_progress_aggregates_the_segments(pods: list[dict[str, Any]], read: dict[str, float], expected: float) -> None:
     assert aggregate_progress(pods, read, 2) == pytest.approx(expected)

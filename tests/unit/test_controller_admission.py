@@ -16,8 +16,15 @@ from videojob.controller.admission import (
 from videojob.controller.settings import Settings
 
 
-def vj(name: str, priority: int = 5, created: str = "2026-01-01T00:00:00Z", hardware: str = "auto",
-       codec: str = "h264", namespace: str = "media", queued_at: str | None = None) -> dict[str, Any]:
+def vj(
+    name: str,
+    priority: int = 5,
+    created: str = "2026-01-01T00:00:00Z",
+    hardware: str = "auto",
+    codec: str = "h264",
+    namespace: str = "media",
+    queued_at: str | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "creationTimestamp": created},
         "spec": {"priority": priority, "hardware": hardware, "output": {"video": {"codec": codec}}},
@@ -41,9 +48,7 @@ def names(items: list[Any]) -> list[str]:
             id="first come first served within a priority",
         ),
         pytest.param([vj("b", 3), vj("a", 3)], ["a", "b"], id="same second: name breaks the tie"),
-        pytest.param(
-            [vj("x", 3, namespace="zz"), vj("x", 3, namespace="aa")], ["x", "x"], id="namespaces sort too"
-        ),
+        pytest.param([vj("x", 3, namespace="zz"), vj("x", 3, namespace="aa")], ["x", "x"], id="namespaces sort too"),
         pytest.param(
             [vj("old-low", 9, "2026-01-01T00:00:00Z"), vj("new-high", 2, "2026-01-02T00:00:00Z")],
             ["new-high", "old-low"],
@@ -62,44 +67,65 @@ T0 = "2026-01-01T00:00:00"
     ("jobs", "arrivals", "expected"),
     [
         pytest.param(
-            [vj("a", queued_at=f"{T0}.000300Z"), vj("b", queued_at=f"{T0}.000200Z"),
-             vj("c", queued_at=f"{T0}.000100Z")],
-            {}, ["c", "b", "a"], id="same second: the recorded precise arrival, not the name",
+            [
+                vj("a", queued_at=f"{T0}.000300Z"),
+                vj("b", queued_at=f"{T0}.000200Z"),
+                vj("c", queued_at=f"{T0}.000100Z"),
+            ],
+            {},
+            ["c", "b", "a"],
+            id="same second: the recorded precise arrival, not the name",
         ),
         pytest.param(
             [vj("a"), vj("b"), vj("c")],
             {"uid-a": f"{T0}.000003Z", "uid-b": f"{T0}.000002Z", "uid-c": f"{T0}.000001Z"},
-            ["c", "b", "a"], id="same second, nothing recorded yet: the in-memory arrival",
+            ["c", "b", "a"],
+            id="same second, nothing recorded yet: the in-memory arrival",
         ),
         pytest.param(
             [vj("a", queued_at=f"{T0}.000001Z"), vj("b")],
             {"uid-a": f"{T0}.000009Z", "uid-b": f"{T0}.000005Z"},
-            ["a", "b"], id="a recorded arrival wins over an in-memory one (after a restart)",
+            ["a", "b"],
+            id="a recorded arrival wins over an in-memory one (after a restart)",
         ),
         pytest.param(
             [vj("a", queued_at=f"{T0}.500000Z"), vj("b", queued_at=f"{T0}Z")],
-            {}, ["b", "a"], id="seconds-only and microsecond times compare as times, not strings",
+            {},
+            ["b", "a"],
+            id="seconds-only and microsecond times compare as times, not strings",
         ),
         pytest.param(
             [vj("a", queued_at=f"{T0}.000002+00:00"), vj("b", queued_at=f"{T0}.000001Z")],
-            {}, ["b", "a"], id="any RFC 3339 offset form compares as a time",
+            {},
+            ["b", "a"],
+            id="any RFC 3339 offset form compares as a time",
         ),
         pytest.param(
-            [vj("early", created=f"{T0}Z", queued_at="2026-01-01T00:00:05.000000Z"),
-             vj("late", created="2026-01-01T00:00:01Z", queued_at="2026-01-01T00:00:01.000000Z")],
-            {}, ["early", "late"], id="the creation second comes before the arrival (seen late, created early)",
+            [
+                vj("early", created=f"{T0}Z", queued_at="2026-01-01T00:00:05.000000Z"),
+                vj("late", created="2026-01-01T00:00:01Z", queued_at="2026-01-01T00:00:01.000000Z"),
+            ],
+            {},
+            ["early", "late"],
+            id="the creation second comes before the arrival (seen late, created early)",
         ),
         pytest.param(
             [vj("z", 5, queued_at=f"{T0}.000001Z"), vj("y", 1, queued_at=f"{T0}.000009Z")],
-            {}, ["y", "z"], id="priority outranks arrival",
+            {},
+            ["y", "z"],
+            id="priority outranks arrival",
         ),
         pytest.param(
             [vj("b", queued_at=f"{T0}.000001Z"), vj("a", queued_at=f"{T0}.000001Z")],
-            {}, ["a", "b"], id="equal arrivals: the name still decides",
+            {},
+            ["a", "b"],
+            id="equal arrivals: the name still decides",
         ),
         pytest.param(
             [vj("b"), vj("a", queued_at="not a time")],
-            {}, ["a", "b"], id="no arrival known at all: the creation second, then the name",
+            {},
+            ["a", "b"],
+            id="no arrival known at all: the creation second, then the name",
         ),
     ],
 )
@@ -128,8 +154,11 @@ S = Settings(max_running=2, max_running_gpu=1)
     ("pending", "running", "settings", "admitted", "positions"),
     [
         pytest.param(
-            [vj("a", 5, "2026-01-01T00:00:02Z", "cpu"), vj("b", 1, "2026-01-01T00:00:03Z", "cpu"),
-             vj("c", 5, "2026-01-01T00:00:01Z", "cpu")],
+            [
+                vj("a", 5, "2026-01-01T00:00:02Z", "cpu"),
+                vj("b", 1, "2026-01-01T00:00:03Z", "cpu"),
+                vj("c", 5, "2026-01-01T00:00:01Z", "cpu"),
+            ],
             RunningCounts(),
             S,
             [("b", "cpu"), ("c", "cpu")],
@@ -145,19 +174,35 @@ S = Settings(max_running=2, max_running_gpu=1)
             id="full: nothing admitted, positions from 1",
         ),
         pytest.param(
-            [vj("a"), vj("b")], RunningCounts(), S, [("a", "nvidia"), ("b", "cpu")], {},
+            [vj("a"), vj("b")],
+            RunningCounts(),
+            S,
+            [("a", "nvidia"), ("b", "cpu")],
+            {},
             id="auto takes the free GPU, the next auto runs on CPU",
         ),
         pytest.param(
-            [vj("a", codec="vp9")], RunningCounts(), S, [("a", "cpu")], {},
+            [vj("a", codec="vp9")],
+            RunningCounts(),
+            S,
+            [("a", "cpu")],
+            {},
             id="auto with a codec without NVENC stays on CPU",
         ),
         pytest.param(
-            [vj("a", codec="h265")], RunningCounts(), S, [("a", "nvidia")], {},
+            [vj("a", codec="h265")],
+            RunningCounts(),
+            S,
+            [("a", "nvidia")],
+            {},
             id="auto with h265 uses NVENC",
         ),
         pytest.param(
-            [vj("a")], RunningCounts(total=1, gpu=1), S, [("a", "cpu")], {},
+            [vj("a")],
+            RunningCounts(total=1, gpu=1),
+            S,
+            [("a", "cpu")],
+            {},
             id="auto with the GPU busy runs on CPU",
         ),
         pytest.param(
@@ -185,11 +230,19 @@ S = Settings(max_running=2, max_running_gpu=1)
             id="one GPU slot: the second nvidia job waits",
         ),
         pytest.param(
-            [vj("a")], RunningCounts(), Settings(max_running=1, max_running_gpu=0), [("a", "cpu")], {},
+            [vj("a")],
+            RunningCounts(),
+            Settings(max_running=1, max_running_gpu=0),
+            [("a", "cpu")],
+            {},
             id="GPUs disabled: auto runs on CPU",
         ),
         pytest.param(
-            [vj("a", hardware="cpu")], RunningCounts(total=3), S, [], {"uid-a": 1},
+            [vj("a", hardware="cpu")],
+            RunningCounts(total=3),
+            S,
+            [],
+            {"uid-a": 1},
             id="over the limit (after the limit was lowered): nothing admitted",
         ),
     ],
@@ -230,19 +283,31 @@ def spec(uri: str, hardware: str = "auto") -> VideoJobSpec:
         pytest.param("http://cdn.example.com/a.mp4", "auto", Settings(), "http:// is not allowed", id="http refused"),
         pytest.param("http://cdn.example.com/a.mp4", "auto", Settings(allow_http=True), None, id="http allowed"),
         pytest.param(
-            "https://evil.test/a.mp4", "auto", Settings(allowed_hosts=[".example.com"]), "not in the operator",
+            "https://evil.test/a.mp4",
+            "auto",
+            Settings(allowed_hosts=[".example.com"]),
+            "not in the operator",
             id="host outside the allowed suffixes",
         ),
         pytest.param(
-            "https://cdn.example.com/a.mp4", "auto", Settings(allowed_hosts=[".example.com"]), None,
+            "https://cdn.example.com/a.mp4",
+            "auto",
+            Settings(allowed_hosts=[".example.com"]),
+            None,
             id="host under an allowed suffix",
         ),
         pytest.param(
-            "https://example.com.evil.test/a.mp4", "auto", Settings(allowed_hosts=["example.com"]), "not in the",
+            "https://example.com.evil.test/a.mp4",
+            "auto",
+            Settings(allowed_hosts=["example.com"]),
+            "not in the",
             id="exact host entries match exactly",
         ),
         pytest.param(
-            "s3://media/in.mp4", "nvidia", Settings(max_running_gpu=0), "GPU jobs are disabled",
+            "s3://media/in.mp4",
+            "nvidia",
+            Settings(max_running_gpu=0),
+            "GPU jobs are disabled",
             id="nvidia with GPUs disabled can never run",
         ),
     ],
@@ -264,40 +329,54 @@ def at(second: int) -> str:
 
 def burst(namespace: str, count: int, first_second: int, priority: int = 5) -> list[dict[str, Any]]:
     """`count` VideoJobs of one namespace arriving one second apart (names ns-1, ns-2, ...)."""
-    return [vj(f"{namespace}-{i}", priority, at(first_second + i), hardware="cpu", namespace=namespace)
-            for i in range(1, count + 1)]
+    return [
+        vj(f"{namespace}-{i}", priority, at(first_second + i), hardware="cpu", namespace=namespace)
+        for i in range(1, count + 1)
+    ]
 
 
 @pytest.mark.parametrize(
     ("pending", "running", "settings", "order"),
     [
         pytest.param(
-            burst("a", 4, 0) + burst("b", 2, 10), {}, Settings(),
+            burst("a", 4, 0) + burst("b", 2, 10),
+            {},
+            Settings(),
             ["a-1", "b-1", "a-2", "b-2", "a-3", "a-4"],
             id="a later namespace takes turns with the one that queued first",
         ),
         pytest.param(
-            burst("a", 4, 0) + burst("b", 2, 10), {}, Settings(fair_sharing=False),
+            burst("a", 4, 0) + burst("b", 2, 10),
+            {},
+            Settings(fair_sharing=False),
             ["a-1", "a-2", "a-3", "a-4", "b-1", "b-2"],
             id="without fair sharing: first come first served across namespaces",
         ),
         pytest.param(
-            burst("a", 3, 0) + burst("b", 3, 10), {"a": 2}, Settings(),
+            burst("a", 3, 0) + burst("b", 3, 10),
+            {"a": 2},
+            Settings(),
             ["b-1", "b-2", "a-1", "b-3", "a-2", "a-3"],
             id="running VideoJobs count: the namespace running fewer catches up first",
         ),
         pytest.param(
-            burst("a", 6, 0) + burst("b", 3, 10), {}, Settings(namespace_weights={"a": 2}),
+            burst("a", 6, 0) + burst("b", 3, 10),
+            {},
+            Settings(namespace_weights={"a": 2}),
             ["a-1", "b-1", "a-2", "a-3", "b-2", "a-4", "a-5", "b-3", "a-6"],
             id="weight 2 gets two turns for one",
         ),
         pytest.param(
-            burst("a", 3, 0) + burst("b", 1, 10, priority=2), {"b": 5}, Settings(),
+            burst("a", 3, 0) + burst("b", 1, 10, priority=2),
+            {"b": 5},
+            Settings(),
             ["b-1", "a-1", "a-2", "a-3"],
             id="priority outranks shares: a busy namespace's urgent job still goes first",
         ),
         pytest.param(
-            burst("a", 2, 0) + burst("b", 2, 10) + burst("c", 2, 20), {}, Settings(),
+            burst("a", 2, 0) + burst("b", 2, 10) + burst("c", 2, 20),
+            {},
+            Settings(),
             ["a-1", "b-1", "c-1", "a-2", "b-2", "c-2"],
             id="three namespaces round robin, ties to the earliest arrival",
         ),
@@ -319,21 +398,30 @@ def test_fair_sharing_order(
     ("settings", "running", "admitted", "held"),
     [
         pytest.param(
-            Settings(max_running=10, max_running_per_namespace=2), {}, ["a-1", "b-1", "a-2", "b-2"],
-            {"a-3": "namespace a runs its limit of 2 VideoJobs at once"}, id="default limit per namespace",
+            Settings(max_running=10, max_running_per_namespace=2),
+            {},
+            ["a-1", "b-1", "a-2", "b-2"],
+            {"a-3": "namespace a runs its limit of 2 VideoJobs at once"},
+            id="default limit per namespace",
         ),
         pytest.param(
-            Settings(max_running=10, max_running_per_namespace=2, namespace_max_running={"b": 1}), {"a": 1},
-            ["b-1", "a-1"], {"a-2": "runs its limit of 2", "a-3": "runs its limit of 2", "b-2": "limit of 1 VideoJob "},
+            Settings(max_running=10, max_running_per_namespace=2, namespace_max_running={"b": 1}),
+            {"a": 1},
+            ["b-1", "a-1"],
+            {"a-2": "runs its limit of 2", "a-3": "runs its limit of 2", "b-2": "limit of 1 VideoJob "},
             id="an override, and running VideoJobs count against the limit",
         ),
         pytest.param(
-            Settings(max_running=10, namespace_max_running={"a": 0}), {}, ["b-1", "b-2"],
+            Settings(max_running=10, namespace_max_running={"a": 0}),
+            {},
+            ["b-1", "b-2"],
             {"a-1": "may run no VideoJobs", "a-2": "may run no VideoJobs", "a-3": "may run no VideoJobs"},
             id="0 holds a namespace",
         ),
         pytest.param(
-            Settings(max_running=3, max_running_per_namespace=1), {}, ["a-1", "b-1"],
+            Settings(max_running=3, max_running_per_namespace=1),
+            {},
+            ["a-1", "b-1"],
             {"a-2": "limit of 1", "a-3": "limit of 1", "b-2": "limit of 1"},
             id="a namespace at its limit does not hold back the other's",
         ),

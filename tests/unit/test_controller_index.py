@@ -74,8 +74,9 @@ OWN_JOB_NAME = job_name({"metadata": {"name": "promo", "uid": "vj1"}})
 
 
 def a_job(**meta: Any) -> dict[str, Any]:
-    return obj("j1", "1", **{"name": OWN_JOB_NAME, "namespace": "media",
-                             "ownerReferences": [_ref("VideoJob", "vj1")], **meta})
+    return obj(
+        "j1", "1", **{"name": OWN_JOB_NAME, "namespace": "media", "ownerReferences": [_ref("VideoJob", "vj1")], **meta}
+    )
 
 
 def a_pod(uid: str, **meta: Any) -> dict[str, Any]:
@@ -86,13 +87,20 @@ def a_pod(uid: str, **meta: Any) -> dict[str, Any]:
     ("job", "grouped"),
     [
         pytest.param(a_job(), True, id="its controller reference, namespace and name: the VideoJob's Job"),
-        pytest.param(a_job(ownerReferences=[], labels={"videojob.dev/uid": "vj1"}), False,
-                     id="a uid label proves nothing"),
+        pytest.param(
+            a_job(ownerReferences=[], labels={"videojob.dev/uid": "vj1"}), False, id="a uid label proves nothing"
+        ),
         pytest.param(a_job(namespace="other"), False, id="a Job in another namespace is not its Job"),
-        pytest.param(a_job(ownerReferences=[_ref("VideoJob", "vj1", controller=False)]), False,
-                     id="an owner that is not the controller is not enough"),
-        pytest.param(a_job(ownerReferences=[{**_ref("VideoJob", "vj1"), "apiVersion": "evil.dev/v1"}]), False,
-                     id="a VideoJob kind of another API group is not ours"),
+        pytest.param(
+            a_job(ownerReferences=[_ref("VideoJob", "vj1", controller=False)]),
+            False,
+            id="an owner that is not the controller is not enough",
+        ),
+        pytest.param(
+            a_job(ownerReferences=[{**_ref("VideoJob", "vj1"), "apiVersion": "evil.dev/v1"}]),
+            False,
+            id="a VideoJob kind of another API group is not ours",
+        ),
         pytest.param(a_job(name="promo-decoy"), False, id="a Job under another name is a decoy"),
     ],
 )
@@ -106,13 +114,22 @@ def test_a_job_belongs_to_a_videojob_by_controller_reference_namespace_and_name(
     ("pod", "grouped"),
     [
         pytest.param(a_pod("p1"), True, id="controlled by the VideoJob's Job"),
-        pytest.param(a_pod("p1", ownerReferences=[], labels={"videojob.dev/uid": "vj1"}), False,
-                     id="a pod with the uid label only is not grouped"),
+        pytest.param(
+            a_pod("p1", ownerReferences=[], labels={"videojob.dev/uid": "vj1"}),
+            False,
+            id="a pod with the uid label only is not grouped",
+        ),
         pytest.param(a_pod("p1", namespace="other"), False, id="a pod in another namespace is not grouped"),
-        pytest.param(a_pod("p1", ownerReferences=[_ref("Job", "someone-elses-job")]), False,
-                     id="a pod of another Job is not grouped"),
-        pytest.param(a_pod("p1", ownerReferences=[_ref("VideoJob", "vj1")]), False,
-                     id="a pod must be controlled by the Job, not name the VideoJob"),
+        pytest.param(
+            a_pod("p1", ownerReferences=[_ref("Job", "someone-elses-job")]),
+            False,
+            id="a pod of another Job is not grouped",
+        ),
+        pytest.param(
+            a_pod("p1", ownerReferences=[_ref("VideoJob", "vj1")]),
+            False,
+            id="a pod must be controlled by the Job, not name the VideoJob",
+        ),
     ],
 )
 def test_a_pod_belongs_to_a_videojob_through_its_job(pod: dict[str, Any], grouped: bool) -> None:
@@ -127,16 +144,24 @@ def test_grouping_follows_deletions() -> None:
 
 
 def test_slim_objects_keep_what_the_operator_reads() -> None:
-    job: dict[str, Any] = {"metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}, "managedFields": [{}] * 5},
-           "spec": {"template": {"spec": {"containers": [{"env": [{"name": "VIDEOJOB_SPEC"}]}]}}},
-           "status": {"active": 1}}
+    job: dict[str, Any] = {
+        "metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}, "managedFields": [{}] * 5},
+        "spec": {"template": {"spec": {"containers": [{"env": [{"name": "VIDEOJOB_SPEC"}]}]}}},
+        "status": {"active": 1},
+    }
     assert slim_job(job) == {"metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}}, "status": {"active": 1}}
     job["spec"]["activeDeadlineSeconds"] = 60  # kept: the message of a Job stopped at its deadline names it
     assert slim_job(job)["spec"] == {"activeDeadlineSeconds": 60}
-    pod = {"metadata": {"uid": "p", "name": "p"}, "spec": {"nodeName": "cpu-0", "containers": [{}]},
-           "status": {"phase": "Running"}}
-    assert slim_pod(pod) == {"metadata": {"uid": "p", "name": "p"}, "spec": {"nodeName": "cpu-0"},
-                             "status": {"phase": "Running"}}
+    pod = {
+        "metadata": {"uid": "p", "name": "p"},
+        "spec": {"nodeName": "cpu-0", "containers": [{}]},
+        "status": {"phase": "Running"},
+    }
+    assert slim_pod(pod) == {
+        "metadata": {"uid": "p", "name": "p"},
+        "spec": {"nodeName": "cpu-0"},
+        "status": {"phase": "Running"},
+    }
 
 
 # --- arrival stamps (first come, first served within a creation second) ----------------------------------------
@@ -144,8 +169,13 @@ def test_slim_objects_keep_what_the_operator_reads() -> None:
 NOW = datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)
 
 
-def videojob(name: str, version: str, created: str = "2026-01-01T00:00:00Z", queued_at: str | None = None,
-             namespace: str = "media") -> dict[str, Any]:
+def videojob(
+    name: str,
+    version: str,
+    created: str = "2026-01-01T00:00:00Z",
+    queued_at: str | None = None,
+    namespace: str = "media",
+) -> dict[str, Any]:
     body = obj(f"uid-{name}", version, name=name, namespace=namespace, creationTimestamp=created)
     if queued_at is not None:
         body["status"] = {"queuedAt": queued_at}
@@ -160,14 +190,26 @@ def stamped(index: Index) -> list[str]:
 @pytest.mark.parametrize(
     ("seen", "expected"),
     [
-        pytest.param([videojob("c", "10"), videojob("b", "11"), videojob("a", "12")], ["c", "b", "a"],
-                     id="one second: creation (resourceVersion) order, not names"),
-        pytest.param([videojob("a", "12"), videojob("b", "11"), videojob("c", "10")], ["c", "b", "a"],
-                     id="events delivered out of order within a pass are still stamped in creation order"),
-        pytest.param([videojob("a", "9", "2026-01-01T00:00:01Z"), videojob("b", "90")], ["b", "a"],
-                     id="the creation second first (a later update raised a's resourceVersion)"),
-        pytest.param([videojob("a", "x", namespace="zz"), videojob("b", "x", namespace="aa")], ["b", "a"],
-                     id="versions that are not numbers: namespace, then name"),
+        pytest.param(
+            [videojob("c", "10"), videojob("b", "11"), videojob("a", "12")],
+            ["c", "b", "a"],
+            id="one second: creation (resourceVersion) order, not names",
+        ),
+        pytest.param(
+            [videojob("a", "12"), videojob("b", "11"), videojob("c", "10")],
+            ["c", "b", "a"],
+            id="events delivered out of order within a pass are still stamped in creation order",
+        ),
+        pytest.param(
+            [videojob("a", "9", "2026-01-01T00:00:01Z"), videojob("b", "90")],
+            ["b", "a"],
+            id="the creation second first (a later update raised a's resourceVersion)",
+        ),
+        pytest.param(
+            [videojob("a", "x", namespace="zz"), videojob("b", "x", namespace="aa")],
+            ["b", "a"],
+            id="versions that are not numbers: namespace, then name",
+        ),
     ],
 )
 def test_first_seen_videojobs_get_strictly_increasing_stamps_in_creation_order(
@@ -238,10 +280,16 @@ def test_the_index_keeps_the_annotations_that_decide_the_ttl_and_no_other() -> N
     from videojob.controller.index import slim_videojob
     from videojob.controller.status import ttl_exempt
 
-    body = {"metadata": {"name": "promo", "annotations": {
-        "argocd.argoproj.io/tracking-id": "media:videojob.dev/VideoJob:media/promo",
-        "kubectl.kubernetes.io/last-applied-configuration": "{...the whole spec...}",
-    }}, "spec": {}}
+    body = {
+        "metadata": {
+            "name": "promo",
+            "annotations": {
+                "argocd.argoproj.io/tracking-id": "media:videojob.dev/VideoJob:media/promo",
+                "kubectl.kubernetes.io/last-applied-configuration": "{...the whole spec...}",
+            },
+        },
+        "spec": {},
+    }
     slim = slim_videojob(body)
     assert list(slim["metadata"]["annotations"]) == ["argocd.argoproj.io/tracking-id"]
     assert ttl_exempt(slim) is not None

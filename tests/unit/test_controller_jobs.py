@@ -68,10 +68,16 @@ def test_metadata_labels_and_owner() -> None:
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "videojob-operator"
     assert meta["labels"]["videojob.dev/name"] == "promo"
     assert meta["labels"]["videojob.dev/uid"] == UID
-    assert meta["ownerReferences"] == [{
-        "apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob", "name": "promo", "uid": UID,
-        "controller": True, "blockOwnerDeletion": True,
-    }]
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "videojob.dev/v1alpha1",
+            "kind": "VideoJob",
+            "name": "promo",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     assert job["spec"]["template"]["metadata"]["labels"] == meta["labels"]
     assert owned_by(job, UID) and not owned_by(job, "other")
     labelled_only = {"metadata": {"labels": meta["labels"]}}
@@ -92,8 +98,12 @@ def test_the_spec_reaches_the_pod_as_a_file_from_an_annotation() -> None:
     assert "VIDEOJOB_SPEC" not in env, "no environment variable (Linux limits one to 128 KiB)"
     assert env["VIDEOJOB_SPEC_FILE"] == "/etc/videojob/spec.json"
     assert {"name": "spec", "mountPath": "/etc/videojob", "readOnly": True} in container["volumeMounts"]
-    volume = {"name": "spec", "downwardAPI": {"items": [{
-        "path": "spec.json", "fieldRef": {"fieldPath": "metadata.annotations['videojob.dev/spec']"}}]}}
+    volume = {
+        "name": "spec",
+        "downwardAPI": {
+            "items": [{"path": "spec.json", "fieldRef": {"fieldPath": "metadata.annotations['videojob.dev/spec']"}}]
+        },
+    }
     assert volume in pod["volumes"]
     copy = VideoJobSpec.model_validate(json.loads(spec_copy(job)))
     original = VideoJobSpec.model_validate(vj()["spec"] | {"retries": 4, "activeDeadlineSeconds": 900})
@@ -173,15 +183,22 @@ def test_job_policy() -> None:
 
 
 def test_default_deadline_from_settings() -> None:
-    assert build_job_manifest(vj(), "cpu", Settings(default_active_deadline_seconds=99))["spec"][
-        "activeDeadlineSeconds"
-    ] == 99
+    assert (
+        build_job_manifest(vj(), "cpu", Settings(default_active_deadline_seconds=99))["spec"]["activeDeadlineSeconds"]
+        == 99
+    )
 
 
 @pytest.mark.parametrize(
     ("priority", "priority_class"),
-    [(1, "videojob-urgent"), (3, "videojob-urgent"), (4, "videojob-normal"), (7, "videojob-normal"),
-     (8, "videojob-low"), (10, "videojob-low")],
+    [
+        (1, "videojob-urgent"),
+        (3, "videojob-urgent"),
+        (4, "videojob-normal"),
+        (7, "videojob-normal"),
+        (8, "videojob-low"),
+        (10, "videojob-low"),
+    ],
     ids=lambda v: str(v),
 )
 def test_priority_class_by_band(priority: int, priority_class: str) -> None:
@@ -196,8 +213,10 @@ def test_empty_priority_class_sets_none() -> None:
 
 @pytest.mark.parametrize(
     ("hardware", "gpu"),
-    [pytest.param("nvidia", True, id="nvidia gets selector, toleration and GPU limit"),
-     pytest.param("cpu", False, id="cpu gets none of them")],
+    [
+        pytest.param("nvidia", True, id="nvidia gets selector, toleration and GPU limit"),
+        pytest.param("cpu", False, id="cpu gets none of them"),
+    ],
 )
 def test_gpu_placement(hardware: str, gpu: bool) -> None:
     job = build_job_manifest(vj(), hardware, S)
@@ -235,16 +254,24 @@ def test_transcoders_get_a_service_account_without_rights_or_token() -> None:
     """The transcoder's ServiceAccount could patch the status of every VideoJob in its namespace, and any pod there
     may run as it: now it is bound to nothing and mounts no token."""
     (sa,) = build_transcoder_rbac("media", Settings())
-    assert sa["kind"] == "ServiceAccount" and sa["metadata"] == {**sa["metadata"], "name": "videojob-transcoder",
-                                                                  "namespace": "media"}
+    assert sa["kind"] == "ServiceAccount" and sa["metadata"] == {
+        **sa["metadata"],
+        "name": "videojob-transcoder",
+        "namespace": "media",
+    }
     assert sa["automountServiceAccountToken"] is False
     assert [kind for _, kind, _ in legacy_transcoder_rbac("media", Settings())] == ["RoleBinding", "Role"]
 
 
 def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None = None) -> bool:
     """Whether the rules allow the verb (on the object `name`, or on any object when None)."""
-    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
-               and ("resourceNames" not in r or (name is not None and name in r["resourceNames"])) for r in rules)
+    return any(
+        group in r["apiGroups"]
+        and resource in r["resources"]
+        and verb in r["verbs"]
+        and ("resourceNames" not in r or (name is not None and name in r["resourceNames"]))
+        for r in rules
+    )
 
 
 @pytest.mark.parametrize(
@@ -280,9 +307,15 @@ def test_the_transcoders_service_account_and_old_roles_are_the_only_ones_it_may_
 
 @pytest.mark.parametrize(
     ("group", "resource", "verb"),
-    [("", "secrets", "get"), ("", "pods", "delete"), ("", "pods/exec", "create"), ("*", "*", "*"),
-     ("rbac.authorization.k8s.io", "clusterroles", "create"), ("rbac.authorization.k8s.io", "roles", "create"),
-     ("", "pods/status", "patch")],
+    [
+        ("", "secrets", "get"),
+        ("", "pods", "delete"),
+        ("", "pods/exec", "create"),
+        ("*", "*", "*"),
+        ("rbac.authorization.k8s.io", "clusterroles", "create"),
+        ("rbac.authorization.k8s.io", "roles", "create"),
+        ("", "pods/status", "patch"),
+    ],
     ids=lambda v: str(v) or "core",
 )
 def test_operator_holds_nothing_more(group: str, resource: str, verb: str) -> None:
@@ -300,17 +333,32 @@ ROLE = "arn:minio:iam:::role/videojob"
     ("settings", "spec", "secret", "web_identity"),
     [
         pytest.param(Settings(), {}, "videojob-s3", False, id="keys from the default Secret"),
-        pytest.param(Settings(s3_auth="workloadIdentity"), {}, None, False,
-                     id="workload identity from the platform: no keys, no token of ours (EKS webhook, GKE)"),
-        pytest.param(Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE), {}, None, True,
-                     id="workload identity with a role: the operator projects the token, as IRSA does"),
-        pytest.param(Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE),
-                     {"credentialsSecretRef": {"name": "mine"}}, "mine", False,
-                     id="a VideoJob's own Secret still wins"),
+        pytest.param(
+            Settings(s3_auth="workloadIdentity"),
+            {},
+            None,
+            False,
+            id="workload identity from the platform: no keys, no token of ours (EKS webhook, GKE)",
+        ),
+        pytest.param(
+            Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE),
+            {},
+            None,
+            True,
+            id="workload identity with a role: the operator projects the token, as IRSA does",
+        ),
+        pytest.param(
+            Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE),
+            {"credentialsSecretRef": {"name": "mine"}},
+            "mine",
+            False,
+            id="a VideoJob's own Secret still wins",
+        ),
     ],
 )
-def test_how_the_transcoder_authenticates_to_s3(settings: Settings, spec: dict[str, Any], secret: str | None,
-                                                web_identity: bool) -> None:
+def test_how_the_transcoder_authenticates_to_s3(
+    settings: Settings, spec: dict[str, Any], secret: str | None, web_identity: bool
+) -> None:
     job = build_job_manifest(vj(**spec), "cpu", settings)
     env = env_of(job)
     keys = [env.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
@@ -333,8 +381,9 @@ def test_how_the_transcoder_authenticates_to_s3(settings: Settings, spec: dict[s
 
 
 def test_sts_endpoint_and_audience_for_minio() -> None:
-    settings = Settings(s3_auth="workloadIdentity", s3_role_arn=ROLE, s3_token_audience="minio",
-                        s3_sts_endpoint_url="http://minio:9000")
+    settings = Settings(
+        s3_auth="workloadIdentity", s3_role_arn=ROLE, s3_token_audience="minio", s3_sts_endpoint_url="http://minio:9000"
+    )
     job = build_job_manifest(vj(), "cpu", settings)
     assert env_of(job)["AWS_ENDPOINT_URL_STS"] == "http://minio:9000"
     (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if "projected" in v]
@@ -395,11 +444,15 @@ def test_security_contexts_come_from_the_settings_and_can_drop_the_ids() -> None
     pod = job["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 65532 and pod["securityContext"]["fsGroup"] == 65532
     assert container_of(job)["securityContext"]["readOnlyRootFilesystem"] is True
-    openshift = Settings(transcoder_pod_security_context={"runAsNonRoot": True,
-                                                          "seccompProfile": {"type": "RuntimeDefault"}},
-                         transcoder_security_context={"allowPrivilegeEscalation": False, "runAsNonRoot": True,
-                                                      "capabilities": {"drop": ["ALL"]},
-                                                      "readOnlyRootFilesystem": True})
+    openshift = Settings(
+        transcoder_pod_security_context={"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        transcoder_security_context={
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+        },
+    )
     job = build_job_manifest(vj(), "cpu", openshift)
     assert "runAsUser" not in job["spec"]["template"]["spec"]["securityContext"]
     assert "runAsUser" not in container_of(job)["securityContext"]
@@ -417,4 +470,5 @@ def test_local_disk_is_bounded_by_default() -> None:
         assert resources["limits"]["ephemeral-storage"] == "56Gi"
         volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
         assert volumes["work"]["emptyDir"] == {"sizeLimit": "50Gi"} and volumes["tmp"]["emptyDir"] == {
-            "sizeLimit": "1Gi"}
+            "sizeLimit": "1Gi"
+        }

@@ -26,8 +26,14 @@ ME, OTHER = "operator-a", "operator-b"
 NOW = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-def record(holder: str | None, renew: str = "t1", duration: float | None = 10, transitions: int = 0,
-           acquire: str | None = "t0", version: str | None = "42") -> LeaseRecord:
+def record(
+    holder: str | None,
+    renew: str = "t1",
+    duration: float | None = 10,
+    transitions: int = 0,
+    acquire: str | None = "t0",
+    version: str | None = "42",
+) -> LeaseRecord:
     return LeaseRecord(holder, duration, acquire, renew, transitions, version)
 
 
@@ -41,17 +47,33 @@ def seen_at(rec: LeaseRecord | None, t: float) -> Observation:
         pytest.param(None, 0, 0, Decision.CREATE, id="no Lease yet: create it"),
         pytest.param(record(None), 0, 0, Decision.ACQUIRE, id="a released Lease is taken at once"),
         pytest.param(record(ME), 0, 0, Decision.RENEW, id="our own Lease is renewed"),
-        pytest.param(record(ME), 0, 60, Decision.RENEW,
-                     id="a Lease naming us is ours even when old: a restarted container of the same pod takes it back"),
+        pytest.param(
+            record(ME),
+            0,
+            60,
+            Decision.RENEW,
+            id="a Lease naming us is ours even when old: a restarted container of the same pod takes it back",
+        ),
         pytest.param(record(OTHER), 0, 0, Decision.WAIT, id="another holder's fresh Lease: wait"),
         pytest.param(record(OTHER), 0, 9.9, Decision.WAIT, id="unchanged for less than its duration: wait"),
         pytest.param(record(OTHER), 0, 10, Decision.ACQUIRE, id="unchanged for its whole duration: take it over"),
-        pytest.param(record(OTHER, duration=30), 0, 20, Decision.WAIT,
-                     id="the holder's own leaseDurationSeconds counts, not ours"),
-        pytest.param(record(OTHER, duration=None), 0, 10, Decision.ACQUIRE,
-                     id="a Lease without a duration expires after ours"),
-        pytest.param(record(OTHER), 50, 55, Decision.WAIT,
-                     id="expiry counts from when this replica first saw the record, not from its renewTime"),
+        pytest.param(
+            record(OTHER, duration=30),
+            0,
+            20,
+            Decision.WAIT,
+            id="the holder's own leaseDurationSeconds counts, not ours",
+        ),
+        pytest.param(
+            record(OTHER, duration=None), 0, 10, Decision.ACQUIRE, id="a Lease without a duration expires after ours"
+        ),
+        pytest.param(
+            record(OTHER),
+            50,
+            55,
+            Decision.WAIT,
+            id="expiry counts from when this replica first saw the record, not from its renewTime",
+        ),
     ],
 )
 def test_decide(rec: LeaseRecord | None, first_seen: float, now: float, expected: Decision) -> None:
@@ -88,9 +110,11 @@ def test_the_old_leader_stops_before_a_standby_can_take_over() -> None:
     renewal_sent = 100.0
     stops = leading_until(renewal_sent, TIMINGS)
     standby_seen = observe(None, record(OTHER, renew="t100"), renewal_sent)
-    earliest_takeover = next(t / 10 for t in range(1000, 2000)
-                             if decide(record(OTHER, renew="t100"), ME, standby_seen, t / 10, TIMINGS)
-                             is Decision.ACQUIRE)
+    earliest_takeover = next(
+        t / 10
+        for t in range(1000, 2000)
+        if decide(record(OTHER, renew="t100"), ME, standby_seen, t / 10, TIMINGS) is Decision.ACQUIRE
+    )
     assert stops < earliest_takeover
     assert earliest_takeover - stops == pytest.approx(TIMINGS.lease_duration - TIMINGS.renew_deadline)
 
@@ -103,8 +127,13 @@ def test_creating_the_lease_names_us_with_no_transitions() -> None:
     body = lease_body("vj", "ops", ME, None, TIMINGS, NOW)
     assert body["metadata"] == {"name": "vj", "namespace": "ops"}  # no resourceVersion: a create
     stamp = "2026-11-29T12:00:00.123456Z"
-    assert spec(body) == {"holderIdentity": ME, "leaseDurationSeconds": 10, "acquireTime": stamp, "renewTime": stamp,
-                          "leaseTransitions": 0}
+    assert spec(body) == {
+        "holderIdentity": ME,
+        "leaseDurationSeconds": 10,
+        "acquireTime": stamp,
+        "renewTime": stamp,
+        "leaseTransitions": 0,
+    }
 
 
 def test_renewing_keeps_acquire_time_and_transitions_and_writes_against_the_version_read() -> None:
@@ -138,8 +167,10 @@ def test_a_released_lease_has_no_holder_and_is_written_against_the_version_read(
 
 
 def test_a_lease_read_from_the_api_server() -> None:
-    lease = {"metadata": {"resourceVersion": "7"},
-             "spec": {"holderIdentity": "", "leaseDurationSeconds": 15, "leaseTransitions": 2}}
+    lease = {
+        "metadata": {"resourceVersion": "7"},
+        "spec": {"holderIdentity": "", "leaseDurationSeconds": 15, "leaseTransitions": 2},
+    }
     assert LeaseRecord.from_lease(lease) == LeaseRecord(None, 15.0, None, None, 2, "7")
     assert LeaseRecord.from_lease({"metadata": {}, "spec": None}) == LeaseRecord(None, None, None, None, 0, None)
 
@@ -147,13 +178,21 @@ def test_a_lease_read_from_the_api_server() -> None:
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
-        pytest.param({"VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE": "10"},
-                     "RENEW_DEADLINE < VIDEOJOB_LEADER_ELECTION_LEASE",
-                     id="a renew deadline as long as the lease is refused"),
-        pytest.param({"VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD": "7"}, "RETRY_PERIOD < VIDEOJOB_LEADER_ELECTION_RENEW",
-                     id="a retry period as long as the renew deadline is refused"),
-        pytest.param({"VIDEOJOB_LEADER_ELECTION_LEASE_DURATION": "1"}, "VIDEOJOB_LEADER_ELECTION_LEASE_DURATION",
-                     id="a lease shorter than 2 s is refused"),
+        pytest.param(
+            {"VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE": "10"},
+            "RENEW_DEADLINE < VIDEOJOB_LEADER_ELECTION_LEASE",
+            id="a renew deadline as long as the lease is refused",
+        ),
+        pytest.param(
+            {"VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD": "7"},
+            "RETRY_PERIOD < VIDEOJOB_LEADER_ELECTION_RENEW",
+            id="a retry period as long as the renew deadline is refused",
+        ),
+        pytest.param(
+            {"VIDEOJOB_LEADER_ELECTION_LEASE_DURATION": "1"},
+            "VIDEOJOB_LEADER_ELECTION_LEASE_DURATION",
+            id="a lease shorter than 2 s is refused",
+        ),
     ],
 )
 def test_election_timings_that_could_let_two_leaders_act_are_refused(env: dict[str, str], problem: str) -> None:
@@ -164,6 +203,9 @@ def test_election_timings_that_could_let_two_leaders_act_are_refused(env: dict[s
 def test_election_settings_default_to_off_with_client_go_like_timings() -> None:
     settings = Settings.from_env({})
     assert settings.leader_election is False
-    assert (settings.leader_election_lease_duration, settings.leader_election_renew_deadline,
-            settings.leader_election_retry_period) == (10, 7, 1)
+    assert (
+        settings.leader_election_lease_duration,
+        settings.leader_election_renew_deadline,
+        settings.leader_election_retry_period,
+    ) == (10, 7, 1)
     assert Settings.from_env({"VIDEOJOB_LEADER_ELECTION": "true"}).leader_election is True

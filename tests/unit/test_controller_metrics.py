@@ -66,8 +66,11 @@ def test_build_info_names_the_running_version() -> None:
 
 def test_state_gauges_by_namespace_phase_and_priority() -> None:
     metrics = Metrics()
-    metrics.observe_state([("media", "Running"), ("media", "Pending"), ("ads", "Succeeded"), ("media", "Running")],
-                          queued=[1, 5, 5], running={"cpu": 2, "nvidia": 0})
+    metrics.observe_state(
+        [("media", "Running"), ("media", "Pending"), ("ads", "Succeeded"), ("media", "Running")],
+        queued=[1, 5, 5],
+        running={"cpu": 2, "nvidia": 0},
+    )
     assert value(metrics, "videojob_videojobs", videojob_namespace="media", phase="Running") == 2
     assert value(metrics, "videojob_videojobs", videojob_namespace="ads", phase="Failed") == 0, "all five phases"
     assert value(metrics, "videojob_queue_depth") == 3
@@ -80,17 +83,30 @@ def test_state_gauges_by_namespace_phase_and_priority() -> None:
 
 def test_one_finished_counter_with_phase_and_reason_and_the_success_facts() -> None:
     metrics = Metrics()
-    done = {"phase": "Succeeded", "reason": "Succeeded", "hardware": "cpu", "attempts": 2,
-            "startedAt": "2025-01-01T00:00:00Z", "completedAt": "2025-01-01T00:00:30Z"}
-    result = TranscodeResult(ok=True, bytes_in=1000, bytes_out=250, seconds=5.0, hardware="cpu",
-                             artifacts=[Artifact(uri="s3://b/o.mp4", size=250, sha256="0" * 64, duration=20.0),
-                                        Artifact(uri="s3://b/o.jpg", size=10, sha256="1" * 64)])
+    done = {
+        "phase": "Succeeded",
+        "reason": "Succeeded",
+        "hardware": "cpu",
+        "attempts": 2,
+        "startedAt": "2025-01-01T00:00:00Z",
+        "completedAt": "2025-01-01T00:00:30Z",
+    }
+    result = TranscodeResult(
+        ok=True,
+        bytes_in=1000,
+        bytes_out=250,
+        seconds=5.0,
+        hardware="cpu",
+        artifacts=[
+            Artifact(uri="s3://b/o.mp4", size=250, sha256="0" * 64, duration=20.0),
+            Artifact(uri="s3://b/o.jpg", size=10, sha256="1" * 64),
+        ],
+    )
     metrics.observe_finished("media", done, result)
     metrics.observe_finished("media", {"phase": "Failed", "reason": "BadInput", "hardware": "cpu"}, None)
     metrics.observe_finished("ads", {"phase": "Cancelled", "reason": "Cancelled"}, None)
     assert value(metrics, "videojob_finished_total", phase="Succeeded", reason="Succeeded") == 1
-    assert value(metrics, "videojob_finished_total", phase="Failed", reason="BadInput",
-                 videojob_namespace="media") == 1
+    assert value(metrics, "videojob_finished_total", phase="Failed", reason="BadInput", videojob_namespace="media") == 1
     assert value(metrics, "videojob_finished_total", phase="Cancelled") == 1
     assert value(metrics, "videojob_finished_total") == 3
     assert value(metrics, "videojob_input_bytes_total", videojob_namespace="media") == 1000

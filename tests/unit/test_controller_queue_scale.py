@@ -38,9 +38,16 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
         (20, None, None),
     ],
     ids=[
-        "the first position is written", "a move under a tenth is not", "a move of a tenth is",
-        "a move back under a tenth is not", "a move back of a tenth is", "just behind the head, by one is not",
-        "into the exact head it is", "within the head every move is", "to the front", "from the head far back",
+        "the first position is written",
+        "a move under a tenth is not",
+        "a move of a tenth is",
+        "a move back under a tenth is not",
+        "a move back of a tenth is",
+        "just behind the head, by one is not",
+        "into the exact head it is",
+        "within the head every move is",
+        "to the front",
+        "from the head far back",
         "admitted: no position",
     ],
 )
@@ -109,8 +116,11 @@ def _free_one_slot(reconciler: Reconciler, kube: FakeKube) -> None:
 
 
 def _positions(reconciler: Reconciler) -> dict[str, int]:
-    return {uid: vj["status"]["queuePosition"] for uid, vj in reconciler.index.videojobs.items.items()
-            if (vj.get("status") or {}).get("queuePosition")}
+    return {
+        uid: vj["status"]["queuePosition"]
+        for uid, vj in reconciler.index.videojobs.items.items()
+        if (vj.get("status") or {}).get("queuePosition")
+    }
 
 
 def test_a_settled_queue_is_neither_derived_nor_written_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,8 +142,11 @@ def test_a_settled_queue_is_neither_derived_nor_written_again(monkeypatch: pytes
         await a_pass()
         await a_pass()
         assert len(kube.status_patches) == written
-        queued = [name for name in derived if (reconciler.index.videojobs.items[f"uid-{name}"].get("status") or {})
-                  .get("queuePosition")]
+        queued = [
+            name
+            for name in derived
+            if (reconciler.index.videojobs.items[f"uid-{name}"].get("status") or {}).get("queuePosition")
+        ]
         assert not queued, "queued VideoJobs were derived again though nothing changed"
 
     _run(reconciler, scenario)

@@ -39,8 +39,9 @@ class FakeKube:
 
     def create_job(self, manifest: dict[str, Any], owner_uid: str) -> tuple[dict[str, Any], bool]:
         job = copy.deepcopy(manifest)
-        job["metadata"].update(uid=f"job-{owner_uid}", resourceVersion=self._next(),
-                               creationTimestamp="2026-01-01T12:00:00Z")
+        job["metadata"].update(
+            uid=f"job-{owner_uid}", resourceVersion=self._next(), creationTimestamp="2026-01-01T12:00:00Z"
+        )
         self.jobs[owner_uid] = job
         return job, True
 
@@ -74,14 +75,26 @@ class FakeKube:
         return None
 
 
-def videojob(name: str, status: dict[str, Any] | None = None, created: str = "2026-01-01T11:00:00Z",
-             **spec: Any) -> dict[str, Any]:
+def videojob(
+    name: str, status: dict[str, Any] | None = None, created: str = "2026-01-01T11:00:00Z", **spec: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
-        "metadata": {"name": name, "namespace": "media", "uid": f"uid-{name}", "generation": 1,
-                     "resourceVersion": "10", "creationTimestamp": created},
-        "spec": {"hardware": "cpu", "inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
-                 "output": {"uri": f"s3://media/out/{name}/"}, **spec},
+        "apiVersion": "videojob.dev/v1alpha1",
+        "kind": "VideoJob",
+        "metadata": {
+            "name": name,
+            "namespace": "media",
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "resourceVersion": "10",
+            "creationTimestamp": created,
+        },
+        "spec": {
+            "hardware": "cpu",
+            "inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
+            "output": {"uri": f"s3://media/out/{name}/"},
+            **spec,
+        },
     }
     if status is not None:
         body["status"] = status
@@ -112,10 +125,14 @@ def run_pass(reconciler: Reconciler, *videojobs: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        pytest.param(videojob("bad", {"phase": "Succeeded", "completedAt": "2026-01-01T11:00:00"},
-                              ttlSecondsAfterFinished=60), id="a naive completedAt (ttl_remaining raised TypeError)"),
-        pytest.param(videojob("bad", {"queuedAt": "9999-12-31T23:59:59.999999Z"}),
-                     id="a queuedAt of year 9999 after a restart (stamp_arrivals raised OverflowError)"),
+        pytest.param(
+            videojob("bad", {"phase": "Succeeded", "completedAt": "2026-01-01T11:00:00"}, ttlSecondsAfterFinished=60),
+            id="a naive completedAt (ttl_remaining raised TypeError)",
+        ),
+        pytest.param(
+            videojob("bad", {"queuedAt": "9999-12-31T23:59:59.999999Z"}),
+            id="a queuedAt of year 9999 after a restart (stamp_arrivals raised OverflowError)",
+        ),
     ],
 )
 def test_hand_written_statuses_found_by_the_review_stop_nothing(
@@ -157,11 +174,25 @@ def test_a_broken_videojob_keeps_its_running_slot(
     reconciler, kube = operator
     reconciler.settings = reconciler.settings.model_copy(update={"max_running": 1})
     running = videojob("running", {"phase": "Running"})
-    job = {"metadata": {"name": job_name(running), "namespace": "media", "uid": "job-running", "resourceVersion": "5",
-                        "labels": {"videojob.dev/hardware": "cpu"},
-                        "ownerReferences": [{"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
-                                             "name": "running", "uid": "uid-running", "controller": True}]},
-           "status": {"active": 1}}
+    job = {
+        "metadata": {
+            "name": job_name(running),
+            "namespace": "media",
+            "uid": "job-running",
+            "resourceVersion": "5",
+            "labels": {"videojob.dev/hardware": "cpu"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "videojob.dev/v1alpha1",
+                    "kind": "VideoJob",
+                    "name": "running",
+                    "uid": "uid-running",
+                    "controller": True,
+                }
+            ],
+        },
+        "status": {"active": 1},
+    }
     reconciler.index.observe("jobs", "ADDED", job)
     monkeypatch.setattr(reconciler_module, "derive_status", lambda *a, **k: (_ for _ in ()).throw(KeyError("x")))
     run_pass(reconciler, running, videojob("waiting", created="2026-01-01T11:30:00Z"))
@@ -196,23 +227,64 @@ def test_a_forged_succeeded_frees_no_slot_and_is_corrected(operator: tuple[Recon
     VideoJob: the operator took it, freed its slot and admitted the next while the Job kept going."""
     reconciler, kube = operator
     reconciler.settings = reconciler.settings.model_copy(update={"max_running": 1})
-    running = videojob("running", {"phase": "Succeeded", "reason": "Succeeded", "jobName": "x", "attempts": 1,
-                                   "completedAt": "2026-01-01T11:59:00Z"})
+    running = videojob(
+        "running",
+        {
+            "phase": "Succeeded",
+            "reason": "Succeeded",
+            "jobName": "x",
+            "attempts": 1,
+            "completedAt": "2026-01-01T11:59:00Z",
+        },
+    )
     job: dict[str, Any] = {
-        "metadata": {"name": job_name(running), "namespace": "media", "uid": "job-running", "resourceVersion": "5",
-                        "ownerReferences": [{"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
-                                             "name": "running", "uid": "uid-running", "controller": True}]},
-           "spec": {"template": {"metadata": {"labels": {"videojob.dev/hardware": "cpu"}}}},
-           "status": {"active": 1}}
+        "metadata": {
+            "name": job_name(running),
+            "namespace": "media",
+            "uid": "job-running",
+            "resourceVersion": "5",
+            "ownerReferences": [
+                {
+                    "apiVersion": "videojob.dev/v1alpha1",
+                    "kind": "VideoJob",
+                    "name": "running",
+                    "uid": "uid-running",
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"template": {"metadata": {"labels": {"videojob.dev/hardware": "cpu"}}}},
+        "status": {"active": 1},
+    }
     reconciler.index.observe("jobs", "ADDED", job)
-    reconciler.index.observe("pods", "ADDED", {
-        "metadata": {"name": "running-pod", "namespace": "media", "uid": "pod-1", "resourceVersion": "6",
-                     "creationTimestamp": "2026-01-01T11:40:00Z",
-                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
-                                          "uid": "job-running", "controller": True}]},
-        "spec": {"nodeName": "cpu-0"},
-        "status": {"phase": "Running", "startTime": "2026-01-01T11:40:00Z",
-                   "containerStatuses": [{"name": "transcode", "state": {"running": {}}}]}})
+    reconciler.index.observe(
+        "pods",
+        "ADDED",
+        {
+            "metadata": {
+                "name": "running-pod",
+                "namespace": "media",
+                "uid": "pod-1",
+                "resourceVersion": "6",
+                "creationTimestamp": "2026-01-01T11:40:00Z",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": job["metadata"]["name"],
+                        "uid": "job-running",
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {"nodeName": "cpu-0"},
+            "status": {
+                "phase": "Running",
+                "startTime": "2026-01-01T11:40:00Z",
+                "containerStatuses": [{"name": "transcode", "state": {"running": {}}}],
+            },
+        },
+    )
     run_pass(reconciler, running, videojob("waiting", created="2026-01-01T11:30:00Z"))
     assert "uid-waiting" not in kube.jobs, "the slot of the running VideoJob stayed taken"
     status, _, basis = reconciler.status_writer.wishes["uid-running"]
@@ -244,10 +316,13 @@ def test_artifact_deletion_follows_the_spec_and_the_uid_never_the_status(
         return uris
 
     monkeypatch.setattr(reconciler, "_delete_objects", record)
-    forged = {"phase": "Succeeded", "artifacts": [{"uri": "s3://other-tenant/precious.mp4", "size": 1,
-                                                   "sha256": "0" * 64}]}
-    body = videojob("gone", forged, artifactReclaimPolicy="Delete",
-                    output={"uri": "s3://media/out/gone/", "thumbnail": {"at": 1}})
+    forged = {
+        "phase": "Succeeded",
+        "artifacts": [{"uri": "s3://other-tenant/precious.mp4", "size": 1, "sha256": "0" * 64}],
+    }
+    body = videojob(
+        "gone", forged, artifactReclaimPolicy="Delete", output={"uri": "s3://media/out/gone/", "thumbnail": {"at": 1}}
+    )
     body["metadata"].update(deletionTimestamp="2026-01-01T11:59:00Z", finalizers=["videojob.dev/artifacts"])
     run_pass(reconciler, body)
     assert asked == [(["s3://media/out/gone/output.mp4", "s3://media/out/gone/output.jpg"], "uid-gone")]

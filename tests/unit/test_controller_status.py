@@ -28,8 +28,13 @@ OUTPUTS = ["s3://m/out/output.mp4", "s3://m/out/output.jpg"]  # what the spec of
 
 def vj(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "metadata": {"name": "promo", "namespace": "media", "uid": "u1", "generation": 3,
-                     "creationTimestamp": "2026-01-01T11:00:00Z"},
+        "metadata": {
+            "name": "promo",
+            "namespace": "media",
+            "uid": "u1",
+            "generation": 3,
+            "creationTimestamp": "2026-01-01T11:00:00Z",
+        },
         "spec": {"inputs": [{"name": "in", "uri": "s3://m/in.mp4"}], "output": {"uri": "s3://m/out/"}, **spec},
     }
     if status is not None:
@@ -39,21 +44,38 @@ def vj(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
 
 def job(*conditions: tuple[str, str], hardware: str = "cpu", completion: str | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {
-        "conditions": [{"type": t, "status": "True", "reason": r, "message": f"job {r}",
-                        "lastTransitionTime": "2026-01-01T11:59:00Z"} for t, r in conditions]
+        "conditions": [
+            {
+                "type": t,
+                "status": "True",
+                "reason": r,
+                "message": f"job {r}",
+                "lastTransitionTime": "2026-01-01T11:59:00Z",
+            }
+            for t, r in conditions
+        ]
     }
     if completion:
         status["completionTime"] = completion
     return {"metadata": {"name": "promo-abc", "labels": {"videojob.dev/hardware": hardware}}, "status": status}
 
 
-def pod(state: str, exit_code: int = 0, message: str | None = None, node: str = "cpu-0",
-        created: str = "2026-01-01T11:50:00Z", oom: bool = False) -> dict[str, Any]:
+def pod(
+    state: str,
+    exit_code: int = 0,
+    message: str | None = None,
+    node: str = "cpu-0",
+    created: str = "2026-01-01T11:50:00Z",
+    oom: bool = False,
+) -> dict[str, Any]:
     phase = {"running": "Running", "waiting": "Pending"}.get(state, "Succeeded" if exit_code == 0 else "Failed")
     container_state: dict[str, Any]
     if state == "terminated":
-        terminated: dict[str, Any] = {"exitCode": exit_code, "finishedAt": created,
-                                      "reason": "OOMKilled" if oom else ("Completed" if exit_code == 0 else "Error")}
+        terminated: dict[str, Any] = {
+            "exitCode": exit_code,
+            "finishedAt": created,
+            "reason": "OOMKilled" if oom else ("Completed" if exit_code == 0 else "Error"),
+        }
         if message is not None:
             terminated["message"] = message
         container_state = {"terminated": terminated}
@@ -64,8 +86,11 @@ def pod(state: str, exit_code: int = 0, message: str | None = None, node: str = 
     return {
         "metadata": {"name": f"promo-abc-{created[-3:-1]}", "creationTimestamp": created},
         "spec": {"nodeName": node},
-        "status": {"phase": phase, "startTime": created,
-                   "containerStatuses": [{"name": "transcode", "state": container_state}]},
+        "status": {
+            "phase": phase,
+            "startTime": created,
+            "containerStatuses": [{"name": "transcode", "state": container_state}],
+        },
     }
 
 
@@ -84,35 +109,112 @@ def conditions_of(status: dict[str, Any]) -> dict[str, str]:
     ("body", "the_job", "pods", "position", "phase", "reason", "true_conditions"),
     [
         pytest.param(vj(), None, [], 3, "Pending", "Queued", set(), id="new: queued with its position"),
-        pytest.param(vj({"phase": "Pending"}), job(), [], None, "Pending", "Admitted", {"Admitted"},
-                     id="Job created, no pod yet"),
-        pytest.param(vj({"phase": "Pending"}), job(), [pod("running")], None, "Running", "Running",
-                     {"Admitted", "Running"}, id="pod running"),
-        pytest.param(vj({"phase": "Running"}), job(("Complete", "Completed")), [pod("terminated", 0, result())],
-                     None, "Succeeded", "Succeeded", {"Admitted", "Succeeded"}, id="Job complete"),
-        pytest.param(vj({"phase": "Running"}), job(("SuccessCriteriaMet", "CompletionsReached")),
-                     [pod("terminated", 0, result())], None, "Succeeded", "Succeeded", {"Admitted", "Succeeded"},
-                     id="success criteria met counts as success"),
-        pytest.param(vj({"phase": "Running"}), job(("Failed", "PodFailurePolicy")),
-                     [pod("terminated", 65, result(False, reason="InputNotFound", message="s3://m/in.mp4 missing"))],
-                     None, "Failed", "InputNotFound", {"Admitted", "Failed"}, id="bad input: the transcoder's reason"),
-        pytest.param(vj({"phase": "Running"}), job(("FailureTarget", "DeadlineExceeded")), [pod("running")],
-                     None, "Failed", "DeadlineExceeded", {"Admitted", "Failed"}, id="deadline exceeded"),
-        pytest.param(vj({"phase": "Running"}, cancel=True), job(), [pod("running")], None, "Cancelled",
-                     "Cancelled", {"Admitted", "Cancelled"}, id="cancel while running"),
-        pytest.param(vj(cancel=True), None, [], 1, "Cancelled", "Cancelled", {"Cancelled"},
-                     id="cancel while queued"),
-        pytest.param(vj({"phase": "Running", "jobName": "promo-abc"}), None, [], None, "Failed", "JobDeleted",
-                     {"Admitted", "Failed"}, id="the Job vanished"),
-        pytest.param(vj({"phase": "Running", "attempts": 1}), job(), [pod("terminated", 75)], None, "Running",
-                     "Retrying", {"Admitted", "Running"}, id="between retries stays Running"),
-        pytest.param(vj({"phase": "Succeeded", "jobName": "promo-abc"}), None, [], 4, "Succeeded", "Succeeded",
-                     {"Admitted", "Succeeded"}, id="terminal phases are sticky"),
+        pytest.param(
+            vj({"phase": "Pending"}), job(), [], None, "Pending", "Admitted", {"Admitted"}, id="Job created, no pod yet"
+        ),
+        pytest.param(
+            vj({"phase": "Pending"}),
+            job(),
+            [pod("running")],
+            None,
+            "Running",
+            "Running",
+            {"Admitted", "Running"},
+            id="pod running",
+        ),
+        pytest.param(
+            vj({"phase": "Running"}),
+            job(("Complete", "Completed")),
+            [pod("terminated", 0, result())],
+            None,
+            "Succeeded",
+            "Succeeded",
+            {"Admitted", "Succeeded"},
+            id="Job complete",
+        ),
+        pytest.param(
+            vj({"phase": "Running"}),
+            job(("SuccessCriteriaMet", "CompletionsReached")),
+            [pod("terminated", 0, result())],
+            None,
+            "Succeeded",
+            "Succeeded",
+            {"Admitted", "Succeeded"},
+            id="success criteria met counts as success",
+        ),
+        pytest.param(
+            vj({"phase": "Running"}),
+            job(("Failed", "PodFailurePolicy")),
+            [pod("terminated", 65, result(False, reason="InputNotFound", message="s3://m/in.mp4 missing"))],
+            None,
+            "Failed",
+            "InputNotFound",
+            {"Admitted", "Failed"},
+            id="bad input: the transcoder's reason",
+        ),
+        pytest.param(
+            vj({"phase": "Running"}),
+            job(("FailureTarget", "DeadlineExceeded")),
+            [pod("running")],
+            None,
+            "Failed",
+            "DeadlineExceeded",
+            {"Admitted", "Failed"},
+            id="deadline exceeded",
+        ),
+        pytest.param(
+            vj({"phase": "Running"}, cancel=True),
+            job(),
+            [pod("running")],
+            None,
+            "Cancelled",
+            "Cancelled",
+            {"Admitted", "Cancelled"},
+            id="cancel while running",
+        ),
+        pytest.param(vj(cancel=True), None, [], 1, "Cancelled", "Cancelled", {"Cancelled"}, id="cancel while queued"),
+        pytest.param(
+            vj({"phase": "Running", "jobName": "promo-abc"}),
+            None,
+            [],
+            None,
+            "Failed",
+            "JobDeleted",
+            {"Admitted", "Failed"},
+            id="the Job vanished",
+        ),
+        pytest.param(
+            vj({"phase": "Running", "attempts": 1}),
+            job(),
+            [pod("terminated", 75)],
+            None,
+            "Running",
+            "Retrying",
+            {"Admitted", "Running"},
+            id="between retries stays Running",
+        ),
+        pytest.param(
+            vj({"phase": "Succeeded", "jobName": "promo-abc"}),
+            None,
+            [],
+            4,
+            "Succeeded",
+            "Succeeded",
+            {"Admitted", "Succeeded"},
+            id="terminal phases are sticky",
+        ),
         pytest.param(vj(), None, [], None, "Failed", "InvalidSpec", {"Failed"}, id="an operator-level problem"),
     ],
 )
-def test_phases(body: dict[str, Any], the_job: dict[str, Any] | None, pods: list[dict[str, Any]],
-                position: int | None, phase: str, reason: str, true_conditions: set[str]) -> None:
+def test_phases(
+    body: dict[str, Any],
+    the_job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    position: int | None,
+    phase: str,
+    reason: str,
+    true_conditions: set[str],
+) -> None:
     problem = "http:// is not allowed" if reason == "InvalidSpec" else None
     if body.get("status", {}).get("phase") == "Succeeded":
         body["status"].update(reason="Succeeded", message="done", completedAt="2026-01-01T11:59:00Z")
@@ -123,13 +225,20 @@ def test_phases(body: dict[str, Any], the_job: dict[str, Any] | None, pods: list
     finished = phase in ("Succeeded", "Failed", "Cancelled")
     # Finished is True whatever the outcome; Succeeded is Unknown until there is one.
     assert {t for t, s in conditions_of(status).items() if s == "True"} == true_conditions | (
-        {"Finished"} if finished else set())
+        {"Finished"} if finished else set()
+    )
     outcome = "True" if phase == "Succeeded" else "False" if finished else "Unknown"
     assert conditions_of(status)["Succeeded"] == outcome
     if finished:
         assert next(c for c in status["conditions"] if c["type"] == "Finished")["reason"] == phase
     assert [c["type"] for c in status["conditions"]] == [
-        "Admitted", "Running", "Succeeded", "Failed", "Cancelled", "Finished"]
+        "Admitted",
+        "Running",
+        "Succeeded",
+        "Failed",
+        "Cancelled",
+        "Finished",
+    ]
     assert all(c["observedGeneration"] == 3 for c in status["conditions"])
     assert ("queuePosition" in status) == (phase == "Pending" and the_job is None and position is not None)
 
@@ -176,35 +285,83 @@ def test_running_records_node_attempts_and_start() -> None:
 
 
 def test_attempts_count_started_pods_only() -> None:
-    pods = [pod("terminated", 75, created="2026-01-01T11:50:01Z"), pod("running", created="2026-01-01T11:51:02Z"),
-            pod("waiting", created="2026-01-01T11:52:03Z")]
+    pods = [
+        pod("terminated", 75, created="2026-01-01T11:50:01Z"),
+        pod("running", created="2026-01-01T11:51:02Z"),
+        pod("waiting", created="2026-01-01T11:52:03Z"),
+    ]
     assert derive_status(vj({"phase": "Running"}), job(), pods, NOW)["attempts"] == 2
 
 
 @pytest.mark.parametrize(
     ("the_job", "pods", "reason", "in_message"),
     [
-        pytest.param(job(("Failed", "PodFailurePolicy")),
-                     [pod("terminated", 65, result(False, reason="InputNotFound", message="s3://b/k not found"))],
-                     "InputNotFound", "s3://b/k not found", id="the transcoder's result wins"),
-        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 75)], "TransientError",
-                     "no retries left", id="exit code without a message"),
-        pytest.param(job(("Failed", "PodFailurePolicy")), [pod("terminated", 69, "NVENC not available")],
-                     "Unsupported", "NVENC not available", id="plain-text termination message"),
-        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 137, oom=True)], "OOMKilled",
-                     "memory", id="out of memory"),
-        pytest.param(job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 3)], "TranscoderExited", "code 3",
-                     id="an unknown exit code"),
-        pytest.param(job(("Failed", "DeadlineExceeded")), [pod("terminated", 143)], "DeadlineExceeded", "job",
-                     id="the deadline outranks the exit code"),
-        pytest.param({**job(("Failed", "DeadlineExceeded")), "spec": {"activeDeadlineSeconds": 1}}, [],
-                     "DeadlineExceeded", "activeDeadlineSeconds 1 s", id="the deadline message names the limit"),
-        pytest.param(job(("Failed", "BackoffLimitExceeded")), [], "BackoffLimitExceeded", "job",
-                     id="no pods left: the Job's reason"),
-        pytest.param(job(("Failed", "BackoffLimitExceeded")),
-                     [pod("terminated", 75, result(False, reason="S3 error!"), created="2026-01-01T11:50:01Z"),
-                      pod("terminated", 75, result(False, reason="Timeout"), created="2026-01-01T11:55:01Z")],
-                     "Timeout", "Timeout", id="the last attempt's reason"),
+        pytest.param(
+            job(("Failed", "PodFailurePolicy")),
+            [pod("terminated", 65, result(False, reason="InputNotFound", message="s3://b/k not found"))],
+            "InputNotFound",
+            "s3://b/k not found",
+            id="the transcoder's result wins",
+        ),
+        pytest.param(
+            job(("Failed", "BackoffLimitExceeded")),
+            [pod("terminated", 75)],
+            "TransientError",
+            "no retries left",
+            id="exit code without a message",
+        ),
+        pytest.param(
+            job(("Failed", "PodFailurePolicy")),
+            [pod("terminated", 69, "NVENC not available")],
+            "Unsupported",
+            "NVENC not available",
+            id="plain-text termination message",
+        ),
+        pytest.param(
+            job(("Failed", "BackoffLimitExceeded")),
+            [pod("terminated", 137, oom=True)],
+            "OOMKilled",
+            "memory",
+            id="out of memory",
+        ),
+        pytest.param(
+            job(("Failed", "BackoffLimitExceeded")),
+            [pod("terminated", 3)],
+            "TranscoderExited",
+            "code 3",
+            id="an unknown exit code",
+        ),
+        pytest.param(
+            job(("Failed", "DeadlineExceeded")),
+            [pod("terminated", 143)],
+            "DeadlineExceeded",
+            "job",
+            id="the deadline outranks the exit code",
+        ),
+        pytest.param(
+            {**job(("Failed", "DeadlineExceeded")), "spec": {"activeDeadlineSeconds": 1}},
+            [],
+            "DeadlineExceeded",
+            "activeDeadlineSeconds 1 s",
+            id="the deadline message names the limit",
+        ),
+        pytest.param(
+            job(("Failed", "BackoffLimitExceeded")),
+            [],
+            "BackoffLimitExceeded",
+            "job",
+            id="no pods left: the Job's reason",
+        ),
+        pytest.param(
+            job(("Failed", "BackoffLimitExceeded")),
+            [
+                pod("terminated", 75, result(False, reason="S3 error!"), created="2026-01-01T11:50:01Z"),
+                pod("terminated", 75, result(False, reason="Timeout"), created="2026-01-01T11:55:01Z"),
+            ],
+            "Timeout",
+            "Timeout",
+            id="the last attempt's reason",
+        ),
     ],
 )
 def test_failure(the_job: dict[str, Any], pods: list[dict[str, Any]], reason: str, in_message: str) -> None:
@@ -213,8 +370,9 @@ def test_failure(the_job: dict[str, Any], pods: list[dict[str, Any]], reason: st
     assert in_message in message
 
 
-@pytest.mark.parametrize(("text", "word"), [("S3 error!", "S3error"), ("", "Failed"), ("9lives", "Failed"),
-                                            ("Ok:done,", "Ok:done")])
+@pytest.mark.parametrize(
+    ("text", "word"), [("S3 error!", "S3error"), ("", "Failed"), ("9lives", "Failed"), ("Ok:done,", "Ok:done")]
+)
 def test_reason_word(text: str, word: str) -> None:
     assert reason_word(text) == word
 
@@ -237,7 +395,10 @@ def test_status_patch_is_minimal() -> None:
     assert status_patch(old, new) == {"queuePosition": None}
     assert status_patch(old, {**new, "progress": 50.0}) == {"progress": 50.0, "queuePosition": None}
     assert status_patch(old, {**new, "phase": "Succeeded", "progress": 100}) == {
-        "phase": "Succeeded", "progress": 100, "queuePosition": None}
+        "phase": "Succeeded",
+        "progress": 100,
+        "queuePosition": None,
+    }
     assert status_patch(None, {"phase": "Pending", "progress": 0}) == {"phase": "Pending", "progress": 0}
     assert status_patch(new, dict(new)) == {}
 
@@ -259,29 +420,43 @@ def test_events_per_transition() -> None:
     retry = {"phase": "Running", "jobName": "j", "attempts": 2, "node": "cpu-0"}
     done = {"phase": "Succeeded", "jobName": "j", "attempts": 2, "message": "1 artifact(s) written"}
     assert phases({}, queued, admitted, running, retry, done) == [
-        ["Queued"], ["Admitted"], ["Started"], ["Retrying"], ["Succeeded"]]
+        ["Queued"],
+        ["Admitted"],
+        ["Started"],
+        ["Retrying"],
+        ["Succeeded"],
+    ]
     assert transition_events(running, running) == []
 
 
 def test_a_pending_job_stuck_on_its_configuration_gets_one_warning() -> None:
     admitted = {"phase": "Pending", "jobName": "j", "reason": "Admitted"}
-    stuck = {"phase": "Pending", "jobName": "j", "reason": "CreateContainerConfigError",
-             "message": 'secret "s3" not found'}
+    stuck = {
+        "phase": "Pending",
+        "jobName": "j",
+        "reason": "CreateContainerConfigError",
+        "message": 'secret "s3" not found',
+    }
     assert transition_events(admitted, stuck) == [("Warning", "CreateContainerConfigError", 'secret "s3" not found')]
     assert transition_events(stuck, stuck) == []
     assert phases({}, {"phase": "Pending", "reason": "Queued"}, admitted) == [["Queued"], ["Admitted"]]
 
 
 def test_a_job_too_fast_to_be_seen_running_still_gets_started() -> None:
-    reasons = [r for _, r, _ in transition_events({"phase": "Pending", "jobName": "j"},
-                                                  {"phase": "Succeeded", "jobName": "j", "attempts": 1})]
+    reasons = [
+        r
+        for _, r, _ in transition_events(
+            {"phase": "Pending", "jobName": "j"}, {"phase": "Succeeded", "jobName": "j", "attempts": 1}
+        )
+    ]
     assert reasons == ["Started", "Succeeded"]
 
 
 def test_failed_event_is_a_warning_with_the_reason() -> None:
-    events = transition_events({"phase": "Running", "attempts": 1, "jobName": "j"},
-                               {"phase": "Failed", "attempts": 1, "jobName": "j", "reason": "BadInput",
-                                "message": "no such key"})
+    events = transition_events(
+        {"phase": "Running", "attempts": 1, "jobName": "j"},
+        {"phase": "Failed", "attempts": 1, "jobName": "j", "reason": "BadInput", "message": "no such key"},
+    )
     assert events == [("Warning", "Failed", "BadInput: no such key")]
 
 
@@ -289,12 +464,17 @@ def test_failed_event_is_a_warning_with_the_reason() -> None:
     ("status", "spec_ttl", "default", "remaining"),
     [
         pytest.param({"phase": "Running"}, None, 60, None, id="running jobs are kept"),
-        pytest.param({"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, None, 600, 540.0,
-                     id="default TTL"),
-        pytest.param({"phase": "Failed", "completedAt": "2026-01-01T11:59:00Z"}, 30, 600, -30.0,
-                     id="the VideoJob's own TTL, expired"),
-        pytest.param({"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, None, None, None,
-                     id="no TTL keeps it"),
+        pytest.param({"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, None, 600, 540.0, id="default TTL"),
+        pytest.param(
+            {"phase": "Failed", "completedAt": "2026-01-01T11:59:00Z"},
+            30,
+            600,
+            -30.0,
+            id="the VideoJob's own TTL, expired",
+        ),
+        pytest.param(
+            {"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, None, None, None, id="no TTL keeps it"
+        ),
     ],
 )
 def test_ttl(status: dict[str, Any], spec_ttl: int | None, default: int | None, remaining: float | None) -> None:
@@ -306,18 +486,27 @@ def test_ttl(status: dict[str, Any], spec_ttl: int | None, default: int | None, 
     ("annotations", "labels", "kept"),
     [
         pytest.param({}, {}, False, id="an untracked VideoJob is deleted by its TTL"),
-        pytest.param({"argocd.argoproj.io/tracking-id": "media:videojob.dev/VideoJob:media/promo"}, {}, True,
-                     id="Argo CD annotation tracking keeps it (selfHeal would re-create and re-encode it)"),
+        pytest.param(
+            {"argocd.argoproj.io/tracking-id": "media:videojob.dev/VideoJob:media/promo"},
+            {},
+            True,
+            id="Argo CD annotation tracking keeps it (selfHeal would re-create and re-encode it)",
+        ),
         pytest.param({}, {"app.kubernetes.io/instance": "media"}, True, id="Argo CD label tracking keeps it"),
         pytest.param({}, {"kustomize.toolkit.fluxcd.io/name": "media"}, True, id="Flux keeps it"),
         pytest.param({"videojob.dev/ttl": "Keep"}, {}, True, id="the Keep annotation keeps an untracked one"),
-        pytest.param({"videojob.dev/ttl": "Delete"}, {"app.kubernetes.io/instance": "media"}, False,
-                     id="the Delete annotation deletes a tracked one"),
+        pytest.param(
+            {"videojob.dev/ttl": "Delete"},
+            {"app.kubernetes.io/instance": "media"},
+            False,
+            id="the Delete annotation deletes a tracked one",
+        ),
         pytest.param({"videojob.dev/ttl": "sometimes"}, {}, False, id="an unknown value changes nothing"),
     ],
 )
-def test_ttl_leaves_gitops_managed_videojobs_alone(annotations: dict[str, str], labels: dict[str, str],
-                                                   kept: bool) -> None:
+def test_ttl_leaves_gitops_managed_videojobs_alone(
+    annotations: dict[str, str], labels: dict[str, str], kept: bool
+) -> None:
     body = vj({"phase": "Succeeded", "completedAt": "2026-01-01T11:59:00Z"}, ttlSecondsAfterFinished=1)
     body["metadata"] = {**body["metadata"], "annotations": annotations, "labels": labels}
     assert (ttl_exempt(body) is not None) is kept
@@ -327,31 +516,74 @@ def test_ttl_leaves_gitops_managed_videojobs_alone(annotations: dict[str, str], 
 @pytest.mark.parametrize(
     ("pod_status", "reason", "in_message"),
     [
-        pytest.param({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
-                                                          "reason": "Unschedulable",
-                                                          "message": "0/2 nodes: Insufficient nvidia.com/gpu"}]},
-                     "Unschedulable", "nvidia.com/gpu", id="waiting for a GPU"),
-        pytest.param({"phase": "Pending", "containerStatuses": [
-            {"name": "transcode", "state": {"waiting": {"reason": "CreateContainerConfigError",
-                                                        "message": 'secret "videojob-s3" not found'}}}]},
-                     "CreateContainerConfigError", "videojob-s3", id="its credentials Secret is missing"),
-        pytest.param({"phase": "Pending", "containerStatuses": [
-            {"name": "transcode", "state": {"waiting": {"reason": "ContainerCreating"}}}]},
-                     "Admitted", "waiting for its pod", id="just starting"),
+        pytest.param(
+            {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/2 nodes: Insufficient nvidia.com/gpu",
+                    }
+                ],
+            },
+            "Unschedulable",
+            "nvidia.com/gpu",
+            id="waiting for a GPU",
+        ),
+        pytest.param(
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "transcode",
+                        "state": {
+                            "waiting": {
+                                "reason": "CreateContainerConfigError",
+                                "message": 'secret "videojob-s3" not found',
+                            }
+                        },
+                    }
+                ],
+            },
+            "CreateContainerConfigError",
+            "videojob-s3",
+            id="its credentials Secret is missing",
+        ),
+        pytest.param(
+            {
+                "phase": "Pending",
+                "containerStatuses": [{"name": "transcode", "state": {"waiting": {"reason": "ContainerCreating"}}}],
+            },
+            "Admitted",
+            "waiting for its pod",
+            id="just starting",
+        ),
     ],
 )
 def test_a_waiting_pod_says_why(pod_status: dict[str, Any], reason: str, in_message: str) -> None:
-    waiting_pod = {"metadata": {"name": "p", "creationTimestamp": "2026-01-01T11:50:00Z"}, "spec": {},
-                   "status": pod_status}
+    waiting_pod = {
+        "metadata": {"name": "p", "creationTimestamp": "2026-01-01T11:50:00Z"},
+        "spec": {},
+        "status": pod_status,
+    }
     status = derive_status(vj({"phase": "Pending"}), job(), [waiting_pod], NOW)
     assert (status["phase"], status["reason"]) == ("Pending", reason)
     assert in_message in status["message"]
 
 
 def _waiting_on(reason: str) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "creationTimestamp": "2026-01-01T11:50:00Z"}, "spec": {},
-            "status": {"phase": "Pending", "containerStatuses": [
-                {"name": "transcode", "state": {"waiting": {"reason": reason, "message": f"{reason}: x"}}}]}}
+    return {
+        "metadata": {"name": "p", "creationTimestamp": "2026-01-01T11:50:00Z"},
+        "spec": {},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {"name": "transcode", "state": {"waiting": {"reason": reason, "message": f"{reason}: x"}}}
+            ],
+        },
+    }
 
 
 @pytest.mark.parametrize(
@@ -410,10 +642,18 @@ def test_a_job_without_pods_for_long_points_at_its_events() -> None:
 @pytest.mark.parametrize(
     ("recorded", "arrival", "expected"),
     [
-        pytest.param(None, "2026-01-01T11:00:00.000042Z", "2026-01-01T11:00:00.000042Z",
-                     id="the operator's precise arrival is recorded"),
-        pytest.param("2026-01-01T11:00:00.000007Z", "2026-01-01T11:00:00.000042Z", "2026-01-01T11:00:00.000007Z",
-                     id="a recorded queuedAt is kept (it orders the queue after a restart)"),
+        pytest.param(
+            None,
+            "2026-01-01T11:00:00.000042Z",
+            "2026-01-01T11:00:00.000042Z",
+            id="the operator's precise arrival is recorded",
+        ),
+        pytest.param(
+            "2026-01-01T11:00:00.000007Z",
+            "2026-01-01T11:00:00.000042Z",
+            "2026-01-01T11:00:00.000007Z",
+            id="a recorded queuedAt is kept (it orders the queue after a restart)",
+        ),
         pytest.param(None, None, "2026-01-01T11:00:00Z", id="no arrival known: the creation time"),
     ],
 )
@@ -440,31 +680,65 @@ def test_ttl_remaining_of_any_written_completed_at(completed_at: str, left: floa
     assert ttl_remaining(body, None, NOW) == left
 
 
-
 # --- nothing in the status decides the phase unless its Job bears it out ------------------------------------------
 
-FORGED = {"phase": "Succeeded", "reason": "Succeeded", "message": "done", "completedAt": "2026-01-01T11:59:00Z",
-          "jobName": "promo-abc", "attempts": 1,
-          "artifacts": [{"uri": "s3://other-tenant/their/file.mp4", "size": 1, "sha256": SHA}]}
+FORGED = {
+    "phase": "Succeeded",
+    "reason": "Succeeded",
+    "message": "done",
+    "completedAt": "2026-01-01T11:59:00Z",
+    "jobName": "promo-abc",
+    "attempts": 1,
+    "artifacts": [{"uri": "s3://other-tenant/their/file.mp4", "size": 1, "sha256": SHA}],
+}
 
 
 @pytest.mark.parametrize(
     ("old", "the_job", "pods", "phase"),
     [
-        pytest.param(FORGED, job(), [pod("running")], "Running",
-                     id="a forged Succeeded while its Job runs: Running (its slot stays taken)"),
-        pytest.param({**FORGED, "phase": "Failed", "reason": "BadInput"}, job(), [pod("running")], "Running",
-                     id="a forged Failed while its Job runs: Running"),
-        pytest.param({**FORGED, "phase": "Cancelled"}, job(), [pod("running")], "Running",
-                     id="a forged Cancelled without spec.cancel: Running"),
-        pytest.param({**FORGED, "phase": "Failed"}, job(("Complete", "Completed")), [pod("terminated", 0, result())],
-                     "Succeeded", id="a forged Failed of a Job that completed: Succeeded"),
-        pytest.param(FORGED, job(("Failed", "BackoffLimitExceeded")), [pod("terminated", 75)], "Failed",
-                     id="a forged Succeeded of a Job that failed: Failed"),
-        pytest.param(FORGED, None, [], "Succeeded",
-                     id="the Job is gone: the recorded phase stands (nothing runs)"),
-        pytest.param({**FORGED, "artifacts": []}, job(("Complete", "Completed")), [pod("terminated", 0, result())],
-                     "Succeeded", id="a recorded Succeeded its Job bears out stands"),
+        pytest.param(
+            FORGED,
+            job(),
+            [pod("running")],
+            "Running",
+            id="a forged Succeeded while its Job runs: Running (its slot stays taken)",
+        ),
+        pytest.param(
+            {**FORGED, "phase": "Failed", "reason": "BadInput"},
+            job(),
+            [pod("running")],
+            "Running",
+            id="a forged Failed while its Job runs: Running",
+        ),
+        pytest.param(
+            {**FORGED, "phase": "Cancelled"},
+            job(),
+            [pod("running")],
+            "Running",
+            id="a forged Cancelled without spec.cancel: Running",
+        ),
+        pytest.param(
+            {**FORGED, "phase": "Failed"},
+            job(("Complete", "Completed")),
+            [pod("terminated", 0, result())],
+            "Succeeded",
+            id="a forged Failed of a Job that completed: Succeeded",
+        ),
+        pytest.param(
+            FORGED,
+            job(("Failed", "BackoffLimitExceeded")),
+            [pod("terminated", 75)],
+            "Failed",
+            id="a forged Succeeded of a Job that failed: Failed",
+        ),
+        pytest.param(FORGED, None, [], "Succeeded", id="the Job is gone: the recorded phase stands (nothing runs)"),
+        pytest.param(
+            {**FORGED, "artifacts": []},
+            job(("Complete", "Completed")),
+            [pod("terminated", 0, result())],
+            "Succeeded",
+            id="a recorded Succeeded its Job bears out stands",
+        ),
     ],
 )
 def test_a_terminal_phase_stands_only_when_its_job_bears_it_out(
@@ -485,21 +759,32 @@ def test_a_terminal_phase_stands_only_when_its_job_bears_it_out(
     ("artifacts", "kept"),
     [
         pytest.param([{"uri": "s3://m/out/output.mp4", "size": 1, "sha256": SHA}], 1, id="its own output: kept"),
-        pytest.param([{"uri": "s3://other-tenant/their/file.mp4", "size": 1, "sha256": SHA}], 0,
-                     id="another bucket: left out"),
-        pytest.param([{"uri": "s3://m/out/../../other/file.mp4", "size": 1, "sha256": SHA}], 0,
-                     id="a path that climbs out of its prefix: left out"),
-        pytest.param([{"uri": "s3://m/out/output.mp4/x", "size": 1, "sha256": SHA}], 0,
-                     id="under its prefix but not a file it writes: left out"),
+        pytest.param(
+            [{"uri": "s3://other-tenant/their/file.mp4", "size": 1, "sha256": SHA}], 0, id="another bucket: left out"
+        ),
+        pytest.param(
+            [{"uri": "s3://m/out/../../other/file.mp4", "size": 1, "sha256": SHA}],
+            0,
+            id="a path that climbs out of its prefix: left out",
+        ),
+        pytest.param(
+            [{"uri": "s3://m/out/output.mp4/x", "size": 1, "sha256": SHA}],
+            0,
+            id="under its prefix but not a file it writes: left out",
+        ),
         pytest.param([{"uri": "s3://m/out/output.mp4", "size": 1, "sha256": SHA}] * 20, 1, id="duplicates once"),
     ],
 )
 def test_the_artifacts_of_a_pods_result_are_only_objects_its_spec_writes(
     artifacts: list[dict[str, Any]], kept: int
 ) -> None:
-    status = derive_status(vj({"phase": "Running"}), job(("Complete", "Completed")),
-                           [pod("terminated", 0, json.dumps({"ok": True, "artifacts": artifacts}))], NOW,
-                           outputs=OUTPUTS)
+    status = derive_status(
+        vj({"phase": "Running"}),
+        job(("Complete", "Completed")),
+        [pod("terminated", 0, json.dumps({"ok": True, "artifacts": artifacts}))],
+        NOW,
+        outputs=OUTPUTS,
+    )
     VideoJobStatus.model_validate(status)
     assert status["phase"] == "Succeeded" and len(status["artifacts"]) == kept
     if kept < len({a["uri"] for a in artifacts}):
@@ -508,8 +793,9 @@ def test_the_artifacts_of_a_pods_result_are_only_objects_its_spec_writes(
 
 def test_a_result_that_is_not_a_transcode_result_is_ignored() -> None:
     huge = json.dumps({"ok": True, "artifacts": [{"uri": "s3://m/out/output.mp4", "size": -1, "sha256": "x"}]})
-    status = derive_status(vj({"phase": "Running"}), job(("Complete", "Completed")),
-                           [pod("terminated", 0, huge)], NOW, outputs=OUTPUTS)
+    status = derive_status(
+        vj({"phase": "Running"}), job(("Complete", "Completed")), [pod("terminated", 0, huge)], NOW, outputs=OUTPUTS
+    )
     assert status["artifacts"] == [] and "no readable result" in status["message"]
 
 
@@ -519,7 +805,6 @@ def test_hardware_comes_from_the_jobs_template_not_its_editable_labels() -> None
     relabelled["spec"] = {"template": {"metadata": {"labels": {"videojob.dev/hardware": "nvidia"}}}}
     status = derive_status(vj({"phase": "Running"}), relabelled, [pod("running")], NOW, outputs=OUTPUTS)
     assert status["hardware"] == "nvidia"
-
 
 
 @pytest.mark.parametrize(
@@ -544,10 +829,16 @@ def test_progress_comes_from_the_running_pods_log(reported: float | None, phase:
     ],
 )
 def test_a_failed_job_names_what_it_could_not_delete(leftovers: list[str], named: bool) -> None:
-    message = json.dumps({"ok": False, "reason": "StorageUnavailable", "message": "S3 went away",
-                          "leftovers": leftovers})
-    status = derive_status(vj({"phase": "Running"}), job(("Failed", "BackoffLimitExceeded")),
-                           [pod("terminated", 75, message)], NOW, outputs=OUTPUTS)
+    message = json.dumps(
+        {"ok": False, "reason": "StorageUnavailable", "message": "S3 went away", "leftovers": leftovers}
+    )
+    status = derive_status(
+        vj({"phase": "Running"}),
+        job(("Failed", "BackoffLimitExceeded")),
+        [pod("terminated", 75, message)],
+        NOW,
+        outputs=OUTPUTS,
+    )
     assert status["phase"] == "Failed" and status["reason"] == "StorageUnavailable"
     assert ("could not delete" in status["message"]) is named
     assert "other-tenant" not in status["message"]

@@ -37,7 +37,10 @@ def test_wishes_coalesce_to_the_newest() -> None:
 
 def test_urgent_writes_go_first() -> None:
     assert run_writer([("q1", 1, False), ("q2", 1, False), ("admitted", 1, True)]) == [
-        ("admitted", 1), ("q1", 1), ("q2", 1)]
+        ("admitted", 1),
+        ("q1", 1),
+        ("q2", 1),
+    ]
 
 
 def test_a_wish_that_became_urgent_moves_ahead() -> None:

@@ -31,13 +31,23 @@ def test_the_default_is_the_cheapest_encode() -> None:
         (lambda w: w.retries(2).deadline(60), {"spec": {"retries": 2, "activeDeadlineSeconds": 60}}),
         (lambda w: w.ttl(5), {"spec": {"ttlSecondsAfterFinished": 5}}),
         (lambda w: w.label("team", "a"), {"metadata": {"labels": {"team": "a"}}}),
-        (lambda w: w.annotation("argocd.argoproj.io/tracking-id", "x"),
-         {"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "x"}}}),
+        (
+            lambda w: w.annotation("argocd.argoproj.io/tracking-id", "x"),
+            {"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "x"}}},
+        ),
         (lambda w: w.set(operations=[{"text": {"text": "hi"}}]), {"spec": {"operations": [{"text": {"text": "hi"}}]}}),
         (lambda w: w.name("other"), {"metadata": {"name": "other"}}),
     ],
-    ids=["priority", "hardware", "retries and deadline", "ttl", "a label", "an annotation", "any spec field",
-         "a new name"],
+    ids=[
+        "priority",
+        "hardware",
+        "retries and deadline",
+        "ttl",
+        "a label",
+        "an annotation",
+        "any spec field",
+        "a new name",
+    ],
 )
 def test_each_step_changes_one_thing_and_keeps_the_spec_valid(
     step: Callable[[VideoJobWrapper], VideoJobWrapper], expected: dict[str, Any]

@@ -47,14 +47,22 @@ def test_the_tree_keeps_every_contract(tree_copy: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "statement", "breach"),
     [
-        ("operator/videojob/controller/jobs.py", "from videojob.transcoder import planner",
-         "videojob.controller.jobs -> videojob.transcoder.planner"),
-        ("operator/videojob/transcoder/planner.py", "from videojob.controller import settings",
-         "videojob.transcoder.planner -> videojob.controller.settings"),
-        ("operator/videojob/api/models.py", "from videojob import storage",
-         "videojob.api.models -> videojob.storage"),
-        ("operator/videojob/storage.py", "from videojob.transcoder import probe",
-         "videojob.storage -> videojob.transcoder.probe"),
+        (
+            "operator/videojob/controller/jobs.py",
+            "from videojob.transcoder import planner",
+            "videojob.controller.jobs -> videojob.transcoder.planner",
+        ),
+        (
+            "operator/videojob/transcoder/planner.py",
+            "from videojob.controller import settings",
+            "videojob.transcoder.planner -> videojob.controller.settings",
+        ),
+        ("operator/videojob/api/models.py", "from videojob import storage", "videojob.api.models -> videojob.storage"),
+        (
+            "operator/videojob/storage.py",
+            "from videojob.transcoder import probe",
+            "videojob.storage -> videojob.transcoder.probe",
+        ),
         ("hack/demo.py", "import tests.conftest", "hack.demo -> tests.conftest"),
         ("bench/end_to_end.py", "from tests.e2e import conftest", "bench.end_to_end -> tests.e2e.conftest"),
         ("devkit/harness.py", "from tests import conftest", "devkit.harness -> tests.conftest"),

@@ -232,13 +232,15 @@ def test_policy_defaults_when_the_environment_is_empty() -> None:
 
 
 def test_policy_from_a_full_environment() -> None:
-    policy = InputPolicy.from_env({
-        "VIDEOJOB_ALLOW_HTTP": "True",
-        "VIDEOJOB_ALLOWED_HOSTS": " cdn.example.com, .Media.Example.NET ,,",
-        "VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "yes",
-        "VIDEOJOB_MAX_INPUT_BYTES": "2Gi",
-        "VIDEOJOB_MAX_INPUT_SECONDS": "90.5",
-    })
+    policy = InputPolicy.from_env(
+        {
+            "VIDEOJOB_ALLOW_HTTP": "True",
+            "VIDEOJOB_ALLOWED_HOSTS": " cdn.example.com, .Media.Example.NET ,,",
+            "VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "yes",
+            "VIDEOJOB_MAX_INPUT_BYTES": "2Gi",
+            "VIDEOJOB_MAX_INPUT_SECONDS": "90.5",
+        }
+    )
     assert policy == InputPolicy(
         allow_http=True,
         allowed_hosts=("cdn.example.com", ".media.example.net"),

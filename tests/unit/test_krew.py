@@ -30,8 +30,9 @@ def test_the_manifest_is_a_krew_plugin_for_our_binary() -> None:
 
 
 def test_the_manifest_sha256_is_the_archive_s() -> None:
-    done = subprocess.run([sys.executable, str(REPO / "hack" / "krew.py"), "--check"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "krew.py"), "--check"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

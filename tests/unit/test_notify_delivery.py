@@ -57,10 +57,18 @@ def receiver(ca: Any) -> Iterator[Receiver]:
 
 def finished_job(*urls: str) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"metadata": {"name": "promo", "namespace": "media", "uid": "u-1"},
-            "spec": {"notify": {"webhooks": [{"url": url} for url in urls]}},
-            "status": {"phase": "Failed", "reason": "InputNotFound", "message": "s3://m/in.mp4 does not exist",
-                       "startedAt": now, "completedAt": now, "attempts": 1}}
+    return {
+        "metadata": {"name": "promo", "namespace": "media", "uid": "u-1"},
+        "spec": {"notify": {"webhooks": [{"url": url} for url in urls]}},
+        "status": {
+            "phase": "Failed",
+            "reason": "InputNotFound",
+            "message": "s3://m/in.mp4 does not exist",
+            "startedAt": now,
+            "completedAt": now,
+            "attempts": 1,
+        },
+    }
 
 
 def deliver(kube: FakeKube, settings: Settings) -> None:
@@ -77,8 +85,12 @@ def deliver(kube: FakeKube, settings: Settings) -> None:
 
 
 def settings_for(ca: Any, **extra: Any) -> Settings:
-    values = {"notify_allowed_networks": ["127.0.0.1/32"], "notify_ca_bundle": ca.cert_pem.bytes().decode(),
-              "notify_max_backoff_seconds": 0.2, **extra}
+    values = {
+        "notify_allowed_networks": ["127.0.0.1/32"],
+        "notify_ca_bundle": ca.cert_pem.bytes().decode(),
+        "notify_max_backoff_seconds": 0.2,
+        **extra,
+    }
     return Settings(**values)
 
 
@@ -91,7 +103,8 @@ def test_retried_after_a_500_with_the_same_id_then_the_terminal_event(receiver: 
     kube = FakeKube(finished_job(f"{receiver.url}/hook"))
     deliver(kube, settings_for(ca))
     assert [(r.headers["webhook-id"], r.event["type"]) for r in receiver.requests] == [
-        ("u-1/Running", "dev.videojob.videojob.running")] * 3 + [("u-1/Failed", "dev.videojob.videojob.failed")]
+        ("u-1/Running", "dev.videojob.videojob.running")
+    ] * 3 + [("u-1/Failed", "dev.videojob.videojob.failed")]
     assert all(r.signed_with(KEY) for r in receiver.requests)
     assert receiver.requests[-1].event["data"]["reason"] == "InputNotFound"
     got = notes(kube)
@@ -118,7 +131,9 @@ def test_a_refused_address_gets_no_request(receiver: Receiver, ca: Any) -> None:
     assert receiver.requests == []
     got = notes(kube)
     assert {e: (n["state"], n["attempts"]) for e, n in got.items()} == {
-        "Running": ("Refused", 0), "Failed": ("Refused", 0)}
+        "Running": ("Refused", 0),
+        "Failed": ("Refused", 0),
+    }
     assert "loopback" in got["Running"]["message"]
     assert [e[:2] for e in kube.events] == [("Warning", "NotificationRefused")] * 2
 

@@ -42,33 +42,74 @@ def preset_spec(**fields: Any) -> VideoJobPresetSpec:
 @pytest.mark.parametrize(
     ("preset", "output", "expected"),
     [
-        pytest.param(WEB_720P, {"uri": URI},
-                     {"uri": URI, "container": "mkv", "video": WEB_720P["video"], "audio": WEB_720P["audio"],
-                      "thumbnail": {"at": 1, "width": 320}},
-                     id="a job that sets nothing gets every field of the preset but its description"),
-        pytest.param(WEB_720P, {"uri": URI, "video": {"resolution": "640x360"}},
-                     {"uri": URI, "container": "mkv",
-                      "video": {"codec": "h264", "crf": 23, "preset": "veryfast", "resolution": "640x360"},
-                      "audio": WEB_720P["audio"], "thumbnail": {"at": 1, "width": 320}},
-                     id="a field the job sets overrides the preset's and the object's other fields stay"),
-        pytest.param(WEB_720P, {"uri": URI, "video": {"bitrate": "2M"}},
-                     {"uri": URI, "container": "mkv",
-                      "video": {"codec": "h264", "bitrate": "2M", "preset": "veryfast", "resolution": "1280x720"},
-                      "audio": WEB_720P["audio"], "thumbnail": {"at": 1, "width": 320}},
-                     id="a job's bitrate replaces the preset's crf (rate control is one choice)"),
-        pytest.param({"video": {"bitrate": "4M"}}, {"uri": URI, "video": {"crf": 30}},
-                     {"uri": URI, "video": {"crf": 30}},
-                     id="a job's crf replaces the preset's bitrate"),
-        pytest.param(WEB_720P, {"uri": URI, "container": "mp4", "name": "clip", "overwrite": True,
-                                "thumbnail": {"at": 5}},
-                     {"uri": URI, "container": "mp4", "name": "clip", "overwrite": True,
-                      "video": WEB_720P["video"], "audio": WEB_720P["audio"], "thumbnail": {"at": 5, "width": 320}},
-                     id="scalars replace, thumbnail merges field by field, name and overwrite are the job's"),
-        pytest.param({}, {"uri": URI, "video": {"codec": "vp9"}}, {"uri": URI, "video": {"codec": "vp9"}},
-                     id="an empty preset changes nothing"),
-        pytest.param({"audio": {"codec": "opus"}}, {"uri": URI, "preset": "x"},
-                     {"uri": URI, "audio": {"codec": "opus"}},
-                     id="the preset's name is not carried into the merged output"),
+        pytest.param(
+            WEB_720P,
+            {"uri": URI},
+            {
+                "uri": URI,
+                "container": "mkv",
+                "video": WEB_720P["video"],
+                "audio": WEB_720P["audio"],
+                "thumbnail": {"at": 1, "width": 320},
+            },
+            id="a job that sets nothing gets every field of the preset but its description",
+        ),
+        pytest.param(
+            WEB_720P,
+            {"uri": URI, "video": {"resolution": "640x360"}},
+            {
+                "uri": URI,
+                "container": "mkv",
+                "video": {"codec": "h264", "crf": 23, "preset": "veryfast", "resolution": "640x360"},
+                "audio": WEB_720P["audio"],
+                "thumbnail": {"at": 1, "width": 320},
+            },
+            id="a field the job sets overrides the preset's and the object's other fields stay",
+        ),
+        pytest.param(
+            WEB_720P,
+            {"uri": URI, "video": {"bitrate": "2M"}},
+            {
+                "uri": URI,
+                "container": "mkv",
+                "video": {"codec": "h264", "bitrate": "2M", "preset": "veryfast", "resolution": "1280x720"},
+                "audio": WEB_720P["audio"],
+                "thumbnail": {"at": 1, "width": 320},
+            },
+            id="a job's bitrate replaces the preset's crf (rate control is one choice)",
+        ),
+        pytest.param(
+            {"video": {"bitrate": "4M"}},
+            {"uri": URI, "video": {"crf": 30}},
+            {"uri": URI, "video": {"crf": 30}},
+            id="a job's crf replaces the preset's bitrate",
+        ),
+        pytest.param(
+            WEB_720P,
+            {"uri": URI, "container": "mp4", "name": "clip", "overwrite": True, "thumbnail": {"at": 5}},
+            {
+                "uri": URI,
+                "container": "mp4",
+                "name": "clip",
+                "overwrite": True,
+                "video": WEB_720P["video"],
+                "audio": WEB_720P["audio"],
+                "thumbnail": {"at": 5, "width": 320},
+            },
+            id="scalars replace, thumbnail merges field by field, name and overwrite are the job's",
+        ),
+        pytest.param(
+            {},
+            {"uri": URI, "video": {"codec": "vp9"}},
+            {"uri": URI, "video": {"codec": "vp9"}},
+            id="an empty preset changes nothing",
+        ),
+        pytest.param(
+            {"audio": {"codec": "opus"}},
+            {"uri": URI, "preset": "x"},
+            {"uri": URI, "audio": {"codec": "opus"}},
+            id="the preset's name is not carried into the merged output",
+        ),
     ],
 )
 def test_merged_output(preset: dict[str, Any], output: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -78,21 +119,42 @@ def test_merged_output(preset: dict[str, Any], output: dict[str, Any], expected:
 @pytest.mark.parametrize(
     ("preset", "output", "field", "message"),
     [
-        pytest.param({"container": "webm", "video": {"codec": "vp9"}, "audio": {"codec": "opus"}},
-                     {"video": {"codec": "h264"}}, "output", "container webm needs video codec vp9 or av1",
-                     id="a job's h264 under a webm preset"),
-        pytest.param({"video": {"codec": "h264"}}, {"video": {"crf": 60}}, "output", "video.crf of h264 and h265",
-                     id="a crf that the preset's codec does not take"),
-        pytest.param({"video": {"codec": "copy"}}, {"video": {"resolution": "640x360"}}, "output.video",
-                     "codec copy cannot be combined", id="a resolution over a copy preset"),
-        pytest.param({"audio": {"codec": "opus"}}, {"audio": {"sampleRate": 44100}}, "output.audio",
-                     "codec opus supports sampleRate", id="a sample rate the preset's codec cannot encode"),
+        pytest.param(
+            {"container": "webm", "video": {"codec": "vp9"}, "audio": {"codec": "opus"}},
+            {"video": {"codec": "h264"}},
+            "output",
+            "container webm needs video codec vp9 or av1",
+            id="a job's h264 under a webm preset",
+        ),
+        pytest.param(
+            {"video": {"codec": "h264"}},
+            {"video": {"crf": 60}},
+            "output",
+            "video.crf of h264 and h265",
+            id="a crf that the preset's codec does not take",
+        ),
+        pytest.param(
+            {"video": {"codec": "copy"}},
+            {"video": {"resolution": "640x360"}},
+            "output.video",
+            "codec copy cannot be combined",
+            id="a resolution over a copy preset",
+        ),
+        pytest.param(
+            {"audio": {"codec": "opus"}},
+            {"audio": {"sampleRate": 44100}},
+            "output.audio",
+            "codec opus supports sampleRate",
+            id="a sample rate the preset's codec cannot encode",
+        ),
     ],
 )
-def test_invalid_merges_name_the_field(preset: dict[str, Any], output: dict[str, Any], field: str,
-                                       message: str) -> None:
-    spec = VideoJobSpec.model_validate({"inputs": [{"name": "in", "uri": "s3://bucket/in.mp4"}],
-                                        "output": {"uri": URI, "preset": "p", **output}})
+def test_invalid_merges_name_the_field(
+    preset: dict[str, Any], output: dict[str, Any], field: str, message: str
+) -> None:
+    spec = VideoJobSpec.model_validate(
+        {"inputs": [{"name": "in", "uri": "s3://bucket/in.mp4"}], "output": {"uri": URI, "preset": "p", **output}}
+    )
     with pytest.raises(ValidationError) as caught:
         apply_preset(spec, preset_spec(**preset))
     error = caught.value.errors()[0]
@@ -107,8 +169,12 @@ def test_a_job_may_leave_to_its_preset_what_it_could_not_leave_to_the_defaults()
         Output.model_validate({"uri": URI, "container": "webm"})
     Output.model_validate({"uri": URI, "container": "webm", "preset": "webm-vp9"})
     merged = apply_preset(
-        VideoJobSpec.model_validate({"inputs": [{"name": "in", "uri": "s3://bucket/in.mp4"}],
-                                     "output": {"uri": URI, "container": "webm", "preset": "webm-vp9"}}),
+        VideoJobSpec.model_validate(
+            {
+                "inputs": [{"name": "in", "uri": "s3://bucket/in.mp4"}],
+                "output": {"uri": URI, "container": "webm", "preset": "webm-vp9"},
+            }
+        ),
         preset_spec(video={"codec": "vp9"}, audio={"codec": "opus"}),
     )
     assert (merged.output.container, merged.output.video.codec, merged.output.audio.codec) == ("webm", "vp9", "opus")
@@ -134,8 +200,7 @@ def test_a_preset_must_be_a_complete_output_on_its_own(fields: dict[str, Any], m
 
 
 def preset_body(name: str, namespace: str | None, spec: dict[str, Any], version: str = "7") -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "uid": f"uid-{namespace}-{name}", "resourceVersion": version,
-                            "generation": 2}
+    meta: dict[str, Any] = {"name": name, "uid": f"uid-{namespace}-{name}", "resourceVersion": version, "generation": 2}
     if namespace:
         meta["namespace"] = namespace
     return {"metadata": meta, "spec": spec}
@@ -143,11 +208,17 @@ def preset_body(name: str, namespace: str | None, spec: dict[str, Any], version:
 
 def videojob(output: dict[str, Any], namespace: str = "media") -> dict[str, Any]:
     return {
-        "metadata": {"name": "clip", "namespace": namespace, "uid": "vj-uid", "generation": 1,
-                     "resourceVersion": "10", "creationTimestamp": "2026-01-02T03:04:00Z"},
-        "spec": VideoJobSpec.model_validate({"inputs": [{"name": "in", "uri": "s3://bucket/in.mp4"}],
-                                             "output": output}).model_dump(mode="json", by_alias=True,
-                                                                           exclude_unset=True),
+        "metadata": {
+            "name": "clip",
+            "namespace": namespace,
+            "uid": "vj-uid",
+            "generation": 1,
+            "resourceVersion": "10",
+            "creationTimestamp": "2026-01-02T03:04:00Z",
+        },
+        "spec": VideoJobSpec.model_validate(
+            {"inputs": [{"name": "in", "uri": "s3://bucket/in.mp4"}], "output": output}
+        ).model_dump(mode="json", by_alias=True, exclude_unset=True),
     }
 
 
@@ -165,8 +236,9 @@ CLUSTER = preset_body("web", None, {"video": {"codec": "av1"}, "container": "mkv
         pytest.param([THEIRS], [], None, id="none at all"),
     ],
 )
-def test_find_preset(namespaced: list[dict[str, Any]], cluster: list[dict[str, Any]],
-                     expected: dict[str, Any] | None) -> None:
+def test_find_preset(
+    namespaced: list[dict[str, Any]], cluster: list[dict[str, Any]], expected: dict[str, Any] | None
+) -> None:
     by_name = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in namespaced}
     assert find_preset("web", "media", by_name, {b["metadata"]["name"]: b for b in cluster}) is expected
 
@@ -175,8 +247,13 @@ def test_resolve_merges_and_records_which_preset_in_which_version() -> None:
     vj = videojob({"uri": URI, "preset": "web", "video": {"resolution": "640x360"}})
     resolution = resolve(vj, VideoJobSpec.model_validate(vj["spec"]), CLUSTER)
     assert resolution.waiting is None and resolution.problem is None and resolution.body is not None
-    assert resolution.snapshot == {"kind": "ClusterVideoJobPreset", "name": "web", "uid": "uid-None-web",
-                                   "resourceVersion": "7", "generation": 2}
+    assert resolution.snapshot == {
+        "kind": "ClusterVideoJobPreset",
+        "name": "web",
+        "uid": "uid-None-web",
+        "resourceVersion": "7",
+        "generation": 2,
+    }
     output = resolution.body["spec"]["output"]
     assert (output["container"], output["video"]["codec"], output["video"]["resolution"]) == ("mkv", "av1", "640x360")
     assert "preset" not in output

@@ -18,8 +18,11 @@ from videojob.transcoder.progress import LineReporter, NullReporter, Throttled, 
     [
         pytest.param("videojob-progress: 42.5\n", 42.5, id="one line"),
         pytest.param("videojob-progress: 10.0\nvideojob-progress: 20.0\n", 20.0, id="the last line counts"),
-        pytest.param("videojob-progress: 30.0\nvideojob-transcode: BadInput: gone\n", 30.0,
-                     id="an error line after it is skipped"),
+        pytest.param(
+            "videojob-progress: 30.0\nvideojob-transcode: BadInput: gone\n",
+            30.0,
+            id="an error line after it is skipped",
+        ),
         pytest.param("videojob-progress: 12.34567", 12.3, id="rounded to a tenth"),
         pytest.param("videojob-progress: 101\n", None, id="over 100: refused"),
         pytest.param("videojob-progress: -1\n", None, id="negative: refused"),
@@ -72,15 +75,37 @@ def test_the_operator_polls_the_running_pods_log() -> None:
     kube = FakeKube()
     reconciler = Reconciler(Settings(), kube, Metrics())  # type: ignore[arg-type]
     vj = videojob("clip", {"phase": "Running"})
-    job = {"metadata": {"name": job_name(vj), "namespace": "media", "uid": "job-1", "resourceVersion": "2",
-                        "ownerReferences": [{"apiVersion": "videojob.dev/v1alpha1", "kind": "VideoJob",
-                                             "name": "clip", "uid": "uid-clip", "controller": True}]}}
+    job = {
+        "metadata": {
+            "name": job_name(vj),
+            "namespace": "media",
+            "uid": "job-1",
+            "resourceVersion": "2",
+            "ownerReferences": [
+                {
+                    "apiVersion": "videojob.dev/v1alpha1",
+                    "kind": "VideoJob",
+                    "name": "clip",
+                    "uid": "uid-clip",
+                    "controller": True,
+                }
+            ],
+        }
+    }
 
     def a_pod(name: str, state: dict[str, Any], owner: str = "job-1") -> dict[str, Any]:
-        return {"metadata": {"name": name, "namespace": "media", "uid": f"uid-{name}", "resourceVersion": "3",
-                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": owner,
-                                                  "controller": True}]},
-                "status": {"phase": "Running", "containerStatuses": [{"name": "transcode", "state": state}]}}
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": "media",
+                "uid": f"uid-{name}",
+                "resourceVersion": "3",
+                "ownerReferences": [
+                    {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": owner, "controller": True}
+                ],
+            },
+            "status": {"phase": "Running", "containerStatuses": [{"name": "transcode", "state": state}]},
+        }
 
     reconciler.index.observe("videojobs", "ADDED", vj)
     reconciler.index.observe("jobs", "ADDED", job)

@@ -44,22 +44,51 @@ def largest(budget_char: str, texts: int = MAX_OPERATIONS - 1) -> dict[str, Any]
         n = min(1000, (left - (texts - index - 1)) // width)
         text = budget_char * n if n > 0 else "a"
         left -= len(text.encode())
-        operations.append({"text": {
-            "text": text, "font": "A" * 64, "size": 400, "color": "#ffffffff", "position": "bottom-center",
-            "offsetX": -4096, "offsetY": -4096, "box": True, "boxColor": "#ffffffff", "border": 20,
-            "borderColor": "#ffffffff", "start": 86399.999999, "end": 86400.0}})
+        operations.append(
+            {
+                "text": {
+                    "text": text,
+                    "font": "A" * 64,
+                    "size": 400,
+                    "color": "#ffffffff",
+                    "position": "bottom-center",
+                    "offsetX": -4096,
+                    "offsetY": -4096,
+                    "box": True,
+                    "boxColor": "#ffffffff",
+                    "border": 20,
+                    "borderColor": "#ffffffff",
+                    "start": 86399.999999,
+                    "end": 86400.0,
+                }
+            }
+        )
     assert left >= 0
-    return {"priority": 10, "hardware": "nvidia", "inputs": inputs, "operations": operations,
-            "output": {"uri": output_uri, "name": "A" * 128, "container": "mkv",
-                       "thumbnail": {"at": 86399.999999, "width": 7680}},
-            "retries": 10, "activeDeadlineSeconds": 604800}
+    return {
+        "priority": 10,
+        "hardware": "nvidia",
+        "inputs": inputs,
+        "operations": operations,
+        "output": {
+            "uri": output_uri,
+            "name": "A" * 128,
+            "container": "mkv",
+            "thumbnail": {"at": 86399.999999, "width": 7680},
+        },
+        "retries": 10,
+        "activeDeadlineSeconds": 604800,
+    }
 
 
 @pytest.mark.parametrize(
     "char",
-    [pytest.param("a", id="ASCII"), pytest.param('"', id="quotes (escaped: 2 bytes each)"),
-     pytest.param("\n", id="newlines (escaped: 2 bytes each)"), pytest.param("é", id="2-byte characters"),
-     pytest.param("🎬", id="emoji (4 bytes each)")],
+    [
+        pytest.param("a", id="ASCII"),
+        pytest.param('"', id="quotes (escaped: 2 bytes each)"),
+        pytest.param("\n", id="newlines (escaped: 2 bytes each)"),
+        pytest.param("é", id="2-byte characters"),
+        pytest.param("🎬", id="emoji (4 bytes each)"),
+    ],
 )
 def test_the_largest_spec_the_rules_allow_fits_its_annotation(char: str) -> None:
     spec = VideoJobSpec.model_validate(largest(char))
@@ -68,16 +97,20 @@ def test_the_largest_spec_the_rules_allow_fits_its_annotation(char: str) -> None
         assert spec.text_bytes() >= MAX_SPEC_TEXT_BYTES - 64, "the whole budget is used"
     size = len(spec_json(spec).encode())
     assert size <= MAX_SPEC_BYTES < ANNOTATIONS_LIMIT, size
-    job = build_job_manifest({"metadata": {"name": "big", "namespace": "media", "uid": "u"}, "spec": largest(char)},
-                             "cpu", Settings())
+    job = build_job_manifest(
+        {"metadata": {"name": "big", "namespace": "media", "uid": "u"}, "spec": largest(char)}, "cpu", Settings()
+    )
     annotations = job["spec"]["template"]["metadata"]["annotations"]
     assert sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items()) < ANNOTATIONS_LIMIT
 
 
 def test_the_reviews_emoji_spec_is_refused_with_a_sentence() -> None:
     """32 text operations of 1000 emoji: 423,637 bytes in the old environment variable; over the size rule now."""
-    body = {"inputs": [{"name": "in", "uri": "s3://media/in.mp4"}], "output": {"uri": "s3://media/out/"},
-            "operations": [{"text": {"text": "🎬" * 1000}}] * MAX_OPERATIONS}
+    body = {
+        "inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
+        "output": {"uri": "s3://media/out/"},
+        "operations": [{"text": {"text": "🎬" * 1000}}] * MAX_OPERATIONS,
+    }
     with pytest.raises(ValidationError, match=f"may hold {MAX_SPEC_TEXT_BYTES} bytes"):
         VideoJobSpec.model_validate(body)
     fits = {**body, "operations": [{"text": {"text": "🎬" * 1000}}] * (MAX_SPEC_TEXT_BYTES // 4000 - 1)}
@@ -86,13 +119,20 @@ def test_the_reviews_emoji_spec_is_refused_with_a_sentence() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [pytest.param("a\x00b", id="NUL"), pytest.param("bell\x07", id="BEL"), pytest.param("esc\x1b[31m", id="ESC"),
-     pytest.param("form\x0cfeed", id="form feed")],
+    [
+        pytest.param("a\x00b", id="NUL"),
+        pytest.param("bell\x07", id="BEL"),
+        pytest.param("esc\x1b[31m", id="ESC"),
+        pytest.param("form\x0cfeed", id="form feed"),
+    ],
 )
 def test_text_may_hold_no_control_characters_but_tab_and_line_breaks(text: str) -> None:
     """A control character costs 6 bytes in JSON (\\u0007) for one counted: the size rule could not bound it."""
-    body = {"inputs": [{"name": "in", "uri": "s3://media/in.mp4"}], "output": {"uri": "s3://media/out/"},
-            "operations": [{"text": {"text": text}}]}
+    body = {
+        "inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
+        "output": {"uri": "s3://media/out/"},
+        "operations": [{"text": {"text": text}}],
+    }
     with pytest.raises(ValidationError, match="no control characters"):
         VideoJobSpec.model_validate(body)
     ok = {**body, "operations": [{"text": {"text": "tab\there\r\nnext line"}}]}
@@ -126,7 +166,12 @@ def test_every_wide_string_the_transcoder_gets_is_counted_by_the_size_rule() -> 
 
 
 def test_the_copy_holds_only_what_the_transcoder_reads() -> None:
-    spec = VideoJobSpec.model_validate({"inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
-                                        "output": {"uri": "s3://media/out/"}, "priority": 1,
-                                        "ttlSecondsAfterFinished": 60})
+    spec = VideoJobSpec.model_validate(
+        {
+            "inputs": [{"name": "in", "uri": "s3://media/in.mp4"}],
+            "output": {"uri": "s3://media/out/"},
+            "priority": 1,
+            "ttlSecondsAfterFinished": 60,
+        }
+    )
     assert set(json.loads(spec_json(spec))) == {"inputs", "operations", "output", "hardware", "retries"}

@@ -17,8 +17,9 @@ URI = "s3://media/in/x.mp4"
 
 
 def client_error(code: str, status: int, operation: str = "HeadObject") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       operation)
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
 
 
 def _wrapped(inner: Exception) -> Exception:

@@ -45,17 +45,28 @@ from videojob.streaming import (
         ("bytes=0-", 0, None),
     ],
     ids=[
-        "no Range header serves it all", "from the start to the end", "from an offset to the end",
-        "a closed range", "a range past the end is cut at the end", "a suffix range", "a suffix longer than it all",
-        "the first byte", "several ranges are served whole", "another unit is served whole", "an empty object",
+        "no Range header serves it all",
+        "from the start to the end",
+        "from an offset to the end",
+        "a closed range",
+        "a range past the end is cut at the end",
+        "a suffix range",
+        "a suffix longer than it all",
+        "the first byte",
+        "several ranges are served whole",
+        "another unit is served whole",
+        "an empty object",
     ],
 )
 def test_ranges_ffmpeg_asks_for(header: str | None, size: int, expected: tuple[int, int] | None) -> None:
     assert parse_range(header, size) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=200-300", "bytes=50-40", "bytes=x-", "bytes=-0"],
-                         ids=["at the end", "past the end", "backwards", "not a number", "an empty suffix"])
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=100-", "bytes=200-300", "bytes=50-40", "bytes=x-", "bytes=-0"],
+    ids=["at the end", "past the end", "backwards", "not a number", "an empty suffix"],
+)
 def test_unsatisfiable_ranges_are_refused(header: str) -> None:
     with pytest.raises(ValueError, match=r"unsatisfiable|empty"):
         parse_range(header, 100)
@@ -78,7 +89,9 @@ def test_if_range_takes_a_strong_etag_else_the_date() -> None:
 def test_part_schedule_starts_small_and_holds_hundreds_of_gigabytes() -> None:
     parts = list(streamed_parts(6 * MiB, 6 * MiB + 3 * 8 * MiB + 5))
     assert [(n, s, e) for n, s, e in parts] == [
-        (2, 6 * MiB, 14 * MiB), (3, 14 * MiB, 22 * MiB), (4, 22 * MiB, 30 * MiB),
+        (2, 6 * MiB, 14 * MiB),
+        (3, 14 * MiB, 22 * MiB),
+        (4, 22 * MiB, 30 * MiB),
     ]
     assert part_size(2) == part_size(1001) == 8 * MiB and part_size(1002) == 16 * MiB
     capacity = 6 * MiB + sum(part_size(n) for n in range(2, MAX_PARTS))
@@ -115,8 +128,7 @@ class FakeS3:
             self.calls.append(("part", PartNumber))
         return {"ETag": hashlib.md5(Body).hexdigest()}  # noqa: S324 (S3's own part ETag)
 
-    def complete_multipart_upload(self, Bucket: str, Key: str, UploadId: str,
-                                  MultipartUpload: dict[str, Any]) -> None:
+    def complete_multipart_upload(self, Bucket: str, Key: str, UploadId: str, MultipartUpload: dict[str, Any]) -> None:
         parts = self.uploads.pop(UploadId)
         numbers = [p["PartNumber"] for p in MultipartUpload["Parts"]]
         assert numbers == sorted(numbers) and numbers[0] == 1
@@ -145,7 +157,7 @@ def _pattern(n: int, seed: int = 0) -> bytes:
 def _write_slowly(path: Path, data: bytes, chunk: int, wrote: threading.Event, go_on: threading.Event) -> None:
     with path.open("wb") as f:
         for i in range(0, len(data), chunk):
-            f.write(data[i:i + chunk])
+            f.write(data[i : i + chunk])
             f.flush()
             if i >= len(data) * 3 // 4 and not wrote.is_set():
                 wrote.set()  # three quarters written: let the test look at what was uploaded so far

@@ -133,8 +133,10 @@ def test_cues_with_no_text_are_left_out_and_numbering_stays_dense() -> None:
         ("\ufeff1\r\n00:00:01,000 --> 00:00:02,500\r\nHi\r\nthere\r\n", [Cue(1.0, 2.5, "Hi\nthere")]),
         ("00:00:01.5 --> 00:00:02.25\nno number, dot, short ms", [Cue(1.5, 2.25, "no number, dot, short ms")]),
         ("1\n00:00:01,000 --> 00:00:02,000 X1:10 Y1:20\nwith coordinates\n", [Cue(1.0, 2.0, "with coordinates")]),
-        ("1\n00:00:01,000 --> 00:00:02,000\nstray\n\nblank line\n\n2\n00:00:03,000 --> 00:00:04,000\nnext\n",
-         [Cue(1.0, 2.0, "stray\nblank line"), Cue(3.0, 4.0, "next")]),
+        (
+            "1\n00:00:01,000 --> 00:00:02,000\nstray\n\nblank line\n\n2\n00:00:03,000 --> 00:00:04,000\nnext\n",
+            [Cue(1.0, 2.0, "stray\nblank line"), Cue(3.0, 4.0, "next")],
+        ),
         ("\n\n1\n00:00:01,000 --> 00:00:02,000\n\n\n", [Cue(1.0, 2.0, "")]),
         ("1\n01:02:03,004 --> 01:02:04,000\nlong\n", [Cue(3723.004, 3724.0, "long")]),
     ],
@@ -219,8 +221,7 @@ def test_parse_vtt_errors_say_where(text: str, where: str) -> None:
         ([Cue(-0.5, 1, "negative start")], [Cue(0, 1, "negative start")]),
         ([Cue(0.12345, 1.98765, " trimmed ")], [Cue(0.123, 1.988, "trimmed")]),
     ],
-    ids=["sorted", "overlap clipped", "empty dropped", "same start", "zero length", "backwards", "negative",
-         "rounded"],
+    ids=["sorted", "overlap clipped", "empty dropped", "same start", "zero length", "backwards", "negative", "rounded"],
 )
 def test_normalise_cues(cues: list[Cue], expected: list[Cue]) -> None:
     out = normalise_cues(cues)
@@ -239,8 +240,10 @@ def _words(*items: tuple[float, float, str]) -> list[tuple[float, float, str]]:
         (_words((0, 0.5, " Hello"), (0.5, 1, " world.")), [Cue(0, 1, "Hello world.")]),
         (_words((0, 0.5, " One."), (0.6, 1, " Two")), [Cue(0, 0.5, "One."), Cue(0.6, 1, "Two")]),
         (_words((0, 0.5, " a"), (2.0, 2.5, " b")), [Cue(0, 0.5, "a"), Cue(2.0, 2.5, "b")]),
-        (_words(*[(i * 1.0, i * 1.0 + 0.9, f" w{i}") for i in range(8)]),
-         [Cue(0, 5.9, "w0 w1 w2 w3 w4 w5"), Cue(6.0, 7.9, "w6 w7")]),
+        (
+            _words(*[(i * 1.0, i * 1.0 + 0.9, f" w{i}") for i in range(8)]),
+            [Cue(0, 5.9, "w0 w1 w2 w3 w4 w5"), Cue(6.0, 7.9, "w6 w7")],
+        ),
         ([], []),
     ],
     ids=["one sentence", "sentence end splits", "pause splits", "six seconds at most", "nothing"],

@@ -265,8 +265,16 @@ def preset_schema(kind: str) -> dict[str, Any]:
     }
 
 
-def _crd(kind: str, plural: str, singular: str, short_names: list[str], scope: str, schema: dict[str, Any],
-         columns: list[dict[str, Any]], status: bool) -> dict[str, Any]:
+def _crd(
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: list[str],
+    scope: str,
+    schema: dict[str, Any],
+    columns: list[dict[str, Any]],
+    status: bool,
+) -> dict[str, Any]:
     version: dict[str, Any] = {
         "name": models.VERSION,
         "served": True,
@@ -300,19 +308,42 @@ def _crd(kind: str, plural: str, singular: str, short_names: list[str], scope: s
 
 
 def crd() -> dict[str, Any]:
-    return _crd(models.KIND, models.PLURAL, models.SINGULAR, models.SHORT_NAMES, "Namespaced", openapi_schema(),
-                PRINTER_COLUMNS, status=True)
+    return _crd(
+        models.KIND,
+        models.PLURAL,
+        models.SINGULAR,
+        models.SHORT_NAMES,
+        "Namespaced",
+        openapi_schema(),
+        PRINTER_COLUMNS,
+        status=True,
+    )
 
 
 def preset_crd() -> dict[str, Any]:
-    return _crd(models.PRESET_KIND, models.PRESET_PLURAL, models.PRESET_SINGULAR, models.PRESET_SHORT_NAMES,
-                "Namespaced", preset_schema(models.PRESET_KIND), PRESET_PRINTER_COLUMNS, status=False)
+    return _crd(
+        models.PRESET_KIND,
+        models.PRESET_PLURAL,
+        models.PRESET_SINGULAR,
+        models.PRESET_SHORT_NAMES,
+        "Namespaced",
+        preset_schema(models.PRESET_KIND),
+        PRESET_PRINTER_COLUMNS,
+        status=False,
+    )
 
 
 def cluster_preset_crd() -> dict[str, Any]:
-    return _crd(models.CLUSTER_PRESET_KIND, models.CLUSTER_PRESET_PLURAL, models.CLUSTER_PRESET_SINGULAR,
-                models.CLUSTER_PRESET_SHORT_NAMES, "Cluster", preset_schema(models.CLUSTER_PRESET_KIND),
-                PRESET_PRINTER_COLUMNS, status=False)
+    return _crd(
+        models.CLUSTER_PRESET_KIND,
+        models.CLUSTER_PRESET_PLURAL,
+        models.CLUSTER_PRESET_SINGULAR,
+        models.CLUSTER_PRESET_SHORT_NAMES,
+        "Cluster",
+        preset_schema(models.CLUSTER_PRESET_KIND),
+        PRESET_PRINTER_COLUMNS,
+        status=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -357,20 +388,18 @@ def chart_crd_template(obj: dict[str, Any] | None = None) -> str:
     obj = obj if obj is not None else crd()
     meta = obj["metadata"]
     head = to_yaml({"apiVersion": obj["apiVersion"], "kind": obj["kind"]})
-    labels = "".join(f"    {key}: {value}\n" for key, value in sorted(meta["labels"].items())
-                     if key != "app.kubernetes.io/name")  # the release's labels name the chart
+    labels = "".join(
+        f"    {key}: {value}\n" for key, value in sorted(meta["labels"].items()) if key != "app.kubernetes.io/name"
+    )  # the release's labels name the chart
     body = to_yaml({"spec": obj["spec"]}).replace("{{", '{{ "{{" }}')  # no text of the schema is a template action
     return (
         CHART_CRD_HEADER % {"kind": obj["spec"]["names"]["kind"]} + head + "metadata:\n"
         f"  name: {meta['name']}\n"
         "  labels:\n"
-        '    {{- include "videojob.labels" . | nindent 4 }}\n'
-        + labels
-        + "  {{- if .Values.crds.keep }}\n"
+        '    {{- include "videojob.labels" . | nindent 4 }}\n' + labels + "  {{- if .Values.crds.keep }}\n"
         "  annotations:\n"
         "    helm.sh/resource-policy: keep\n"
-        "  {{- end }}\n"
-        + body + "{{- end }}\n"
+        "  {{- end }}\n" + body + "{{- end }}\n"
     )
 
 
@@ -404,8 +433,14 @@ def _bounds(node: dict[str, Any], long_patterns: list[tuple[str, str]], field: s
         parts.append(f"{'>' if node.get('exclusiveMinimum') else '≥'} {_number(node['minimum'])}")
     if "maximum" in node:
         parts.append(f"{'<' if node.get('exclusiveMaximum') else '≤'} {_number(node['maximum'])}")
-    for key, label in (("minLength", "length ≥"), ("maxLength", "length ≤"), ("minItems", "items ≥"),
-                       ("maxItems", "items ≤"), ("minProperties", "fields ≥"), ("maxProperties", "fields ≤")):
+    for key, label in (
+        ("minLength", "length ≥"),
+        ("maxLength", "length ≤"),
+        ("minItems", "items ≥"),
+        ("maxItems", "items ≤"),
+        ("minProperties", "fields ≥"),
+        ("maxProperties", "fields ≤"),
+    ):
         if key in node:
             parts.append(f"{label} {node[key]}")
     if node.get("x-kubernetes-list-type") == "set":
@@ -538,7 +573,8 @@ def _presets_section() -> list[str]:
         f"`{models.CLUSTER_PRESET_KIND}` (`{', '.join(models.CLUSTER_PRESET_SHORT_NAMES)}`) is cluster-scoped, kept "
         "by the platform team, and serves every namespace. Both are in the category "
         f"`{', '.join(models.CATEGORIES)}`; `kubectl get vjp,cvjp` shows the columns "
-        + ", ".join(c["name"] for c in PRESET_PRINTER_COLUMNS) + ".",
+        + ", ".join(c["name"] for c in PRESET_PRINTER_COLUMNS)
+        + ".",
         "",
         "**Resolution.** `spec.output.preset: NAME` names the `VideoJobPreset` NAME of the VideoJob's namespace if "
         "there is one, else the `ClusterVideoJobPreset` NAME. The operator resolves it when it admits the job and "

@@ -329,9 +329,7 @@ class Input(_Model):
     """A named source file. Operations refer to inputs by name."""
 
     name: InputName = Field(description="Name operations use to refer to this input (DNS label).")
-    uri: InputURI = Field(
-        description="s3://bucket/key or https://host/path (http:// only if the operator allows it)."
-    )
+    uri: InputURI = Field(description="s3://bucket/key or https://host/path (http:// only if the operator allows it).")
     trim: Trim | None = Field(default=None, description="Use only part of this input.")
 
 
@@ -358,15 +356,19 @@ class Audio(_Model):
 class Text(_Model):
     """Draw text over the video. The text is rendered literally; it never becomes part of a filter graph."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(
-        cel("!has(self.end) || self.end > self.start", "end must be greater than start", ".end"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            cel("!has(self.end) || self.end > self.start", "end must be greater than start", ".end"),
+        )
+    )
 
     text: Annotated[
         str,
         StringConstraints(min_length=1, max_length=1000),
-        Matches(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$",
-                "may hold no control characters other than tab, newline and carriage return"),
+        Matches(
+            r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$",
+            "may hold no control characters other than tab, newline and carriage return",
+        ),
     ] = Field(description="The text, rendered literally (UTF-8).")
     font: FontFamily = Field(default="DejaVu Sans", description="Font family (fontconfig name).")
     size: int = Field(default=36, ge=6, le=400, description="Font size in pixels.")
@@ -403,9 +405,7 @@ class GenerateSubtitles(_Model):
 
     language: Annotated[
         str, StringConstraints(max_length=4), Matches(r"^([a-z]{2,3}|auto)$", "must be an ISO 639 code or auto")
-    ] = Field(
-        default="auto", description="ISO 639-1/3 code of the spoken language, or auto to detect it."
-    )
+    ] = Field(default="auto", description="ISO 639-1/3 code of the spoken language, or auto to detect it.")
     engine: SpeechEngine = Field(default=SpeechEngine.WHISPER, description="Speech-to-text engine.")
     model: Annotated[
         str,
@@ -417,10 +417,12 @@ class GenerateSubtitles(_Model):
 class Subtitles(_Model):
     """Burn in subtitles from an input (SRT, VTT, ASS/SSA) or generated from speech; optionally emit files."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(
-        cel("has(self.input) != has(self.generate)", "exactly one of input or generate must be set"),
-        cel("self.burn || size(self.emit) > 0", "subtitles must be burned in or emitted (or both)"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            cel("has(self.input) != has(self.generate)", "exactly one of input or generate must be set"),
+            cel("self.burn || size(self.emit) > 0", "subtitles must be burned in or emitted (or both)"),
+        )
+    )
 
     input: InputName | None = Field(default=None, description="A subtitle input (SRT, VTT, ASS/SSA).")
     generate: GenerateSubtitles | None = Field(default=None, description="Generate subtitles from speech.")
@@ -447,9 +449,11 @@ class Subtitles(_Model):
 class PictureInPicture(_Model):
     """Overlay another video, scaled down, in a corner of the frame."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(
-        cel("!has(self.end) || self.end > self.start", "end must be greater than start", ".end"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            cel("!has(self.end) || self.end > self.start", "end must be greater than start", ".end"),
+        )
+    )
 
     input: InputName = Field(description="The video to overlay.")
     position: Corner = Field(default=Corner.TOP_RIGHT, description="Corner of the frame.")
@@ -514,15 +518,17 @@ PRESETTABLE: dict[str, Any] = {"x-videojob-presettable": True}
 
 
 class VideoOutput(_Model):
-    model_config = ConfigDict(json_schema_extra=_validations(
-        cel("!(has(self.crf) && has(self.bitrate))", "crf and bitrate are mutually exclusive", ".crf"),
-        cel(
-            "!has(self.codec) || self.codec != 'copy'"
-            " || (!has(self.crf) && !has(self.bitrate) && !has(self.resolution) && !has(self.fps))",
-            "codec copy cannot be combined with crf, bitrate, resolution or fps",
-            ".codec",
-        ),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            cel("!(has(self.crf) && has(self.bitrate))", "crf and bitrate are mutually exclusive", ".crf"),
+            cel(
+                "!has(self.codec) || self.codec != 'copy'"
+                " || (!has(self.crf) && !has(self.bitrate) && !has(self.resolution) && !has(self.fps))",
+                "codec copy cannot be combined with crf, bitrate, resolution or fps",
+                ".codec",
+            ),
+        )
+    )
 
     codec: VideoCodec = Field(
         default=VideoCodec.H264,
@@ -569,25 +575,27 @@ OPUS_SAMPLE_RATES = (8000, 16000, 24000, 48000)  # of the rates offered, those l
 
 
 class AudioOutput(_Model):
-    model_config = ConfigDict(json_schema_extra=_validations(
-        cel(
-            "!has(self.codec) || self.codec != 'copy'"
-            " || (!has(self.bitrate) && !has(self.channels) && !has(self.sampleRate))",
-            "codec copy cannot be combined with bitrate, channels or sampleRate",
-            ".codec",
-        ),
-        cel(
-            "!has(self.codec) || self.codec != 'opus' || !has(self.sampleRate)"
-            " || self.sampleRate in [8000, 16000, 24000, 48000]",
-            "codec opus supports sampleRate 8000, 16000, 24000 or 48000",
-            ".sampleRate",
-        ),
-        cel(
-            "!has(self.codec) || self.codec != 'mp3' || !has(self.channels) || self.channels <= 2",
-            "codec mp3 carries at most 2 channels",
-            ".channels",
-        ),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            cel(
+                "!has(self.codec) || self.codec != 'copy'"
+                " || (!has(self.bitrate) && !has(self.channels) && !has(self.sampleRate))",
+                "codec copy cannot be combined with bitrate, channels or sampleRate",
+                ".codec",
+            ),
+            cel(
+                "!has(self.codec) || self.codec != 'opus' || !has(self.sampleRate)"
+                " || self.sampleRate in [8000, 16000, 24000, 48000]",
+                "codec opus supports sampleRate 8000, 16000, 24000 or 48000",
+                ".sampleRate",
+            ),
+            cel(
+                "!has(self.codec) || self.codec != 'mp3' || !has(self.channels) || self.channels <= 2",
+                "codec mp3 carries at most 2 channels",
+                ".channels",
+            ),
+        )
+    )
 
     codec: AudioCodec = Field(
         default=AudioCodec.AAC,
@@ -760,80 +768,82 @@ class Notify(_Model):
 class VideoJobSpec(_Model):
     """What to make: inputs, a chain of operations, and the output."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(
-        cel(
-            "self.inputs.all(a, self.inputs.exists_one(b, b.name == a.name))",
-            "input names must be unique",
-            ".inputs",
-        ),
-        cel(
-            "self.operations.all(o, (!has(o.concat) || o.concat.inputs.all(n, self.inputs.exists(i, i.name == n)))"
-            " && (!has(o.audio) || self.inputs.exists(i, i.name == o.audio.input))"
-            " && (!has(o.pip) || self.inputs.exists(i, i.name == o.pip.input))"
-            " && (!has(o.subtitles) || !has(o.subtitles.input)"
-            " || self.inputs.exists(i, i.name == o.subtitles.input)))",
-            "every input an operation names must be declared in spec.inputs",
-            ".operations",
-        ),
-        cel(
-            "self.operations.all(o, !has(o.concat)) || (has(self.operations[0].concat)"
-            " && self.operations.filter(o, has(o.concat)).size() == 1)",
-            "concat must be the first operation, and appear once",
-            ".operations",
-        ),
-        cel(
-            "!has(self.output.video) || !has(self.output.video.codec) || self.output.video.codec != 'copy'"
-            " || self.operations.all(o, !has(o.concat) && !has(o.text) && !has(o.pip)"
-            " && (!has(o.subtitles) || !o.subtitles.burn))",
-            "video codec copy cannot be used with concat, text, pip or burned-in subtitles",
-            ".output.video.codec",
-        ),
-        cel(
-            "!has(self.parallelism) || self.parallelism == 1 || (self.hardware != 'nvidia'"
-            " && (!has(self.output.video) || !has(self.output.video.codec) || self.output.video.codec != 'copy')"
-            " && self.operations.all(o, !has(o.concat) && (!has(o.subtitles) || !has(o.subtitles.generate))))",
-            CHUNKING_REFUSED,
-            ".parallelism",
-        ),
-        cel(
-            "!has(self.output.audio) || !has(self.output.audio.codec) || self.output.audio.codec != 'copy'"
-            " || self.operations.all(o, !has(o.concat) && !has(o.audio))",
-            "audio codec copy cannot be used with concat or audio operations",
-            ".output.audio.codec",
-        ),
-        # Transition rules: a submitted job's work is fixed; only priority and cancel may change.
-        cel("self.inputs == oldSelf.inputs", "inputs are immutable", ".inputs"),
-        cel("self.operations == oldSelf.operations", "operations are immutable", ".operations"),
-        cel("self.output == oldSelf.output", "output is immutable", ".output"),
-        cel("self.hardware == oldSelf.hardware", "hardware is immutable", ".hardware"),
-        cel("self.retries == oldSelf.retries", "retries is immutable", ".retries"),
-        cel(
-            "has(self.parallelism) == has(oldSelf.parallelism)"
-            " && (!has(self.parallelism) || self.parallelism == oldSelf.parallelism)",
-            "parallelism is immutable",
-            ".parallelism",
-        ),
-        cel(
-            "has(self.activeDeadlineSeconds) == has(oldSelf.activeDeadlineSeconds)"
-            " && (!has(self.activeDeadlineSeconds) || self.activeDeadlineSeconds == oldSelf.activeDeadlineSeconds)",
-            "activeDeadlineSeconds is immutable",
-            ".activeDeadlineSeconds",
-        ),
-        cel(
-            "has(self.credentialsSecretRef) == has(oldSelf.credentialsSecretRef)"
-            " && (!has(self.credentialsSecretRef) || self.credentialsSecretRef == oldSelf.credentialsSecretRef)",
-            "credentialsSecretRef is immutable",
-            ".credentialsSecretRef",
-        ),
-        cel("oldSelf.cancel == false || self.cancel == true", "cancel cannot be undone", ".cancel"),
-        cel(
-            "self.inputs.map(i, bytes(i.uri).size()).sum()"
-            " + self.operations.map(o, has(o.text) ? bytes(o.text.text).size() : 0).sum()"
-            f" + bytes(self.output.uri).size() <= {MAX_SPEC_TEXT_BYTES}",
-            f"the input URIs, the texts of text operations and the output URI may hold {MAX_SPEC_TEXT_BYTES} bytes "
-            "(UTF-8) together",
-        ),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            cel(
+                "self.inputs.all(a, self.inputs.exists_one(b, b.name == a.name))",
+                "input names must be unique",
+                ".inputs",
+            ),
+            cel(
+                "self.operations.all(o, (!has(o.concat) || o.concat.inputs.all(n, self.inputs.exists(i, i.name == n)))"
+                " && (!has(o.audio) || self.inputs.exists(i, i.name == o.audio.input))"
+                " && (!has(o.pip) || self.inputs.exists(i, i.name == o.pip.input))"
+                " && (!has(o.subtitles) || !has(o.subtitles.input)"
+                " || self.inputs.exists(i, i.name == o.subtitles.input)))",
+                "every input an operation names must be declared in spec.inputs",
+                ".operations",
+            ),
+            cel(
+                "self.operations.all(o, !has(o.concat)) || (has(self.operations[0].concat)"
+                " && self.operations.filter(o, has(o.concat)).size() == 1)",
+                "concat must be the first operation, and appear once",
+                ".operations",
+            ),
+            cel(
+                "!has(self.output.video) || !has(self.output.video.codec) || self.output.video.codec != 'copy'"
+                " || self.operations.all(o, !has(o.concat) && !has(o.text) && !has(o.pip)"
+                " && (!has(o.subtitles) || !o.subtitles.burn))",
+                "video codec copy cannot be used with concat, text, pip or burned-in subtitles",
+                ".output.video.codec",
+            ),
+            cel(
+                "!has(self.parallelism) || self.parallelism == 1 || (self.hardware != 'nvidia'"
+                " && (!has(self.output.video) || !has(self.output.video.codec) || self.output.video.codec != 'copy')"
+                " && self.operations.all(o, !has(o.concat) && (!has(o.subtitles) || !has(o.subtitles.generate))))",
+                CHUNKING_REFUSED,
+                ".parallelism",
+            ),
+            cel(
+                "!has(self.output.audio) || !has(self.output.audio.codec) || self.output.audio.codec != 'copy'"
+                " || self.operations.all(o, !has(o.concat) && !has(o.audio))",
+                "audio codec copy cannot be used with concat or audio operations",
+                ".output.audio.codec",
+            ),
+            # Transition rules: a submitted job's work is fixed; only priority and cancel may change.
+            cel("self.inputs == oldSelf.inputs", "inputs are immutable", ".inputs"),
+            cel("self.operations == oldSelf.operations", "operations are immutable", ".operations"),
+            cel("self.output == oldSelf.output", "output is immutable", ".output"),
+            cel("self.hardware == oldSelf.hardware", "hardware is immutable", ".hardware"),
+            cel("self.retries == oldSelf.retries", "retries is immutable", ".retries"),
+            cel(
+                "has(self.parallelism) == has(oldSelf.parallelism)"
+                " && (!has(self.parallelism) || self.parallelism == oldSelf.parallelism)",
+                "parallelism is immutable",
+                ".parallelism",
+            ),
+            cel(
+                "has(self.activeDeadlineSeconds) == has(oldSelf.activeDeadlineSeconds)"
+                " && (!has(self.activeDeadlineSeconds) || self.activeDeadlineSeconds == oldSelf.activeDeadlineSeconds)",
+                "activeDeadlineSeconds is immutable",
+                ".activeDeadlineSeconds",
+            ),
+            cel(
+                "has(self.credentialsSecretRef) == has(oldSelf.credentialsSecretRef)"
+                " && (!has(self.credentialsSecretRef) || self.credentialsSecretRef == oldSelf.credentialsSecretRef)",
+                "credentialsSecretRef is immutable",
+                ".credentialsSecretRef",
+            ),
+            cel("oldSelf.cancel == false || self.cancel == true", "cancel cannot be undone", ".cancel"),
+            cel(
+                "self.inputs.map(i, bytes(i.uri).size()).sum()"
+                " + self.operations.map(o, has(o.text) ? bytes(o.text.text).size() : 0).sum()"
+                f" + bytes(self.output.uri).size() <= {MAX_SPEC_TEXT_BYTES}",
+                f"the input URIs, the texts of text operations and the output URI may hold {MAX_SPEC_TEXT_BYTES} bytes "
+                "(UTF-8) together",
+            ),
+        )
+    )
 
     priority: int = Field(default=5, ge=1, le=10, description="1 (highest) to 10 (lowest).")
     hardware: Hardware = Field(
@@ -847,7 +857,9 @@ class VideoJobSpec(_Model):
     )
     output: Output = Field(description="Where and how to write the result.")
     parallelism: int | None = Field(
-        default=None, ge=1, le=MAX_PARALLELISM,
+        default=None,
+        ge=1,
+        le=MAX_PARALLELISM,
         description="Encode the picture in up to this many segments at once, one pod each (an Indexed Job), then "
         "join them without re-encoding and encode the sound once; unset or 1: one pod. Bounded by the operator's "
         "maxRunning; each running segment counts against it. Not with concat, generated subtitles, video codec "
@@ -877,10 +889,15 @@ class VideoJobSpec(_Model):
         default=None,
         max_length=MAX_METADATA,
         description="Your key-value pairs, echoed in every notification (like MediaConvert's userMetadata).",
-        json_schema_extra={"maxProperties": MAX_METADATA, **_validations(cel(
-            f"self.all(k, k.matches('{METADATA_KEY}'))",
-            "userMetadata keys must be at most 128 letters, digits, '.', '_', '/' and '-'",
-        ))},
+        json_schema_extra={
+            "maxProperties": MAX_METADATA,
+            **_validations(
+                cel(
+                    f"self.all(k, k.matches('{METADATA_KEY}'))",
+                    "userMetadata keys must be at most 128 letters, digits, '.', '_', '/' and '-'",
+                )
+            ),
+        },
     )
 
     @field_validator("user_metadata")
@@ -888,15 +905,18 @@ class VideoJobSpec(_Model):
     def _metadata_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for key in value or {}:
             if not re.match(METADATA_KEY, key):
-                raise ValueError(f"userMetadata keys must be at most 128 letters, digits, '.', '_', '/' and '-', "
-                                 f"not {key!r}")
+                raise ValueError(
+                    f"userMetadata keys must be at most 128 letters, digits, '.', '_', '/' and '-', not {key!r}"
+                )
         return value
 
     @model_validator(mode="after")
     def _references(self) -> VideoJobSpec:
         if self.text_bytes() > MAX_SPEC_TEXT_BYTES:
-            raise ValueError(f"the input URIs, the texts of text operations and the output URI may hold "
-                             f"{MAX_SPEC_TEXT_BYTES} bytes (UTF-8) together, not {self.text_bytes()}")
+            raise ValueError(
+                f"the input URIs, the texts of text operations and the output URI may hold "
+                f"{MAX_SPEC_TEXT_BYTES} bytes (UTF-8) together, not {self.text_bytes()}"
+            )
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError("input names must be unique")
@@ -1021,8 +1041,9 @@ class NotificationStatus(_Model):
 class ResolvedPreset(_Model):
     """Which preset, in which version, a VideoJob's output was merged with (a snapshot taken at admission)."""
 
-    kind: Literal["VideoJobPreset", "ClusterVideoJobPreset"] = Field(description="VideoJobPreset (the VideoJob's "
-                                                                                 "namespace) or ClusterVideoJobPreset.")
+    kind: Literal["VideoJobPreset", "ClusterVideoJobPreset"] = Field(
+        description="VideoJobPreset (the VideoJob's namespace) or ClusterVideoJobPreset."
+    )
     name: Annotated[str, StringConstraints(max_length=253)] = Field(description="The preset's name.")
     uid: Annotated[str, StringConstraints(max_length=64)] | None = Field(default=None, description="Its uid.")
     resource_version: Annotated[str, StringConstraints(max_length=64)] | None = Field(
@@ -1126,11 +1147,14 @@ class VideoJobPresetSpec(OutputSettings):
 
     model_config = ConfigDict(json_schema_extra=_settings_rules("false"))
 
-    description: Annotated[
-        str,
-        StringConstraints(max_length=256),
-        Matches(r"^[^\x00-\x1f\x7f]*$", "may hold no control characters"),
-    ] | None = Field(default=None, description="What the preset is for, shown by `kubectl get videojobpresets`.")
+    description: (
+        Annotated[
+            str,
+            StringConstraints(max_length=256),
+            Matches(r"^[^\x00-\x1f\x7f]*$", "may hold no control characters"),
+        ]
+        | None
+    ) = Field(default=None, description="What the preset is for, shown by `kubectl get videojobpresets`.")
 
     @model_validator(mode="after")
     def _complete(self) -> VideoJobPresetSpec:

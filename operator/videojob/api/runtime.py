@@ -92,7 +92,7 @@ def parse_progress(log_tail: str) -> float | None:
         if not text.startswith(PROGRESS_PREFIX):
             continue
         try:
-            value = float(text[len(PROGRESS_PREFIX):])
+            value = float(text[len(PROGRESS_PREFIX) :])
         except ValueError:
             continue
         if 0.0 <= value <= 100.0:  # NaN and infinities fail both comparisons

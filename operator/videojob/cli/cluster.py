@@ -82,25 +82,40 @@ class Cluster:
 
     def get(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
-            f"videojob {name!r}", self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL,
-            name)
+            f"videojob {name!r}", self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL, name
+        )
         return result
 
     def videojobs(self, all_namespaces: bool = False) -> list[dict[str, Any]]:
         if all_namespaces:
             got = self._call("listing videojobs", self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
         else:
-            got = self._call("listing videojobs", self.custom.list_namespaced_custom_object, GROUP, VERSION,
-                             self.namespace, PLURAL)
+            got = self._call(
+                "listing videojobs", self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL
+            )
         items: list[dict[str, Any]] = got["items"]
-        return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""),
-                                            o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
+        return sorted(
+            items,
+            key=lambda o: (
+                o["metadata"].get("namespace", ""),
+                o["metadata"].get("creationTimestamp", ""),
+                o["metadata"]["name"],
+            ),
+        )
 
     def create(self, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         extra = {"dry_run": "All"} if dry_run else {}
         result: dict[str, Any] = self._call(
-            f"creating videojob {body['metadata'].get('name')!r}", self.custom.create_namespaced_custom_object,
-            GROUP, VERSION, self.namespace, PLURAL, body, field_validation="Strict", **extra)
+            f"creating videojob {body['metadata'].get('name')!r}",
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            body,
+            field_validation="Strict",
+            **extra,
+        )
         return result
 
     def exists(self, name: str) -> bool:
@@ -112,8 +127,15 @@ class Cluster:
 
     def cancel(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
-            f"videojob {name!r}", self.custom.patch_namespaced_custom_object, GROUP, VERSION, self.namespace,
-            PLURAL, name, {"spec": {"cancel": True}})
+            f"videojob {name!r}",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            {"spec": {"cancel": True}},
+        )
         return result
 
     def watch(self, name: str, timeout: float = 60) -> Iterator[dict[str, Any]]:
@@ -128,8 +150,14 @@ class Cluster:
             stream = watch.Watch()
             try:
                 for event in stream.stream(
-                    self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL,
-                    field_selector=f"metadata.name={name}", resource_version=version, timeout_seconds=int(timeout),
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    field_selector=f"metadata.name={name}",
+                    resource_version=version,
+                    timeout_seconds=int(timeout),
                 ):
                     obj = event["object"]
                     if event["type"] == "DELETED":
@@ -155,10 +183,17 @@ class Cluster:
         their owner is the VideoJob's Job (a label anyone can set; the owner reference is the proof)."""
         uid = vj["metadata"]["uid"]
         job = (vj.get("status") or {}).get("jobName")
-        got = self._call("listing pods", self.core.list_namespaced_pod, self.namespace,
-                         label_selector=f"{LABEL_UID}={uid}")
-        owned = [p for p in got.items if job and any(
-            ref.kind == "Job" and ref.name == job and ref.controller for ref in p.metadata.owner_references or [])]
+        got = self._call(
+            "listing pods", self.core.list_namespaced_pod, self.namespace, label_selector=f"{LABEL_UID}={uid}"
+        )
+        owned = [
+            p
+            for p in got.items
+            if job
+            and any(
+                ref.kind == "Job" and ref.name == job and ref.controller for ref in p.metadata.owner_references or []
+            )
+        ]
         return sorted(owned, key=lambda p: p.metadata.creation_timestamp)
 
     def log_lines(self, pod: str, follow: bool) -> Iterator[str]:
@@ -166,7 +201,8 @@ class Cluster:
 
         try:
             response = self.core.read_namespaced_pod_log(
-                pod, self.namespace, container=CONTAINER, follow=follow, _preload_content=False)
+                pod, self.namespace, container=CONTAINER, follow=follow, _preload_content=False
+            )
         except ApiException as e:
             raise ClusterError(f"logs of pod {pod}: {_message(e)}") from None
         try:

@@ -72,8 +72,9 @@ def _connection_options(f: F) -> F:
 def _cluster(ctx: click.Context, namespace: str | None, context: str | None, kubeconfig: str | None) -> Cluster:
     """The connection, from the subcommand's options or else the group's (`kubectl videojob -n ns list`)."""
     group = ctx.find_root().params
-    return Cluster.connect(namespace or group.get("namespace"), context or group.get("context"),
-                           kubeconfig or group.get("kubeconfig"))
+    return Cluster.connect(
+        namespace or group.get("namespace"), context or group.get("context"), kubeconfig or group.get("kubeconfig")
+    )
 
 
 def _emit(obj: Any, fmt: str | None) -> None:
@@ -191,8 +192,9 @@ def _finish(vj: dict[str, Any], fmt: str | None) -> None:
 @click.option("-o", "--output", "fmt", type=FORMATS, help="Print the finished VideoJob as json or yaml.")
 @click.pass_context
 @_handle_errors
-def watch(ctx: click.Context, name: str, namespace: str | None, context: str | None, kubeconfig: str | None,
-          fmt: str | None) -> None:
+def watch(
+    ctx: click.Context, name: str, namespace: str | None, context: str | None, kubeconfig: str | None, fmt: str | None
+) -> None:
     """Follow NAME live until it finishes; exit 0 only when it Succeeded."""
     follow(_cluster(ctx, namespace, context, kubeconfig), name, fmt)
 
@@ -213,8 +215,12 @@ def _load_manifest(path: str) -> dict[str, Any]:
 
 
 def _upload_prefix(flag: str | None, cluster: Cluster, spec: dict[str, Any]) -> str:
-    return (flag or os.environ.get(UPLOAD_ENV) or cluster.config_defaults().get("uploadTo")
-            or views.default_upload_prefix(spec))
+    return (
+        flag
+        or os.environ.get(UPLOAD_ENV)
+        or cluster.config_defaults().get("uploadTo")
+        or views.default_upload_prefix(spec)
+    )
 
 
 def _check_spec(spec: dict[str, Any]) -> None:
@@ -242,9 +248,12 @@ def _check_spec(spec: dict[str, Any]) -> None:
 @click.option("--thumbnail-at", type=float, metavar="SECONDS", help="Also store a JPEG still from this moment.")
 @click.option("--metadata", multiple=True, metavar="KEY=VALUE", help="User metadata, echoed in notifications.")
 @click.option("--webhook", "webhooks", multiple=True, metavar="URL", help="Notify this HTTPS URL of phase changes.")
-@click.option("--upload-to", metavar="s3://BUCKET/PREFIX/",
-              help="Where local files go (default: $VIDEOJOB_UPLOAD_TO, the namespace's videojob-cli ConfigMap "
-              "key uploadTo, else uploads/ in the output's bucket).")
+@click.option(
+    "--upload-to",
+    metavar="s3://BUCKET/PREFIX/",
+    help="Where local files go (default: $VIDEOJOB_UPLOAD_TO, the namespace's videojob-cli ConfigMap "
+    "key uploadTo, else uploads/ in the output's bucket).",
+)
 @click.option("--s3-endpoint", envvar="S3_ENDPOINT_URL", help="S3-compatible endpoint for uploads (default: AWS).")
 @click.option("--watch", "watch_it", is_flag=True, help="Follow the job until it finishes (exit 0 only on success).")
 @click.option("--dry-run", is_flag=True, help="Check with the API server, upload nothing, create nothing.")
@@ -252,12 +261,32 @@ def _check_spec(spec: dict[str, Any]) -> None:
 @_connection_options
 @click.pass_context
 @_handle_errors
-def submit(ctx: click.Context, filename: str | None, name: str | None, inputs: tuple[str, ...],
-           output_uri: str | None, texts: tuple[str, ...], concat: bool, priority: int | None, hardware: str | None,
-           container: str | None, codec: str | None, resolution: str | None, crf: int | None,
-           thumbnail_at: float | None, metadata: tuple[str, ...], webhooks: tuple[str, ...], upload_to: str | None,
-           s3_endpoint: str | None, watch_it: bool, dry_run: bool, fmt: str | None, namespace: str | None,
-           context: str | None, kubeconfig: str | None) -> None:
+def submit(
+    ctx: click.Context,
+    filename: str | None,
+    name: str | None,
+    inputs: tuple[str, ...],
+    output_uri: str | None,
+    texts: tuple[str, ...],
+    concat: bool,
+    priority: int | None,
+    hardware: str | None,
+    container: str | None,
+    codec: str | None,
+    resolution: str | None,
+    crf: int | None,
+    thumbnail_at: float | None,
+    metadata: tuple[str, ...],
+    webhooks: tuple[str, ...],
+    upload_to: str | None,
+    s3_endpoint: str | None,
+    watch_it: bool,
+    dry_run: bool,
+    fmt: str | None,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+) -> None:
     """Create a VideoJob from a manifest or from flags, uploading local files first."""
     if filename and inputs:
         raise views.UsageError("give either -f FILE or --input flags, not both")
@@ -268,8 +297,21 @@ def submit(ctx: click.Context, filename: str | None, name: str | None, inputs: t
         job_name = name or meta.get("name") or views.generated_name(meta.get("generateName") or "videojob")
         obj = views.videojob(job_name, spec, meta.get("labels"), meta.get("annotations"))
     else:
-        spec = views.spec_from_flags(inputs, output_uri, texts, concat, priority, hardware, container, codec,
-                                     resolution, crf, thumbnail_at, metadata, webhooks)
+        spec = views.spec_from_flags(
+            inputs,
+            output_uri,
+            texts,
+            concat,
+            priority,
+            hardware,
+            container,
+            codec,
+            resolution,
+            crf,
+            thumbnail_at,
+            metadata,
+            webhooks,
+        )
         first = views.local_path(spec["inputs"][0]["uri"]).stem if spec["inputs"] else "videojob"
         job_name = name or views.generated_name(first)
         obj = views.videojob(job_name, spec)
@@ -313,8 +355,9 @@ def submit(ctx: click.Context, filename: str | None, name: str | None, inputs: t
 @_connection_options
 @click.pass_context
 @_handle_errors
-def logs(ctx: click.Context, name: str, follow: bool, namespace: str | None, context: str | None,
-         kubeconfig: str | None) -> None:
+def logs(
+    ctx: click.Context, name: str, follow: bool, namespace: str | None, context: str | None, kubeconfig: str | None
+) -> None:
     """Print the transcoder's output of NAME (every attempt), following it while the job runs."""
     cluster = _cluster(ctx, namespace, context, kubeconfig)
     seen: set[str] = set()
@@ -328,8 +371,10 @@ def logs(ctx: click.Context, name: str, follow: bool, namespace: str | None, con
             if finished or not follow:
                 if not seen:
                     phase = (vj.get("status") or {}).get("phase") or "Pending"
-                    raise ClusterError(f"videojob {name!r} has no transcoder pod ({phase}; finished pods may have "
-                                       "been cleaned up with their Job)")
+                    raise ClusterError(
+                        f"videojob {name!r} has no transcoder pod ({phase}; finished pods may have "
+                        "been cleaned up with their Job)"
+                    )
                 return
             if not waiting_said:
                 err.print(f"waiting for a transcoder pod of {name} ...", markup=False)
@@ -360,16 +405,29 @@ def _container_state(pod: Any) -> str:
 @click.argument("name")
 @click.option("--url", "with_urls", is_flag=True, help="Print presigned HTTPS URLs.")
 @click.option("--expires", default=3600, show_default=True, help="Seconds the presigned URLs stay valid.")
-@click.option("--download", "directory", type=click.Path(file_okay=False, path_type=Path),
-              help="Download the artifacts into DIR (sha256 checked).")
+@click.option(
+    "--download",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Download the artifacts into DIR (sha256 checked).",
+)
 @click.option("--s3-endpoint", envvar="S3_ENDPOINT_URL", help="S3-compatible endpoint (default: AWS).")
 @click.option("-o", "--output", "fmt", type=FORMATS, help="json or yaml instead of a table.")
 @_connection_options
 @click.pass_context
 @_handle_errors
-def artifacts(ctx: click.Context, name: str, with_urls: bool, expires: int, directory: Path | None,
-              s3_endpoint: str | None, fmt: str | None, namespace: str | None, context: str | None,
-              kubeconfig: str | None) -> None:
+def artifacts(
+    ctx: click.Context,
+    name: str,
+    with_urls: bool,
+    expires: int,
+    directory: Path | None,
+    s3_endpoint: str | None,
+    fmt: str | None,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+) -> None:
     """List the artifacts of NAME; optionally sign URLs for them or download them."""
     cluster = _cluster(ctx, namespace, context, kubeconfig)
     vj = cluster.get(name)
@@ -416,8 +474,16 @@ def cancel(ctx: click.Context, name: str, namespace: str | None, context: str | 
 @_connection_options
 @click.pass_context
 @_handle_errors
-def retry(ctx: click.Context, name: str, new_name: str | None, watch_it: bool, fmt: str | None,
-          namespace: str | None, context: str | None, kubeconfig: str | None) -> None:
+def retry(
+    ctx: click.Context,
+    name: str,
+    new_name: str | None,
+    watch_it: bool,
+    fmt: str | None,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+) -> None:
     """Create a new VideoJob from NAME's spec (a VideoJob's work is immutable, so a retry is a new one)."""
     cluster = _cluster(ctx, namespace, context, kubeconfig)
     old = cluster.get(name)
@@ -439,8 +505,14 @@ def retry(ctx: click.Context, name: str, new_name: str | None, watch_it: bool, f
 @click.option("-o", "--output", "fmt", type=FORMATS, help="json or yaml instead of a table.")
 @click.pass_context
 @_handle_errors
-def list_(ctx: click.Context, all_namespaces: bool, namespace: str | None, context: str | None,
-          kubeconfig: str | None, fmt: str | None) -> None:
+def list_(
+    ctx: click.Context,
+    all_namespaces: bool,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    fmt: str | None,
+) -> None:
     """List VideoJobs with phase, progress, queue position, run time and age."""
     cluster = _cluster(ctx, namespace, context, kubeconfig)
     items = cluster.videojobs(all_namespaces)

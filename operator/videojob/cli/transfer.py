@@ -45,8 +45,13 @@ def _split(uri: str) -> tuple[str, str]:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -73,8 +78,7 @@ def upload(s3: Any, uploads: Sequence[Upload], console: Console) -> None:
             task = progress.add_task(f"upload {item.path.name}", total=size)
             bucket, key = _split(item.uri)
             try:
-                s3.upload_file(str(item.path), bucket, key,
-                               Callback=lambda n, task=task: progress.advance(task, n))
+                s3.upload_file(str(item.path), bucket, key, Callback=lambda n, task=task: progress.advance(task, n))
             except Exception as e:
                 raise TransferError(f"cannot upload {item.path} to {item.uri}: {_why(e)}") from None
             progress.update(task, completed=size)
@@ -103,8 +107,7 @@ def download(s3: Any, artifacts: Sequence[dict[str, Any]], directory: Path, cons
 def presigned_url(s3: Any, uri: str, expires: int) -> str:
     bucket, key = _split(uri)
     try:
-        return str(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                             ExpiresIn=expires))
+        return str(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires))
     except Exception as e:
         raise TransferError(f"cannot sign a URL for {uri}: {_why(e)}") from None
 

@@ -163,15 +163,17 @@ def artifact_rows(vj: Body) -> list[dict[str, str]]:
         size = f"{artifact.get('width')}x{artifact.get('height')}" if artifact.get("width") else "-"
         codecs = "/".join(c for c in (artifact.get("videoCodec"), artifact.get("audioCodec")) if c) or "-"
         duration = artifact.get("duration")
-        rows.append({
-            "KIND": str(artifact.get("kind", "video")),
-            "URI": str(artifact["uri"]),
-            "SIZE": human_size(artifact.get("size")),
-            "DURATION": f"{duration:.1f}s" if duration is not None else "-",
-            "RESOLUTION": size,
-            "CODECS": codecs,
-            "SHA256": str(artifact.get("sha256", ""))[:12],
-        })
+        rows.append(
+            {
+                "KIND": str(artifact.get("kind", "video")),
+                "URI": str(artifact["uri"]),
+                "SIZE": human_size(artifact.get("size")),
+                "DURATION": f"{duration:.1f}s" if duration is not None else "-",
+                "RESOLUTION": size,
+                "CODECS": codecs,
+                "SHA256": str(artifact.get("sha256", ""))[:12],
+            }
+        )
     return rows
 
 
@@ -267,8 +269,12 @@ def spec_from_flags(
     return spec
 
 
-def videojob(name: str, spec: Mapping[str, Any], labels: Mapping[str, str] | None = None,
-             annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+def videojob(
+    name: str,
+    spec: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if labels:
         meta["labels"] = dict(labels)
@@ -291,7 +297,7 @@ def default_upload_prefix(spec: Mapping[str, Any]) -> str:
     output = str((spec.get("output") or {}).get("uri") or "")
     if not output.startswith("s3://"):
         raise UsageError("local inputs need an upload location: --upload-to s3://BUCKET/PREFIX/")
-    bucket = output[len("s3://"):].split("/", 1)[0]
+    bucket = output[len("s3://") :].split("/", 1)[0]
     return f"s3://{bucket}/uploads/"
 
 
@@ -299,8 +305,9 @@ def retry_of(old: Body, name: str) -> dict[str, Any]:
     """A new VideoJob with the old one's spec (not cancelled), labels and user annotations."""
     spec = {k: v for k, v in (old.get("spec") or {}).items() if k != "cancel"}
     meta = old["metadata"]
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if not k.startswith("kubectl.kubernetes.io/")}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith("kubectl.kubernetes.io/")
+    }
     annotations["videojob.dev/retry-of"] = str(meta["name"])
     return videojob(name, spec, meta.get("labels"), annotations)
 

@@ -121,9 +121,7 @@ def wants_gpu(vj: Body) -> bool | None:
     return None if codec in NVENC_CODECS else False
 
 
-def fair_order(
-    ordered: Iterable[Body], running: Mapping[str, int], weight: Callable[[str], float]
-) -> list[Body]:
+def fair_order(ordered: Iterable[Body], running: Mapping[str, int], weight: Callable[[str], float]) -> list[Body]:
     """`ordered` (admission_order) with each priority's VideoJobs interleaved between namespaces: repeatedly the
     next VideoJob of the namespace with the least (running + taken so far) / weight, ties to the earlier in
     `ordered`. Priorities keep their order; a namespace's own VideoJobs keep theirs. O(N log namespaces)."""
@@ -147,7 +145,10 @@ def fair_order(
 
 
 def plan_admission(
-    pending: Iterable[Body], running: RunningCounts, settings: Settings, arrivals: Mapping[str, str] | None = None,
+    pending: Iterable[Body],
+    running: RunningCounts,
+    settings: Settings,
+    arrivals: Mapping[str, str] | None = None,
     key: Callable[[Body], SortKey] | None = None,
 ) -> AdmissionPlan:
     """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia"); `arrivals` and `key`
@@ -220,8 +221,10 @@ def check_admissible(spec: VideoJobSpec, settings: Settings) -> str | None:
         parts = urlsplit(item.uri)
         if parts.scheme == "http" and not settings.allow_http:
             return f"input {item.name!r}: http:// is not allowed by the operator ({item.uri}); use https:// or s3://"
-        if parts.scheme in ("http", "https") and settings.allowed_hosts and not _host_allowed(
-            parts.hostname or "", settings.allowed_hosts
+        if (
+            parts.scheme in ("http", "https")
+            and settings.allowed_hosts
+            and not _host_allowed(parts.hostname or "", settings.allowed_hosts)
         ):
             return f"input {item.name!r}: host {parts.hostname!r} is not in the operator's allowed hosts"
     return None

@@ -69,8 +69,13 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
 DRAIN_SECONDS = 5.0  # how long a resigning leader waits for API calls already sent before it releases the Lease
 
 
-def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics,
-                   elector: LeaderElector | None = None, stop: asyncio.Event | None = None) -> kopf.OperatorRegistry:
+def build_registry(
+    settings: Settings,
+    reconciler: Reconciler,
+    metrics: Metrics,
+    elector: LeaderElector | None = None,
+    stop: asyncio.Event | None = None,
+) -> kopf.OperatorRegistry:
     """A Kopf registry with the operator's handlers (a registry of its own: importing this module registers
     nothing globally, so tests can build several). With an `elector`, the reconcile loop runs only while this
     replica leads; when the lead is lost, `stop` is set (kopf.run's stop flag) and the operator shuts down."""
@@ -92,10 +97,13 @@ def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(
-                asyncio.to_thread(reconciler.executor.shutdown, wait=True, cancel_futures=True),
-                asyncio.to_thread(reconciler.status_executor.shutdown, wait=True, cancel_futures=True),
-            ), DRAIN_SECONDS)
+            await asyncio.wait_for(
+                asyncio.gather(
+                    asyncio.to_thread(reconciler.executor.shutdown, wait=True, cancel_futures=True),
+                    asyncio.to_thread(reconciler.status_executor.shutdown, wait=True, cancel_futures=True),
+                ),
+                DRAIN_SECONDS,
+            )
         await elector.release()
         elector.close()
 
@@ -150,8 +158,9 @@ def build_registry(settings: Settings, reconciler: Reconciler, metrics: Metrics,
     async def cluster_preset_event(event: kopf.RawEvent, **_: Any) -> None:
         reconciler.observe("clusterpresets", event.get("type"), dict(event["object"]))
 
-    @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": "videojob-operator"},
-                   registry=registry)
+    @kopf.on.event(
+        "batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": "videojob-operator"}, registry=registry
+    )
     async def job_event(event: kopf.RawEvent, **_: Any) -> None:
         reconciler.observe("jobs", event.get("type"), dict(event["object"]))
 

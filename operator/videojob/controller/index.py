@@ -106,8 +106,11 @@ def slim_preset(body: Mapping[str, Any]) -> Body:
 
 def slim_pod(body: Mapping[str, Any]) -> Body:
     """A pod's identity, node and status."""
-    return {**_slim_metadata(body), "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
-            "status": body.get("status") or {}}
+    return {
+        **_slim_metadata(body),
+        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+        "status": body.get("status") or {},
+    }
 
 
 class Store:
@@ -151,7 +154,8 @@ class Store:
                 fresh[uid] = current
         self.items = fresh
         self.tombstones = {
-            uid: version for uid, version in self.tombstones.items()
+            uid: version
+            for uid, version in self.tombstones.items()
             if listed_at is None or version is None or version > listed_at
         }
 
@@ -174,13 +178,20 @@ class Index:
         self.last_arrival: datetime | None = None
 
     def store(self, kind: str) -> Store:
-        return {"videojobs": self.videojobs, "jobs": self.jobs, "pods": self.pods, "presets": self.presets,
-                "clusterpresets": self.cluster_presets}[kind]
+        return {
+            "videojobs": self.videojobs,
+            "jobs": self.jobs,
+            "pods": self.pods,
+            "presets": self.presets,
+            "clusterpresets": self.cluster_presets,
+        }[kind]
 
     def presets_by_name(self) -> tuple[dict[tuple[str, str], Body], dict[str, Body]]:
         """VideoJobPresets by (namespace, name) and ClusterVideoJobPresets by name (presets.find_preset)."""
-        namespaced = {(str(b["metadata"].get("namespace")), str(b["metadata"].get("name"))): b
-                      for b in self.presets.items.values()}
+        namespaced = {
+            (str(b["metadata"].get("namespace")), str(b["metadata"].get("name"))): b
+            for b in self.presets.items.values()
+        }
         cluster = {str(b["metadata"].get("name")): b for b in self.cluster_presets.items.values()}
         return namespaced, cluster
 
@@ -267,5 +278,9 @@ def recorded_arrival(vj: Mapping[str, Any]) -> str | None:
 
 def _creation_order(vj: Mapping[str, Any]) -> tuple[str, int, str, str]:
     meta = vj.get("metadata") or {}
-    return (str(meta.get("creationTimestamp", "")), _version(vj) or 0, str(meta.get("namespace", "")),
-            str(meta.get("name", "")))
+    return (
+        str(meta.get("creationTimestamp", "")),
+        _version(vj) or 0,
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+    )

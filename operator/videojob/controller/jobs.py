@@ -79,9 +79,20 @@ SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 MAX_NAME_PREFIX = 52  # 52 + "-" + 10 hex digits = 63, the limit of a label value (pods get job-name labels)
 
 # Environment variables that identify the job: transcoder_env from the settings may not override them.
-_PROTECTED_ENV = frozenset({runtime.ENV_SPEC, runtime.ENV_SPEC_FILE, runtime.ENV_NAME, runtime.ENV_NAMESPACE,
-                            runtime.ENV_UID, runtime.ENV_HARDWARE, runtime.ENV_HARDWARE_REQUESTED, runtime.ENV_PART,
-                            runtime.ENV_SEGMENTS, runtime.ENV_COMPLETION_INDEX})
+_PROTECTED_ENV = frozenset(
+    {
+        runtime.ENV_SPEC,
+        runtime.ENV_SPEC_FILE,
+        runtime.ENV_NAME,
+        runtime.ENV_NAMESPACE,
+        runtime.ENV_UID,
+        runtime.ENV_HARDWARE,
+        runtime.ENV_HARDWARE_REQUESTED,
+        runtime.ENV_PART,
+        runtime.ENV_SEGMENTS,
+        runtime.ENV_COMPLETION_INDEX,
+    }
+)
 
 
 def job_name(vj: Mapping[str, Any]) -> str:
@@ -97,7 +108,7 @@ def join_job_name(vj: Mapping[str, Any]) -> str:
     """The join Job of a chunked VideoJob: `job_name` with its name part shortened by 5, then "-join"."""
     meta = vj["metadata"]
     digest = hashlib.sha256(str(meta["uid"]).encode()).hexdigest()[:10]
-    prefix = str(meta["name"])[:MAX_NAME_PREFIX - 5].rstrip("-.")
+    prefix = str(meta["name"])[: MAX_NAME_PREFIX - 5].rstrip("-.")
     return f"{prefix}-{digest}-join"
 
 
@@ -226,8 +237,12 @@ def pod_failure_policy() -> dict[str, Any]:
 
 
 def build_job_manifest(
-    vj: Mapping[str, Any], hardware: str, settings: Settings, preset: Mapping[str, Any] | None = None,
-    segments: int = 1, part: str | None = None,
+    vj: Mapping[str, Any],
+    hardware: str,
+    settings: Settings,
+    preset: Mapping[str, Any] | None = None,
+    segments: int = 1,
+    part: str | None = None,
 ) -> dict[str, Any]:
     """The batch/v1 Job for a VideoJob admitted on `hardware` ("cpu" or "nvidia"). `vj` carries the spec the job
     runs: with a preset, the merged one (presets.resolve), and `preset` says which preset that was.
@@ -261,8 +276,11 @@ def build_job_manifest(
         "terminationMessagePath": runtime.DEFAULT_RESULT_PATH,
         "terminationMessagePolicy": "File",  # the TranscodeResult JSON, not the log tail
         "securityContext": copy.deepcopy(settings.transcoder_security_context),
-        "volumeMounts": [{"name": "work", "mountPath": WORKDIR}, {"name": "tmp", "mountPath": TMPDIR},
-                         {"name": "spec", "mountPath": runtime.SPEC_DIR, "readOnly": True}],
+        "volumeMounts": [
+            {"name": "work", "mountPath": WORKDIR},
+            {"name": "tmp", "mountPath": TMPDIR},
+            {"name": "spec", "mountPath": runtime.SPEC_DIR, "readOnly": True},
+        ],
     }
     work_volume: dict[str, Any] = {"sizeLimit": settings.workdir_size_limit}
 
@@ -276,10 +294,17 @@ def build_job_manifest(
         "volumes": [
             {"name": "work", "emptyDir": work_volume},
             {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
-            {"name": "spec", "downwardAPI": {"items": [{
-                "path": runtime.SPEC_FILE.removeprefix(runtime.SPEC_DIR + "/"),
-                "fieldRef": {"fieldPath": f"metadata.annotations['{runtime.SPEC_ANNOTATION}']"},
-            }]}},
+            {
+                "name": "spec",
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": runtime.SPEC_FILE.removeprefix(runtime.SPEC_DIR + "/"),
+                            "fieldRef": {"fieldPath": f"metadata.annotations['{runtime.SPEC_ANNOTATION}']"},
+                        }
+                    ]
+                },
+            },
         ],
     }
     priority_class = settings.priority_class(spec.priority)
@@ -289,8 +314,22 @@ def build_job_manifest(
         pod_spec["nodeSelector"] = dict(settings.gpu_node_selector)
         pod_spec["tolerations"] = [dict(t) for t in settings.gpu_tolerations]
     if uses_web_identity(spec, settings):
-        pod_spec["volumes"].append({"name": "web-identity", "projected": {"sources": [{"serviceAccountToken": {
-            "audience": settings.s3_token_audience, "expirationSeconds": 3600, "path": "token"}}]}})
+        pod_spec["volumes"].append(
+            {
+                "name": "web-identity",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": settings.s3_token_audience,
+                                "expirationSeconds": 3600,
+                                "path": "token",
+                            }
+                        }
+                    ]
+                },
+            }
+        )
         container["volumeMounts"].append({"name": "web-identity", "mountPath": WEB_IDENTITY_DIR, "readOnly": True})
 
     job: dict[str, Any] = {
@@ -308,19 +347,27 @@ def build_job_manifest(
             "activeDeadlineSeconds": spec.active_deadline_seconds or settings.default_active_deadline_seconds,
             "podFailurePolicy": pod_failure_policy(),
             "template": {
-                "metadata": {"labels": dict(job_labels),
-                             "annotations": {**annotations, runtime.SPEC_ANNOTATION: runtime.spec_json(spec)}},
+                "metadata": {
+                    "labels": dict(job_labels),
+                    "annotations": {**annotations, runtime.SPEC_ANNOTATION: runtime.spec_json(spec)},
+                },
                 "spec": pod_spec,
             },
         },
     }
     if preset is not None:
         job["spec"]["template"]["metadata"]["annotations"][ANNOTATION_PRESET] = json.dumps(
-            dict(preset), separators=(",", ":"), sort_keys=True)
+            dict(preset), separators=(",", ":"), sort_keys=True
+        )
     if part == PART_SEGMENTS:
         del job["spec"]["backoffLimit"]  # per index instead: a failed segment is retried alone
-        job["spec"] |= {"completionMode": "Indexed", "completions": segments, "parallelism": segments,
-                        "backoffLimitPerIndex": spec.retries, "maxFailedIndexes": 0}
+        job["spec"] |= {
+            "completionMode": "Indexed",
+            "completions": segments,
+            "parallelism": segments,
+            "backoffLimitPerIndex": spec.retries,
+            "maxFailedIndexes": 0,
+        }
     merge_pod(pod_spec, job["spec"]["template"]["metadata"], settings)
     return job
 

@@ -137,7 +137,9 @@ class Kube:
         return text
 
     def list_all(
-        self, path: str, label_selector: str | None = None,
+        self,
+        path: str,
+        label_selector: str | None = None,
         slim: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         """Every item of a collection (paged) and the list's resourceVersion. `slim` is applied to each item as its
@@ -181,8 +183,12 @@ class Kube:
 
     def delete_videojob(self, namespace: str, name: str, uid: str) -> None:
         """Delete this very VideoJob (uid precondition: never a re-created one of the same name)."""
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid},
-                "propagationPolicy": "Background"}
+        body = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "preconditions": {"uid": uid},
+            "propagationPolicy": "Background",
+        }
         try:
             self.request("DELETE", videojobs_path(namespace, name), body)
         except ApiException as e:
@@ -225,8 +231,9 @@ class Kube:
         or not there yet."""
         query = {"container": container, "tailLines": lines, "limitBytes": limit_bytes}
         try:
-            return self.request_text("GET", f"{pods_path(namespace)}/{quote(name)}/log", query=query, timeout=10,
-                                     accept="*/*")
+            return self.request_text(
+                "GET", f"{pods_path(namespace)}/{quote(name)}/log", query=query, timeout=10, accept="*/*"
+            )
         except ApiException as e:
             if e.status in (400, 404):  # no such pod, or its container has not started
                 return ""
@@ -234,9 +241,7 @@ class Kube:
 
     # --- Events --------------------------------------------------------------------------------------------
 
-    def create_event(
-        self, vj: Mapping[str, Any], event_type: str, reason: str, message: str, timestamp: str
-    ) -> None:
+    def create_event(self, vj: Mapping[str, Any], event_type: str, reason: str, message: str, timestamp: str) -> None:
         """A core/v1 Event about a VideoJob (what `kubectl describe vj` and `kubectl get events` show)."""
         meta = vj["metadata"]
         namespace = meta["namespace"]
@@ -294,9 +299,9 @@ class Kube:
             except ApiException as e:
                 if e.status != 409:
                     raise
-                self.request("PATCH", f"{path}/{quote(manifest['metadata']['name'])}", manifest,
-                             content_type=MERGE_PATCH)
-
+                self.request(
+                    "PATCH", f"{path}/{quote(manifest['metadata']['name'])}", manifest, content_type=MERGE_PATCH
+                )
 
     def delete_if_ours(self, namespace: str, api_version: str, kind: str, name: str) -> bool:
         """Delete a namespaced object this operator made (its managed-by label says so); True when it did."""

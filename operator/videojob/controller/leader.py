@@ -136,8 +136,15 @@ def _micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def lease_body(name: str, namespace: str, identity: str, record: LeaseRecord | None, timings: Timings,
-               now: datetime, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def lease_body(
+    name: str,
+    namespace: str,
+    identity: str,
+    record: LeaseRecord | None,
+    timings: Timings,
+    now: datetime,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The Lease that records `identity` as holder: a renewal keeps acquireTime, a takeover counts a transition.
     Written with the resourceVersion it was read at, so of two replicas writing at once, one gets 409. A change of
     holder (a released Lease included) counts in leaseTransitions, as client-go counts it."""
@@ -164,8 +171,9 @@ def lease_body(name: str, namespace: str, identity: str, record: LeaseRecord | N
     }
 
 
-def released_body(name: str, namespace: str, record: LeaseRecord, now: datetime,
-                  labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def released_body(
+    name: str, namespace: str, record: LeaseRecord, now: datetime, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The Lease given up by its holder: no holder, so the next poll of a standby takes it."""
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if labels:
@@ -185,8 +193,17 @@ class LeaderElector:
     lead is lost and then returns; `release()` gives the Lease up on shutdown. Calls go through a thread of their
     own, so a reconcile pass that keeps the API workers busy never delays a renewal."""
 
-    def __init__(self, kube: Kube, namespace: str, name: str, identity: str, timings: Timings, metrics: Metrics,
-                 clock: Callable[[], float] = time.monotonic, labels: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        identity: str,
+        timings: Timings,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = name
@@ -227,8 +244,9 @@ class LeaderElector:
         if decision is Decision.WAIT:
             self.renewed_at = None  # another holds it: we never act on an old renewal
             return False
-        body = lease_body(self.name, self.namespace, self.identity, record, self.timings, datetime.now(UTC),
-                          self.labels)
+        body = lease_body(
+            self.name, self.namespace, self.identity, record, self.timings, datetime.now(UTC), self.labels
+        )
         sent = self.clock()
         try:
             if decision is Decision.CREATE:
@@ -243,8 +261,13 @@ class LeaderElector:
             log.warning("cannot write Lease %s/%s: %s", self.namespace, self.name, describe(e))
             return False
         if decision is not Decision.RENEW or self.renewed_at is None:
-            log.info("acquired Lease %s/%s as %s (previous holder: %s)", self.namespace, self.name, self.identity,
-                     (record.holder if record is not None else None) or "none")
+            log.info(
+                "acquired Lease %s/%s as %s (previous holder: %s)",
+                self.namespace,
+                self.name,
+                self.identity,
+                (record.holder if record is not None else None) or "none",
+            )
         self.renewed_at = sent
         self.holder = self.identity
         return True
@@ -267,8 +290,12 @@ class LeaderElector:
             if not self.leading or (not held and self.holder not in (None, self.identity)):
                 self.lost = True
                 self.stop_acting()
-                log.error("lost Lease %s/%s (holder now: %s): stopped acting", self.namespace, self.name,
-                          self.holder or "none")
+                log.error(
+                    "lost Lease %s/%s (holder now: %s): stopped acting",
+                    self.namespace,
+                    self.name,
+                    self.holder or "none",
+                )
                 return
 
     def stop_acting(self) -> None:
@@ -285,13 +312,14 @@ class LeaderElector:
             record = LeaseRecord.from_lease(lease) if lease is not None else None
             if record is None or record.holder != self.identity:
                 return
-            await self._call(self.kube.replace_lease,
-                             released_body(self.name, self.namespace, record, datetime.now(UTC), self.labels),
-                             self._timeout)
+            await self._call(
+                self.kube.replace_lease,
+                released_body(self.name, self.namespace, record, datetime.now(UTC), self.labels),
+                self._timeout,
+            )
             log.info("released Lease %s/%s", self.namespace, self.name)
         except Exception as e:
-            log.warning("cannot release Lease %s/%s (it expires instead): %s", self.namespace, self.name,
-                        describe(e))
+            log.warning("cannot release Lease %s/%s (it expires instead): %s", self.namespace, self.name, describe(e))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -75,10 +75,20 @@ def _elector(settings: Settings, kube: Kube, metrics: Metrics) -> LeaderElector:
 
     # The pod's name (the chart passes it): a restarted container of the same pod may take its Lease back at once.
     identity = os.environ.get("POD_NAME") or socket.gethostname()
-    timings = Timings(settings.leader_election_lease_duration, settings.leader_election_renew_deadline,
-                      settings.leader_election_retry_period)
-    return LeaderElector(kube, settings.operator_namespace, settings.leader_election_lease_name, identity, timings,
-                         metrics, labels={LABEL_MANAGED_BY: MANAGED_BY})
+    timings = Timings(
+        settings.leader_election_lease_duration,
+        settings.leader_election_renew_deadline,
+        settings.leader_election_retry_period,
+    )
+    return LeaderElector(
+        kube,
+        settings.operator_namespace,
+        settings.leader_election_lease_name,
+        identity,
+        timings,
+        metrics,
+        labels={LABEL_MANAGED_BY: MANAGED_BY},
+    )
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:

@@ -69,44 +69,67 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.build_info = Gauge("videojob_build_info", "The running operator: always 1, with its version.",
-                                ["version", "python_version"], registry=r)
+        self.build_info = Gauge(
+            "videojob_build_info",
+            "The running operator: always 1, with its version.",
+            ["version", "python_version"],
+            registry=r,
+        )
         self.build_info.labels(version=__version__, python_version=platform.python_version()).set(1)
-        self.videojobs = Gauge("videojob_videojobs", "VideoJobs by namespace and phase.",
-                               ["videojob_namespace", "phase"], registry=r)
-        self.queue_depth = Gauge("videojob_queue_depth", "VideoJobs waiting for admission, by priority.",
-                                 ["priority"], registry=r)
-        self.running = Gauge("videojob_running", "Admitted, unfinished VideoJobs by hardware.", ["hardware"],
-                             registry=r)
+        self.videojobs = Gauge(
+            "videojob_videojobs", "VideoJobs by namespace and phase.", ["videojob_namespace", "phase"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "videojob_queue_depth", "VideoJobs waiting for admission, by priority.", ["priority"], registry=r
+        )
+        self.running = Gauge(
+            "videojob_running", "Admitted, unfinished VideoJobs by hardware.", ["hardware"], registry=r
+        )
         self.admission_wait = Histogram(
-            "videojob_admission_wait_seconds", "From creation to Job creation, by priority.", ["priority"],
-            buckets=_WAIT_BUCKETS, registry=r,
+            "videojob_admission_wait_seconds",
+            "From creation to Job creation, by priority.",
+            ["priority"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
         )
         self.run_duration = Histogram(
-            "videojob_run_duration_seconds", "From start to finish.", ["hardware", "phase"],
-            buckets=_DURATION_BUCKETS, registry=r,
+            "videojob_run_duration_seconds",
+            "From start to finish.",
+            ["hardware", "phase"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
         )
         self.finished = Counter(
-            "videojob_finished", "VideoJobs that reached a terminal phase, by phase and reason.",
-            ["videojob_namespace", "phase", "reason", "hardware"], registry=r,
+            "videojob_finished",
+            "VideoJobs that reached a terminal phase, by phase and reason.",
+            ["videojob_namespace", "phase", "reason", "hardware"],
+            registry=r,
         )
-        self.input_bytes = Counter("videojob_input_bytes", "Bytes read by successful jobs.", ["videojob_namespace"],
-                                   registry=r)
-        self.output_bytes = Counter("videojob_output_bytes", "Bytes written by successful jobs.",
-                                    ["videojob_namespace"], registry=r)
+        self.input_bytes = Counter(
+            "videojob_input_bytes", "Bytes read by successful jobs.", ["videojob_namespace"], registry=r
+        )
+        self.output_bytes = Counter(
+            "videojob_output_bytes", "Bytes written by successful jobs.", ["videojob_namespace"], registry=r
+        )
         self.encode_speed = Histogram(
-            "videojob_encode_speed_ratio", "Seconds of media produced per second of transcoder run time.",
-            ["hardware"], buckets=_SPEED_BUCKETS, registry=r,
+            "videojob_encode_speed_ratio",
+            "Seconds of media produced per second of transcoder run time.",
+            ["hardware"],
+            buckets=_SPEED_BUCKETS,
+            registry=r,
         )
         self.retries = Counter("videojob_retries", "Attempts beyond the first.", registry=r)
         self.jobs_created = Counter("videojob_jobs_created", "Kubernetes Jobs created.", registry=r)
         self.reconcile_duration = Histogram(
-            "videojob_reconcile_duration_seconds", "Duration of a reconcile pass.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
+            "videojob_reconcile_duration_seconds",
+            "Duration of a reconcile pass.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
         )
         self.reconcile_errors = Counter("videojob_reconcile_errors", "Failed API calls in passes.", registry=r)
-        self.leader = Gauge("videojob_leader", "1 while this replica leads (admits and writes), 0 on standby.",
-                            registry=r)
+        self.leader = Gauge(
+            "videojob_leader", "1 while this replica leads (admits and writes), 0 on standby.", registry=r
+        )
         self.leader.set(1)
         for priority in PRIORITIES:
             self.queue_depth.labels(priority=str(priority)).set(0)
@@ -120,8 +143,9 @@ class Metrics:
 
     # --- what a pass saw and did ---------------------------------------------------------------------------------
 
-    def observe_state(self, phases: Iterable[tuple[str, str]], queued: Iterable[int],
-                      running: Mapping[str, int]) -> None:
+    def observe_state(
+        self, phases: Iterable[tuple[str, str]], queued: Iterable[int], running: Mapping[str, int]
+    ) -> None:
         """Set the gauges from one pass: (namespace, phase) of every VideoJob, the priority of every queued one,
         running VideoJobs by hardware. A namespace without VideoJobs drops out (its series disappear)."""
         counts: dict[tuple[str, str], int] = {}
@@ -155,8 +179,9 @@ class Metrics:
                 max((completed - started).total_seconds(), 0)
             )
         self.retries.inc(max(int(status.get("attempts") or 0) - 1, 0))
-        self.finished.labels(videojob_namespace=namespace, phase=phase, reason=str(status.get("reason") or phase),
-                             hardware=hardware).inc()
+        self.finished.labels(
+            videojob_namespace=namespace, phase=phase, reason=str(status.get("reason") or phase), hardware=hardware
+        ).inc()
         if phase != "Succeeded" or result is None:
             return
         self.input_bytes.labels(videojob_namespace=namespace).inc(result.bytes_in)

@@ -259,8 +259,14 @@ Call = Callable[..., Awaitable[Any]]
 class Notifier:
     """Sends what `due` says, one task per VideoJob at a time; records each attempt through `kube`."""
 
-    def __init__(self, settings: Settings, kube: Any, call: Call, videojobs: Callable[[str], Body | None],
-                 on_status: Callable[[Body], Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kube: Any,
+        call: Call,
+        videojobs: Callable[[str], Body | None],
+        on_status: Callable[[Body], Any],
+    ) -> None:
         self.settings = settings
         self.kube = kube
         self.call = call  # runs a blocking Kubernetes call in the operator's thread pool
@@ -315,8 +321,15 @@ class Notifier:
                     try:
                         code = await self._post(item, host, port, headers, body, record)
                     except Retryable as e:
-                        await self._record(vj, {**record, "state": "Retrying", "message": str(e)[:1024],
-                                                **({"responseCode": e.code} if e.code else {})})
+                        await self._record(
+                            vj,
+                            {
+                                **record,
+                                "state": "Retrying",
+                                "message": str(e)[:1024],
+                                **({"responseCode": e.code} if e.code else {}),
+                            },
+                        )
                         raise
                     record["responseCode"] = code
         except Refused as e:
@@ -326,16 +339,24 @@ class Notifier:
         except (Retryable, Rejected) as e:
             answered = {"responseCode": e.code} if e.code else {}
             await self._record(vj, {**record, **answered, "state": "Failed", "message": str(e)[:1024]})
-            await self._event(vj, "Warning", Reason.NOTIFICATION_FAILED,
-                              f"gave up sending {item.event} to {item.target.url} after {record['attempts']} "
-                              f"attempt(s): {e}")
+            await self._event(
+                vj,
+                "Warning",
+                Reason.NOTIFICATION_FAILED,
+                f"gave up sending {item.event} to {item.target.url} after {record['attempts']} attempt(s): {e}",
+            )
             return
         await self._record(vj, {**record, "state": "Delivered"})
-        await self._event(vj, "Normal", Reason.NOTIFICATION_DELIVERED,
-                          f"{item.event} delivered to {item.target.url} (attempt {record['attempts']})")
+        await self._event(
+            vj,
+            "Normal",
+            Reason.NOTIFICATION_DELIVERED,
+            f"{item.event} delivered to {item.target.url} (attempt {record['attempts']})",
+        )
 
-    async def _post(self, item: Due, host: str, port: int, headers: Mapping[str, str], body: bytes,
-                    record: dict[str, Any]) -> int:
+    async def _post(
+        self, item: Due, host: str, port: int, headers: Mapping[str, str], body: bytes, record: dict[str, Any]
+    ) -> int:
         """One request to an address the policy allows (counted in `record`); the status code of a 2xx, else an
         exception."""
         import aiohttp
@@ -351,14 +372,18 @@ class Notifier:
         url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
         default_port = 443 if parts.scheme == "https" else 80
         sent = {
-            **headers, **sign(key, item.id, int(time.time()), body),
+            **headers,
+            **sign(key, item.id, int(time.time()), body),
             "Host": host if port == default_port else f"{host}:{port}",
             "User-Agent": "videojob-operator",
         }
         session = await self._client()
         try:
             async with session.post(
-                url, data=body, headers=sent, allow_redirects=False,
+                url,
+                data=body,
+                headers=sent,
+                allow_redirects=False,
                 server_hostname=None if literal else host,
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
             ) as response:
@@ -422,12 +447,16 @@ class Notifier:
         """Replace this (url, event)'s entry in status.notifications (the notifier is the field's only writer)."""
         meta = vj["metadata"]
         current = self.videojobs(str(meta["uid"])) or vj
-        entries = [n for n in (current.get("status") or {}).get("notifications") or []
-                   if (n.get("url"), n.get("event")) != (entry["url"], entry["event"])]
+        entries = [
+            n
+            for n in (current.get("status") or {}).get("notifications") or []
+            if (n.get("url"), n.get("event")) != (entry["url"], entry["event"])
+        ]
         entries.append(entry)
         try:
-            response = await self.call(self.kube.patch_videojob_status, meta["namespace"], meta["name"],
-                                       {"notifications": entries})
+            response = await self.call(
+                self.kube.patch_videojob_status, meta["namespace"], meta["name"], {"notifications": entries}
+            )
         except Exception as e:
             log.warning("cannot record notification of %s/%s: %s", meta["namespace"], meta["name"], e)
             return
@@ -435,8 +464,12 @@ class Notifier:
             self.on_status(response)
 
     async def _event(self, vj: Body, kind: str, reason: str, message: str) -> None:
-        log.info("%s: %s", reason, message, extra={"namespace": vj["metadata"]["namespace"],
-                                                   "videojob": vj["metadata"]["name"]})
+        log.info(
+            "%s: %s",
+            reason,
+            message,
+            extra={"namespace": vj["metadata"]["namespace"], "videojob": vj["metadata"]["name"]},
+        )
         try:
             await self.call(self.kube.create_event, vj, kind, str(reason), message, _now())
         except Exception as e:  # the status records it; a lost Event is not worth a retry

@@ -36,8 +36,9 @@ class Resolution:
     problem: str | None = None  # the merge does not make a valid spec
 
 
-def find_preset(name: str, namespace: str, namespaced: Mapping[tuple[str, str], Body],
-                cluster: Mapping[str, Body]) -> Body | None:
+def find_preset(
+    name: str, namespace: str, namespaced: Mapping[tuple[str, str], Body], cluster: Mapping[str, Body]
+) -> Body | None:
     """The VideoJobPreset `name` of `namespace`, else the ClusterVideoJobPreset `name`, else None."""
     return namespaced.get((namespace, name)) or cluster.get(name)
 
@@ -45,8 +46,10 @@ def find_preset(name: str, namespace: str, namespaced: Mapping[tuple[str, str], 
 def snapshot(preset: Body) -> dict[str, Any]:
     """`status.preset` for a preset body: its kind, name and version."""
     meta = preset.get("metadata") or {}
-    out: dict[str, Any] = {"kind": CLUSTER_PRESET_KIND if not meta.get("namespace") else PRESET_KIND,
-                           "name": meta.get("name")}
+    out: dict[str, Any] = {
+        "kind": CLUSTER_PRESET_KIND if not meta.get("namespace") else PRESET_KIND,
+        "name": meta.get("name"),
+    }
     for key in ("uid", "resourceVersion", "generation"):
         if meta.get(key) is not None:
             out[key] = meta[key]
@@ -73,9 +76,11 @@ def resolve(vj: Body, spec: VideoJobSpec, preset: Body | None) -> Resolution:
     name = spec.output.preset
     namespace = str((vj.get("metadata") or {}).get("namespace", ""))
     if preset is None:
-        return Resolution(waiting=f"waiting for preset {name!r}: no {PRESET_KIND} {name!r} in namespace "
-                                  f"{namespace!r} and no {CLUSTER_PRESET_KIND} {name!r}; the job joins the queue "
-                                  "when one is created")
+        return Resolution(
+            waiting=f"waiting for preset {name!r}: no {PRESET_KIND} {name!r} in namespace "
+            f"{namespace!r} and no {CLUSTER_PRESET_KIND} {name!r}; the job joins the queue "
+            "when one is created"
+        )
     which = describe_preset(preset)
     try:
         settings = VideoJobPresetSpec.model_validate(preset.get("spec") or {})

@@ -49,12 +49,19 @@ def operator_cluster_rules(transcoder_service_account: str) -> list[dict[str, An
         {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "patch"], "resourceNames": name},
         # Earlier versions bound that ServiceAccount to a Role that could patch every VideoJob's status; the
         # operator removes them (those it labelled) and can touch no other Role or RoleBinding.
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-         "verbs": ["get", "delete"], "resourceNames": name},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["roles", "rolebindings"],
+            "verbs": ["get", "delete"],
+            "resourceNames": name,
+        },
         # Kopf: discovers the VideoJob resource (and notices a re-installed CRD) and, when given several
         # namespaces, checks which of them exist. Read only.
-        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-         "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "list", "watch"],
+        },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
     ]
 
@@ -65,8 +72,12 @@ def leader_election_rules(lease_name: str) -> list[dict[str, Any]]:
     Lease only. No list or watch: replicas poll it by name. No delete: it stays, naming the last holder."""
     return [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update"],
-         "resourceNames": [lease_name]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "update"],
+            "resourceNames": [lease_name],
+        },
     ]
 
 

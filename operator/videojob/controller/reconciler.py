@@ -172,7 +172,9 @@ class StatusWriter:
     """
 
     def __init__(
-        self, write: Callable[[str, dict[str, Any], list[Body], str | None], Awaitable[None]], workers: int,
+        self,
+        write: Callable[[str, dict[str, Any], list[Body], str | None], Awaitable[None]],
+        workers: int,
         on_error: Callable[[str, BaseException], None],
     ) -> None:
         self.write = write
@@ -190,8 +192,9 @@ class StatusWriter:
             self._ready = asyncio.Event()
         return self._ready
 
-    def submit(self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool,
-               basis: str | None = None) -> None:
+    def submit(
+        self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool, basis: str | None = None
+    ) -> None:
         self.wishes[uid] = (status, pods, basis)
         if urgent:
             self.background.pop(uid, None)
@@ -267,8 +270,13 @@ class Reconciler:
         # Leader election (leader.py) replaces this with "does this replica still hold the Lease": every API call of
         # the loop, the status writer and the notifier asks it first.
         self.may_act: Callable[[], bool] = lambda: True
-        self.notifier = Notifier(settings, kube, self.call_status, lambda uid: self.index.videojobs.items.get(uid),
-                                 lambda body: self.index.videojobs.upsert(body))  # relist replaces the dicts
+        self.notifier = Notifier(
+            settings,
+            kube,
+            self.call_status,
+            lambda uid: self.index.videojobs.items.get(uid),
+            lambda body: self.index.videojobs.upsert(body),
+        )  # relist replaces the dicts
 
     # --- feeding -------------------------------------------------------------------------------------------
 
@@ -323,8 +331,9 @@ class Reconciler:
 
     async def _report_quietly(self, vj: Mapping[str, Any], text: str) -> None:
         try:
-            await self.call_status(self.kube.create_event, vj, "Warning", Reason.RECONCILE_ERROR, text,
-                                   timestamp(datetime.now(UTC)))
+            await self.call_status(
+                self.kube.create_event, vj, "Warning", Reason.RECONCILE_ERROR, text, timestamp(datetime.now(UTC))
+            )
         except Exception as e:
             log.warning("cannot post Event %s: %s", Reason.RECONCILE_ERROR, describe(e))
 
@@ -443,19 +452,29 @@ class Reconciler:
             else:
                 p.fine.add(uid)
 
-        counts = RunningCounts(total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"],
-                               namespaces=p.running_in)
+        counts = RunningCounts(
+            total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"], namespaces=p.running_in
+        )
         to_admit, positions, held, segments = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
-        admitted = await asyncio.gather(*(
-            self.admit(vj, hardware, now, p.presets.get(str(vj["metadata"]["uid"])),
-                       segments.get(str(vj["metadata"]["uid"]), 1))
-            for vj, hardware in to_admit))
+        admitted = await asyncio.gather(
+            *(
+                self.admit(
+                    vj,
+                    hardware,
+                    now,
+                    p.presets.get(str(vj["metadata"]["uid"])),
+                    segments.get(str(vj["metadata"]["uid"]), 1),
+                )
+                for vj, hardware in to_admit
+            )
+        )
         for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
             uid = str(vj["metadata"]["uid"])
-            self._desire(p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid),
-                         queued_at=arrivals.get(uid))
+            self._desire(
+                p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid), queued_at=arrivals.get(uid)
+            )
             if job is not None:
                 _count_running(p, vj, hardware, segments.get(uid, 1))
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
@@ -471,8 +490,9 @@ class Reconciler:
                 continue
             patch = status_patch(vj.get("status"), new)
             if patch:
-                self.status_writer.submit(uid, new, its_pods, urgent=_is_urgent(patch),
-                                          basis=(vj.get("status") or {}).get("phase"))
+                self.status_writer.submit(
+                    uid, new, its_pods, urgent=_is_urgent(patch), basis=(vj.get("status") or {}).get("phase")
+                )
             else:
                 self.status_writer.discard(uid)  # an older wish must not overwrite what is now right
         results = await asyncio.gather(*p.work, return_exceptions=True)
@@ -522,9 +542,16 @@ class Reconciler:
         outputs = facts.outputs if facts is not None else None
         status = vj.get("status") or {}
         if status.get("phase") in TERMINAL:
-            new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                                stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs,
-                                progress=self._progress_of(uid, its_pods, job))
+            new = derive_status(
+                vj,
+                job,
+                its_pods,
+                now,
+                queued_at=arrivals.get(uid),
+                stuck_timeout=settings.stuck_timeout_seconds,
+                outputs=outputs,
+                progress=self._progress_of(uid, its_pods, job),
+            )
             p.desired[uid] = (vj, new, its_pods)
             if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
                 _count_running(p, vj, _hardware(new), running_slots(job))
@@ -554,14 +581,26 @@ class Reconciler:
                     return
                 problem = resolution.problem
                 if problem is None:  # no preset of that name yet: it waits outside the queue
-                    p.desired[uid] = (vj, derive_status(vj, None, [], now, preset_missing=resolution.waiting,
-                                                        queued_at=arrivals.get(uid)), [])
+                    p.desired[uid] = (
+                        vj,
+                        derive_status(
+                            vj, None, [], now, preset_missing=resolution.waiting, queued_at=arrivals.get(uid)
+                        ),
+                        [],
+                    )
                     return
             p.desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
             return
-        new = derive_status(vj, job, its_pods, now, queued_at=arrivals.get(uid),
-                            stuck_timeout=settings.stuck_timeout_seconds, outputs=outputs,
-                            progress=self._progress_of(uid, its_pods, job))
+        new = derive_status(
+            vj,
+            job,
+            its_pods,
+            now,
+            queued_at=arrivals.get(uid),
+            stuck_timeout=settings.stuck_timeout_seconds,
+            outputs=outputs,
+            progress=self._progress_of(uid, its_pods, job),
+        )
         p.desired[uid] = (vj, new, its_pods)
         if new["phase"] not in TERMINAL:
             _count_running(p, vj, _hardware(new), running_slots(job))
@@ -577,8 +616,9 @@ class Reconciler:
             return None
         return aggregate_progress(its_pods, read, job_segments(job))
 
-    def _desire(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body],
-                **kw: Any) -> None:
+    def _desire(
+        self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body], **kw: Any
+    ) -> None:
         """The status of a VideoJob that was pending at the start of the pass (admitted now or still queued)."""
         try:
             p.desired[uid] = (vj, derive_status(vj, job, its_pods, p.now, **kw), its_pods)
@@ -598,8 +638,15 @@ class Reconciler:
         self.sort_keys[uid] = (version, arrival, key)
         return key
 
-    def _desire_queued(self, p: _Pass, uid: str, vj: Mapping[str, Any], position: int | None,
-                       queued_at: str | None, held: str | None = None) -> None:
+    def _desire_queued(
+        self,
+        p: _Pass,
+        uid: str,
+        vj: Mapping[str, Any],
+        position: int | None,
+        queued_at: str | None,
+        held: str | None = None,
+    ) -> None:
         """The status of a VideoJob left waiting by this pass. Its position is written as `shown_position` says
         (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
         what its status depends on changed."""
@@ -613,8 +660,7 @@ class Reconciler:
             p.desired[uid] = (vj, _QUEUED, [])
             p.settled.add(uid)
             return
-        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at,
-                     held=held)
+        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at, held=held)
         if uid in p.desired:
             self.queued[uid] = basis
 
@@ -629,8 +675,14 @@ class Reconciler:
         if self.broken.get(uid) == text:
             return
         self.broken[uid] = text
-        log.error("VideoJob %s/%s skipped in this pass: %s", meta.get("namespace"), meta.get("name"), text,
-                  exc_info=error, extra={"namespace": meta.get("namespace"), "videojob": meta.get("name")})
+        log.error(
+            "VideoJob %s/%s skipped in this pass: %s",
+            meta.get("namespace"),
+            meta.get("name"),
+            text,
+            exc_info=error,
+            extra={"namespace": meta.get("namespace"), "videojob": meta.get("name")},
+        )
         self.metrics.reconcile_errors.inc()
         p.work.append(self.report_broken(vj, text, p.now))
 
@@ -675,8 +727,14 @@ class Reconciler:
             meta = pod["metadata"]
             async with slots:
                 try:
-                    text = await self.call(self.kube.pod_log_tail, meta["namespace"], meta["name"], CONTAINER_NAME,
-                                           runtime.PROGRESS_TAIL_LINES, runtime.PROGRESS_TAIL_BYTES)
+                    text = await self.call(
+                        self.kube.pod_log_tail,
+                        meta["namespace"],
+                        meta["name"],
+                        CONTAINER_NAME,
+                        runtime.PROGRESS_TAIL_LINES,
+                        runtime.PROGRESS_TAIL_BYTES,
+                    )
                 except Exception as e:
                     log.debug("cannot read the log of %s/%s: %s", meta["namespace"], meta["name"], describe(e))
                     return None
@@ -714,10 +772,14 @@ class Reconciler:
         if cached is not None and cached[0] == generation and generation is not None:
             return cached[1], cached[2]
         spec, problem = self.parsed_spec(uid, vj)
-        facts = None if spec is None else SpecFacts(
-            reclaim_delete=spec.artifact_reclaim_policy == ArtifactReclaimPolicy.DELETE,
-            outputs=tuple(output_uris(spec)),
-            inadmissible=check_admissible(spec, self.settings),
+        facts = (
+            None
+            if spec is None
+            else SpecFacts(
+                reclaim_delete=spec.artifact_reclaim_policy == ArtifactReclaimPolicy.DELETE,
+                outputs=tuple(output_uris(spec)),
+                inadmissible=check_admissible(spec, self.settings),
+            )
         )
         self.specs[uid] = (generation, facts, problem)
         return facts, problem
@@ -733,8 +795,12 @@ class Reconciler:
         meta = vj["metadata"]
         preset = find_preset(str(name), str(meta.get("namespace", "")), *p.lookup)
         preset_meta = (preset or {}).get("metadata") or {}
-        key = (meta.get("generation"), meta.get("resourceVersion"), preset_meta.get("uid"),
-               preset_meta.get("resourceVersion"))
+        key = (
+            meta.get("generation"),
+            meta.get("resourceVersion"),
+            preset_meta.get("uid"),
+            preset_meta.get("resourceVersion"),
+        )
         cached = self.resolutions.get(uid)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -754,11 +820,18 @@ class Reconciler:
             self.rbac_done.add(namespace)
         except ApiException as e:
             # The Job is still created: its pods wait for the ServiceAccount, and the next pass retries.
-            log.warning("cannot ensure transcoder RBAC in %s: %s", namespace, describe(e),
-                        extra={"namespace": namespace})
+            log.warning(
+                "cannot ensure transcoder RBAC in %s: %s", namespace, describe(e), extra={"namespace": namespace}
+            )
 
-    async def admit(self, vj: Mapping[str, Any], hardware: str, now: datetime,
-                    preset: Mapping[str, Any] | None = None, segments: int = 1) -> tuple[Body | None, str | None]:
+    async def admit(
+        self,
+        vj: Mapping[str, Any],
+        hardware: str,
+        now: datetime,
+        preset: Mapping[str, Any] | None = None,
+        segments: int = 1,
+    ) -> tuple[Body | None, str | None]:
         """Create the Job (with the spec in `vj`, merged with `preset` when it names one; an Indexed Job of
         `segments` for a chunked VideoJob): (job, None), or (None, problem) when the API server refuses it for good,
         or (None, None) when it should be tried again (why is kept in self.blocked for the status)."""
@@ -773,16 +846,25 @@ class Reconciler:
         except ApiException as e:
             if e.status in (400, 422):
                 return None, f"the API server refused its Job: {describe(e)}"
-            log.warning("creating the Job of %s/%s failed: %s", meta["namespace"], meta["name"], describe(e),
-                        extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            log.warning(
+                "creating the Job of %s/%s failed: %s",
+                meta["namespace"],
+                meta["name"],
+                describe(e),
+                extra={"namespace": meta["namespace"], "videojob": meta["name"]},
+            )
             self.blocked[str(meta["uid"])] = describe(e)
             self.metrics.reconcile_errors.inc()
             return None, None  # the pass schedules the retry, with backoff
         except NotLeading:
             raise  # not a problem of this Job's: the pass stops, and so does the loop
         except Exception as e:  # a bug building this one Job: it waits (retried, with a Warning); others go on
-            log.exception("cannot create the Job of %s/%s", meta["namespace"], meta["name"],
-                          extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            log.exception(
+                "cannot create the Job of %s/%s",
+                meta["namespace"],
+                meta["name"],
+                extra={"namespace": meta["namespace"], "videojob": meta["name"]},
+            )
             self.blocked[str(meta["uid"])] = f"the operator cannot build its Job ({type(e).__name__}: {e})"
             self.metrics.reconcile_errors.inc()
             return None, None
@@ -791,10 +873,16 @@ class Reconciler:
         job = slim_job(job)  # the pass keeps it until its end: not the whole pod template
         if created:
             queued = parse_time(meta.get("creationTimestamp"))
-            self.metrics.observe_admission(int((vj.get("spec") or {}).get("priority") or 5),
-                                           (now - queued).total_seconds() if queued is not None else 0.0)
-            log.info("created Job %s on %s", job["metadata"]["name"], hardware,
-                     extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            self.metrics.observe_admission(
+                int((vj.get("spec") or {}).get("priority") or 5),
+                (now - queued).total_seconds() if queued is not None else 0.0,
+            )
+            log.info(
+                "created Job %s on %s",
+                job["metadata"]["name"],
+                hardware,
+                extra={"namespace": meta["namespace"], "videojob": meta["name"]},
+            )
         return job, None
 
     async def start_join(self, vj: Mapping[str, Any], segments_job: Body) -> None:
@@ -806,8 +894,11 @@ class Reconciler:
         job, created = await self.call(self.kube.create_job, manifest, str(meta["uid"]))
         self.index.jobs.upsert(job)
         if created:
-            log.info("segments done: created the join Job %s", job["metadata"]["name"],
-                     extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+            log.info(
+                "segments done: created the join Job %s",
+                job["metadata"]["name"],
+                extra={"namespace": meta["namespace"], "videojob": meta["name"]},
+            )
         self.wakeup.set()
 
     async def stop_job(self, job: Body) -> None:
@@ -853,8 +944,9 @@ class Reconciler:
                 log.warning("cannot post Event %s: %s", reason, describe(e))
         self._count_transition(str(meta["namespace"]), old, new, its_pods)
 
-    def _count_transition(self, namespace: str, old: Mapping[str, Any], new: Mapping[str, Any],
-                          its_pods: list[Body]) -> None:
+    def _count_transition(
+        self, namespace: str, old: Mapping[str, Any], new: Mapping[str, Any], its_pods: list[Body]
+    ) -> None:
         phase = new["phase"]
         if phase == old.get("phase") or phase not in TERMINAL:
             return
@@ -864,7 +956,10 @@ class Reconciler:
         meta = vj["metadata"]
         try:
             response = await self.call(
-                self.kube.patch_videojob_finalizers, meta["namespace"], meta["name"], finalizers,
+                self.kube.patch_videojob_finalizers,
+                meta["namespace"],
+                meta["name"],
+                finalizers,
                 str(meta.get("resourceVersion", "")),
             )
         except ApiException as e:
@@ -891,17 +986,32 @@ class Reconciler:
         try:
             if uris:
                 deleted = await self.call(self._delete_objects, uris, str(meta["uid"]))
-                await self.call(self.kube.create_event, vj, "Normal", Reason.ARTIFACTS_DELETED,
-                                f"deleted {len(deleted)} object(s) it had written", timestamp(now))
+                await self.call(
+                    self.kube.create_event,
+                    vj,
+                    "Normal",
+                    Reason.ARTIFACTS_DELETED,
+                    f"deleted {len(deleted)} object(s) it had written",
+                    timestamp(now),
+                )
         except Exception as e:
             deleted_at = parse_time(meta.get("deletionTimestamp")) or now
             if (now - deleted_at).total_seconds() < ARTIFACT_DELETION_GIVE_UP_SECONDS:
-                log.warning("deleting artifacts failed, will retry: %s", e,
-                            extra={"namespace": meta["namespace"], "videojob": meta["name"]})
+                log.warning(
+                    "deleting artifacts failed, will retry: %s",
+                    e,
+                    extra={"namespace": meta["namespace"], "videojob": meta["name"]},
+                )
                 self.wake_in(10)
                 return
-            await self.call(self.kube.create_event, vj, "Warning", Reason.ARTIFACT_DELETION_FAILED,
-                            f"gave up deleting the artifacts: {e}"[:1024], timestamp(now))
+            await self.call(
+                self.kube.create_event,
+                vj,
+                "Warning",
+                Reason.ARTIFACT_DELETION_FAILED,
+                f"gave up deleting the artifacts: {e}"[:1024],
+                timestamp(now),
+            )
         finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
         await self.set_finalizers(vj, finalizers)
 

@@ -55,13 +55,17 @@ _EPHEMERAL = {"requests": "4Gi", "limits": "56Gi"}
 
 
 def _default_cpu_resources() -> dict[str, Any]:
-    return {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": _EPHEMERAL["requests"]},
-            "limits": {"memory": "4Gi", "ephemeral-storage": _EPHEMERAL["limits"]}}
+    return {
+        "requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": _EPHEMERAL["requests"]},
+        "limits": {"memory": "4Gi", "ephemeral-storage": _EPHEMERAL["limits"]},
+    }
 
 
 def _default_nvidia_resources() -> dict[str, Any]:
-    return {"requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": _EPHEMERAL["requests"]},
-            "limits": {"memory": "8Gi", "ephemeral-storage": _EPHEMERAL["limits"]}}
+    return {
+        "requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": _EPHEMERAL["requests"]},
+        "limits": {"memory": "8Gi", "ephemeral-storage": _EPHEMERAL["limits"]},
+    }
 
 
 def _default_priority_classes() -> dict[str, str]:
@@ -74,14 +78,25 @@ RUN_AS_USER = 65532  # the conventional "nonroot" uid of distroless images, and 
 def _default_pod_security_context() -> dict[str, Any]:
     """The "restricted" Pod Security Standard with our images' uid; drop the ids for a platform that assigns its
     own (OpenShift's restricted-v2 SCC)."""
-    return {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER, "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _default_security_context() -> dict[str, Any]:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 # What every transcoder pod gets besides what the operator sets; the names are those of the PodSpec.
@@ -125,8 +140,9 @@ class TranscoderPod(BaseModel):
         declared = {v["name"] for v in self.volumes}
         for mount in self.volume_mounts:
             if mount.get("name") not in declared or not str(mount.get("mountPath") or "").startswith("/"):
-                raise ValueError(f"volumeMount {mount} must name one of volumes {sorted(declared)} and an absolute "
-                                 "mountPath")
+                raise ValueError(
+                    f"volumeMount {mount} must name one of volumes {sorted(declared)} and an absolute mountPath"
+                )
             path = str(mount["mountPath"]).rstrip("/") + "/"
             if path == "/" or path.startswith(RESERVED_PATHS) or any(own.startswith(path) for own in RESERVED_PATHS):
                 raise ValueError(f"mountPath {mount['mountPath']} is or holds one of the operator's own")
@@ -319,7 +335,9 @@ class Settings(BaseModel):
         None,
     )
     s3_token_audience: str = _env(
-        "VIDEOJOB_S3_TOKEN_AUDIENCE", "Audience of the projected ServiceAccount token.", "sts.amazonaws.com",
+        "VIDEOJOB_S3_TOKEN_AUDIENCE",
+        "Audience of the projected ServiceAccount token.",
+        "sts.amazonaws.com",
         min_length=1,
     )
     s3_sts_endpoint_url: str | None = _env(
@@ -343,8 +361,10 @@ class Settings(BaseModel):
         list,
     )
     operator_namespace: str = _env(
-        "VIDEOJOB_OPERATOR_NAMESPACE", "The operator's own namespace (where the default webhooks' Secrets are).",
-        "videojob-system", min_length=1,
+        "VIDEOJOB_OPERATOR_NAMESPACE",
+        "The operator's own namespace (where the default webhooks' Secrets are).",
+        "videojob-system",
+        min_length=1,
     )
     notify_allow_http: bool = _env(
         "VIDEOJOB_NOTIFY_ALLOW_HTTP", "Send notifications to http:// URLs too (https:// only by default).", False
@@ -359,18 +379,25 @@ class Settings(BaseModel):
         "VIDEOJOB_NOTIFY_CA_BUNDLE", "PEM certificates trusted for webhooks besides the system's (a private CA).", None
     )
     notify_attempts: int = _env(
-        "VIDEOJOB_NOTIFY_ATTEMPTS", "Requests per notification before giving up (exponential backoff between).", 8,
-        ge=1, le=100,
+        "VIDEOJOB_NOTIFY_ATTEMPTS",
+        "Requests per notification before giving up (exponential backoff between).",
+        8,
+        ge=1,
+        le=100,
     )
     notify_max_backoff_seconds: float = _env(
-        "VIDEOJOB_NOTIFY_MAX_BACKOFF_SECONDS", "Longest wait between two attempts of one notification.", 300.0,
-        gt=0, le=86_400,
+        "VIDEOJOB_NOTIFY_MAX_BACKOFF_SECONDS",
+        "Longest wait between two attempts of one notification.",
+        300.0,
+        gt=0,
+        le=86_400,
     )
     notify_max_age_seconds: int = _env(
         "VIDEOJOB_NOTIFY_MAX_AGE_SECONDS",
         "Phase changes older than this are not announced (e.g. when a default webhook is added to a cluster with "
         "old jobs).",
-        3600, ge=1,
+        3600,
+        ge=1,
     )
 
     # --- the operator process --------------------------------------------------------------------------------
@@ -409,26 +436,34 @@ class Settings(BaseModel):
         False,
     )
     leader_election_lease_name: str = _env(
-        "VIDEOJOB_LEADER_ELECTION_LEASE_NAME", "Name of that Lease (one per operator installation).",
-        "videojob-operator", min_length=1, max_length=253,
+        "VIDEOJOB_LEADER_ELECTION_LEASE_NAME",
+        "Name of that Lease (one per operator installation).",
+        "videojob-operator",
+        min_length=1,
+        max_length=253,
     )
     leader_election_lease_duration: float = _env(
         "VIDEOJOB_LEADER_ELECTION_LEASE_DURATION",
         "Seconds a standby waits after the Lease's last renewal before taking it over (the failover time after a "
         "crash is about this plus two retry periods).",
-        10.0, ge=2, le=600,
+        10.0,
+        ge=2,
+        le=600,
     )
     leader_election_renew_deadline: float = _env(
         "VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE",
         "Seconds the leader goes on acting without a successful renewal; then it stops (and restarts as a "
         "standby). Must be below the lease duration: the difference is the safety margin.",
-        7.0, gt=0, le=600,
+        7.0,
+        gt=0,
+        le=600,
     )
     leader_election_retry_period: float = _env(
         "VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD",
-        "Seconds between the leader's renewals and between a standby's checks of the Lease; below the renew "
-        "deadline.",
-        1.0, gt=0, le=60,
+        "Seconds between the leader's renewals and between a standby's checks of the Lease; below the renew deadline.",
+        1.0,
+        gt=0,
+        le=60,
     )
     log_format: Literal["json", "text"] = _env("VIDEOJOB_LOG_FORMAT", "json (structured) or text logs.", "json")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env("VIDEOJOB_LOG_LEVEL", "Log level.", "INFO")
@@ -491,8 +526,10 @@ class Settings(BaseModel):
     def _election_timings(self) -> Settings:
         # client-go's rule: a leader must stop acting (renew deadline) before a standby may take over (lease
         # duration), and must get more than one renewal attempt within its deadline.
-        if not self.leader_election_retry_period < self.leader_election_renew_deadline < (
-            self.leader_election_lease_duration
+        if (
+            not self.leader_election_retry_period
+            < self.leader_election_renew_deadline
+            < (self.leader_election_lease_duration)
         ):
             raise ValueError(
                 "leader election needs VIDEOJOB_LEADER_ELECTION_RETRY_PERIOD < VIDEOJOB_LEADER_ELECTION_RENEW_DEADLINE"
@@ -553,7 +590,8 @@ class Settings(BaseModel):
         except ValidationError as exc:
             env = cls.env_names()
             problems = "; ".join(
-                f"{env.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" if err["loc"]
+                f"{env.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
+                if err["loc"]
                 else str(err["msg"]).removeprefix("Value error, ")  # a rule across fields names them itself
                 for err in exc.errors()
             )

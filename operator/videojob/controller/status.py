@@ -154,8 +154,13 @@ def _finished_at(pod: Body) -> str:
 
 
 # Container waiting reasons that need a person (a missing Secret, a wrong image), shown in the status.
-_STUCK = (Reason.CREATE_CONTAINER_CONFIG_ERROR, Reason.ERR_IMAGE_PULL, Reason.IMAGE_PULL_BACK_OFF,
-          Reason.INVALID_IMAGE_NAME, Reason.CRASH_LOOP_BACK_OFF)
+_STUCK = (
+    Reason.CREATE_CONTAINER_CONFIG_ERROR,
+    Reason.ERR_IMAGE_PULL,
+    Reason.IMAGE_PULL_BACK_OFF,
+    Reason.INVALID_IMAGE_NAME,
+    Reason.CRASH_LOOP_BACK_OFF,
+)
 # Pending reasons worth a Warning Event: the job waits on something a person must fix (or on free capacity).
 _PENDING_WARNINGS = frozenset({*_STUCK, Reason.UNSCHEDULABLE, Reason.NO_POD, Reason.JOB_CREATE_FAILED})
 
@@ -190,14 +195,19 @@ def failure(job: Body | None, pods: Sequence[Body], outputs: Collection[str] | N
     result = parse_result(transcoder_state(last)["terminated"].get("message")) if last is not None else None
     left = [uri for uri in (result.leftovers if result is not None else []) if outputs is not None and uri in outputs]
     if left:
-        message += (f"; it could not delete what it had written, which carries its uid in its metadata "
-                    f"(x-amz-meta-videojob-uid): {', '.join(left)}")
+        message += (
+            f"; it could not delete what it had written, which carries its uid in its metadata "
+            f"(x-amz-meta-videojob-uid): {', '.join(left)}"
+        )
     return reason, message
 
 
 def _last_failed(pods: Sequence[Body]) -> Body | None:
-    failed = [p for p in pods if "terminated" in transcoder_state(p) and transcoder_state(p)["terminated"].get(
-        "exitCode", 0) != 0]
+    failed = [
+        p
+        for p in pods
+        if "terminated" in transcoder_state(p) and transcoder_state(p)["terminated"].get("exitCode", 0) != 0
+    ]
     return max(failed, key=_finished_at) if failed else None
 
 
@@ -205,8 +215,11 @@ def _failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
     job_failed = job_condition(job, "Failed", "FailureTarget") or {}
     job_reason = str(job_failed.get("reason") or "")
     job_message = str(job_failed.get("message") or "")
-    failed = [p for p in pods if "terminated" in transcoder_state(p) and transcoder_state(p)["terminated"].get(
-        "exitCode", 0) != 0]
+    failed = [
+        p
+        for p in pods
+        if "terminated" in transcoder_state(p) and transcoder_state(p)["terminated"].get("exitCode", 0) != 0
+    ]
     last = max(failed, key=_finished_at) if failed else None
     terminated = transcoder_state(last)["terminated"] if last is not None else {}
     result = parse_result(terminated.get("message"))
@@ -263,9 +276,13 @@ def job_segments(job: Body | None) -> int:
 
 def needs_join(segments_job: Body | None, join: Body | None) -> bool:
     """The segments' Indexed Job completed and no join Job exists: the operator creates it."""
-    return (segments_job is not None and job_segments(segments_job) > 1 and join is None
-            and job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
-            and not (segments_job.get("metadata") or {}).get("deletionTimestamp"))
+    return (
+        segments_job is not None
+        and job_segments(segments_job) > 1
+        and join is None
+        and job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
+        and not (segments_job.get("metadata") or {}).get("deletionTimestamp")
+    )
 
 
 def chunked_view(segments_job: Body, join: Body | None) -> dict[str, Any]:
@@ -274,8 +291,10 @@ def chunked_view(segments_job: Body, join: Body | None) -> dict[str, Any]:
     either failed. Segments done without a join yet carry the JOINING condition."""
     status = dict(segments_job.get("status") or {})
     conditions = [c for c in status.get("conditions") or [] if c.get("type") not in ("Complete", "SuccessCriteriaMet")]
-    if job_condition(segments_job, "Failed", "FailureTarget") is None and job_condition(
-            segments_job, "Complete", "SuccessCriteriaMet") is not None:
+    if (
+        job_condition(segments_job, "Failed", "FailureTarget") is None
+        and job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
+    ):
         join_status = dict((join or {}).get("status") or {})
         conditions = [*(join_status.get("conditions") or [])]
         if job_condition(join, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") is None:
@@ -401,8 +420,11 @@ def derive_status(
     old_phase = old.get("phase")
     new: dict[str, Any] = {k: v for k, v in old.items() if k not in ("queuePosition", "conditions")}
     if "artifacts" in new:
-        new["artifacts"] = owned_artifacts(new["artifacts"] or [], outputs) if outputs is not None else [
-            a for a in new["artifacts"] or [] if isinstance(a, Mapping)][:MAX_ARTIFACTS]
+        new["artifacts"] = (
+            owned_artifacts(new["artifacts"] or [], outputs)
+            if outputs is not None
+            else [a for a in new["artifacts"] or [] if isinstance(a, Mapping)][:MAX_ARTIFACTS]
+        )
     new.setdefault("progress", 0)
     new.setdefault("attempts", 0)
     new.setdefault("artifacts", [])
@@ -441,8 +463,10 @@ def derive_status(
             foreign = len(result.artifacts) - len(new["artifacts"])
             new["message"] = result.message or f"{len(new['artifacts'])} artifact(s) written"
             if foreign > 0:
-                new["message"] += (f"; {foreign} artifact(s) of its result left out: not objects its spec writes "
-                                   f"({_outputs_text(outputs)})")
+                new["message"] += (
+                    f"; {foreign} artifact(s) of its result left out: not objects its spec writes "
+                    f"({_outputs_text(outputs)})"
+                )
         else:
             new["message"] = "the transcoder succeeded but left no readable result"
     elif job_condition(job, "Failed", "FailureTarget"):
@@ -464,14 +488,18 @@ def derive_status(
         if held:
             new["message"] += f"; {held}"
     elif job_condition(job, JOINING) and not any(
-            (p.get("metadata", {}).get("labels") or {}).get(LABEL_PART) == PART_JOIN for p in pods if pod_started(p)):
+        (p.get("metadata", {}).get("labels") or {}).get(LABEL_PART) == PART_JOIN for p in pods if pod_started(p)
+    ):
         phase, new["reason"] = Phase.RUNNING.value, Reason.JOINING.value
         if progress is not None:
             new["progress"] = min(max(float(progress), 0.0), 99.9)
         new["message"] = f"its {job_segments(job)} segments are encoded; waiting for the join"
     elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):
-        running = [p for p in pods if (p.get("status") or {}).get("phase") == Reason.RUNNING
-                   and "running" in transcoder_state(p)]
+        running = [
+            p
+            for p in pods
+            if (p.get("status") or {}).get("phase") == Reason.RUNNING and "running" in transcoder_state(p)
+        ]
         phase, new["reason"] = Phase.RUNNING.value, Reason.RUNNING
         if progress is not None:
             new["progress"] = min(max(float(progress), 0.0), 99.9)  # 100 means Succeeded
@@ -492,15 +520,22 @@ def derive_status(
         if waiting is None and not pods and created is not None and (now - created).total_seconds() > NO_POD_AFTER:
             # The Job controller says why in the Job's Events (the operator does not read Events): usually a
             # missing PriorityClass, ServiceAccount or a ResourceQuota on pods.
-            waiting = (Reason.NO_POD, f"the Job controller has created no pod for Job {new['jobName']} yet; "
-                                f"`kubectl describe job {new['jobName']}` shows why")
-        new["reason"], new["message"] = waiting or (Reason.ADMITTED,
-                                                    f"Job {new['jobName']} created; waiting for its pod")
+            waiting = (
+                Reason.NO_POD,
+                f"the Job controller has created no pod for Job {new['jobName']} yet; "
+                f"`kubectl describe job {new['jobName']}` shows why",
+            )
+        new["reason"], new["message"] = waiting or (
+            Reason.ADMITTED,
+            f"Job {new['jobName']} created; waiting for its pod",
+        )
         age = (now - created).total_seconds() if created is not None else 0.0
         if waiting is not None and waiting[0] in _STUCK and stuck_timeout is not None and age > stuck_timeout:
             phase = Phase.FAILED.value
-            new["message"] = (f"{waiting[1]}; gave up after {stuck_timeout:g} s and stopped Job {new['jobName']} "
-                              "to free its slot: fix the cause and create the VideoJob again")
+            new["message"] = (
+                f"{waiting[1]}; gave up after {stuck_timeout:g} s and stopped Job {new['jobName']} "
+                "to free its slot: fix the cause and create the VideoJob again"
+            )
 
     new["phase"] = phase
     preset = job_preset(job) if job is not None else None
@@ -510,13 +545,20 @@ def derive_status(
         new["queuePosition"] = queue_position
     if phase in TERMINAL and old_phase not in TERMINAL:
         completed = job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") or {}
-        new["completedAt"] = ((job or {}).get("status") or {}).get("completionTime") or completed.get(
-            "lastTransitionTime") or timestamp(now)
+        new["completedAt"] = (
+            ((job or {}).get("status") or {}).get("completionTime")
+            or completed.get("lastTransitionTime")
+            or timestamp(now)
+        )
     elif phase in TERMINAL and job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"):
         # the Job's own record of when it finished, over whatever the status says
         completed = job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") or {}
-        new["completedAt"] = ((job or {}).get("status") or {}).get("completionTime") or completed.get(
-            "lastTransitionTime") or new.get("completedAt") or timestamp(now)
+        new["completedAt"] = (
+            ((job or {}).get("status") or {}).get("completionTime")
+            or completed.get("lastTransitionTime")
+            or new.get("completedAt")
+            or timestamp(now)
+        )
         if not started and new.get("startedAt") is None and phase == Phase.SUCCEEDED.value:
             new["startedAt"] = new["completedAt"]
     if "message" in new and isinstance(new["message"], str):
@@ -575,14 +617,26 @@ def conditions(status: Mapping[str, Any], old: Sequence[Mapping[str, Any]], now:
             Reason.JOB_CREATED if admitted else (reason if phase in TERMINAL else Reason.QUEUED),
             f"Job {status['jobName']} on {status.get('hardware', 'cpu')}" if admitted else message,
         ),
-        (ConditionType.RUNNING, phase == Phase.RUNNING.value,
-         reason if phase == Phase.RUNNING.value else phase, message),
+        (
+            ConditionType.RUNNING,
+            phase == Phase.RUNNING.value,
+            reason if phase == Phase.RUNNING.value else phase,
+            message,
+        ),
         # Unknown until the outcome is known (Argo and Kueue do the same).
-        (ConditionType.SUCCEEDED, phase == Phase.SUCCEEDED.value if finished else None,
-         reason if phase == Phase.SUCCEEDED.value else phase, message),
+        (
+            ConditionType.SUCCEEDED,
+            phase == Phase.SUCCEEDED.value if finished else None,
+            reason if phase == Phase.SUCCEEDED.value else phase,
+            message,
+        ),
         (ConditionType.FAILED, phase == Phase.FAILED.value, reason if phase == Phase.FAILED.value else phase, message),
-        (ConditionType.CANCELLED, phase == Phase.CANCELLED.value,
-         reason if phase == Phase.CANCELLED.value else phase, message),
+        (
+            ConditionType.CANCELLED,
+            phase == Phase.CANCELLED.value,
+            reason if phase == Phase.CANCELLED.value else phase,
+            message,
+        ),
         # True whatever the outcome, so `kubectl wait --for=condition=Finished` returns for failures too.
         (ConditionType.FINISHED, finished, phase, message),
     ]
@@ -628,14 +682,21 @@ def transition_events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> 
         events.append(("Normal", Reason.STARTED, f"running on {new.get('node', 'a node')} (attempt 1)"))
     elif int(new.get("attempts") or 0) > int(old.get("attempts") or 0) > 0:
         events.append(("Warning", Reason.RETRYING, f"attempt {new['attempts']} started on {new.get('node', 'a node')}"))
-    if phase == Phase.PENDING.value and new.get("reason") in _PENDING_WARNINGS and new.get("reason") != old.get(
-        "reason"
+    if (
+        phase == Phase.PENDING.value
+        and new.get("reason") in _PENDING_WARNINGS
+        and new.get("reason") != old.get("reason")
     ):  # not a phase change, but `kubectl describe vj` should show what it waits for
         events.append(("Warning", str(new["reason"]), str(new.get("message") or new["reason"])))
     if old_phase in TERMINAL and phase != old_phase:  # derive_status found the recorded phase unfounded
-        events.append(("Warning", Reason.STATUS_CORRECTED,
-                       f"the status said {old_phase}, which its Job does not bear out (a status written by someone "
-                       f"other than the operator?); the operator derived {phase} from its Job and pods"))
+        events.append(
+            (
+                "Warning",
+                Reason.STATUS_CORRECTED,
+                f"the status said {old_phase}, which its Job does not bear out (a status written by someone "
+                f"other than the operator?); the operator derived {phase} from its Job and pods",
+            )
+        )
     if phase != old_phase and phase in TERMINAL:
         kind = "Warning" if phase == Phase.FAILED.value else "Normal"
         reason = str(new.get("reason") or phase)

@@ -57,12 +57,16 @@ def load_spec(text: str, source: str) -> VideoJobSpec:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise BadInput(f"spec from {source} is invalid: {where}: {first.get('msg')}",
-                       reason=Reason.INVALID_SPEC) from None
+        raise BadInput(
+            f"spec from {source} is invalid: {where}: {first.get('msg')}", reason=Reason.INVALID_SPEC
+        ) from None
     if spec.output.preset is not None:
         # The operator merges the preset into the spec it hands over; the transcoder cannot read presets.
-        raise BadInput(f"spec from {source} names output.preset {spec.output.preset!r}, which only the operator "
-                       "resolves: give the merged output instead", reason=Reason.INVALID_SPEC)
+        raise BadInput(
+            f"spec from {source} names output.preset {spec.output.preset!r}, which only the operator "
+            "resolves: give the merged output instead",
+            reason=Reason.INVALID_SPEC,
+        )
     return spec
 
 
@@ -74,8 +78,9 @@ def _spec_text(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, s
     if env.get(runtime.ENV_SPEC_FILE):
         path = env[runtime.ENV_SPEC_FILE]
         return Path(path).read_text(encoding="utf-8"), path
-    raise BadInput(f"no spec: pass --spec FILE or set {runtime.ENV_SPEC} or {runtime.ENV_SPEC_FILE}",
-                   reason=Reason.NO_SPEC)
+    raise BadInput(
+        f"no spec: pass --spec FILE or set {runtime.ENV_SPEC} or {runtime.ENV_SPEC_FILE}", reason=Reason.NO_SPEC
+    )
 
 
 def _parse_inputs(items: Sequence[str]) -> dict[str, Path]:
@@ -204,8 +209,12 @@ def _owner(env: Mapping[str, str], spec: VideoJobSpec) -> storage.Owner | None:
     uid = env.get(runtime.ENV_UID, "").strip()
     if not uid:
         return None
-    return storage.Owner(uid=uid, namespace=env.get(runtime.ENV_NAMESPACE, ""), name=env.get(runtime.ENV_NAME, ""),
-                         overwrite=spec.output.overwrite)
+    return storage.Owner(
+        uid=uid,
+        namespace=env.get(runtime.ENV_NAMESPACE, ""),
+        name=env.get(runtime.ENV_NAME, ""),
+        overwrite=spec.output.overwrite,
+    )
 
 
 def _leftovers(error: BaseException) -> list[str]:

@@ -50,8 +50,23 @@ NVENC_PRESETS = dict(zip(_PRESETS, ["p1", "p1", "p2", "p3", "p3", "p4", "p5", "p
 # SVT-AV1: 0 (best) .. 13 (fastest); FFmpeg's default (-1) lets the library choose 10.
 SVTAV1_PRESETS = dict(zip(_PRESETS, ["12", "11", "10", "9", "8", "7", "5", "4", "2"], strict=True))
 # libvpx-vp9: (deadline, cpu-used). "realtime" with high cpu-used is the only fast mode VP9 has.
-VP9_PRESETS = dict(zip(_PRESETS, [("realtime", "8"), ("realtime", "7"), ("good", "5"), ("good", "4"), ("good", "3"),
-                                  ("good", "2"), ("good", "1"), ("good", "0"), ("best", "0")], strict=True))
+VP9_PRESETS = dict(
+    zip(
+        _PRESETS,
+        [
+            ("realtime", "8"),
+            ("realtime", "7"),
+            ("good", "5"),
+            ("good", "4"),
+            ("good", "3"),
+            ("good", "2"),
+            ("good", "1"),
+            ("good", "0"),
+            ("best", "0"),
+        ],
+        strict=True,
+    )
+)
 VP9_DEFAULT_CRF = 32  # libvpx otherwise falls back to a 256 kbit/s target bitrate
 OPUS_SAMPLE_RATES = (48000, 24000, 16000, 12000, 8000)
 

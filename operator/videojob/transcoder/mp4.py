@@ -106,7 +106,7 @@ def _rebuild(data: bytes, start: int, end: int, shift: int) -> tuple[bytes, bool
             offsets = struct.unpack_from(f">{count}Q", data, offset + header + 8)
             out += _box(b"co64", version_flags + struct.pack(f">I{count}Q", count, *(v + shift for v in offsets)))
         else:
-            out += data[offset:offset + length]
+            out += data[offset : offset + length]
     return bytes(out), widened
 
 

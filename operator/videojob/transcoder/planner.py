@@ -60,8 +60,11 @@ STT_SAMPLE_RATE = 16000  # what Whisper works at
 # Demuxers an input may be read with, by the format names ffprobe reports. Anything else (hls, concat, image2,
 # tty, ...) can make FFmpeg open further files, and is refused.
 DEMUXERS = {
-    "mov": "mov", "mp4": "mov", "m4a": "mov",
-    "matroska": "matroska", "webm": "matroska",
+    "mov": "mov",
+    "mp4": "mov",
+    "m4a": "mov",
+    "matroska": "matroska",
+    "webm": "matroska",
     "avi": "avi",
     "mp3": "mp3",
     "aac": "aac",
@@ -365,10 +368,16 @@ class _Graph:
             seek, first = grid_seek(window.start, fps)
             limit = grid_seek(window.end, fps)[0] - seek if window.end < duration - 1e-6 else None
             index, shift = self.open_input(name, seek, limit), f"+{number(first)}/TB" if first > 0 else ""
-        video = self.add([f"{index}:v:0"], f"setpts=PTS-STARTPTS{shift}", self.label("v")) \
-            if want_video and facts.has_video else None
-        audio = self.add([f"{index}:a:0"], "asetpts=PTS-STARTPTS", self.label("a")) if want_audio and facts.has_audio \
+        video = (
+            self.add([f"{index}:v:0"], f"setpts=PTS-STARTPTS{shift}", self.label("v"))
+            if want_video and facts.has_video
             else None
+        )
+        audio = (
+            self.add([f"{index}:a:0"], "asetpts=PTS-STARTPTS", self.label("a"))
+            if want_audio and facts.has_audio
+            else None
+        )
         return video, audio, duration
 
 
@@ -415,28 +424,36 @@ def _concat(graph: _Graph, op: Concat, want_video: bool) -> _Stream:
         d = number(duration)
         if want_video:
             assert video is not None
-            pads.append(graph.add(
-                [video],
-                f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-                f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps_text(fps)},format=yuv420p,"
-                f"trim=duration={d},setpts=PTS-STARTPTS",
-                graph.label("cv"),
-            ))
+            pads.append(
+                graph.add(
+                    [video],
+                    f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+                    f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps_text(fps)},format=yuv420p,"
+                    f"trim=duration={d},setpts=PTS-STARTPTS",
+                    graph.label("cv"),
+                )
+            )
         if with_audio:
             if audio is None:  # a silent part still needs an audio segment for concat
-                pads.append(graph.add(
-                    [], f"anullsrc=r={sample_rate}:cl={filter_value(layout)},atrim=duration={d}", graph.label("ca")
-                ))
+                pads.append(
+                    graph.add(
+                        [], f"anullsrc=r={sample_rate}:cl={filter_value(layout)},atrim=duration={d}", graph.label("ca")
+                    )
+                )
             else:
-                pads.append(graph.add(
-                    [audio],
-                    f"{_audio_format(sample_rate, layout)},atrim=duration={d},apad=whole_dur={d},asetpts=PTS-STARTPTS",
-                    graph.label("ca"),
-                ))
+                pads.append(
+                    graph.add(
+                        [audio],
+                        f"{_audio_format(sample_rate, layout)},atrim=duration={d},apad=whole_dur={d},"
+                        "asetpts=PTS-STARTPTS",
+                        graph.label("ca"),
+                    )
+                )
     v, a = (1 if want_video else 0), (1 if with_audio else 0)
     outs = ([graph.label("v")] if want_video else []) + ([graph.label("a")] if with_audio else [])
-    graph.chains.append("".join(f"[{p}]" for p in pads) + f"concat=n={len(op.inputs)}:v={v}:a={a}"
-                        + "".join(f"[{o}]" for o in outs))
+    graph.chains.append(
+        "".join(f"[{p}]" for p in pads) + f"concat=n={len(op.inputs)}:v={v}:a={a}" + "".join(f"[{o}]" for o in outs)
+    )
     video_out = outs[0] if want_video else ""
     audio_out = outs[-1] if with_audio else None
     return _Stream(video_out, audio_out, width, height, fps, sample_rate, layout, total)
@@ -445,8 +462,9 @@ def _concat(graph: _Graph, op: Concat, want_video: bool) -> _Stream:
 def _audio(graph: _Graph, stream: _Stream, op: Audio) -> None:
     facts = graph.facts[op.input]
     if not facts.has_audio:
-        raise BadInput(f"input {op.input}: audio operation needs an audio stream, and it has none",
-                       reason=Reason.NO_AUDIO)
+        raise BadInput(
+            f"input {op.input}: audio operation needs an audio stream, and it has none", reason=Reason.NO_AUDIO
+        )
     if op.offset >= stream.duration:
         raise BadInput(
             f"audio offset {number(op.offset)} s is at or past the end of the video ({number(stream.duration)} s)",
@@ -615,7 +633,10 @@ def subtitle_inputs(spec: VideoJobSpec) -> list[str]:
 
 
 def _extract_audio(
-    spec: VideoJobSpec, facts: Mapping[str, MediaFacts], paths: Mapping[str, Path | Streamed], op_index: int,
+    spec: VideoJobSpec,
+    facts: Mapping[str, MediaFacts],
+    paths: Mapping[str, Path | Streamed],
+    op_index: int,
     wav: Path,
 ) -> tuple[str, ...]:
     graph = _Graph(spec, facts, paths)
@@ -623,10 +644,22 @@ def _extract_audio(
     if stream.audio is None:
         raise BadInput(f"operations[{op_index}]: there is no audio to transcribe at this point", reason=Reason.NO_AUDIO)
     graph.add([stream.audio], f"aresample={STT_SAMPLE_RATE},aformat=channel_layouts=mono", "aout")
-    return tuple([
-        *ffmpeg_head(), *graph.input_args, "-filter_complex", ";".join(graph.chains),
-        "-map", "[aout]", "-vn", "-c:a", "pcm_s16le", "-f", "wav", f"file:{wav}",
-    ])
+    return tuple(
+        [
+            *ffmpeg_head(),
+            *graph.input_args,
+            "-filter_complex",
+            ";".join(graph.chains),
+            "-map",
+            "[aout]",
+            "-vn",
+            "-c:a",
+            "pcm_s16le",
+            "-f",
+            "wav",
+            f"file:{wav}",
+        ]
+    )
 
 
 def plan(
@@ -740,9 +773,25 @@ def _thumbnail(
     at = min(out.thumbnail.at, max(0.0, stream.duration - max(0.1, frame)))
     scale = ["-vf", f"scale={out.thumbnail.width}:-2"] if out.thumbnail.width else []
     thumbnail = (
-        *ffmpeg_head(), "-protocol_whitelist", "file", "-f", "mov" if extension in ("mp4", "mov") else "matroska",
-        "-ss", number(at), "-i", f"file:{output}", "-frames:v", "1", *scale, "-q:v", "3",
-        "-f", "image2", "-update", "1", f"file:{thumbnail_path}",
+        *ffmpeg_head(),
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        "mov" if extension in ("mp4", "mov") else "matroska",
+        "-ss",
+        number(at),
+        "-i",
+        f"file:{output}",
+        "-frames:v",
+        "1",
+        *scale,
+        "-q:v",
+        "3",
+        "-f",
+        "image2",
+        "-update",
+        "1",
+        f"file:{thumbnail_path}",
     )
     return thumbnail, thumbnail_path
 
@@ -755,8 +804,9 @@ MIN_SEGMENT_SECONDS = 2.0  # shorter segments cost more in start-up (probe, seek
 SEGMENT_CONTAINER = "mp4"  # holds every video codec we encode, with exact timestamps (Matroska's are milliseconds)
 
 
-def plan_segments(duration: float, fps: Fraction, count: int,
-                  min_seconds: float = MIN_SEGMENT_SECONDS) -> tuple[Segment, ...]:
+def plan_segments(
+    duration: float, fps: Fraction, count: int, min_seconds: float = MIN_SEGMENT_SECONDS
+) -> tuple[Segment, ...]:
     """`duration` seconds split into at most `count` segments of about equal length, each at least `min_seconds`
     long (fewer segments when the video is short), their boundaries on the frame grid of `fps`."""
     frames = max(1, round(Fraction(duration) * fps))
@@ -808,14 +858,36 @@ def plan_segment(
     filename = segment_filename(segment.index)
     output = workdir / "out" / filename
     argv = [
-        *ffmpeg_head(), *graph.input_args, "-filter_complex", ";".join(graph.chains), "-map", f"[{video}]",
-        *encoders.video_options(out.video, resolved, SEGMENT_CONTAINER), "-an",
-        "-t", number(segment.duration), "-map_metadata", "-1", "-sn", "-dn", "-f", SEGMENT_CONTAINER,
-        "-progress", "pipe:1", "-nostats", f"file:{output}",
+        *ffmpeg_head(),
+        *graph.input_args,
+        "-filter_complex",
+        ";".join(graph.chains),
+        "-map",
+        f"[{video}]",
+        *encoders.video_options(out.video, resolved, SEGMENT_CONTAINER),
+        "-an",
+        "-t",
+        number(segment.duration),
+        "-map_metadata",
+        "-1",
+        "-sn",
+        "-dn",
+        "-f",
+        SEGMENT_CONTAINER,
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        f"file:{output}",
     ]
     return Plan(
-        main=tuple(argv), output=output, output_filename=filename, content_type="video/mp4",
-        duration=segment.duration, hardware=resolved, files=tuple(files), filter_graph=";".join(graph.chains),
+        main=tuple(argv),
+        output=output,
+        output_filename=filename,
+        content_type="video/mp4",
+        duration=segment.duration,
+        hardware=resolved,
+        files=tuple(files),
+        filter_graph=";".join(graph.chains),
     )
 
 
@@ -853,8 +925,18 @@ def plan_join(
     output_filename = f"{out.name}.{extension}"
     output = workdir / "out" / output_filename
     index_last = Container(out.container) in (Container.MP4, Container.MOV)
-    argv = [*ffmpeg_head(), "-protocol_whitelist", "file", "-f", "concat", "-safe", "0", "-i", f"file:{listing.path}",
-            *graph.input_args]
+    argv = [
+        *ffmpeg_head(),
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        f"file:{listing.path}",
+        *graph.input_args,
+    ]
     if filter_graph:
         argv += ["-filter_complex", filter_graph]
     argv += [*maps, "-c:v", "copy"]
@@ -867,8 +949,16 @@ def plan_join(
     argv += ["-progress", "pipe:1", "-nostats", f"file:{output}"]
     thumbnail, thumbnail_path = _thumbnail(spec, stream, output, workdir)
     return Plan(
-        main=tuple(argv), output=output, output_filename=output_filename,
-        content_type=encoders.CONTENT_TYPES[out.container], duration=stream.duration, hardware="cpu",
-        files=(listing,), emitted=_emitted(spec), thumbnail=thumbnail, thumbnail_path=thumbnail_path,
-        filter_graph=filter_graph or None, index_last=index_last,
+        main=tuple(argv),
+        output=output,
+        output_filename=output_filename,
+        content_type=encoders.CONTENT_TYPES[out.container],
+        duration=stream.duration,
+        hardware="cpu",
+        files=(listing,),
+        emitted=_emitted(spec),
+        thumbnail=thumbnail,
+        thumbnail_path=thumbnail_path,
+        filter_graph=filter_graph or None,
+        index_last=index_last,
     )

@@ -76,7 +76,7 @@ def _int(value: Any) -> int | None:
 
 
 def _rate(value: Any) -> float | None:
-    """"30000/1001" → 29.97; "0/0" (unknown) → None."""
+    """ "30000/1001" → 29.97; "0/0" (unknown) → None."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -161,8 +161,15 @@ def ffprobe_argv(path: Path | Streamed, formats: str | None = INPUT_FORMATS) -> 
     whitelist = ["-format_whitelist", formats] if formats else []
     options, url = source_args(path if isinstance(path, Streamed) else Path(path))
     return [
-        FFPROBE, "-v", "error", *options, *whitelist,
-        "-print_format", "json", "-show_format", "-show_streams",
+        FFPROBE,
+        "-v",
+        "error",
+        *options,
+        *whitelist,
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
         url,
     ]
 
@@ -173,7 +180,10 @@ def probe(path: Path | Streamed, label: str | None = None, formats: str | None =
     name = label or str(path)
     try:
         completed = subprocess.run(
-            ffprobe_argv(path, formats), capture_output=True, timeout=PROBE_TIMEOUT, check=False,
+            ffprobe_argv(path, formats),
+            capture_output=True,
+            timeout=PROBE_TIMEOUT,
+            check=False,
             env=child_env(),  # no credentials for ffprobe
         )
     except subprocess.TimeoutExpired:

@@ -137,4 +137,3 @@ def _interval(env: Mapping[str, str]) -> float:
     if not 0 <= value < 86400:
         raise ValueError(f"{runtime.ENV_PROGRESS_INTERVAL}={raw!r} is out of range")
     return value
-

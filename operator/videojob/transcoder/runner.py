@@ -134,8 +134,14 @@ class FFmpegRun:
         timer = None
         try:
             self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, errors="replace", bufsize=1, env=child_env(),  # no credentials for FFmpeg
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                env=child_env(),  # no credentials for FFmpeg
             )
         except OSError as e:
             raise Unsupported(f"cannot start {self.argv[0]}: {e}", reason=Reason.FFMPEG_MISSING) from None
@@ -187,14 +193,17 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
         line = next(line for line in stderr if NVENC_FAILURE_PATTERN.search(line))
         return Unsupported(f"{NVENC_UNAVAILABLE_MESSAGE}{line}", reason=Reason.NVENC_UNAVAILABLE)
     if returncode < 0 or returncode in (137, 143):
-        return Transient(f"ffmpeg was killed (status {returncode}): {last or 'no message'}",
-                         reason=Reason.FFMPEG_KILLED)
+        return Transient(
+            f"ffmpeg was killed (status {returncode}): {last or 'no message'}", reason=Reason.FFMPEG_KILLED
+        )
     for line in stderr:
         refusal = MUXER_REFUSAL.match(line)
         if refusal and (refusal.group("tag") or "support" in line):
             why = refusal.group("message") or refusal.group("tag")
-            return BadInput(f"the output container cannot hold a stream of this job: {why}",
-                            reason=Reason.CODEC_NOT_SUPPORTED_BY_CONTAINER)
+            return BadInput(
+                f"the output container cannot hold a stream of this job: {why}",
+                reason=Reason.CODEC_NOT_SUPPORTED_BY_CONTAINER,
+            )
     if INPUT_PROBLEM.search(text):
         return BadInput(f"ffmpeg cannot process the input: {last}", reason=Reason.FFMPEG_FAILED)
     return BadInput(f"ffmpeg failed (status {returncode}): {last or 'no message'}", reason=Reason.FFMPEG_FAILED)
@@ -214,8 +223,9 @@ def _open_inputs(
     for name in names:
         if job.local_inputs is not None:
             if name not in job.local_inputs:
-                raise BadInput(f"input {name}: no local file given (use --input {name}=PATH)",
-                               reason=Reason.INPUT_NOT_FOUND)
+                raise BadInput(
+                    f"input {name}: no local file given (use --input {name}=PATH)", reason=Reason.INPUT_NOT_FOUND
+                )
             path = Path(job.local_inputs[name])
             if not path.is_file():
                 raise BadInput(f"input {name}: {path} is not a file", reason=Reason.INPUT_NOT_FOUND)
@@ -293,7 +303,10 @@ def _transcribe(
 
 
 def _ffmpeg(
-    argv: Sequence[str], parser: ProgressParser | None, reporter: Reporter, deadline: float | None,
+    argv: Sequence[str],
+    parser: ProgressParser | None,
+    reporter: Reporter,
+    deadline: float | None,
     server: streaming.InputServer,
 ) -> None:
     try:
@@ -309,6 +322,7 @@ def _layout(the_plan: planner.Plan) -> streaming.Layout:
     if not the_plan.index_last:
         return streaming.whole_file(the_plan.output)
     with the_plan.output.open("rb") as f:
+
         def read(offset: int, n: int) -> bytes:
             f.seek(offset)
             return f.read(n)
@@ -355,20 +369,35 @@ def _deliver(job: Job, path: Path, filename: str, content_type: str) -> tuple[st
 
 
 def _artifact(
-    uri: str, path: Path, kind: str, content_type: str, facts: MediaFacts | None,
+    uri: str,
+    path: Path,
+    kind: str,
+    content_type: str,
+    facts: MediaFacts | None,
     stored: tuple[int, str] | None = None,
 ) -> Artifact:
     size, sha256 = stored or (path.stat().st_size, storage.sha256_file(path))
-    return Artifact.model_validate({
-        "uri": uri, "kind": kind, "size": size, "sha256": sha256,
-        "contentType": content_type,
-        **({
-            "duration": round(facts.duration, 3) if facts.duration is not None else None,
-            "width": facts.width, "height": facts.height,
-            "fps": round(facts.fps, 3) if facts.fps is not None else None,
-            "videoCodec": facts.video_codec, "audioCodec": facts.audio_codec,
-        } if facts is not None else {}),
-    })
+    return Artifact.model_validate(
+        {
+            "uri": uri,
+            "kind": kind,
+            "size": size,
+            "sha256": sha256,
+            "contentType": content_type,
+            **(
+                {
+                    "duration": round(facts.duration, 3) if facts.duration is not None else None,
+                    "width": facts.width,
+                    "height": facts.height,
+                    "fps": round(facts.fps, 3) if facts.fps is not None else None,
+                    "videoCodec": facts.video_codec,
+                    "audioCodec": facts.audio_codec,
+                }
+                if facts is not None
+                else {}
+            ),
+        }
+    )
 
 
 def run(job: Job) -> TranscodeResult:
@@ -396,8 +425,11 @@ def _remove_outputs(job: Job) -> list[str]:
         print(f"videojob-transcode: cannot delete what this job wrote: {' '.join(str(e).split())}", file=sys.stderr)
         return list(job.uploaded)
     if deleted:
-        print(f"videojob-transcode: deleted {len(deleted)} object(s) this job had written: {', '.join(deleted)}",
-              file=sys.stderr, flush=True)
+        print(
+            f"videojob-transcode: deleted {len(deleted)} object(s) this job had written: {', '.join(deleted)}",
+            file=sys.stderr,
+            flush=True,
+        )
     return []
 
 
@@ -407,12 +439,15 @@ def _check_result(the_plan: planner.Plan, spec: VideoJobSpec, deadline: float | 
         FFmpegRun(the_plan.thumbnail).run(None, NullReporter(), deadline)
         if the_plan.thumbnail_path is not None and not the_plan.thumbnail_path.is_file():
             asked = spec.output.thumbnail.at if spec.output.thumbnail else 0.0
-            raise BadInput(f"output.thumbnail.at: the result has no frame at {asked:g} s to take the thumbnail from",
-                           reason=Reason.NO_THUMBNAIL)
+            raise BadInput(
+                f"output.thumbnail.at: the result has no frame at {asked:g} s to take the thumbnail from",
+                reason=Reason.NO_THUMBNAIL,
+            )
     out_facts = probe(the_plan.output, label="the result", formats=None)
     if not out_facts.has_video:  # e.g. every frame cut away by trims: never deliver a picture-less "video"
-        raise BadInput("the result has no video frames (check the inputs' trim start and duration)",
-                       reason=Reason.NO_VIDEO_FRAMES)
+        raise BadInput(
+            "the result has no video frames (check the inputs' trim start and duration)", reason=Reason.NO_VIDEO_FRAMES
+        )
     return out_facts
 
 
@@ -480,8 +515,11 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
                 raise
             # NVENC fails while opening the encoder, before the first frame: little is lost by starting over.
             why = " ".join(str(error).removeprefix(NVENC_UNAVAILABLE_MESSAGE).split())[:300]
-            print(f"videojob-transcode: NVENC unavailable on this node ({why}); auto falls back to CPU encoding",
-                  file=sys.stderr, flush=True)
+            print(
+                f"videojob-transcode: NVENC unavailable on this node ({why}); auto falls back to CPU encoding",
+                file=sys.stderr,
+                flush=True,
+            )
             note = f"encoded on CPU: NVENC unavailable on its node ({why})"
             if upload is not None:
                 upload.abort()
@@ -512,16 +550,20 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
             upload.abort()  # no object appears for a failed run
         raise
 
-    artifacts: list[Artifact] = [
-        _artifact(uri, the_plan.output, "video", the_plan.content_type, out_facts, stored)
-    ]
+    artifacts: list[Artifact] = [_artifact(uri, the_plan.output, "video", the_plan.content_type, out_facts, stored)]
     bytes_out = stored[0]
     if the_plan.thumbnail_path is not None:
         thumb = the_plan.thumbnail_path
         uri, size = _deliver(job, thumb, thumb.name, "image/jpeg")
         image = probe(thumb, label="the thumbnail", formats=None)
-        still = MediaFacts(duration=None, format_name=image.format_name, has_video=True, width=image.width,
-                           height=image.height, video_codec=image.video_codec)
+        still = MediaFacts(
+            duration=None,
+            format_name=image.format_name,
+            has_video=True,
+            width=image.width,
+            height=image.height,
+            video_codec=image.video_codec,
+        )
         artifacts.append(_artifact(uri, thumb, "thumbnail", "image/jpeg", still))
         bytes_out += size
     for emitted in the_plan.emitted:
@@ -537,8 +579,13 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
         note = f"joined {len(joined[0])} segments encoded apart"
     job.reporter.report(100.0)
     return TranscodeResult(
-        ok=True, message=note, artifacts=artifacts, bytes_in=bytes_in, bytes_out=bytes_out,
-        seconds=round(time.monotonic() - started, 3), hardware=the_plan.hardware,
+        ok=True,
+        message=note,
+        artifacts=artifacts,
+        bytes_in=bytes_in,
+        bytes_out=bytes_out,
+        seconds=round(time.monotonic() - started, 3),
+        hardware=the_plan.hardware,
     )
 
 
@@ -555,8 +602,14 @@ def _segment_location(job: Job, index: int) -> str:
 
 
 def _run_segment(
-    job: Job, index: int, facts: Mapping[str, MediaFacts], media: Mapping[str, Path | Streamed],
-    subtitle_paths: Mapping[str, Path], bytes_in: int, started: float, deadline: float | None,
+    job: Job,
+    index: int,
+    facts: Mapping[str, MediaFacts],
+    media: Mapping[str, Path | Streamed],
+    subtitle_paths: Mapping[str, Path],
+    bytes_in: int,
+    started: float,
+    deadline: float | None,
     server: streaming.InputServer,
 ) -> TranscodeResult:
     """Encode segment `index` and store it for the join. Every pod plans the same segments from the same facts;
@@ -565,10 +618,14 @@ def _run_segment(
     segments = planner.segments_for(job.spec, facts, job.chunking.count)
     if index >= len(segments):
         job.reporter.report(100.0)
-        return TranscodeResult(ok=True, message=f"no segment {index}: the video makes {len(segments)}",
-                               bytes_in=0, seconds=round(time.monotonic() - started, 3), hardware="cpu")
-    the_plan = planner.plan_segment(job.spec, facts, media, job.hardware, job.workdir, segments[index],
-                                    subtitle_paths)
+        return TranscodeResult(
+            ok=True,
+            message=f"no segment {index}: the video makes {len(segments)}",
+            bytes_in=0,
+            seconds=round(time.monotonic() - started, 3),
+            hardware="cpu",
+        )
+    the_plan = planner.plan_segment(job.spec, facts, media, job.hardware, job.workdir, segments[index], subtitle_paths)
     for text_file in the_plan.files:
         text_file.path.write_text(text_file.text, encoding="utf-8")
     _ffmpeg(the_plan.main, ProgressParser(the_plan.duration), job.reporter, deadline, server)
@@ -585,14 +642,16 @@ def _run_segment(
     job.reporter.report(100.0)
     segment = segments[index]
     return TranscodeResult(
-        ok=True, message=f"segment {index + 1} of {len(segments)} ({segment.start:.3f} s to {segment.end:.3f} s)",
-        bytes_in=bytes_in, bytes_out=size, seconds=round(time.monotonic() - started, 3), hardware=the_plan.hardware,
+        ok=True,
+        message=f"segment {index + 1} of {len(segments)} ({segment.start:.3f} s to {segment.end:.3f} s)",
+        bytes_in=bytes_in,
+        bytes_out=size,
+        seconds=round(time.monotonic() - started, 3),
+        hardware=the_plan.hardware,
     )
 
 
-def _fetch_segments(
-    job: Job, facts: Mapping[str, MediaFacts]
-) -> tuple[tuple[planner.Segment, ...], list[Path]]:
+def _fetch_segments(job: Job, facts: Mapping[str, MediaFacts]) -> tuple[tuple[planner.Segment, ...], list[Path]]:
     """The join's segments, as local files (fetched from the store)."""
     assert job.chunking is not None
     segments = planner.segments_for(job.spec, facts, job.chunking.count)
@@ -623,8 +682,11 @@ def _drop_segments(job: Job, segments: Sequence[planner.Segment]) -> None:
         elif job.owner is not None:
             storage.delete_owned([_segment_location(job, s.index) for s in segments], job.owner.uid, job.s3)
     except Exception as e:
-        print(f"videojob-transcode: cannot remove the segments under {job.chunking.store}: {' '.join(str(e).split())}",
-              file=sys.stderr, flush=True)
+        print(
+            f"videojob-transcode: cannot remove the segments under {job.chunking.store}: {' '.join(str(e).split())}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _subtitle_text(
@@ -665,5 +727,10 @@ def result_json(result: TranscodeResult, limit: int = TERMINATION_MESSAGE_LIMIT)
 
 def failure_result(error: TranscodeError, seconds: float = 0.0, leftovers: Sequence[str] = ()) -> TranscodeResult:
     message = " ".join(str(error).split())
-    return TranscodeResult(ok=False, reason=error.reason[:64], message=message[:1024], seconds=round(seconds, 3),
-                           leftovers=list(leftovers)[:16])
+    return TranscodeResult(
+        ok=False,
+        reason=error.reason[:64],
+        message=message[:1024],
+        seconds=round(seconds, 3),
+        leftovers=list(leftovers)[:16],
+    )

@@ -193,9 +193,7 @@ def cues_from_words(
     text = ""
     for w_start, w_end, word in words:
         token = word if text else word.lstrip()
-        if text and (
-            w_end - start > max_seconds or len(text) + len(token) > max_chars or w_start - end >= 1.0
-        ):
+        if text and (w_end - start > max_seconds or len(text) + len(token) > max_chars or w_start - end >= 1.0):
             cues.append(Cue(start, end, text.strip()))
             text, token = "", word.lstrip()
         if not text:
@@ -344,7 +342,7 @@ def parse_srt(text: str, name: str = "SRT") -> list[Cue]:
             continue
         g = m.groups()
         start, end = _seconds(*g[0:4]), _seconds(*g[4:8])
-        body = "\n".join(line.strip() for line in block[timing_at + 1:])
+        body = "\n".join(line.strip() for line in block[timing_at + 1 :])
         cues.append(_checked(Cue(start, end, body), first, name))
     return cues
 
@@ -369,6 +367,6 @@ def parse_vtt(text: str, name: str = "WebVTT") -> list[Cue]:
             raise _timing_error(name, first + timing_at, block[timing_at])
         g = m.groups()
         start, end = _seconds(*g[0:4]), _seconds(*g[4:8])
-        body = html.unescape("\n".join(block[timing_at + 1:]))
+        body = html.unescape("\n".join(block[timing_at + 1 :]))
         cues.append(_checked(Cue(start, end, body), first, name))
     return cues

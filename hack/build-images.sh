@@ -11,7 +11,8 @@
 #
 # Everything is cached outside the repository, in ${XDG_CACHE_HOME:-~/.cache}/videojob-operator/images:
 # the base's root filesystem (keyed by BASE_RECIPE) and each image's `docker save` tarball (keyed by a hash of
-# its build inputs). The tarballs are symlinked as .testenv/images/<name>.tar. When every tarball is cached, no
+# its build inputs; the 3 most recently used per image are kept, so worktrees of different commits can share the
+# cache). The tarballs are symlinked as .testenv/images/<name>.tar. When every tarball is cached, no
 # Docker engine is needed or started. Otherwise a running dockerd is used, or, as root, one is started for the
 # build (log in the cache) and stopped again at the end.
 #
@@ -325,6 +326,7 @@ build() {
   esac
 }
 
+KEEP_BUILDS=3
 for name in "${todo[@]}"; do
   started=$(now)
   ensure_docker
@@ -333,10 +335,10 @@ for name in "${todo[@]}"; do
   "$docker" save -o "${tarball[$name]}.tmp" "${image[$name]}"
   chmod 0644 "${tarball[$name]}.tmp"
   mv "${tarball[$name]}.tmp" "${tarball[$name]}"
-  # Older tarballs of this image are superseded.
-  for old in "$cache/$(basename "${tarball[$name]%-*}")"-*.tar; do
-    [ "$old" = "${tarball[$name]}" ] || rm -f "$old"
-  done
+  # Keep the KEEP_BUILDS newest tarballs of this image: another checkout (a git worktree, another branch) may use
+  # an older one, and its .testenv/images link must not dangle while it runs.
+  ls -1t "$cache/$(basename "${tarball[$name]%-*}")"-*.tar 2>/dev/null | tail -n +$((KEEP_BUILDS + 1)) |
+    while read -r old; do rm -f "$old"; done
   outcome[$name]=built
   seconds[$name]=$(($(now) - started))
 done
@@ -344,6 +346,7 @@ stop_dockerd
 
 for name in "${names[@]}"; do
   started=$(now)
+  touch "${tarball[$name]}" # used now: the newest KEEP_BUILDS survive a later build
   link=$out_dir/$(basename "${tarball[$name]%-*}").tar
   # A link: its target's name carries the inputs' hash (hack/localnodes.py imports a tarball once per target).
   ln -sfn "${tarball[$name]}" "$link"

@@ -135,6 +135,11 @@ def fair_order(ordered: Iterable[Body], running: Mapping[str, int], weight: Call
         heap = [(load[ns] / weight(ns), queue[0][0], ns) for ns, queue in queues.items()]
         heapq.heapify(heap)
         while heap:
+            if len(heap) == 1:  # one namespace left (the usual case of a single tenant): the rest in its order
+                ns = heap[0][2]
+                out.extend(vj for _, vj in queues[ns])
+                load[ns] += len(queues[ns])
+                break
             _, _, ns = heapq.heappop(heap)
             queue = queues[ns]
             out.append(queue.popleft()[1])

@@ -433,22 +433,28 @@ def crd_in_chart(chart: Path) -> Path:
 
 
 def rename_group(chart: Path, group: str, older: bool) -> None:
-    """Point the chart's CRD at an API group of the test's own (the cluster's videojob.dev CRD belongs to the
-    environment and every other test); `older`: drop a printer column too, so that the upgrade has something to
-    change even when the models did not change between the two versions."""
+    """Point the chart's CRDs at an API group of the test's own (the cluster's videojob.dev CRDs belong to the
+    environment and every other test, and a release that owned them would keep them after uninstall with its
+    ownership annotations); `older`: drop a printer column too, so that the upgrade has something to change even
+    when the models did not change between the two versions."""
     path = crd_in_chart(chart)
-    text = path.read_text()
-    assert "\n  name: videojobs.videojob.dev\n" in text and "\n  group: videojob.dev\n" in text, path
-    text = text.replace("\n  name: videojobs.videojob.dev\n", f"\n  name: videojobs.{group}\n")
-    text = text.replace("\n  group: videojob.dev\n", f"\n  group: {group}\n")
-    # No short name or category of its own: `kubectl get vj` and `kubectl get media` in other tests must keep
-    # meaning the environment's VideoJobs (kubectl caches discovery on disk for minutes).
-    text = text.replace("\n    shortNames:\n    - vj\n", "\n").replace("\n    categories:\n    - media\n", "\n")
-    if older:
-        column = r"\n    - description: Position in the admission queue[^\n]*\n(      [^\n]*\n)+"
-        text = re.sub(column, "\n", text, count=1)
-        assert "Position in the admission queue" not in text
-    path.write_text(text)
+    paths = [path, *sorted(p for p in path.parent.glob("crd-*.yaml") if p != path)]  # presets since 0.3.0
+    for crd in paths:
+        text = crd.read_text()
+        plural = re.search(r"\n  name: ([a-z]+)\.videojob\.dev\n", text)
+        assert plural and "\n  group: videojob.dev\n" in text, crd
+        text = text.replace(f"\n  name: {plural[1]}.videojob.dev\n", f"\n  name: {plural[1]}.{group}\n")
+        text = text.replace("\n  group: videojob.dev\n", f"\n  group: {group}\n")
+        # No short name or category of its own: `kubectl get vj` and `kubectl get media` in other tests must keep
+        # meaning the environment's VideoJobs (kubectl caches discovery on disk for minutes).
+        text = re.sub(r"\n    shortNames:\n    - [a-z]+\n", "\n", text).replace(
+            "\n    categories:\n    - media\n", "\n"
+        )
+        if older and crd == path:
+            column = r"\n    - description: Position in the admission queue[^\n]*\n(      [^\n]*\n)+"
+            text = re.sub(column, "\n", text, count=1)
+            assert "Position in the admission queue" not in text
+        crd.write_text(text)
 
 
 @pytest.mark.parametrize(
@@ -554,6 +560,7 @@ def test_helm_upgrade_from_the_previous_chart_version_updates_the_crd(
         helm_cmd(testenv, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "90s")
         assert kubectl(testenv, "get", "crd", crd_name).returncode == 0, "crds.keep keeps the CRD (and VideoJobs)"
     finally:
-        kubectl(testenv, "delete", "crd", crd_name, "--ignore-not-found", "--wait=true")
+        for plural in ("videojobs", "videojobpresets", "clustervideojobpresets"):
+            kubectl(testenv, "delete", "crd", f"{plural}.{group}", "--ignore-not-found", "--wait=true")
         # kubectl's discovery cache would still list the deleted group for minutes.
         shutil.rmtree(Path.home() / ".kube" / "cache" / "discovery", ignore_errors=True)

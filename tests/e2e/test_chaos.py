@@ -47,6 +47,16 @@ def run_testenv(testenv: TestEnv, *args: str) -> str:
     return r.stdout.strip()
 
 
+def testenv_fault(testenv: TestEnv, note: str, *args: str) -> Callable[[], str]:
+    """A fault made by hack/testenv.py (`restart ...`, `pause ...`); it returns `note` for the table."""
+
+    def fault() -> str:
+        run_testenv(testenv, *args)
+        return note
+
+    return fault
+
+
 def assert_clean(row: Row, fault: dict[str, Any]) -> None:
     print(f"\n{table([row])}")
     assert "error" not in fault, f"the fault itself failed: {fault['error']!r}"
@@ -147,11 +157,20 @@ def test_a_node_restarted_mid_job_loses_nothing(
 ) -> None:
     run_operator(max_running=4)
     run_fault_scenario(
-        "node-restart", chaos,
-        lambda: run_testenv(testenv, "restart", "kubelet-cpu-0", "containerd-cpu-0", "--down", "5")
-        and "kubelet and containerd of cpu-0 down 5 s",
-        good=size(20, 4), bad=size(2, 1),
-    )  # fmt: skip
+        "node-restart",
+        chaos,
+        testenv_fault(
+            testenv,
+            "kubelet and containerd of cpu-0 down 5 s",
+            "restart",
+            "kubelet-cpu-0",
+            "containerd-cpu-0",
+            "--down",
+            "5",
+        ),
+        good=size(20, 4),
+        bad=size(2, 1),
+    )
 
 
 def test_minio_restarted_mid_upload_loses_nothing(
@@ -159,10 +178,12 @@ def test_minio_restarted_mid_upload_loses_nothing(
 ) -> None:
     run_operator(max_running=4)
     run_fault_scenario(
-        "minio-restart", chaos,
-        lambda: run_testenv(testenv, "restart", "minio", "--down", "5") and "MinIO down 5 s",
-        good=size(20, 4), bad=size(2, 1),
-    )  # fmt: skip
+        "minio-restart",
+        chaos,
+        testenv_fault(testenv, "MinIO down 5 s", "restart", "minio", "--down", "5"),
+        good=size(20, 4),
+        bad=size(2, 1),
+    )
 
 
 def test_the_api_server_restarted_loses_nothing(
@@ -170,10 +191,12 @@ def test_the_api_server_restarted_loses_nothing(
 ) -> None:
     run_operator(max_running=4)
     run_fault_scenario(
-        "apiserver-restart", chaos,
-        lambda: run_testenv(testenv, "restart", "kube-apiserver", "--down", "3") and "kube-apiserver down 3 s",
-        good=size(20, 4), bad=size(2, 1),
-    )  # fmt: skip
+        "apiserver-restart",
+        chaos,
+        testenv_fault(testenv, "kube-apiserver down 3 s", "restart", "kube-apiserver", "--down", "3"),
+        good=size(20, 4),
+        bad=size(2, 1),
+    )
 
 
 def test_etcd_paused_loses_nothing(
@@ -181,10 +204,12 @@ def test_etcd_paused_loses_nothing(
 ) -> None:
     run_operator(max_running=4)
     run_fault_scenario(
-        "etcd-pause", chaos,
-        lambda: run_testenv(testenv, "pause", "etcd", "20") and "etcd frozen (SIGSTOP) 20 s",
-        good=size(20, 4), bad=size(2, 1),
-    )  # fmt: skip
+        "etcd-pause",
+        chaos,
+        testenv_fault(testenv, "etcd frozen (SIGSTOP) 20 s", "pause", "etcd", "20"),
+        good=size(20, 4),
+        bad=size(2, 1),
+    )
 
 
 # --- tenants ---------------------------------------------------------------------------------------------------

@@ -616,6 +616,14 @@ class JobRecorder:
     def duplicates(self) -> dict[str | None, list[str]]:
         return {owner: [e.name for e in jobs] for owner, jobs in self.by_owner().items() if len(jobs) > 1}
 
+    def caught_up(self) -> bool | NotYet:
+        """Whether the watch has recorded every Job the API server lists now (for wait_for: after that, a count
+        of Jobs per VideoJob misses none that exists)."""
+        listed = {job.metadata.uid for job in self.batch_v1.list_namespaced_job(self.namespace).items}
+        with self._lock:
+            missing = listed - self._uids
+        return True if not missing else NotYet({"not yet recorded": sorted(missing)})
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Diagnostics for failure messages

@@ -15,6 +15,7 @@ A row counts, per scenario:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -23,8 +24,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from devkit.harness import JobRecorder, VideoJobs, parse_s3_uri
 from devkit.specs import copy_spec
+from devkit.testenv import WaitTimeout, wait_for
 from tests.conftest import TestEnv
 
 FULL = os.environ.get("VIDEOJOB_CHAOS") == "full"
@@ -135,29 +139,24 @@ class Chaos:
     def running(self) -> int:
         return sum(1 for s in self.phases().values() if s.get("phase") == "Running")
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.5)
-        return False
-
     def settle(self, timeout: float) -> tuple[dict[tuple[str, str], dict[str, Any]], float]:
-        """Statuses once every planned VideoJob is terminal (or at the timeout), and when (monotonic) that was."""
-        t0 = time.monotonic()
-        statuses: dict[tuple[str, str], dict[str, Any]] = {}
-        while time.monotonic() - t0 < timeout:
+        """Statuses once every planned VideoJob is terminal (or at the timeout: the rest count as lost), and when
+        (monotonic) that was."""
+
+        def all_finished() -> bool:
             statuses = self.phases()
-            if all(statuses.get((p.videojobs.namespace, p.name), {}).get("phase") in TERMINAL for p in self.planned):
-                break
-            time.sleep(1)
-        return statuses, time.monotonic()
+            return all(statuses.get((p.videojobs.namespace, p.name), {}).get("phase") in TERMINAL for p in self.planned)
+
+        with contextlib.suppress(WaitTimeout):
+            wait_for(all_finished, timeout=timeout, interval=1, message="every VideoJob finished")
+        return self.phases(), time.monotonic()
 
     def score(self, scenario: str, fault: str, since: float, timeout: float) -> Row:
         """Wait for every VideoJob to finish (up to `timeout`) and score them; `since`: when the last fault ended."""
         statuses, finished = self.settle(timeout)
-        time.sleep(2)  # a duplicate Job, were there one, shows up right after its VideoJob finished
+        for recorder in self.recorders.values():  # every Job that exists is counted
+            wait_for(recorder.caught_up, timeout=60, message=f"the Job watch of {recorder.namespace} caught up",
+                     ignore=(ApiException,))  # fmt: skip
         row = Row(scenario, len(self.planned), 0, 0, 0, 0, 0, max(finished - since, 0.0), fault)
         owners: dict[tuple[str, str], set[str]] = {}
         for ns, recorder in self.recorders.items():

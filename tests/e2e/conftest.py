@@ -13,17 +13,21 @@
     http_server      ScriptedHTTPServer on the address pods reach (stall, 503, serve), for inputs the test controls
     held_input       held_input(name) -> HeldInput: a small video at /<name>.mp4 on http_server whose requests wait
                      until `.release()` (all are released when the test ends): a job that stays Running
+    more_namespaces  more_namespaces(count, prefix) -> names: namespaces with the S3 Secret, for the operator to
+                     watch beside the test's own; removed at the end
 
 Settings given to run_operator are Settings field names, turned into the chart's values: run_operator(max_running=1).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from devkit.harness import (
     CRD_FILE,
@@ -153,3 +157,32 @@ def held_input(http_server: ScriptedHTTPServer, media: MediaFactory) -> Callable
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory, s3: Any) -> MediaFactory:
     return MediaFactory(tmp_path_factory.mktemp("media"), s3)
+
+
+@pytest.fixture
+def more_namespaces(
+    core_v1: Any, custom_objects: Any, crd: dict[str, Any], testenv: TestEnv
+) -> Iterator[Callable[..., list[str]]]:
+    """more_namespaces(count, prefix) makes namespaces, each with the S3 Secret transcoders use, for the test's
+    operator to watch beside its own (`run_operator(namespaces=[namespace, *made])`); all are removed afterwards,
+    their VideoJobs' finalizers stripped first (the operator may be gone: nothing else would)."""
+    made: list[str] = []
+
+    def make(count: int, prefix: str = "more") -> list[str]:
+        new = [f"{prefix}-{uuid.uuid4().hex[:10]}" for _ in range(count)]
+        for name in new:
+            core_v1.create_namespace({"metadata": {"name": name}})
+            made.append(name)
+            ensure_s3_secret(core_v1, name, testenv)
+        return new
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            VideoJobs(custom_objects, name).strip_finalizers()
+            try:
+                core_v1.delete_namespace(name)
+            except ApiException as e:
+                if e.status != 404:
+                    raise

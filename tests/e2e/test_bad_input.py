@@ -7,7 +7,6 @@ VideoJob's phase, reason and message, and how many Jobs and pods were spent on i
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -314,7 +313,7 @@ def test_a_one_second_deadline_fails_deadline_exceeded(
     # A loaded node may not even start the pod within the second (attempts 0); either way nothing runs again:
     # one Job ever (the operator does not recreate it), which started at most one pod.
     assert int(status.get("attempts") or 0) <= 1, f"a deadline is not retried\n{context}"
-    time.sleep(3)  # a retry, were there one, would follow the failure at once
+    wait_for(job_recorder.caught_up, timeout=30, message="the Job watch caught up")
     jobs = job_recorder.by_owner().get("deadline", [])
     assert len(jobs) == 1, f"a deadline is not retried: Jobs {[j.name for j in jobs]}\n{context}"
     assert len(pods_of(core_v1, namespace, jobs[0].name)) <= 1, f"the Job ran more than one pod\n{context}"

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from devkit.harness import GROUP, PLURAL, VERSION, MediaFactory, VideoJobs, ensure_s3_secret
+from devkit.harness import GROUP, PLURAL, VERSION, MediaFactory, VideoJobs
 from devkit.operator_release import OperatorRelease
 from devkit.specs import copy_spec
-from tests.conftest import TESTENV_SCRIPT, TestEnv
+from tests.conftest import TESTENV_SCRIPT, TestEnv, wait_for
 from tests.e2e.chaos import FULL, Chaos, Planned, Row, in_background, table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -47,7 +47,7 @@ def run_testenv(testenv: TestEnv, *args: str) -> str:
     return r.stdout.strip()
 
 
-def testenv_fault(testenv: TestEnv, note: str, *args: str) -> Callable[[], str]:
+def fault_by_testenv(testenv: TestEnv, note: str, *args: str) -> Callable[[], str]:
     """A fault made by hack/testenv.py (`restart ...`, `pause ...`); it returns `note` for the table."""
 
     def fault() -> str:
@@ -76,33 +76,8 @@ def chaos(
         yield c
 
 
-@pytest.fixture
-def more_namespaces(core_v1: Any, custom_objects: Any, testenv: TestEnv) -> Iterator[Callable[[int], list[str]]]:
-    """Makes namespaces (with the S3 Secret) for the test's operator to watch; removes them afterwards."""
-    made: list[str] = []
-
-    def make(count: int) -> list[str]:
-        for _ in range(count):
-            name = f"chaos-{uuid.uuid4().hex[:10]}"
-            core_v1.create_namespace({"metadata": {"name": name}})
-            ensure_s3_secret(core_v1, name, testenv)
-            made.append(name)
-        return list(made)
-
-    try:
-        yield make
-    finally:
-        for name in made:
-            VideoJobs(custom_objects, name).strip_finalizers()
-            try:
-                core_v1.delete_namespace(name)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-
-
 def wait_running(chaos: Chaos, timeout: float = 180) -> None:
-    assert chaos.wait_until(lambda: chaos.running() >= 1, timeout), "no VideoJob started running"
+    wait_for(lambda: chaos.running() >= 1, timeout=timeout, interval=0.5, message="a VideoJob running")
 
 
 def run_fault_scenario(
@@ -126,14 +101,12 @@ def test_the_leader_killed_again_and_again_loses_nothing(
     kills = size(10, 2)
     rng = random.Random(SEED)  # noqa: S311 (moments of faults, not secrets)
 
+    def ready_holder() -> str | None:
+        holder = op.lease_holder()
+        return holder if holder and holder in {p.metadata.name for p in op.ready_pods()} else None
+
     def leader() -> str:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            holder = op.lease_holder()
-            if holder and holder in {p.metadata.name for p in op.ready_pods()}:
-                return holder
-            time.sleep(0.2)
-        raise AssertionError(f"no Ready replica holds the Lease (holder {op.lease_holder()})")
+        return wait_for(ready_holder, timeout=120, interval=0.2, message="a Ready replica holding the Lease")
 
     def fault() -> str:
         for i in range(kills):
@@ -159,7 +132,7 @@ def test_a_node_restarted_mid_job_loses_nothing(
     run_fault_scenario(
         "node-restart",
         chaos,
-        testenv_fault(
+        fault_by_testenv(
             testenv,
             "kubelet and containerd of cpu-0 down 5 s",
             "restart",
@@ -180,7 +153,7 @@ def test_minio_restarted_mid_upload_loses_nothing(
     run_fault_scenario(
         "minio-restart",
         chaos,
-        testenv_fault(testenv, "MinIO down 5 s", "restart", "minio", "--down", "5"),
+        fault_by_testenv(testenv, "MinIO down 5 s", "restart", "minio", "--down", "5"),
         good=size(20, 4),
         bad=size(2, 1),
     )
@@ -193,7 +166,7 @@ def test_the_api_server_restarted_loses_nothing(
     run_fault_scenario(
         "apiserver-restart",
         chaos,
-        testenv_fault(testenv, "kube-apiserver down 3 s", "restart", "kube-apiserver", "--down", "3"),
+        fault_by_testenv(testenv, "kube-apiserver down 3 s", "restart", "kube-apiserver", "--down", "3"),
         good=size(20, 4),
         bad=size(2, 1),
     )
@@ -206,7 +179,7 @@ def test_etcd_paused_loses_nothing(
     run_fault_scenario(
         "etcd-pause",
         chaos,
-        testenv_fault(testenv, "etcd frozen (SIGSTOP) 20 s", "pause", "etcd", "20"),
+        fault_by_testenv(testenv, "etcd frozen (SIGSTOP) 20 s", "pause", "etcd", "20"),
         good=size(20, 4),
         bad=size(2, 1),
     )
@@ -218,11 +191,11 @@ def test_etcd_paused_loses_nothing(
 def test_namespaces_competing_under_limits_lose_nothing(
     run_operator: Callable[..., OperatorRelease],
     chaos: Chaos,
-    more_namespaces: Callable[[int], list[str]],
+    more_namespaces: Callable[..., list[str]],
     custom_objects: Any,
     namespace: str,
 ) -> None:
-    extra = more_namespaces(size(4, 2))
+    extra = more_namespaces(size(4, 2), "chaos")
     limit = 2
     for name in extra:
         chaos.add_namespace(VideoJobs(custom_objects, name))

@@ -12,28 +12,24 @@
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from devkit.harness import (
     GROUP,
     PLURAL,
     VERSION,
     Diagnostics,
+    HeldInput,
     MediaFactory,
     ScriptedHTTPServer,
     VideoJobs,
-    ensure_s3_secret,
 )
 from devkit.operator_release import OperatorRelease
 from devkit.specs import copy_spec, encode_spec
-from tests.conftest import TestEnv
 from tests.e2e.test_lifecycle import start_stalled_job
 
 pytestmark = pytest.mark.e2e
@@ -127,60 +123,36 @@ def test_a_second_videojob_never_overwrites_the_firsts_output(
 
 
 @pytest.fixture
-def team_b(core_v1: Any, custom_objects: Any, crd: dict[str, Any], testenv: TestEnv) -> Iterator[str]:
-    """A second namespace for the test's operator to watch, with the S3 Secret its transcoders use."""
-    name = f"team-b-{uuid.uuid4().hex[:10]}"
-    core_v1.create_namespace({"metadata": {"name": name}})
-    ensure_s3_secret(core_v1, name, testenv)
-    try:
-        yield name
-    finally:
-        VideoJobs(custom_objects, name).strip_finalizers()  # the operator may be gone: nothing else would
-        try:
-            core_v1.delete_namespace(name)
-        except ApiException as e:
-            if e.status != 404:
-                raise
+def team_b(more_namespaces: Callable[..., list[str]]) -> str:
+    """A second namespace for the test's operator to watch."""
+    (name,) = more_namespaces(1, "team-b")
+    return name
 
 
 def job_name(videojobs: VideoJobs, name: str) -> str | None:
     return videojobs.status(name).get("jobName")
 
 
-def held_inputs(
-    http_server: ScriptedHTTPServer, media: MediaFactory, names: list[str]
-) -> dict[str, tuple[str, threading.Event]]:
-    """name -> (input URI, its release): each input is held back on the loopback server until released."""
-    data = media.video().read_bytes()
-    held: dict[str, tuple[str, threading.Event]] = {}
-    for name in names:
-        release = threading.Event()
-        http_server.stall[f"/{name}.mp4"] = release
-        held[name] = (http_server.add(f"/{name}.mp4", data), release)
-    return held
-
-
 def test_a_namespace_that_queued_later_gets_the_next_slot_first(
     run_operator: Callable[..., OperatorRelease],
     videojobs: VideoJobs,
     diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer,
-    media: MediaFactory,
+    held_input: Callable[[str], HeldInput],
     bucket: str,
     custom_objects: Any,
     namespace: str,
     team_b: str,
 ) -> None:
-    held = held_inputs(http_server, media, ["a1", "a2", "a3", "b1"])
+    held = {name: held_input(name) for name in ("a1", "a2", "a3", "b1")}
     run_operator(namespaces=[namespace, team_b], max_running=2, allow_http=True)
     b_videojobs = VideoJobs(custom_objects, team_b)
     try:
         for name in ("a1", "a2", "a3"):
-            videojobs.create(name, copy_spec(held[name][0], f"s3://{bucket}/out/{name}/"))
+            videojobs.create(name, copy_spec(held[name].uri, f"s3://{bucket}/out/{name}/"))
         for name in ("a1", "a2"):
             diagnostics.wait(partial(job_name, videojobs, name), timeout=60, message=f"{name} admitted")
         diagnostics.wait(lambda: videojobs.status("a3").get("queuePosition") == 1, timeout=60, message="a3 queued")
-        b_videojobs.create("b1", copy_spec(held["b1"][0], f"s3://{bucket}/out/b1/"))
+        b_videojobs.create("b1", copy_spec(held["b1"].uri, f"s3://{bucket}/out/b1/"))
         diagnostics.wait(
             lambda: b_videojobs.status("b1").get("queuePosition") == 1,
             timeout=60,
@@ -188,14 +160,14 @@ def test_a_namespace_that_queued_later_gets_the_next_slot_first(
         )
         assert videojobs.status("a3").get("queuePosition") == 2, videojobs.status("a3")
 
-        held["a1"][1].set()  # a1 finishes and frees one slot
+        held["a1"].release()  # a1 finishes and frees one slot
         diagnostics.wait_phase("a1", "Succeeded", timeout=180)
         diagnostics.wait(lambda: b_videojobs.status("b1").get("jobName"), timeout=60, message="b1 admitted")
         a3 = videojobs.status("a3")
         assert not a3.get("jobName") and a3.get("queuePosition") == 1, f"a3 took the slot: {a3}"
     finally:
-        for _, release in held.values():
-            release.set()
+        for hold in held.values():
+            hold.release()
     for name in ("a2", "a3"):
         diagnostics.wait_phase(name, "Succeeded", timeout=240)
     diagnostics.wait(lambda: b_videojobs.status("b1").get("phase") == "Succeeded", timeout=240, message="b1 Succeeded")
@@ -205,20 +177,19 @@ def test_a_namespace_at_its_limit_waits_without_holding_back_another(
     run_operator: Callable[..., OperatorRelease],
     videojobs: VideoJobs,
     diagnostics: Diagnostics,
-    http_server: ScriptedHTTPServer,
-    media: MediaFactory,
+    held_input: Callable[[str], HeldInput],
     bucket: str,
     custom_objects: Any,
     namespace: str,
     team_b: str,
 ) -> None:
-    held = held_inputs(http_server, media, ["a1", "a2", "b1"])
+    held = {name: held_input(name) for name in ("a1", "a2", "b1")}
     run_operator(namespaces=[namespace, team_b], max_running=5, namespace_max_running={namespace: 1}, allow_http=True)
     b_videojobs = VideoJobs(custom_objects, team_b)
     try:
-        videojobs.create("a1", copy_spec(held["a1"][0], f"s3://{bucket}/out/a1/"))
+        videojobs.create("a1", copy_spec(held["a1"].uri, f"s3://{bucket}/out/a1/"))
         diagnostics.wait(lambda: videojobs.status("a1").get("jobName"), timeout=60, message="a1 admitted")
-        videojobs.create("a2", copy_spec(held["a2"][0], f"s3://{bucket}/out/a2/"))
+        videojobs.create("a2", copy_spec(held["a2"].uri, f"s3://{bucket}/out/a2/"))
         a2 = diagnostics.wait(
             lambda: (lambda s: s if s.get("queuePosition") else None)(videojobs.status("a2")),
             timeout=60,
@@ -226,7 +197,7 @@ def test_a_namespace_at_its_limit_waits_without_holding_back_another(
         )
         assert a2["phase"] == "Pending" and a2["reason"] == "Queued", a2
         assert f"namespace {namespace} runs its limit of 1 VideoJob at once" in a2["message"], a2
-        b_videojobs.create("b1", copy_spec(held["b1"][0], f"s3://{bucket}/out/b1/"))
+        b_videojobs.create("b1", copy_spec(held["b1"].uri, f"s3://{bucket}/out/b1/"))
         diagnostics.wait(
             lambda: b_videojobs.status("b1").get("jobName"),
             timeout=60,
@@ -234,7 +205,7 @@ def test_a_namespace_at_its_limit_waits_without_holding_back_another(
         )
         assert not videojobs.status("a2").get("jobName"), videojobs.status("a2")
 
-        held["a1"][1].set()
+        held["a1"].release()
         diagnostics.wait_phase("a1", "Succeeded", timeout=180)
         diagnostics.wait(
             lambda: videojobs.status("a2").get("jobName"),
@@ -242,6 +213,6 @@ def test_a_namespace_at_its_limit_waits_without_holding_back_another(
             message="a2 admitted once a1 freed its namespace's slot",
         )
     finally:
-        for _, release in held.values():
-            release.set()
+        for hold in held.values():
+            hold.release()
     diagnostics.wait_phase("a2", "Succeeded", timeout=240)

@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devkit.harness import empty_and_delete_bucket, ensure_bucket, ensure_s3_secret  # noqa: E402
+from devkit.harness import empty_and_delete_bucket, ensure_bucket, ensure_s3_secret, install_crds  # noqa: E402
 from devkit.operator_release import OperatorRelease, release_values  # noqa: E402
 from devkit.testenv import DEFAULT_TESTENV_DIR, load_testenv  # noqa: E402
 
@@ -144,6 +144,7 @@ def main() -> int:
     testenv = load_testenv(Path(os.environ.get("TESTENV_DIR") or DEFAULT_TESTENV_DIR))
     api = config.new_client_from_config(config_file=testenv.kubeconfig)
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+    install_crds(client.ApiextensionsV1Api(api))
     import boto3
 
     s3 = boto3.client(

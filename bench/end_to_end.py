@@ -84,7 +84,7 @@ from devkit.harness import (  # noqa: E402
     describe_videojob,
     empty_and_delete_bucket,
     ensure_s3_secret,
-    install_crd,
+    install_crds,
 )
 from devkit.operator_release import OperatorRelease, set_path  # noqa: E402
 from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, TestEnv, load_testenv, wait_for  # noqa: E402
@@ -452,7 +452,7 @@ def setup(bench: Bench, cpu_request: str) -> None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    install_crd(client.ApiextensionsV1Api(bench.api))
+    install_crds(client.ApiextensionsV1Api(bench.api))
     bench.core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=bench.namespace)))
     bench.namespace_created = True
     wait_for(

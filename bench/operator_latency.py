@@ -71,7 +71,7 @@ from devkit.harness import (  # noqa: E402
     VideoJobs,
     ensure_s3_secret,
     free_port,
-    install_crd,
+    install_crds,
     settings_env,
 )
 from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
@@ -460,7 +460,7 @@ def main() -> int:
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = CLIENT_THREADS * 2
     core_v1, batch_v1 = client.CoreV1Api(api), client.BatchV1Api(api)
     custom_objects = client.CustomObjectsApi(api)
-    install_crd(client.ApiextensionsV1Api(api))
+    install_crds(client.ApiextensionsV1Api(api))
 
     namespace = f"bench-latency-{uuid.uuid4().hex[:6]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))

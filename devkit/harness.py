@@ -108,6 +108,14 @@ def install_crd(apiextensions_v1: Any, path: Path = CRD_FILE, timeout: float = 6
     return body
 
 
+def install_crds(apiextensions_v1: Any) -> dict[str, Any]:
+    """Every CRD of crds/ (VideoJob and both preset kinds: the operator resolves presets); returns the VideoJob's."""
+    for path in sorted(CRD_FILE.parent.glob("*.yaml")):
+        if path != CRD_FILE:
+            install_crd(apiextensions_v1, path)
+    return install_crd(apiextensions_v1)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The operator process
 

@@ -30,7 +30,6 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from devkit.harness import (
-    CRD_FILE,
     Diagnostics,
     HeldInput,
     JobRecorder,
@@ -38,10 +37,10 @@ from devkit.harness import (
     ScriptedHTTPServer,
     VideoJobs,
     ensure_s3_secret,
-    install_crd,
+    install_crds,
 )
 from devkit.operator_release import OperatorRelease
-from tests.conftest import REPO, TestEnv
+from tests.conftest import TestEnv
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -61,10 +60,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def crd(testenv: TestEnv, apiextensions_v1: Any) -> dict[str, Any]:
-    for path in sorted((REPO / "crds").glob("*.yaml")):
-        if path != CRD_FILE:
-            install_crd(apiextensions_v1, path)
-    return install_crd(apiextensions_v1)
+    return install_crds(apiextensions_v1)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ bench/operator_latency.py measures the same on the real cluster with 10,000 queu
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -198,3 +199,63 @@ def test_a_status_write_that_failed_is_derived_and_sent_again() -> None:
 
     _run(reconciler, scenario)
     assert reconciler.index.videojobs.items["uid-vj-0025"]["status"]["queuePosition"] == 16
+
+
+def _sorted_in_each_pass(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The uids `Reconciler._sort` is asked about (the full look at a VideoJob), from now on."""
+    seen: list[str] = []
+    real = Reconciler._sort
+
+    def counting(self: Reconciler, p: Any, uid: str, *args: Any) -> None:
+        seen.append(uid)
+        real(self, p, uid, *args)
+
+    monkeypatch.setattr(Reconciler, "_sort", counting)
+    return seen
+
+
+def test_a_queued_videojob_is_looked_at_again_only_when_it_or_a_preset_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reconciler, kube = _queue(300)
+
+    async def scenario(a_pass: Pass) -> None:
+        await a_pass()
+        await a_pass()
+        seen = _sorted_in_each_pass(monkeypatch)
+        await a_pass()
+        assert [uid for uid in seen if uid not in kube.jobs] == [], "unchanged queued VideoJobs were sorted again"
+        assert len(kube.jobs) == 10
+
+        changed = copy.deepcopy(reconciler.index.videojobs.items["uid-vj-0200"])
+        changed["metadata"]["resourceVersion"] = "900000"
+        changed["spec"]["priority"] = 1
+        reconciler.index.observe("videojobs", "MODIFIED", changed)
+        seen.clear()
+        _free_one_slot(reconciler, kube)
+        await a_pass()
+        assert [uid for uid in seen if uid not in kube.jobs] == []  # it was looked at, and admitted first
+        assert "uid-vj-0200" in seen and "uid-vj-0200" in kube.jobs
+
+        preset = {"metadata": {"name": "web", "uid": "preset-1", "resourceVersion": "5"}, "spec": {"container": "mp4"}}
+        reconciler.index.observe("clusterpresets", "ADDED", preset)
+        seen.clear()
+        await a_pass()
+        assert len([uid for uid in seen if uid not in kube.jobs]) == 289, "a new preset may be the one a job names"
+
+    _run(reconciler, scenario)
+
+
+def test_a_queued_videojob_whose_finalizer_was_not_written_is_tried_again_every_pass() -> None:
+    reconciler, kube = _queue(20)
+    body = videojob("keeps-artifacts", created="2026-01-01T11:59:59Z", artifactReclaimPolicy="Delete")
+    reconciler.index.observe("videojobs", "ADDED", body)
+    asked: list[tuple[Any, ...]] = []
+    kube.patch_videojob_finalizers = lambda *args: asked.append(args)  # type: ignore[method-assign]
+
+    async def scenario(a_pass: Pass) -> None:
+        for _ in range(3):
+            await a_pass()
+
+    _run(reconciler, scenario)
+    assert len(asked) == 3, "the write failed to show in the index, so each pass asks again"

@@ -125,6 +125,9 @@ def fair_order(ordered: Iterable[Body], running: Mapping[str, int], weight: Call
     """`ordered` (admission_order) with each priority's VideoJobs interleaved between namespaces: repeatedly the
     next VideoJob of the namespace with the least (running + taken so far) / weight, ties to the earlier in
     `ordered`. Priorities keep their order; a namespace's own VideoJobs keep theirs. O(N log namespaces)."""
+    ordered = list(ordered)
+    if len({_namespace(vj) for vj in ordered}) <= 1:
+        return ordered  # one namespace (a single tenant's queue of thousands): nothing to interleave
     load: Counter[str] = Counter(running)
     out: list[Body] = []
     indexed = list(enumerate(ordered))

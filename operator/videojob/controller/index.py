@@ -122,11 +122,13 @@ class Store:
         # uid -> resourceVersion of deletions seen since the last list: a list read before a deletion
         # must not bring the object back.
         self.tombstones: dict[str, int | None] = {}
+        self.changes = 0  # counts every change of what the store holds: "has anything changed since?" in O(1)
 
     def upsert(self, body: Mapping[str, Any]) -> bool:
         uid = str(body["metadata"]["uid"])
         if newer_or_same(body, self.items.get(uid)):
             self.items[uid] = self.slim(body)
+            self.changes += 1
             return True
         return False
 
@@ -134,6 +136,7 @@ class Store:
         uid = str(body["metadata"]["uid"])
         self.items.pop(uid, None)
         self.tombstones[uid] = _version(body)
+        self.changes += 1
 
     def replace(self, bodies: Iterable[Mapping[str, Any]], list_version: str) -> None:
         """Take a complete list as the truth, keeping objects newer than the list (stored meanwhile)."""
@@ -153,6 +156,7 @@ class Store:
             if uid not in fresh and listed_at is not None and version is not None and version > listed_at:
                 fresh[uid] = current
         self.items = fresh
+        self.changes += 1
         self.tombstones = {
             uid: version
             for uid, version in self.tombstones.items()
@@ -194,6 +198,10 @@ class Index:
         }
         cluster = {str(b["metadata"].get("name")): b for b in self.cluster_presets.items.values()}
         return namespaced, cluster
+
+    def presets_version(self) -> tuple[int, int]:
+        """Changes when any preset does (a pending VideoJob naming one is resolved again)."""
+        return self.presets.changes, self.cluster_presets.changes
 
     def observe(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         store = self.store(kind)
@@ -244,10 +252,14 @@ class Index:
         before (and, after a restart, than any recorded in a status), in creation order; forget the times of
         VideoJobs that are gone or whose status now records one."""
         new: list[Body] = []
-        for uid, vj in self.videojobs.items.items():
-            if recorded_arrival(vj) is not None:
-                self.arrivals.pop(uid, None)
-            elif uid not in self.arrivals:
+        arrivals = self.arrivals
+        for uid, vj in self.videojobs.items.items():  # every VideoJob, every pass: kept to a few lookups each
+            status = vj.get("status")
+            recorded = status.get("queuedAt") if status else None
+            if recorded is not None and precise(recorded) is not None:
+                if uid in arrivals:
+                    del arrivals[uid]
+            elif uid not in arrivals:
                 new.append(vj)
         for uid in self.arrivals.keys() - self.videojobs.items.keys():
             del self.arrivals[uid]

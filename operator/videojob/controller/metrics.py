@@ -37,6 +37,7 @@ its own (Warning Event `ReconcileError`).
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import platform
@@ -148,11 +149,11 @@ class Metrics:
     ) -> None:
         """Set the gauges from one pass: (namespace, phase) of every VideoJob, the priority of every queued one,
         running VideoJobs by hardware. A namespace without VideoJobs drops out (its series disappear)."""
-        counts: dict[tuple[str, str], int] = {}
-        for namespace, phase in phases:
+        # counted in C: a pass hands over one pair per VideoJob
+        counts: collections.Counter[tuple[str, str]] = collections.Counter(phases)
+        for namespace in {namespace for namespace, _ in counts}:
             for each in PHASES:
                 counts.setdefault((namespace, each), 0)
-            counts[(namespace, phase)] = counts.get((namespace, phase), 0) + 1
         self.videojobs.clear()  # one thread (the event loop): no scrape sees the gauge half set
         for (namespace, phase), count in counts.items():
             self.videojobs.labels(videojob_namespace=namespace, phase=phase).set(count)

@@ -277,7 +277,10 @@ class Notifier:
 
     def consider(self, items: Iterable[Body], now: datetime) -> None:
         """Start delivering for each VideoJob with something due (unless its delivery task already runs)."""
+        defaults = bool(self.settings.notify_webhooks)
         for vj in items:
+            if not defaults and not ((vj.get("spec") or {}).get("notify") or {}).get("webhooks"):
+                continue  # no webhook to call: the common case, decided without building targets
             uid = str(vj["metadata"]["uid"])
             if uid in self.tasks or not due(vj, self.settings, now):
                 continue

@@ -290,7 +290,11 @@ def test_a_forged_succeeded_frees_no_slot_and_is_corrected(operator: tuple[Recon
     status, _, basis = reconciler.status_writer.wishes["uid-running"]
     assert status["phase"] == "Running" and basis == "Succeeded"
 
-    asyncio.run(reconciler.write_status("uid-running", status, [], basis))
+    async def write() -> None:
+        await reconciler.write_status("uid-running", status, [], basis)
+        await reconciler.events.drain()  # Events are posted in the background
+
+    asyncio.run(write())
     (patch,) = [patch for name, patch in kube.status_patches if name == "running"]
     assert patch["phase"] == "Running" and patch["completedAt"] is None
     assert ("running", "StatusCorrected") in [(name, reason) for name, reason, _ in kube.events]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from videojob.controller.reconciler import StatusWriter, _is_urgent
+from videojob.controller.reconciler import EventPoster, StatusWriter, _is_urgent
 
 
 def run_writer(submissions: list[tuple[str, int, bool]], discard: tuple[str, ...] = ()) -> list[tuple[str, int]]:
@@ -56,3 +56,46 @@ def test_what_is_urgent() -> None:
     assert _is_urgent({"jobName": "j", "queuePosition": None})
     assert not _is_urgent({"queuePosition": 3, "message": "position 3 in the queue", "conditions": []})
     assert not _is_urgent({"phase": "Pending", "queuePosition": 1})
+
+
+VJ = {"metadata": {"name": "a", "namespace": "media", "uid": "uid-a"}}
+
+
+def test_events_are_posted_in_order_and_beyond_the_limit_the_oldest_are_dropped() -> None:
+    posted: list[str] = []
+
+    async def post(vj: Any, event_type: str, reason: str, message: str, when: str) -> None:
+        posted.append(reason)
+
+    async def main() -> None:
+        poster = EventPoster(post, workers=1, limit=3)
+        for reason in ("a", "b", "c", "d", "e"):
+            poster.submit(VJ, "Normal", reason, "", "2026-01-01T12:00:00Z")
+        assert poster.dropped == 2
+        await poster.drain()
+
+    asyncio.run(main())
+    assert posted == ["c", "d", "e"]
+
+
+def test_an_event_that_cannot_be_posted_does_not_stop_the_next() -> None:
+    posted: list[str] = []
+
+    async def post(vj: Any, event_type: str, reason: str, message: str, when: str) -> None:
+        if reason == "refused":
+            raise ConnectionResetError("the API server went away")
+        posted.append(reason)
+
+    async def main() -> None:
+        poster = EventPoster(post, workers=1)  # one worker: it must survive the failure
+        tasks = poster.start()
+        for reason in ("refused", "Queued", "Admitted"):
+            poster.submit(VJ, "Normal", reason, "", "2026-01-01T12:00:00Z")
+        while poster.queue:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(main())
+    assert posted == ["Queued", "Admitted"]

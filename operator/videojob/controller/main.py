@@ -41,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     from videojob.controller.handlers import build_registry
     from videojob.controller.kube import Kube, api_client
     from videojob.controller.metrics import Metrics, configure_logging
-    from videojob.controller.reconciler import Reconciler
+    from videojob.controller.reconciler import Reconciler, event_workers
 
     configure_logging(settings.log_format, settings.log_level)
     try:
-        kube = Kube(api_client(2 * settings.api_workers))  # passes and status writes have their own threads
+        # passes, status writes and Events have their own threads: a connection each
+        kube = Kube(api_client(2 * settings.api_workers + event_workers(settings)))
     except Exception as e:
         sys.stderr.write(f"videojob-operator: no usable Kubernetes configuration (kubeconfig or in-cluster): {e}\n")
         return 2

@@ -64,6 +64,7 @@ SETTING_VALUES: dict[str, str] = {
     "allow_http": "inputs.allowHttp",
     "allowed_hosts": "inputs.allowedHosts",
     "resync_seconds": "reconcile.resyncSeconds",
+    "relist_seconds": "reconcile.relistSeconds",
     "debounce_seconds": "reconcile.debounceSeconds",
     "api_workers": "reconcile.apiWorkers",
     "worker_limit": "reconcile.workerLimit",

@@ -1027,6 +1027,7 @@ def test_schema_bounds_match_the_operators_settings() -> None:
         "transcoder.progressInterval": "progress_interval",
         "defaultTtlSeconds": "default_ttl_seconds",
         "reconcile.resyncSeconds": "resync_seconds",
+        "reconcile.relistSeconds": "relist_seconds",
         "reconcile.debounceSeconds": "debounce_seconds",
         "reconcile.apiWorkers": "api_workers",
         "reconcile.workerLimit": "worker_limit",

@@ -259,3 +259,21 @@ def test_a_queued_videojob_whose_finalizer_was_not_written_is_tried_again_every_
 
     _run(reconciler, scenario)
     assert len(asked) == 3, "the write failed to show in the index, so each pass asks again"
+
+
+def test_a_relist_keeps_the_copy_the_index_holds_of_each_videojob_that_did_not_change() -> None:
+    reconciler, kube = _queue(3)
+    before = dict(reconciler.index.videojobs.items)
+    listed = [copy.deepcopy(body) for body in before.values()]
+    listed[0]["metadata"]["resourceVersion"] = "99999"
+    changed = str(listed[0]["metadata"]["uid"])
+
+    def list_all(path: str, selector: str | None, slim: Callable[[Any], Any]) -> tuple[list[Any], str]:
+        return [slim(body) for body in (listed if path.endswith("/videojobs") else [])], "100000"
+
+    kube.list_all = list_all  # type: ignore[attr-defined]
+    asyncio.run(reconciler.relist())
+    after = reconciler.index.videojobs.items
+    assert after.keys() == before.keys()
+    assert after[changed] is not before[changed] and after[changed]["metadata"]["resourceVersion"] == "99999"
+    assert all(after[uid] is before[uid] for uid in before if uid != changed), "an unchanged VideoJob was copied"

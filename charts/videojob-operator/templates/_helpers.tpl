@@ -156,6 +156,8 @@ against Settings.env_names(). Integers go through int64, or large ones would pri
   value: {{ $v.metrics.port | int64 | quote }}
 - name: VIDEOJOB_RESYNC_SECONDS
   value: {{ $v.reconcile.resyncSeconds | toString | quote }}
+- name: VIDEOJOB_RELIST_SECONDS
+  value: {{ $v.reconcile.relistSeconds | toString | quote }}
 - name: VIDEOJOB_DEBOUNCE_SECONDS
   value: {{ $v.reconcile.debounceSeconds | toString | quote }}
 - name: VIDEOJOB_API_WORKERS

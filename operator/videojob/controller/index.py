@@ -150,7 +150,10 @@ class Store:
             if uid in self.tombstones and newer_or_same({"metadata": {"resourceVersion": self.tombstones[uid]}}, body):
                 continue  # deleted after the list was read
             current = self.items.get(uid)
-            fresh[uid] = current if current is not None and not newer_or_same(body, current) else self.slim(body)
+            if current is not None and (body is current or not newer_or_same(body, current)):
+                fresh[uid] = current  # the same object (see Reconciler._relist), or newer than the list
+            else:
+                fresh[uid] = self.slim(body)
         for uid, current in self.items.items():
             version = _version(current)
             if uid not in fresh and listed_at is not None and version is not None and version > listed_at:

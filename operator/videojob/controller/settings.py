@@ -407,6 +407,13 @@ class Settings(BaseModel):
     resync_seconds: float = _env(
         "VIDEOJOB_RESYNC_SECONDS", "Reconcile everything at least this often, even without events.", 30.0, gt=0
     )
+    relist_seconds: float = _env(
+        "VIDEOJOB_RELIST_SECONDS",
+        "Read every watched object from the API server again this often, in case a watch event was missed (the "
+        "watches feed the operator between lists).",
+        600.0,
+        gt=0,
+    )
     debounce_seconds: float = _env(
         "VIDEOJOB_DEBOUNCE_SECONDS", "Gather events this long before a reconcile pass.", 0.05, ge=0, le=10
     )

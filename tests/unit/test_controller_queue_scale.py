@@ -268,10 +268,13 @@ def test_a_relist_keeps_the_copy_the_index_holds_of_each_videojob_that_did_not_c
     listed[0]["metadata"]["resourceVersion"] = "99999"
     changed = str(listed[0]["metadata"]["uid"])
 
-    def list_all(path: str, selector: str | None, slim: Callable[[Any], Any]) -> tuple[list[Any], str]:
-        return [slim(body) for body in (listed if path.endswith("/videojobs") else [])], "100000"
+    def list_page(path: str, selector: str | None, token: str | None) -> tuple[list[Any], str | None, str]:
+        items = listed if path.endswith("/videojobs") else []
+        if token is None:  # two pages
+            return [copy.deepcopy(body) for body in items[:2]], "page-2", "100000"
+        return [copy.deepcopy(body) for body in items[2:]], None, "100000"
 
-    kube.list_all = list_all  # type: ignore[attr-defined]
+    kube.list_page = list_page  # type: ignore[attr-defined]
     asyncio.run(reconciler.relist())
     after = reconciler.index.videojobs.items
     assert after.keys() == before.keys()

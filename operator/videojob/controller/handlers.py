@@ -55,7 +55,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     kopf_settings.queueing.worker_limit = settings.worker_limit
     # A per-object worker lingers this long after its last event, holding a slot of the worker limit: the
     # handlers are instant, so let idle workers go at once.
-    kopf_settings.queueing.idle_timeout = 0.5
+    kopf_settings.queueing.idle_timeout = 0.05
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)

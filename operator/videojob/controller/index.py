@@ -140,25 +140,34 @@ class Store:
 
     def replace(self, bodies: Iterable[Mapping[str, Any]], list_version: str) -> None:
         """Take a complete list as the truth, keeping objects newer than the list (stored meanwhile)."""
+        listed = {uid for uid in map(self.merge_listed, bodies) if uid is not None}
+        self.prune(listed, list_version)
+
+    def merge_listed(self, body: Mapping[str, Any]) -> str | None:
+        """One object of a list being read page by page (the list's pages are merged as they arrive, so a relist
+        never holds a second copy of the store): stored unless the store holds it in this or a later version, or
+        it was deleted after the list was read. Its uid, for `prune`; None when it was deleted."""
+        uid = str(body["metadata"]["uid"])
+        if uid in self.tombstones and newer_or_same({"metadata": {"resourceVersion": self.tombstones[uid]}}, body):
+            return None  # deleted after the list was read
+        current = self.items.get(uid)
+        a, b = _version(body), _version(current) if current is not None else None
+        if current is None or a is None or b is None or a > b:
+            self.items[uid] = self.slim(body)
+            self.changes += 1
+        return uid
+
+    def prune(self, listed: set[str], list_version: str) -> None:
+        """After a complete list (`listed`: the uids `merge_listed` returned): forget what it did not hold, but for
+        objects stored after it was read."""
         try:
             listed_at: int | None = int(list_version)
         except ValueError:
             listed_at = None
-        fresh: dict[str, Body] = {}
-        for body in bodies:
-            uid = str(body["metadata"]["uid"])
-            if uid in self.tombstones and newer_or_same({"metadata": {"resourceVersion": self.tombstones[uid]}}, body):
-                continue  # deleted after the list was read
-            current = self.items.get(uid)
-            if current is not None and (body is current or not newer_or_same(body, current)):
-                fresh[uid] = current  # the same object (see Reconciler._relist), or newer than the list
-            else:
-                fresh[uid] = self.slim(body)
-        for uid, current in self.items.items():
-            version = _version(current)
-            if uid not in fresh and listed_at is not None and version is not None and version > listed_at:
-                fresh[uid] = current
-        self.items = fresh
+        for uid in [uid for uid in self.items if uid not in listed]:
+            version = _version(self.items[uid])
+            if listed_at is None or version is None or version <= listed_at:
+                del self.items[uid]
         self.changes += 1
         self.tombstones = {
             uid: version

@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -136,25 +136,14 @@ class Kube:
             raise ApiException(status=response.status, reason=response.reason, body=text)
         return text
 
-    def list_all(
-        self,
-        path: str,
-        label_selector: str | None = None,
-        slim: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Every item of a collection (paged) and the list's resourceVersion. `slim` is applied to each item as its
-        page arrives, so that only one page of whole objects is in memory at a time: 10,000 VideoJobs with their
-        managedFields take ~150 MB as Python objects, and memory freed after a peak is seldom given back."""
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page = self.request(
-                "GET", path, query={"labelSelector": label_selector, "limit": LIST_PAGE, "continue": token}
-            )
-            items.extend(map(slim, page.get("items") or []) if slim is not None else page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items, str((page.get("metadata") or {}).get("resourceVersion", ""))
+    def list_page(
+        self, path: str, label_selector: str | None, token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None, str]:
+        """One page of a collection: its items, the continue token (None after the last page) and the list's
+        resourceVersion."""
+        page = self.request("GET", path, query={"labelSelector": label_selector, "limit": LIST_PAGE, "continue": token})
+        meta = page.get("metadata") or {}
+        return page.get("items") or [], meta.get("continue") or None, str(meta.get("resourceVersion", ""))
 
     # --- VideoJobs -----------------------------------------------------------------------------------------
 

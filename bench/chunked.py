@@ -41,6 +41,26 @@ OUT = REPO / "bench" / "out"
 TARGET_EFFICIENCY = 0.85
 
 
+def job_spans(batch: Any, namespace: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The Jobs of the namespace not reported before (the run's own: its Job, or its segments' Job and its join),
+    each with the seconds from its creation to its start and to its completion (the Job controller's own times)."""
+    spans = []
+    for job in sorted(batch.list_namespaced_job(namespace).items, key=lambda j: j.metadata.creation_timestamp):
+        if job.metadata.name in seen:
+            continue
+        seen.add(job.metadata.name)
+        created, status = job.metadata.creation_timestamp, job.status
+        spans.append(
+            {
+                "name": job.metadata.name,
+                "completions": job.spec.completions or 1,
+                "start_s": (status.start_time - created).total_seconds() if status.start_time else None,
+                "complete_s": (status.completion_time - created).total_seconds() if status.completion_time else None,
+            }
+        )
+    return spans
+
+
 def make_source(seconds: int) -> Path:
     path = OUT / f"chunked-source-1080p-{seconds}s.mp4"
     if not path.exists():
@@ -144,6 +164,8 @@ def main() -> int:
     testenv = load_testenv(Path(os.environ.get("TESTENV_DIR") or DEFAULT_TESTENV_DIR))
     api = config.new_client_from_config(config_file=testenv.kubeconfig)
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+    batch = client.BatchV1Api(api)
+    seen: set[str] = set()
     install_crds(client.ApiextensionsV1Api(api))
     import boto3
 
@@ -195,6 +217,7 @@ def main() -> int:
             seconds = time.monotonic() - started
             results[label] = {
                 "seconds": round(seconds, 1),
+                "jobs": job_spans(batch, namespace, seen),
                 "load_before": before,
                 "load_after": load(),
                 **facts(s3, done["status"]["artifacts"][0]["uri"], OUT),
@@ -227,6 +250,12 @@ def main() -> int:
         f"{'1-min load before/after':28}{single['load_before']:>7.1f}/{single['load_after']:<6.1f}"
         f"{chunked['load_before']:>11.1f}/{chunked['load_after']:.1f}"
     )
+    for label in ("single", "chunked"):
+        for job in results[label]["jobs"]:
+            print(
+                f"  {label} Job {job['name']} ({job['completions']} pod{'s' if job['completions'] > 1 else ''}): "
+                f"created -> complete {job['complete_s']} s"
+            )
     verdict = "PASS" if speedup >= target else "FAIL"
     print(f"speedup {speedup:.2f}x, target >= {target:.2f}x ({TARGET_EFFICIENCY} x {args.segments}): {verdict}")
     busiest = max(single["load_after"], chunked["load_before"], chunked["load_after"])

@@ -487,13 +487,13 @@ class Reconciler:
                 if pause:
                     await asyncio.sleep(pause)
                 self.wakeup.clear()
-                # and a full list far less often: with 10,000 VideoJobs one costs the API server and the operator
-                # seconds of CPU and the memory of a second copy of the index while it is read
+                # and a full list far less often, a safety net for a missed watch event: with 10,000 VideoJobs one
+                # costs the API server and the operator seconds of CPU
                 if time.monotonic() - self.last_list >= settings.relist_seconds:
                     try:
                         await self.relist()
                     except Exception:
-                        log.exception("resync list failed")
+                        log.exception("relist failed")
                         self.metrics.reconcile_errors.inc()
         finally:
             self.metrics.loop_alive = False

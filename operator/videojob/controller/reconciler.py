@@ -160,7 +160,6 @@ def _job_hardware(job: Body) -> str:
 _URGENT_FIELDS = frozenset({"jobName", "attempts", "node", "startedAt", "completedAt"})
 
 
-# What a pass keeps of a settled queued VideoJob's wanted status (only its phase is read: the pass writes nothing)
 def _is_urgent(patch: Mapping[str, Any]) -> bool:
     """Admissions and phase changes are written before queue positions (which move for every queued job)."""
     return bool(_URGENT_FIELDS & set(patch)) or patch.get("phase") not in (None, "Pending")
@@ -337,8 +336,9 @@ class Reconciler:
         self.sort_keys: dict[str, tuple[Any, str | None, SortKey]] = {}  # uid -> (version, arrival, its sort key)
         # uid -> (resourceVersion, presets version, what it queues as, its preset snapshot) of a VideoJob the last
         # pass found pending with nothing to do: while neither changed and it has no Job, it is pending again
-        # without being sorted again (most of a pass over 10,000 queued VideoJobs)
-        self.still_pending: dict[str, tuple[Any, tuple[int, int], Mapping[str, Any], dict[str, Any] | None]] = {}
+        # without being sorted again (most of a pass over 10,000 queued VideoJobs). What it queues as is its spec
+        # merged with its preset, or None for the VideoJob itself (the index's object: never a second copy of it).
+        self.still_pending: dict[str, tuple[Any, tuple[int, int], Mapping[str, Any] | None, dict[str, Any] | None]] = {}
         # uid -> (what it was worked out from, the resolution of its preset), for pending VideoJobs naming one
         self.resolutions: dict[str, tuple[tuple[Any, ...], Resolution]] = {}
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
@@ -541,7 +541,7 @@ class Reconciler:
                     and quick[0] == vj["metadata"].get("resourceVersion")
                     and quick[1] == presets_version
                 ):
-                    p.pending.append(quick[2])
+                    p.pending.append(vj if quick[2] is None else quick[2])
                     if quick[3] is not None:
                         p.presets[uid] = quick[3]
                     p.fine.add(uid)
@@ -730,7 +730,7 @@ class Reconciler:
             p.presets[uid] = snapshot
         version = vj["metadata"].get("resourceVersion")
         if settled and version is not None and p.presets_version is not None:
-            self.still_pending[uid] = (version, p.presets_version, queued_as, snapshot)
+            self.still_pending[uid] = (version, p.presets_version, None if queued_as is vj else queued_as, snapshot)
 
     def _progress_of(self, uid: str, its_pods: list[Body], job: Body | None = None) -> float | None:
         """The progress last read from this VideoJob's pods that are still there (all its segments', when chunked)."""

@@ -165,7 +165,42 @@ def _is_urgent(patch: Mapping[str, Any]) -> bool:
     return bool(_URGENT_FIELDS & set(patch)) or patch.get("phase") not in (None, "Pending")
 
 
-class StatusWriter:
+class _Workers:
+    """`workers` tasks that take items from the subclass's queue (`_take`: None when it is empty) and handle them,
+    sleeping on one Event while it is empty (created at first use, so that it binds to the running loop)."""
+
+    task_name = "videojob-worker"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._ready: asyncio.Event | None = None
+
+    @property
+    def ready(self) -> asyncio.Event:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        return self._ready
+
+    def start(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self._work(), name=f"{self.task_name}-{i}") for i in range(self.workers)]
+
+    def _take(self) -> Any | None:
+        raise NotImplementedError
+
+    async def _handle(self, item: Any) -> None:
+        raise NotImplementedError
+
+    async def _work(self) -> None:
+        while True:
+            item = self._take()
+            if item is None:
+                self.ready.clear()
+                await self.ready.wait()
+                continue
+            await self._handle(item)
+
+
+class StatusWriter(_Workers):
     """Writes statuses in the background, newest wish per VideoJob, transitions before queue positions.
 
     A pass only says what each status should be; when positions move for hundreds of queued VideoJobs, their
@@ -174,26 +209,21 @@ class StatusWriter:
     difference that is left.
     """
 
+    task_name = "videojob-status"
+
     def __init__(
         self,
         write: Callable[[str, dict[str, Any], list[Body], str | None], Awaitable[None]],
         workers: int,
         on_error: Callable[[str, BaseException], None],
     ) -> None:
+        super().__init__(workers)
         self.write = write
-        self.workers = workers
         self.on_error = on_error
         # uid -> (status, pods, basis): basis is the phase of the status the wish was computed from.
         self.wishes: dict[str, tuple[dict[str, Any], list[Body], str | None]] = {}
         self.urgent: dict[str, None] = {}  # insertion-ordered sets of uids
         self.background: dict[str, None] = {}
-        self._ready: asyncio.Event | None = None
-
-    @property
-    def ready(self) -> asyncio.Event:
-        if self._ready is None:
-            self._ready = asyncio.Event()
-        return self._ready
 
     def submit(
         self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool, basis: str | None = None
@@ -212,10 +242,7 @@ class StatusWriter:
     def pending(self) -> int:
         return len(self.wishes)
 
-    def start(self) -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(self._work(), name=f"videojob-status-{i}") for i in range(self.workers)]
-
-    def _next(self) -> str | None:
+    def _take(self) -> str | None:
         for queue in (self.urgent, self.background):
             if queue:
                 uid = next(iter(queue))
@@ -223,20 +250,14 @@ class StatusWriter:
                 return uid
         return None
 
-    async def _work(self) -> None:
-        while True:
-            uid = self._next()
-            if uid is None:
-                self.ready.clear()
-                await self.ready.wait()
-                continue
-            wish = self.wishes.pop(uid, None)
-            if wish is None:
-                continue
-            try:
-                await self.write(uid, *wish)
-            except Exception as e:
-                self.on_error(uid, e)
+    async def _handle(self, uid: str) -> None:
+        wish = self.wishes.pop(uid, None)
+        if wish is None:  # discarded since it was submitted
+            return
+        try:
+            await self.write(uid, *wish)
+        except Exception as e:
+            self.on_error(uid, e)
 
 
 def event_workers(settings: Settings) -> int:
@@ -244,7 +265,7 @@ def event_workers(settings: Settings) -> int:
     return max(1, settings.api_workers // 2)
 
 
-class EventPoster:
+class EventPoster(_Workers):
     """Posts the Events of status transitions in the background, so that a status write never waits for its Events.
 
     A newly queued VideoJob's status patch and its Queued Event were two calls in a row on one status writer, which
@@ -252,19 +273,14 @@ class EventPoster:
     too when its queue is full): at most `limit` wait, and beyond that the oldest are dropped and counted.
     """
 
+    task_name = "videojob-events"
+
     def __init__(self, post: Callable[..., Awaitable[None]], workers: int, limit: int = 10_000) -> None:
+        super().__init__(workers)
         self.post = post
-        self.workers = workers
         self.limit = limit
         self.queue: deque[tuple[Any, ...]] = deque()
         self.dropped = 0
-        self._ready: asyncio.Event | None = None
-
-    @property
-    def ready(self) -> asyncio.Event:
-        if self._ready is None:
-            self._ready = asyncio.Event()
-        return self._ready
 
     def submit(self, vj: Mapping[str, Any], event_type: str, reason: str, message: str, when: str) -> None:
         """Queue one Event (the arguments of Kube.create_event)."""
@@ -277,23 +293,15 @@ class EventPoster:
         self.queue.append(event)
         self.ready.set()
 
-    def start(self) -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(self._work(), name=f"videojob-events-{i}") for i in range(self.workers)]
-
     async def drain(self) -> None:
         """Post every Event waiting now (shutdown, tests)."""
         while self.queue:
-            await self._post_one(self.queue.popleft())
+            await self._handle(self.queue.popleft())
 
-    async def _work(self) -> None:
-        while True:
-            if not self.queue:
-                self.ready.clear()
-                await self.ready.wait()
-                continue
-            await self._post_one(self.queue.popleft())
+    def _take(self) -> tuple[Any, ...] | None:
+        return self.queue.popleft() if self.queue else None
 
-    async def _post_one(self, event: tuple[Any, ...]) -> None:
+    async def _handle(self, event: tuple[Any, ...]) -> None:
         try:
             await self.post(*event)
         except Exception as e:  # the transition itself is recorded; a lost Event is not worth a retry

@@ -5,7 +5,8 @@
                                                [--queued 10000] [--queue-max-running 50] [--drain 100]
 
 What is measured, exactly
-- The operator under test is the real `videojob-operator` process (text logs to .testenv/logs/operator-bench.log)
+- The operator under test is the real `videojob-operator` process (text logs to .testenv/logs/operator-bench.log),
+  run from a venv with only its runtime dependencies, as the operator image installs it (devkit.harness),
   watching one fresh namespace, with VIDEOJOB_MAX_RUNNING above the largest N, so every VideoJob is admitted at
   once and admission is limited by the operator alone, not by the queue.
 - The transcoder is stubbed (VIDEOJOB_TRANSCODER_COMMAND=["true"]), and the namespace carries a ResourceQuota of
@@ -72,6 +73,7 @@ from devkit.harness import (  # noqa: E402
     ensure_s3_secret,
     free_port,
     install_crds,
+    runtime_operator_argv,
     settings_env,
 )
 from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
@@ -302,10 +304,13 @@ def _histogram(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str
 def operator_for(
     testenv: Any, kubeconfig: Path | None, namespace: str, log_path: Path, max_running: int
 ) -> OperatorProcess:
-    """The operator under test (not started): the transcoder stubbed, progress polled seldom."""
+    """The operator under test (not started): installed as the image installs it (runtime_operator_argv), the
+    transcoder stubbed, progress polled seldom."""
     settings = {"max_running": max_running, "transcoder_command": ["true"], "progress_interval": 60}
     if testenv is not None:
-        return OperatorProcess.for_testenv(testenv, [namespace], log_path, **settings)
+        operator = OperatorProcess.for_testenv(testenv, [namespace], log_path, **settings)
+        operator.argv = runtime_operator_argv()
+        return operator
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOJOB_")}
     env.update(
@@ -319,7 +324,7 @@ def operator_for(
             **settings_env(**settings),
         }
     )
-    return OperatorProcess(env=env, log_path=log_path, metrics_port=port)
+    return OperatorProcess(env=env, log_path=log_path, metrics_port=port, argv=runtime_operator_argv())
 
 
 def run_queue(

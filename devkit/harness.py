@@ -46,6 +46,26 @@ S3_SECRET = "videojob-s3"
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
+RUNTIME_VENV = REPO / ".testenv" / "operator-venv"
+
+
+def runtime_operator_argv() -> list[str]:
+    """`videojob-operator` from a venv holding only the package's runtime dependencies, as the operator image
+    installs it (no extras, so no `kubernetes` package, which Kopf would import whenever it is installed and
+    which the dev venv has for the tests). For measuring the operator's memory as users run it. The package is
+    installed editable, so the venv follows the working tree; it is rebuilt when pyproject.toml changes."""
+    pyproject = (REPO / "pyproject.toml").read_bytes()
+    stamp = RUNTIME_VENV / "pyproject.sha256"
+    digest = hashlib.sha256(pyproject).hexdigest()
+    binary = RUNTIME_VENV / "bin" / "videojob-operator"
+    if not (binary.exists() and stamp.exists() and stamp.read_text() == digest):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(RUNTIME_VENV)], check=True)
+        pip = [str(RUNTIME_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, "-e", str(REPO)], check=True, stdout=subprocess.DEVNULL)
+        stamp.write_text(digest)
+    return [str(binary)]
+
+
 class NotYet:
     """A falsy value for wait_for() predicates that still says what was observed (shown when it times out)."""
 

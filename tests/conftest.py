@@ -9,6 +9,8 @@ environment cannot start, the tests that need it error with the reason; nothing 
 Fixtures:
     testenv                      TestEnv: kubeconfig, S3 settings, host_ip, pod logs
     k8s_client                   kubernetes.client.ApiClient for the admin kubeconfig
+    crd                          the CRDs installed from crds/ (session)
+    kube_api                     videojob.kubeapi.Client (the operator's own) for the admin kubeconfig
     core_v1, batch_v1, apps_v1, rbac_v1, custom_objects, apiextensions_v1, coordination_v1
     namespace                    str: a fresh namespace (its default ServiceAccount exists), deleted after the test
     s3                           boto3 S3 client for MinIO
@@ -88,6 +90,26 @@ def k8s_client(testenv: TestEnv) -> Iterator[Any]:
     from kubernetes import config
 
     client = config.new_client_from_config(config_file=testenv.kubeconfig)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def crd(testenv: TestEnv, apiextensions_v1: Any) -> dict[str, Any]:
+    """The CRDs, installed (or updated) from crds/ and established."""
+    from devkit.harness import install_crds
+
+    return install_crds(apiextensions_v1)
+
+
+@pytest.fixture(scope="session")
+def kube_api(testenv: TestEnv) -> Iterator[Any]:
+    """The operator's own API client (videojob.kubeapi) on the test cluster's kubeconfig."""
+    from videojob.controller.kube import api_client
+
+    client = api_client(kubeconfig=str(testenv.kubeconfig))
     try:
         yield client
     finally:

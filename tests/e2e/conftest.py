@@ -37,7 +37,6 @@ from devkit.harness import (
     ScriptedHTTPServer,
     VideoJobs,
     ensure_s3_secret,
-    install_crds,
 )
 from devkit.operator_release import OperatorRelease
 from tests.conftest import TestEnv
@@ -56,11 +55,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.fixture(scope="session")
-def crd(testenv: TestEnv, apiextensions_v1: Any) -> dict[str, Any]:
-    return install_crds(apiextensions_v1)
 
 
 @pytest.fixture

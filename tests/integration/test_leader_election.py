@@ -20,16 +20,16 @@ TIMINGS = Timings(lease_duration=3, renew_deadline=2, retry_period=0.25)
 LEASE = "videojob-operator"
 
 
-def elector(k8s_client: Any, namespace: str, identity: str) -> LeaderElector:
-    return LeaderElector(Kube(k8s_client), namespace, LEASE, identity, TIMINGS, Metrics())
+def elector(kube_api: Any, namespace: str, identity: str) -> LeaderElector:
+    return LeaderElector(Kube(kube_api), namespace, LEASE, identity, TIMINGS, Metrics())
 
 
 def holder(coordination_v1: Any, namespace: str) -> str | None:
     return coordination_v1.read_namespaced_lease(LEASE, namespace).spec.holder_identity or None
 
 
-def test_one_holder_expiry_takeover_and_release(k8s_client: Any, coordination_v1: Any, namespace: str) -> None:
-    a, b = elector(k8s_client, namespace, "pod-a"), elector(k8s_client, namespace, "pod-b")
+def test_one_holder_expiry_takeover_and_release(kube_api: Any, coordination_v1: Any, namespace: str) -> None:
+    a, b = elector(kube_api, namespace, "pod-a"), elector(kube_api, namespace, "pod-b")
 
     async def scenario() -> dict[str, float]:
         assert await a.try_once() and a.leading  # no Lease yet: a creates it
@@ -67,8 +67,8 @@ def test_one_holder_expiry_takeover_and_release(k8s_client: Any, coordination_v1
     assert holder(coordination_v1, namespace) == "pod-a"
 
 
-def test_two_replicas_racing_for_a_free_lease_one_wins(k8s_client: Any, coordination_v1: Any, namespace: str) -> None:
-    electors = [elector(k8s_client, namespace, f"pod-{i}") for i in range(4)]
+def test_two_replicas_racing_for_a_free_lease_one_wins(kube_api: Any, coordination_v1: Any, namespace: str) -> None:
+    electors = [elector(kube_api, namespace, f"pod-{i}") for i in range(4)]
 
     async def race() -> list[bool]:
         return list(await asyncio.gather(*(e.try_once() for e in electors)))

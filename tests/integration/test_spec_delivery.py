@@ -66,7 +66,7 @@ def test_the_api_server_refuses_a_spec_over_the_size_rule(crd: None, custom_obje
 
 
 def test_the_largest_emoji_spec_starts_and_is_read_whole(
-    testenv: Any, k8s_client: Any, namespace: str, core_v1: Any, batch_v1: Any, bucket: str
+    testenv: Any, kube_api: Any, namespace: str, core_v1: Any, batch_v1: Any, bucket: str
 ) -> None:
     core_v1.create_namespaced_secret(
         namespace,
@@ -84,7 +84,7 @@ def test_the_largest_emoji_spec_starts_and_is_read_whole(
         transcoder_env={"VIDEOJOB_ALLOW_PRIVATE_NETWORKS": "true"},
         cpu_resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
     )
-    Kube(k8s_client).ensure(build_transcoder_rbac(namespace, settings))
+    Kube(kube_api).ensure(build_transcoder_rbac(namespace, settings))
     vj = {
         "metadata": {"name": "emoji", "namespace": namespace, "uid": str(uuid.uuid4())},
         "spec": emoji_spec(EMOJI_TEXTS, bucket),

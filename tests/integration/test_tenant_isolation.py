@@ -27,34 +27,32 @@ from videojob.controller.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-OPERATOR_IMAGE = "videojob-operator:dev"  # has Python and the kubernetes client: a handy attacker's toolbox
+OPERATOR_IMAGE = "videojob-operator:dev"  # has Python and a Kubernetes client: a handy attacker's toolbox
 
 FORGER = textwrap.dedent("""
     import json
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+    from videojob.kubeapi import ApiError, Client, load_connection
 
-    config.load_incluster_config()
-    api = client.CustomObjectsApi()
-    core = client.CoreV1Api()
+    api = Client(load_connection())
     ns = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
-    G, V, P = "videojob.dev", "v1alpha1", "videojobs"
+    vjs = f"/apis/videojob.dev/v1alpha1/namespaces/{ns}/videojobs"
     forged = {"status": {"phase": "Succeeded", "progress": 100, "reason": "Succeeded",
                          "artifacts": [{"uri": "s3://other-tenant/precious.mp4", "size": 1, "sha256": "0" * 64}]}}
+    patch, cancel = "application/merge-patch+json", {"spec": {"cancel": True}}
     attempts = {
-        "patch status": lambda: api.patch_namespaced_custom_object_status(G, V, ns, P, "victim", forged),
-        "patch spec": lambda: api.patch_namespaced_custom_object(G, V, ns, P, "victim", {"spec": {"cancel": True}}),
-        "delete": lambda: api.delete_namespaced_custom_object(G, V, ns, P, "victim"),
-        "list": lambda: api.list_namespaced_custom_object(G, V, ns, P),
-        "read secrets": lambda: core.list_namespaced_secret(ns),
-        "read pods": lambda: core.list_namespaced_pod(ns),
+        "patch status": lambda: api.request_json("PATCH", f"{vjs}/victim/status", forged, content_type=patch),
+        "patch spec": lambda: api.request_json("PATCH", f"{vjs}/victim", cancel, content_type=patch),
+        "delete": lambda: api.request_json("DELETE", f"{vjs}/victim"),
+        "list": lambda: api.request_json("GET", vjs),
+        "read secrets": lambda: api.request_json("GET", f"/api/v1/namespaces/{ns}/secrets"),
+        "read pods": lambda: api.request_json("GET", f"/api/v1/namespaces/{ns}/pods"),
     }
     outcome = {}
     for what, call in attempts.items():
         try:
             call()
             outcome[what] = 200
-        except ApiException as e:
+        except ApiError as e:
             outcome[what] = e.status
     print("RESULT " + json.dumps(outcome))
 """)
@@ -108,9 +106,9 @@ def finished_log(core_v1: Any, namespace: str, name: str) -> str:
 
 
 def test_a_pod_running_as_the_transcoders_service_account_changes_no_videojob(
-    k8s_client: Any, namespace: str, core_v1: Any, custom_objects: Any
+    crd: Any, kube_api: Any, namespace: str, core_v1: Any, custom_objects: Any
 ) -> None:
-    Kube(k8s_client).ensure(build_transcoder_rbac(namespace, Settings()))  # as the operator makes it
+    Kube(kube_api).ensure(build_transcoder_rbac(namespace, Settings()))  # as the operator makes it
     custom_objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, videojob("victim"))
     before = custom_objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "victim")
 
@@ -126,10 +124,10 @@ def test_a_pod_running_as_the_transcoders_service_account_changes_no_videojob(
 
 
 def test_the_transcoders_service_account_mounts_no_token_by_default(
-    k8s_client: Any, namespace: str, core_v1: Any
+    kube_api: Any, namespace: str, core_v1: Any
 ) -> None:
     """A pod that does not ask for a token (the operator's Jobs never do) gets none from this ServiceAccount."""
-    Kube(k8s_client).ensure(build_transcoder_rbac(namespace, Settings()))
+    Kube(kube_api).ensure(build_transcoder_rbac(namespace, Settings()))
     check = "import os; print('TOKEN', os.path.exists('/var/run/secrets/kubernetes.io/serviceaccount/token'))"
     pod = restricted_pod("no-token", ["python", "-c", check], Settings().transcoder_service_account, automount=True)
     del pod["spec"]["automountServiceAccountToken"]  # the ServiceAccount's own setting decides
@@ -137,11 +135,11 @@ def test_the_transcoders_service_account_mounts_no_token_by_default(
     assert "TOKEN False" in finished_log(core_v1, namespace, "no-token")
 
 
-def test_the_operator_reads_progress_from_the_pods_log(k8s_client: Any, namespace: str, core_v1: Any) -> None:
+def test_the_operator_reads_progress_from_the_pods_log(kube_api: Any, namespace: str, core_v1: Any) -> None:
     lines = [progress_line(12.5), progress_line(47.5), "videojob-transcode: some other line"]
     script = "import sys, time\n" + "".join(f"print({line!r}, flush=True)\n" for line in lines) + "time.sleep(600)\n"
     core_v1.create_namespaced_pod(namespace, restricted_pod("printer", ["python", "-c", script], "default", False))
-    kube = Kube(k8s_client)
+    kube = Kube(kube_api)
 
     def progress() -> float | None:
         tail = kube.pod_log_tail(namespace, "printer", "main", PROGRESS_TAIL_LINES, PROGRESS_TAIL_BYTES)

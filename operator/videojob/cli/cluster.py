@@ -7,8 +7,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
+
+import urllib3
 
 from videojob.api.models import GROUP, PLURAL, VERSION
+from videojob.kubeapi import (
+    JSON,
+    MERGE_PATCH,
+    ApiError,
+    Client,
+    KubeconfigError,
+    kubeconfig_connection,
+    kubeconfig_files,
+)
 
 LABEL_UID = "videojob.dev/uid"  # set by the operator on each Job and its pods (controller/jobs.py)
 CONTAINER = "transcode"
@@ -20,80 +32,50 @@ class ClusterError(Exception):
 
 
 def _message(error: Exception) -> str:
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(error, ApiException):
-        try:
-            body = json.loads(error.body or "{}")
-        except ValueError:
-            body = {}
-        return str(body.get("message") or f"{error.status} {error.reason}")
+    if isinstance(error, ApiError):
+        return error.message or f"{error.status} {error.reason}"
     return " ".join(str(error).split())
+
+
+def _videojobs_path(namespace: str | None, name: str | None = None) -> str:
+    path = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{quote(namespace)}" if namespace else "") + f"/{PLURAL}"
+    return path + (f"/{quote(name)}" if name else "")
 
 
 @dataclass
 class Cluster:
     namespace: str
-    api: Any  # kubernetes.client.ApiClient
+    api: Client
 
     @classmethod
     def connect(cls, namespace: str | None, context: str | None, kubeconfig: str | None) -> Cluster:
-        from kubernetes import config
-
         try:
-            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-            contexts = {c["name"]: c for c in config.list_kube_config_contexts(config_file=kubeconfig)[0]}
-            chosen = contexts.get(context) if context else active
-            if context and chosen is None:
-                raise ClusterError(f"context {context!r} is not in the kubeconfig")
-            api = config.new_client_from_config(config_file=kubeconfig, context=context)
-        except ClusterError:
-            raise
-        except Exception as e:
+            connection = kubeconfig_connection(kubeconfig_files(kubeconfig), context)
+            api = Client(connection, pool_size=4)
+        except KubeconfigError as e:
+            raise ClusterError(f"no usable kubeconfig: {e}") from None
+        except (OSError, ValueError) as e:  # e.g. an unreadable certificate file
             raise ClusterError(f"no usable kubeconfig: {_message(e)}") from None
-        default_namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
-        return cls(namespace=namespace or default_namespace, api=api)
+        return cls(namespace=namespace or connection.namespace or "default", api=api)
 
-    # --- VideoJobs -------------------------------------------------------------------------------------------
-
-    @property
-    def custom(self) -> Any:
-        from kubernetes import client
-
-        return client.CustomObjectsApi(self.api)
-
-    @property
-    def core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self.api)
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
+    def _call(self, what: str, method: str, path: str, body: Any = None, **query: Any) -> dict[str, Any]:
         try:
-            return fn(*args, **kwargs)
-        except ApiException as e:
+            return self.api.request_json(method, path, body, query=query or None, content_type=_content_type(method))
+        except ApiError as e:
             if e.status == 404 and what.startswith("videojob "):
                 raise ClusterError(f"{what} not found in namespace {self.namespace!r}") from None
             raise ClusterError(f"{what}: {_message(e)}") from None
-        except OSError as e:
+        except (OSError, urllib3.exceptions.HTTPError, KubeconfigError) as e:
             raise ClusterError(f"{what}: cannot reach the API server ({_message(e)})") from None
 
+    # --- VideoJobs -------------------------------------------------------------------------------------------
+
     def get(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            f"videojob {name!r}", self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL, name
-        )
-        return result
+        return self._call(f"videojob {name!r}", "GET", _videojobs_path(self.namespace, name))
 
     def videojobs(self, all_namespaces: bool = False) -> list[dict[str, Any]]:
-        if all_namespaces:
-            got = self._call("listing videojobs", self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
-        else:
-            got = self._call(
-                "listing videojobs", self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL
-            )
-        items: list[dict[str, Any]] = got["items"]
+        got = self._call("listing videojobs", "GET", _videojobs_path(None if all_namespaces else self.namespace))
+        items: list[dict[str, Any]] = got.get("items") or []
         return sorted(
             items,
             key=lambda o: (
@@ -104,19 +86,9 @@ class Cluster:
         )
 
     def create(self, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        extra = {"dry_run": "All"} if dry_run else {}
-        result: dict[str, Any] = self._call(
-            f"creating videojob {body['metadata'].get('name')!r}",
-            self.custom.create_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            PLURAL,
-            body,
-            field_validation="Strict",
-            **extra,
-        )
-        return result
+        query = {"fieldValidation": "Strict", **({"dryRun": "All"} if dry_run else {})}
+        what = f"creating videojob {body['metadata'].get('name')!r}"
+        return self._call(what, "POST", _videojobs_path(self.namespace), body, **query)
 
     def exists(self, name: str) -> bool:
         try:
@@ -126,104 +98,84 @@ class Cluster:
         return True
 
     def cancel(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            f"videojob {name!r}",
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            PLURAL,
-            name,
-            {"spec": {"cancel": True}},
+        return self._call(
+            f"videojob {name!r}", "PATCH", _videojobs_path(self.namespace, name), {"spec": {"cancel": True}}
         )
-        return result
 
     def watch(self, name: str, timeout: float = 60) -> Iterator[dict[str, Any]]:
         """The VideoJob now, then each change; polls when a watch breaks. Ends only when the caller stops."""
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-
         current = self.get(name)
         yield current
         version = current["metadata"].get("resourceVersion")
         while True:
-            stream = watch.Watch()
+            query = {
+                "watch": "true",
+                "fieldSelector": f"metadata.name={name}",
+                "resourceVersion": version,
+                "timeoutSeconds": int(timeout),
+                "allowWatchBookmarks": "false",
+            }
             try:
-                for event in stream.stream(
-                    self.custom.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    field_selector=f"metadata.name={name}",
-                    resource_version=version,
-                    timeout_seconds=int(timeout),
-                ):
-                    obj = event["object"]
-                    if event["type"] == "DELETED":
+                for line in self.api.stream_lines(_videojobs_path(self.namespace), query, timeout=timeout + 10):
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":  # e.g. 410 Gone: the version is too old; read it again
+                        raise ApiError(int(obj.get("code") or 500), str(obj.get("reason") or ""), json.dumps(obj))
+                    if event.get("type") == "DELETED":
                         raise ClusterError(f"videojob {name!r} was deleted")
-                    if event["type"] in ("ADDED", "MODIFIED"):
+                    if event.get("type") in ("ADDED", "MODIFIED"):
                         version = obj["metadata"].get("resourceVersion")
                         yield obj
-            except ApiException as e:
+            except ApiError as e:
                 if e.status != 410:  # expired: read it again; other errors too, after a pause
                     time.sleep(1)
                 current = self.get(name)
                 version = current["metadata"].get("resourceVersion")
                 yield current
-            except OSError:
+            except (OSError, ValueError, urllib3.exceptions.HTTPError):
                 time.sleep(1)
-            finally:
-                stream.stop()
 
     # --- pods and logs ---------------------------------------------------------------------------------------
 
-    def pods(self, vj: dict[str, Any]) -> list[Any]:
+    def pods(self, vj: dict[str, Any]) -> list[dict[str, Any]]:
         """The transcoder pods of a VideoJob, oldest first: found by the operator's uid label, kept only when
         their owner is the VideoJob's Job (a label anyone can set; the owner reference is the proof)."""
         uid = vj["metadata"]["uid"]
         job = (vj.get("status") or {}).get("jobName")
-        got = self._call(
-            "listing pods", self.core.list_namespaced_pod, self.namespace, label_selector=f"{LABEL_UID}={uid}"
-        )
+        path = f"/api/v1/namespaces/{quote(self.namespace)}/pods"
+        got = self._call("listing pods", "GET", path, labelSelector=f"{LABEL_UID}={uid}")
         owned = [
             p
-            for p in got.items
+            for p in got.get("items") or []
             if job
             and any(
-                ref.kind == "Job" and ref.name == job and ref.controller for ref in p.metadata.owner_references or []
+                ref.get("kind") == "Job" and ref.get("name") == job and ref.get("controller")
+                for ref in p["metadata"].get("ownerReferences") or []
             )
         ]
-        return sorted(owned, key=lambda p: p.metadata.creation_timestamp)
+        return sorted(owned, key=lambda p: p["metadata"].get("creationTimestamp", ""))
 
     def log_lines(self, pod: str, follow: bool) -> Iterator[str]:
-        from kubernetes.client.exceptions import ApiException
-
+        path = f"/api/v1/namespaces/{quote(self.namespace)}/pods/{quote(pod)}/log"
+        query = {"container": CONTAINER, "follow": "true" if follow else None}
         try:
-            response = self.core.read_namespaced_pod_log(
-                pod, self.namespace, container=CONTAINER, follow=follow, _preload_content=False
-            )
-        except ApiException as e:
+            for line in self.api.stream_lines(path, query):
+                yield line.decode("utf-8", "replace")
+        except ApiError as e:
             raise ClusterError(f"logs of pod {pod}: {_message(e)}") from None
-        try:
-            pending = b""
-            for chunk in response.stream(4096):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line.decode("utf-8", "replace")
-            if pending:
-                yield pending.decode("utf-8", "replace")
-        finally:
-            response.release_conn()
 
     def config_defaults(self) -> dict[str, str]:
         """The namespace's `videojob-cli` ConfigMap (e.g. uploadTo), or {} when there is none or it is not
         readable."""
-        from kubernetes.client.exceptions import ApiException
-
+        path = f"/api/v1/namespaces/{quote(self.namespace)}/configmaps/{CLI_CONFIGMAP}"
         try:
-            cm = self.core.read_namespaced_config_map(CLI_CONFIGMAP, self.namespace)
-        except (ApiException, OSError):
+            cm = self.api.request_json("GET", path)
+        except (ApiError, OSError, urllib3.exceptions.HTTPError):
             return {}
-        return dict(cm.data or {})
+        return dict(cm.get("data") or {})
+
+
+def _content_type(method: str) -> str:
+    return MERGE_PATCH if method == "PATCH" else JSON

@@ -365,7 +365,7 @@ def logs(
     while True:
         vj = cluster.get(name)
         finished = (vj.get("status") or {}).get("phase") in views.TERMINAL
-        fresh = [p for p in cluster.pods(vj) if p.metadata.name not in seen]
+        fresh = [p for p in cluster.pods(vj) if p["metadata"]["name"] not in seen]
         pod = next(iter(fresh), None)
         if pod is None:
             if finished or not follow:
@@ -385,18 +385,21 @@ def logs(
         if state == "waiting" and follow and not finished:
             time.sleep(0.5)  # the container is not started yet: its log cannot be read
             continue
-        seen.add(pod.metadata.name)
+        pod_name = pod["metadata"]["name"]
+        seen.add(pod_name)
         if len(seen) > 1 or len(fresh) > 1:
-            err.print(f"--- pod {pod.metadata.name} on {pod.spec.node_name} ---", markup=False)
-        for line in cluster.log_lines(pod.metadata.name, follow=follow and state == "running"):
+            node = (pod.get("spec") or {}).get("nodeName")
+            err.print(f"--- pod {pod_name} on {node} ---", markup=False)
+        for line in cluster.log_lines(pod_name, follow=follow and state == "running"):
             click.echo(line)
 
 
-def _container_state(pod: Any) -> str:
-    for status in pod.status.container_statuses or []:
-        if status.state.running:
+def _container_state(pod: dict[str, Any]) -> str:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if state.get("running"):
             return "running"
-        if status.state.terminated:
+        if state.get("terminated"):
             return "terminated"
     return "waiting"
 

@@ -34,6 +34,7 @@ from videojob.controller.leader import LeaderElector
 from videojob.controller.metrics import Metrics, serve
 from videojob.controller.reconciler import Reconciler
 from videojob.controller.settings import Settings
+from videojob.kubeapi import Connection, Credentials
 
 log = logging.getLogger("videojob.operator")
 
@@ -41,6 +42,19 @@ log = logging.getLogger("videojob.operator")
 def stall_after(settings: Settings) -> float:
     """Seconds without a completed pass after which /healthz reports the loop stalled."""
     return 3 * settings.resync_seconds + 30
+
+
+def connection_info(connection: Connection) -> kopf.ConnectionInfo:
+    token = Credentials(connection).token()
+    return kopf.ConnectionInfo(
+        server=connection.server,
+        ca_path=connection.ca_file,
+        insecure=connection.insecure or None,
+        token=token,
+        certificate_path=connection.cert_file,
+        private_key_path=connection.key_file,
+        default_namespace=connection.namespace,
+    )
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
@@ -107,7 +121,10 @@ def build_registry(
         await elector.release()
         elector.close()
 
-    kopf.on.login(registry=registry)(kopf.login_via_client)
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        """Kopf's watches use the same credentials as the reconciler's calls (read again after a 401)."""
+        return connection_info(reconciler.kube.api.connection)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -10,25 +10,20 @@ that is interrupted, or repeated after a restart, does no harm:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
-
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from urllib.parse import quote
 
 from videojob.api.models import API_VERSION, CLUSTER_PRESET_PLURAL, GROUP, KIND, PLURAL, PRESET_PLURAL, VERSION
 from videojob.controller.jobs import MANAGED_BY, owned_by
+from videojob.kubeapi import JSON, MERGE_PATCH, ApiError, Client, load_connection
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE = 200  # items per list page: bounds the memory a relist takes at once
 
 
@@ -38,25 +33,15 @@ class NotOurs(Exception):
 
 def describe(error: BaseException) -> str:
     """One line about a failed call: the API server's status and message, not the whole response."""
-    if isinstance(error, ApiException):
-        message = ""
-        try:
-            message = json.loads(error.body or "{}").get("message", "")
-        except (ValueError, AttributeError):
-            message = str(error.body or "")[:300]
-        return f"{error.status} {error.reason}: {message}".strip()
+    if isinstance(error, ApiError):
+        return f"{error.status} {error.reason}: {error.message}".strip()
     return f"{type(error).__name__}: {error}"
 
 
-def api_client(pool_size: int = 8) -> client.ApiClient:
-    """An ApiClient for the cluster we run in, or for the current kubeconfig outside a cluster."""
-    configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        config.load_kube_config(client_configuration=configuration)
-    configuration.connection_pool_maxsize = max(pool_size, 4)
-    return client.ApiClient(configuration)
+def api_client(pool_size: int = 8, kubeconfig: str | None = None) -> Client:
+    """A client for the cluster we run in, or for the kubeconfig (`kubeconfig`, else $KUBECONFIG or
+    ~/.kube/config) outside a cluster."""
+    return Client(load_connection(kubeconfig), pool_size=max(pool_size, 4))
 
 
 def videojobs_path(namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
@@ -93,7 +78,7 @@ def pods_path(namespace: str | None = None) -> str:
 class Kube:
     """Kubernetes API calls the operator makes; nothing else in the operator talks to the API server."""
 
-    def __init__(self, api: client.ApiClient, component: str = MANAGED_BY) -> None:
+    def __init__(self, api: Client, component: str = MANAGED_BY) -> None:
         self.api = api
         self.component = component
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
@@ -109,8 +94,7 @@ class Kube:
         content_type: str = JSON,
         timeout: float = 30,
     ) -> dict[str, Any]:
-        text = self.request_text(method, path, body, query, content_type, timeout)
-        return json.loads(text) if text else {}
+        return self.api.request_json(method, path, body, query=query, content_type=content_type, timeout=timeout)
 
     def request_text(
         self,
@@ -122,19 +106,9 @@ class Kube:
         timeout: float = 30,
         accept: str = JSON,
     ) -> str:
-        headers = {"Accept": accept}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        url = path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
-        serialized = self.api.param_serialize(
-            method=method, resource_path=url, header_params=headers, body=body, auth_settings=["BearerToken"]
+        return self.api.request_text(
+            method, path, body, query=query, content_type=content_type, timeout=timeout, accept=accept
         )
-        response = self.api.call_api(*serialized, _request_timeout=timeout)
-        response.read()
-        text = response.data.decode("utf-8", "replace") if response.data else ""
-        if not 200 <= response.status <= 299:
-            raise ApiException(status=response.status, reason=response.reason, body=text)
-        return text
 
     def list_page(
         self, path: str, label_selector: str | None, token: str | None
@@ -153,7 +127,7 @@ class Kube:
             return self.request(
                 "PATCH", videojobs_path(namespace, name, "status"), {"status": dict(status)}, content_type=MERGE_PATCH
             )
-        except ApiException as e:
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
@@ -165,7 +139,7 @@ class Kube:
         body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
         try:
             return self.request("PATCH", videojobs_path(namespace, name), body, content_type=MERGE_PATCH)
-        except ApiException as e:
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
@@ -180,7 +154,7 @@ class Kube:
         }
         try:
             self.request("DELETE", videojobs_path(namespace, name), body)
-        except ApiException as e:
+        except ApiError as e:
             if e.status not in (404, 409):
                 raise
 
@@ -192,7 +166,7 @@ class Kube:
         namespace = manifest["metadata"]["namespace"]
         try:
             return self.request("POST", jobs_path(namespace), manifest), True
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 409:
                 raise
         existing = self.request("GET", jobs_path(namespace, manifest["metadata"]["name"]))
@@ -209,7 +183,7 @@ class Kube:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         try:
             self.request("DELETE", jobs_path(namespace, name), body)
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 404:
                 raise
 
@@ -223,7 +197,7 @@ class Kube:
             return self.request_text(
                 "GET", f"{pods_path(namespace)}/{quote(name)}/log", query=query, timeout=10, accept="*/*"
             )
-        except ApiException as e:
+        except ApiError as e:
             if e.status in (400, 404):  # no such pod, or its container has not started
                 return ""
             raise
@@ -263,7 +237,7 @@ class Kube:
         """The Lease, or None when there is none yet."""
         try:
             return self.request("GET", lease_path(namespace, name), timeout=timeout)
-        except ApiException as e:
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
@@ -285,7 +259,7 @@ class Kube:
             path = _collection_path(manifest)
             try:
                 self.request("POST", path, manifest)
-            except ApiException as e:
+            except ApiError as e:
                 if e.status != 409:
                     raise
                 self.request(
@@ -298,7 +272,7 @@ class Kube:
         path += f"/{quote(name)}"
         try:
             existing = self.request("GET", path)
-        except ApiException as e:
+        except ApiError as e:
             if e.status == 404:
                 return False
             raise
@@ -308,7 +282,7 @@ class Kube:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
         try:
             self.request("DELETE", path, body)
-        except ApiException as e:
+        except ApiError as e:
             if e.status not in (404, 409):
                 raise
         return True

@@ -41,10 +41,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from videojob.controller.kube import Kube, describe
 from videojob.controller.metrics import Metrics
+from videojob.kubeapi import ApiError
 
 log = logging.getLogger("videojob.operator")
 
@@ -253,7 +252,7 @@ class LeaderElector:
                 await self._call(self.kube.create_lease, body, self._timeout)
             else:
                 await self._call(self.kube.replace_lease, body, self._timeout)
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 409:  # 409: another replica wrote it first; the next read tells who
                 log.warning("cannot write Lease %s/%s: %s", self.namespace, self.name, describe(e))
             return False

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from videojob.api import runtime
@@ -88,6 +87,7 @@ from videojob.controller.status import (
     transition_events,
     ttl_remaining,
 )
+from videojob.kubeapi import ApiError
 
 log = logging.getLogger("videojob.operator")
 
@@ -404,7 +404,7 @@ class Reconciler:
         self.metrics.reconcile_errors.inc()
         self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
         vj = self.index.videojobs.items.get(uid)
-        if vj is not None and isinstance(error, ApiException) and error.status in (400, 422):
+        if vj is not None and isinstance(error, ApiError) and error.status in (400, 422):
             # The API server refuses this status for good (a value the schema does not allow): say so on the
             # VideoJob, once; the others go on.
             text = f"the operator cannot write this VideoJob's status: {describe(error)}"[:1024]
@@ -433,7 +433,7 @@ class Reconciler:
         try:
             await self._relist("presets", [presets_path(namespace) for namespace in namespaces], None)
             await self._relist("clusterpresets", [cluster_presets_path()], None)
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 404:
                 raise
             # The preset CRDs are not installed (a CRD managed by hand and not upgraded yet): VideoJobs without a
@@ -964,7 +964,7 @@ class Reconciler:
                 if await self.call(self.kube.delete_if_ours, namespace, api_version, kind, name):
                     log.info("removed the %s %s of an earlier version", kind, name, extra={"namespace": namespace})
             self.rbac_done.add(namespace)
-        except ApiException as e:
+        except ApiError as e:
             # The Job is still created: its pods wait for the ServiceAccount, and the next pass retries.
             log.warning(
                 "cannot ensure transcoder RBAC in %s: %s", namespace, describe(e), extra={"namespace": namespace}
@@ -989,7 +989,7 @@ class Reconciler:
                 del manifest
         except NotOurs as e:
             return None, str(e)
-        except ApiException as e:
+        except ApiError as e:
             if e.status in (400, 422):
                 return None, f"the API server refused its Job: {describe(e)}"
             log.warning(
@@ -1105,7 +1105,7 @@ class Reconciler:
                 finalizers,
                 str(meta.get("resourceVersion", "")),
             )
-        except ApiException as e:
+        except ApiError as e:
             if e.status == 409:  # changed meanwhile: the next pass sees the new version
                 self.wake_in(RETRY_SECONDS)
                 return

@@ -618,14 +618,27 @@ def drain(videojobs: VideoJobs, custom_objects: Any, namespace: str) -> None:
     wait. The garbage collector would delete the Jobs too, but an API server without controllers (--kubeconfig)
     has none, and 10,000 orphaned Jobs would stay in the operator's view of the next round."""
     from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
-    custom_objects.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-    client.BatchV1Api(custom_objects.api_client).delete_collection_namespaced_job(
-        namespace, label_selector=SELECTOR, propagation_policy="Background"
-    )
+    asked = [0.0]
+
+    def delete_all() -> None:
+        asked[0] = time.monotonic()
+        try:
+            custom_objects.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            client.BatchV1Api(custom_objects.api_client).delete_collection_namespaced_job(
+                namespace, label_selector=SELECTOR, propagation_policy="Background"
+            )
+        except ApiException as e:
+            if e.status != 504:  # 10,000 deletions may outlast the API server's request timeout: asked again below
+                raise
+
+    delete_all()
 
     def none_left() -> bool:  # one small page, not the whole list: 10,000 VideoJobs are tens of MB per request
         page = custom_objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, limit=1)
+        if page["items"] and time.monotonic() - asked[0] > 30:
+            delete_all()  # once more, in case an earlier request stopped at its timeout
         return not page["items"]
 
     from urllib3.exceptions import HTTPError

@@ -299,8 +299,9 @@ def run_exec_plugin(spec: Mapping[str, Any]) -> tuple[str, float]:
 class Client:
     """HTTP to one API server with a pool of `pool_size` connections (urllib3: thread-safe)."""
 
-    def __init__(self, connection: Connection, pool_size: int = 8) -> None:
+    def __init__(self, connection: Connection, pool_size: int = 8, user_agent: str = "videojob-operator") -> None:
         self.connection = connection
+        self.user_agent = user_agent
         self.credentials = Credentials(connection)
         self._pool = urllib3.PoolManager(
             num_pools=2,
@@ -335,7 +336,7 @@ class Client:
         read_timeout = None if stream and timeout <= 0 else timeout  # a followed log may be quiet for long
         connect_timeout = 10.0 if timeout <= 0 else min(timeout, 10.0)
         for attempt in (1, 2):
-            headers = {"Accept": accept, "User-Agent": "videojob-operator"}
+            headers = {"Accept": accept, "User-Agent": self.user_agent}
             if payload is not None:
                 headers["Content-Type"] = content_type
             token = self.credentials.token(renew=attempt == 2)

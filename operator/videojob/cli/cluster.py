@@ -51,7 +51,7 @@ class Cluster:
     def connect(cls, namespace: str | None, context: str | None, kubeconfig: str | None) -> Cluster:
         try:
             connection = kubeconfig_connection(kubeconfig_files(kubeconfig), context)
-            api = Client(connection, pool_size=4)
+            api = Client(connection, pool_size=4, user_agent="kubectl-videojob")
         except KubeconfigError as e:
             raise ClusterError(f"no usable kubeconfig: {e}") from None
         except (OSError, ValueError) as e:  # e.g. an unreadable certificate file

@@ -118,9 +118,6 @@ def run_pass(reconciler: Reconciler, *videojobs: dict[str, Any]) -> None:
 
     async def main() -> None:
         await reconciler.reconcile(NOW)
-        if reconciler.admissions:  # as in the loop: their Jobs' creation wakes the next pass
-            await reconciler.admissions_settled()
-            await reconciler.reconcile(NOW)
 
     asyncio.run(main())
 

@@ -332,14 +332,7 @@ class Reconciler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self.failed_passes = 0
-        self.failed_admissions = 0
         self.last_pass_seconds = 0.0
-        # Admissions in flight: a pass decides, and the Job is created outside it, so that a pass never waits for
-        # the API server (a pass over 10,000 queued VideoJobs would otherwise last as long as its slowest create).
-        # uid -> (hardware, slots): counted as running by every pass until the Job is in the index.
-        self.admitting: dict[str, tuple[str, int]] = {}
-        self.admissions: set[asyncio.Task[None]] = set()
-        self.refused: dict[str, str] = {}  # uid -> why the API server refused its Job for good (its status says so)
         self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
         self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
         # uid -> {pod uid: percent}: the last progress lines read from the VideoJob's running pods (poll_progress)
@@ -512,8 +505,8 @@ class Reconciler:
                         self.metrics.reconcile_errors.inc()
         finally:
             self.metrics.loop_alive = False
-            for task in [*writers, *self.admissions]:
-                task.cancel()
+            for writer in writers:
+                writer.cancel()
 
     async def _pass_once(self) -> None:
         """One pass. A pass that raises is not a completed pass: /healthz counts it (see Metrics.healthy)."""
@@ -547,15 +540,9 @@ class Reconciler:
         vj: Mapping[str, Any]
         presets_version = p.presets_version = self.index.presets_version()
         still_pending = self.still_pending
-        admitting = self.admitting
         for uid, vj in list(self.index.videojobs.items.items()):
             job = jobs.get(uid)
             if job is None:
-                if uid in admitting:  # its Job is being created: it holds its slots, nothing else to do yet
-                    hardware, slots = admitting[uid]
-                    _count_running(p, vj, hardware, slots)
-                    p.fine.add(uid)
-                    continue
                 quick = still_pending.get(uid)
                 if (
                     quick is not None
@@ -580,33 +567,31 @@ class Reconciler:
             else:
                 p.fine.add(uid)
 
-        refused_now: set[str] = set()
-        if self.refused:  # refused for good by the API server: Failed, saying why, never admitted again
-            still = []
-            for vj in p.pending:
-                uid = str(vj["metadata"]["uid"])
-                if uid in self.refused:
-                    refused_now.add(uid)
-                    self._desire(p, uid, vj, None, [], problem=self.refused[uid], queued_at=arrivals.get(uid))
-                else:
-                    still.append(vj)
-            p.pending = still
         counts = RunningCounts(
             total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"], namespaces=p.running_in
         )
         to_admit, positions, held, segments = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
-        for vj, hardware in to_admit:
+        admitted = await asyncio.gather(
+            *(
+                self.admit(
+                    vj,
+                    hardware,
+                    now,
+                    p.presets.get(str(vj["metadata"]["uid"])),
+                    segments.get(str(vj["metadata"]["uid"]), 1),
+                )
+                for vj, hardware in to_admit
+            )
+        )
+        for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
             uid = str(vj["metadata"]["uid"])
-            slots = segments.get(uid, 1)
-            self.admitting[uid] = (hardware, slots)
-            _count_running(p, vj, hardware, slots)
-            if uid in self.blocked:  # its last try failed: while it is tried again, its status says why
-                self._desire(p, uid, vj, None, [], blocked=self.blocked[uid], queued_at=arrivals.get(uid))
-            task = asyncio.create_task(self._admit_in_flight(vj, hardware, now, p.presets.get(uid), slots))
-            self.admissions.add(task)
-            task.add_done_callback(self.admissions.discard)
+            self._desire(
+                p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid), queued_at=arrivals.get(uid)
+            )
+            if job is not None:
+                _count_running(p, vj, hardware, segments.get(uid, 1))
         admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
         waiting: set[str] = set()
         for vj in p.pending:
@@ -627,9 +612,10 @@ class Reconciler:
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             log.warning("API call failed: %s", describe(failure))
+        retry_admission = any(job is None and problem is None for job, problem in admitted)
         if failures:
             self.metrics.reconcile_errors.inc(len(failures))
-        if failures:  # back off: an outage must not be hammered every second
+        if failures or retry_admission:  # back off: a quota or an outage must not be hammered every second
             self.failed_passes += 1
             self.wake_in(min(RETRY_SECONDS * 2 ** (self.failed_passes - 1), MAX_RETRY_SECONDS))
         else:
@@ -652,8 +638,6 @@ class Reconciler:
             del self.still_pending[uid]
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
             del self.blocked[uid]
-        for uid in self.refused.keys() - refused_now - self.admitting.keys():
-            del self.refused[uid]  # its Failed status is written (or it is gone)
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
             del self.broken[uid]
 
@@ -1046,31 +1030,6 @@ class Reconciler:
                 extra={"namespace": meta["namespace"], "videojob": meta["name"]},
             )
         return job, None
-
-    async def _admit_in_flight(
-        self, vj: Mapping[str, Any], hardware: str, now: datetime, preset: Mapping[str, Any] | None, slots: int
-    ) -> None:
-        """`admit`, outside the pass that decided it; the next pass (woken now) writes the status it leads to."""
-        uid = str(vj["metadata"]["uid"])
-        try:
-            job, problem = await self.admit(vj, hardware, now, preset, slots)
-        except NotLeading:
-            return  # the loop stops too
-        finally:
-            self.admitting.pop(uid, None)
-        if job is None and problem is None:  # retried by a later pass; back off, as a quota or an outage may last
-            self.failed_admissions += 1
-            self.wake_in(min(RETRY_SECONDS * 2 ** (self.failed_admissions - 1), MAX_RETRY_SECONDS))
-            return
-        self.failed_admissions = 0
-        if problem is not None:
-            self.refused[uid] = problem
-        self.wakeup.set()
-
-    async def admissions_settled(self) -> None:
-        """Wait for the admissions in flight (tests; a leader stepping down)."""
-        while self.admissions:
-            await asyncio.gather(*list(self.admissions), return_exceptions=True)
 
     async def start_join(self, vj: Mapping[str, Any], segments_job: Body) -> None:
         """Create the join Job of a chunked VideoJob whose segments are all done (idempotent: its name is derived

@@ -49,6 +49,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from videojob.api.conditions import Reason
 from videojob.api.models import API_VERSION, GROUP, PLURAL, NotifyEvent
 from videojob.controller.settings import Settings
+from videojob.kubeapi import ApiError
 
 log = logging.getLogger("videojob.operator")
 
@@ -416,11 +417,9 @@ class Notifier:
 
     async def _key(self, target: Target) -> bytes:
         path = f"/api/v1/namespaces/{quote(target.secret_namespace)}/secrets/{quote(target.secret_name)}"
-        from kubernetes.client.exceptions import ApiException
-
         try:
             secret = await self.call(self.kube.request, "GET", path)
-        except ApiException as e:
+        except ApiError as e:
             why = "not found" if e.status == 404 else "not readable by the operator" if e.status == 403 else e.reason
             raise Retryable(f"Secret {target.secret_namespace}/{target.secret_name}: {why}") from None
         value = (secret.get("data") or {}).get(target.secret_key)

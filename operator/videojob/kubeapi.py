@@ -116,12 +116,6 @@ def kubeconfig_files(explicit: str | None = None) -> list[Path]:
     return listed or [Path("~/.kube/config").expanduser()]
 
 
-def kubeconfig_contexts(files: list[Path]) -> tuple[dict[str, dict[str, Any]], str | None]:
-    """The contexts of the kubeconfig files by name (the first file to define a name wins) and the current one."""
-    contexts, _, _, current = _merged(files)
-    return contexts, current
-
-
 def kubeconfig_connection(files: list[Path], context: str | None = None) -> Connection:
     contexts, clusters, users, current = _merged(files)
     name = context or current

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from videojob.api.models import API_VERSION, CLUSTER_PRESET_PLURAL, GROUP, KIND, PLURAL, PRESET_PLURAL, VERSION
 from videojob.controller.jobs import MANAGED_BY, owned_by
-from videojob.kubeapi import JSON, MERGE_PATCH, ApiError, Client, load_connection
+from videojob.kubeapi import MERGE_PATCH, ApiError, Client, load_connection
 
 log = logging.getLogger(__name__)
 
@@ -85,30 +85,9 @@ class Kube:
 
     # --- transport ----------------------------------------------------------------------------------------
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        query: Mapping[str, Any] | None = None,
-        content_type: str = JSON,
-        timeout: float = 30,
-    ) -> dict[str, Any]:
-        return self.api.request_json(method, path, body, query=query, content_type=content_type, timeout=timeout)
-
-    def request_text(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        query: Mapping[str, Any] | None = None,
-        content_type: str = JSON,
-        timeout: float = 30,
-        accept: str = JSON,
-    ) -> str:
-        return self.api.request_text(
-            method, path, body, query=query, content_type=content_type, timeout=timeout, accept=accept
-        )
+    def request(self, method: str, path: str, body: Any = None, **options: Any) -> dict[str, Any]:
+        """One call, its JSON answer as a dict (`kubeapi.Client.request` for the options)."""
+        return self.api.request_json(method, path, body, **options)
 
     def list_page(
         self, path: str, label_selector: str | None, token: str | None
@@ -194,7 +173,7 @@ class Kube:
         or not there yet."""
         query = {"container": container, "tailLines": lines, "limitBytes": limit_bytes}
         try:
-            return self.request_text(
+            return self.api.request_text(
                 "GET", f"{pods_path(namespace)}/{quote(name)}/log", query=query, timeout=10, accept="*/*"
             )
         except ApiError as e:

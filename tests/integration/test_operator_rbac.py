@@ -65,6 +65,7 @@ def operator_kubeconfig(testenv: TestEnv, namespace: str, core_v1: Any, rbac_v1:
 
 def test_the_operator_needs_nothing_beyond_its_cluster_rules(
     testenv: TestEnv,
+    crd: dict[str, Any],
     namespace: str,
     operator_kubeconfig: Path,
     core_v1: Any,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -447,3 +448,35 @@ def test_ten_thousand_queued_in_fifty_namespaces_give_each_a_turn_in_the_first_f
     first = sorted(plan.positions, key=plan.positions.__getitem__)[:50]
     assert len({uid for uid in first}) == 50
     assert {int(uid.removeprefix("uid-j")) % 50 for uid in first} == set(range(50))
+
+
+def test_a_kept_order_is_the_admission_order_as_the_queue_changes() -> None:
+    """KeptOrder merges new VideoJobs into the last pass's order: after every change of a random queue (arrivals,
+    admissions, a priority raised: a new object for the same VideoJob) it equals admission_order of the queue."""
+    import random
+
+    from videojob.controller.admission import KeptOrder, sort_key
+
+    rng = random.Random(13)  # noqa: S311 (a reproducible test sequence)
+    arrivals: dict[str, str] = {}
+    kept = KeptOrder(lambda body: sort_key(body, arrivals))
+    pending: list[dict[str, Any]] = []
+    serial = 0
+    for _ in range(200):
+        for _ in range(rng.randrange(0, 6)):  # arrivals, some in the same second as others
+            serial += 1
+            created = f"2026-01-01T00:{serial // 120:02d}:{serial % 60:02d}Z"
+            body = vj(f"j{serial:04d}", rng.choice([1, 5, 5, 9]), created, namespace=rng.choice(["a", "b", "c"]))
+            arrivals[body["metadata"]["uid"]] = f"2026-01-01T00:00:00.{serial:06d}Z"
+            pending.append(body)
+        for _ in range(rng.randrange(0, 3)):  # admitted or deleted
+            if pending:
+                pending.pop(rng.randrange(len(pending)))
+        if pending and rng.random() < 0.3:  # a priority raised: the index holds a new object
+            i = rng.randrange(len(pending))
+            pending[i] = {**pending[i], "spec": {**pending[i]["spec"], "priority": 1}}
+        rng.shuffle(pending)  # the pass finds them in any order
+        assert kept.order(pending) == admission_order(pending, arrivals)
+        assert kept.namespaces == len({body["metadata"]["namespace"] for body in pending})
+        waiting = kept.waiting_by_priority(pending[:2])
+        assert waiting == Counter(body["spec"]["priority"] for body in pending[2:])

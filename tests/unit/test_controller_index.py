@@ -294,3 +294,22 @@ def test_the_index_keeps_the_annotations_that_decide_the_ttl_and_no_other() -> N
     assert list(slim["metadata"]["annotations"]) == ["argocd.argoproj.io/tracking-id"]
     assert ttl_exempt(slim) is not None
     assert "annotations" not in slim_videojob({"metadata": {"annotations": {"other": "x"}}})["metadata"]
+
+
+def test_a_tracker_sees_every_stored_replaced_and_forgotten_object_once_until_emptied() -> None:
+    store = Store()
+    store.upsert(obj("before", "1"))
+    changed = store.track()
+    assert changed == {"before"}, "a new tracker starts with everything the store holds"
+    changed.clear()
+    store.upsert(obj("before", "1"))  # the same version again: stored again, so seen
+    store.upsert(obj("new", "2"))
+    store.upsert(obj("new", "1"))  # older: not stored, not a change
+    assert changed == {"before", "new"}
+    changed.clear()
+    store.remove(obj("new", "3"))
+    store.replace([obj("listed", "4"), obj("before", "1")], "5")  # "before" unchanged, "gone" never there
+    assert changed == {"new", "listed"}
+    changed.clear()
+    store.replace([obj("listed", "4")], "6")  # "before" pruned
+    assert changed == {"before"}

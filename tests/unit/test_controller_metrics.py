@@ -68,7 +68,7 @@ def test_state_gauges_by_namespace_phase_and_priority() -> None:
     metrics = Metrics()
     metrics.observe_state(
         [("media", "Running"), ("media", "Pending"), ("ads", "Succeeded"), ("media", "Running")],
-        queued=[1, 5, 5],
+        queued={1: 1, 5: 2},
         running={"cpu": 2, "nvidia": 0},
     )
     assert value(metrics, "videojob_videojobs", videojob_namespace="media", phase="Running") == 2
@@ -77,7 +77,7 @@ def test_state_gauges_by_namespace_phase_and_priority() -> None:
     assert value(metrics, "videojob_queue_depth", priority="5") == 2
     assert len(samples(metrics)["videojob_queue_depth"]) == 10, "every priority, zero or not"
     assert value(metrics, "videojob_running", hardware="cpu") == 2
-    metrics.observe_state([("ads", "Succeeded")], queued=[], running={"cpu": 0, "nvidia": 0})
+    metrics.observe_state([("ads", "Succeeded")], queued={}, running={"cpu": 0, "nvidia": 0})
     assert not [lbls for lbls, _ in samples(metrics)["videojob_videojobs"] if lbls["videojob_namespace"] == "media"]
 
 

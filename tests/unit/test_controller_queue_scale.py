@@ -332,3 +332,30 @@ def test_a_job_that_could_not_be_created_yet_waits_with_the_reason_and_is_tried_
     assert len(kube.jobs) == 1
     (vj,) = reconciler.index.videojobs.items.values()
     assert vj["status"].get("jobName") and "etcd leader changed" not in json.dumps(vj["status"])
+
+
+def test_the_notifier_is_asked_only_about_changed_videojobs_and_ended_deliveries() -> None:
+    """A delivery becomes due only when its VideoJob changes, so a pass over 10,000 queued VideoJobs hands the
+    Notifier those that changed since the last pass, and those whose delivery task ended (to retry a failure)."""
+    reconciler, _ = _queue(300)
+    asked: list[list[str]] = []
+    reconciler.notifier.consider = lambda items, now: asked.append(  # type: ignore[method-assign]
+        sorted(vj["metadata"]["name"] for vj in items)
+    )
+
+    async def scenario(a_pass: Pass) -> None:
+        await a_pass()
+        assert len(asked[0]) == 300, "the first pass looks at all of them"
+        await a_pass()
+        await a_pass()
+        asked.clear()
+        await a_pass()
+        assert asked == [[]], "a settled queue: nothing to look at"
+        changed = copy.deepcopy(reconciler.index.videojobs.items["uid-vj-0200"])
+        changed["metadata"]["resourceVersion"] = "900000"
+        reconciler.index.observe("videojobs", "MODIFIED", changed)
+        reconciler.notifier.ended.add("uid-vj-0100")
+        await a_pass()
+        assert asked[-1] == ["vj-0100", "vj-0200"]
+
+    _run(reconciler, scenario)

@@ -79,6 +79,8 @@ def deliver(kube: FakeKube, settings: Settings) -> None:
         notifier = Notifier(settings, kube, call, lambda uid: kube.vj, lambda body: None)
         notifier.consider([kube.vj], datetime.now(UTC))
         await asyncio.wait_for(asyncio.gather(*notifier.tasks.values()), timeout=30)
+        await asyncio.sleep(0)  # the tasks' done callbacks
+        assert notifier.ended == {"u-1"}, "an ended delivery task is looked at again by the next pass"
         await notifier.close()
 
     asyncio.run(run())

@@ -47,6 +47,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -106,6 +107,39 @@ def admission_order(
     return sorted(videojobs, key=key or (lambda vj: sort_key(vj, arrivals)))
 
 
+class KeptOrder:
+    """`admission_order` kept from one pass to the next. The VideoJobs still pending (the same objects: a changed
+    VideoJob is a new object in the index) keep their places, and only those new to the queue get a sort key and
+    are merged in, so a pass over 10,000 queued VideoJobs does not sort them all again. A key must not change while
+    its object does not (`sort_key` with the index's arrivals: a VideoJob's stamp is given before it is first sorted
+    and dropped only once its status records it, which makes it a new object)."""
+
+    def __init__(self, key: Callable[[Body], SortKey]) -> None:
+        self.key = key
+        # (sort key, id of the VideoJob, the VideoJob), sorted; holding each object keeps its id from being reused
+        self.entries: list[tuple[SortKey, int, Body]] = []
+        self.ids: set[int] = set()
+        self.namespaces = 0  # how many namespaces the order holds VideoJobs of
+        self.priorities: Counter[int] = Counter()  # priority -> how many it holds
+
+    def order(self, pending: Iterable[Body]) -> list[Body]:
+        by_id = {id(vj): vj for vj in pending}
+        if by_id.keys() != self.ids:
+            entries = [entry for entry in self.entries if entry[1] in by_id]  # still in order
+            entries += [(self.key(by_id[new]), new, by_id[new]) for new in by_id.keys() - self.ids]
+            entries.sort(key=itemgetter(0))  # stable, and keys are unique: a sorted run and a few merged into it
+            self.entries, self.ids = entries, set(by_id)
+            self.namespaces = len({key[3] for key, _, _ in entries})
+            self.priorities = Counter(key[0] for key, _, _ in entries)
+        return [vj for _, _, vj in self.entries]
+
+    def waiting_by_priority(self, admitted: Iterable[Body]) -> Counter[int]:
+        """priority -> how many of the last `order` wait, once `admitted` (some of them) are taken out."""
+        waiting = Counter(self.priorities)
+        waiting.subtract(_priority(vj) for vj in admitted)
+        return +waiting
+
+
 def wants_gpu(vj: Body) -> bool | None:
     """True: only a GPU will do (nvidia); None: either (auto with an NVENC codec); False: CPU only (chunked jobs
     too: their segments run on CPU nodes)."""
@@ -121,12 +155,17 @@ def wants_gpu(vj: Body) -> bool | None:
     return None if codec in NVENC_CODECS else False
 
 
-def fair_order(ordered: Iterable[Body], running: Mapping[str, int], weight: Callable[[str], float]) -> list[Body]:
+def fair_order(
+    ordered: Iterable[Body], running: Mapping[str, int], weight: Callable[[str], float], namespaces: int | None = None
+) -> list[Body]:
     """`ordered` (admission_order) with each priority's VideoJobs interleaved between namespaces: repeatedly the
     next VideoJob of the namespace with the least (running + taken so far) / weight, ties to the earlier in
-    `ordered`. Priorities keep their order; a namespace's own VideoJobs keep theirs. O(N log namespaces)."""
+    `ordered`. Priorities keep their order; a namespace's own VideoJobs keep theirs. O(N log namespaces).
+    `namespaces`: how many namespaces `ordered` holds VideoJobs of, when the caller knows."""
     ordered = list(ordered)
-    if len({_namespace(vj) for vj in ordered}) <= 1:
+    if namespaces is None:
+        namespaces = len({_namespace(vj) for vj in ordered})
+    if namespaces <= 1:
         return ordered  # one namespace (a single tenant's queue of thousands): nothing to interleave
     load: Counter[str] = Counter(running)
     out: list[Body] = []
@@ -162,9 +201,16 @@ def plan_admission(
     """Decide which pending VideoJobs to admit now and on which hardware ("cpu" or "nvidia"); `arrivals` and `key`
     as for admission_order. Positions of those left waiting follow the order they would be admitted in were
     slots to free one by one (fair_order when fair sharing is on)."""
-    order = admission_order(pending, arrivals, key)
+    return admit_in_order(admission_order(pending, arrivals, key), running, settings)
+
+
+def admit_in_order(
+    order: list[Body], running: RunningCounts, settings: Settings, namespaces: int | None = None
+) -> AdmissionPlan:
+    """`plan_admission` of VideoJobs already in admission_order (e.g. a `KeptOrder`'s), of `namespaces`
+    namespaces when the caller knows how many."""
     if settings.fair_sharing:
-        order = fair_order(order, running.namespaces, settings.namespace_weight)
+        order = fair_order(order, running.namespaces, settings.namespace_weight, namespaces)
     free_total = settings.max_running - running.total
     free_gpu = settings.max_running_gpu - running.gpu
     in_namespace: Counter[str] = Counter(running.namespaces)

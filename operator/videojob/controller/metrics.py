@@ -145,9 +145,9 @@ class Metrics:
     # --- what a pass saw and did ---------------------------------------------------------------------------------
 
     def observe_state(
-        self, phases: Iterable[tuple[str, str]], queued: Iterable[int], running: Mapping[str, int]
+        self, phases: Iterable[tuple[str, str]], queued: Mapping[int, int], running: Mapping[str, int]
     ) -> None:
-        """Set the gauges from one pass: (namespace, phase) of every VideoJob, the priority of every queued one,
+        """Set the gauges from one pass: (namespace, phase) of every VideoJob, queued VideoJobs by priority,
         running VideoJobs by hardware. A namespace without VideoJobs drops out (its series disappear)."""
         # counted in C: a pass hands over one pair per VideoJob
         counts: collections.Counter[tuple[str, str]] = collections.Counter(phases)
@@ -157,9 +157,7 @@ class Metrics:
         self.videojobs.clear()  # one thread (the event loop): no scrape sees the gauge half set
         for (namespace, phase), count in counts.items():
             self.videojobs.labels(videojob_namespace=namespace, phase=phase).set(count)
-        depth = dict.fromkeys(PRIORITIES, 0)
-        for priority in queued:
-            depth[priority] = depth.get(priority, 0) + 1
+        depth = {**dict.fromkeys(PRIORITIES, 0), **queued}
         for priority, count in depth.items():
             self.queue_depth.labels(priority=str(priority)).set(count)
         for hardware, count in running.items():

@@ -274,10 +274,13 @@ class Notifier:
         self.videojobs = videojobs  # uid -> the VideoJob as the index holds it now
         self.on_status = on_status  # the patched VideoJob, for the index
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.ended: set[str] = set()  # uids whose delivery task ended since `consider` last saw them
         self._session: Any = None
 
     def consider(self, items: Iterable[Body], now: datetime) -> None:
-        """Start delivering for each VideoJob with something due (unless its delivery task already runs)."""
+        """Start delivering for each VideoJob with something due (unless its delivery task already runs). A
+        delivery only becomes due when its VideoJob changes (time only makes one too old), so a caller may pass
+        the VideoJobs that changed since its last call and those in `ended` (a task that gave up, to retry)."""
         defaults = bool(self.settings.notify_webhooks)
         for vj in items:
             if not defaults and not ((vj.get("spec") or {}).get("notify") or {}).get("webhooks"):
@@ -291,6 +294,7 @@ class Notifier:
 
     def _forget(self, uid: str, _: asyncio.Task[None]) -> None:
         self.tasks.pop(uid, None)
+        self.ended.add(uid)
 
     async def _run(self, uid: str) -> None:
         try:

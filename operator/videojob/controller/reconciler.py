@@ -44,10 +44,10 @@ from videojob.api.conditions import Reason
 from videojob.api.models import GROUP, ArtifactReclaimPolicy, Phase, VideoJobSpec
 from videojob.api.runtime import output_uris
 from videojob.controller.admission import (
+    KeptOrder,
     RunningCounts,
-    SortKey,
+    admit_in_order,
     check_admissible,
-    plan_admission,
     shown_position,
     sort_key,
 )
@@ -338,15 +338,18 @@ class Reconciler:
         # uid -> {pod uid: percent}: the last progress lines read from the VideoJob's running pods (poll_progress)
         self.progress: dict[str, dict[str, float]] = {}
         self.specs: dict[str, tuple[Any, SpecFacts | None, str | None]] = {}  # uid -> (generation, facts, problem)
-        # uid -> what a queued VideoJob's status was last derived from: derived again only when that changed, so a
-        # pass over 10,000 queued VideoJobs costs little more than sorting them
+        # uid -> what a queued VideoJob's status was last derived from (the VideoJob object, its written and shown
+        # positions, why its Job failed, its arrival, what holds it): derived again only when that changed, so a
+        # pass over 10,000 queued VideoJobs costs little more than looking at each once
         self.queued: dict[str, tuple[Any, ...]] = {}
-        self.sort_keys: dict[str, tuple[Any, str | None, SortKey]] = {}  # uid -> (version, arrival, its sort key)
-        # uid -> (resourceVersion, presets version, what it queues as, its preset snapshot) of a VideoJob the last
-        # pass found pending with nothing to do: while neither changed and it has no Job, it is pending again
-        # without being sorted again (most of a pass over 10,000 queued VideoJobs). What it queues as is its spec
-        # merged with its preset, or None for the VideoJob itself (the index's object: never a second copy of it).
-        self.still_pending: dict[str, tuple[Any, tuple[int, int], Mapping[str, Any] | None, dict[str, Any] | None]] = {}
+        self.queue_order = KeptOrder(lambda vj: sort_key(vj, self.index.arrivals))
+        # uid -> (what it queues as, its preset snapshot) of a VideoJob the last pass found pending with nothing to
+        # do: while neither it nor the presets changed and it has no Job, it is pending again without a look at it
+        # (most of a pass over 10,000 queued VideoJobs). What it queues as is its spec merged with its preset, or
+        # None for the VideoJob itself (the index's object: never a second copy of it).
+        self.still_pending: dict[str, tuple[Mapping[str, Any] | None, dict[str, Any] | None]] = {}
+        self.still_pending_presets: tuple[int, int] | None = None  # the presets version they were found under
+        self.changed_videojobs = self.index.videojobs.track()  # what changed since the last pass looked
         # uid -> (what it was worked out from, the resolution of its preset), for pending VideoJobs naming one
         self.resolutions: dict[str, tuple[tuple[Any, ...], Resolution]] = {}
         # Webhooks (notify.py): it reads statuses from the index and writes status.notifications only.
@@ -360,6 +363,7 @@ class Reconciler:
             lambda uid: self.index.videojobs.items.get(uid),
             lambda body: self.index.videojobs.upsert(body),
         )  # relist replaces the dicts
+        self.changed_for_notifier = self.index.videojobs.track()
 
     # --- feeding -------------------------------------------------------------------------------------------
 
@@ -538,22 +542,14 @@ class Reconciler:
         # One VideoJob whose status or spec the code cannot handle (a bug, a hand-written status) is marked and left
         # out of this pass; it never stops the pass for the others.
         vj: Mapping[str, Any]
-        presets_version = p.presets_version = self.index.presets_version()
-        still_pending = self.still_pending
-        for uid, vj in list(self.index.videojobs.items.items()):
+        p.presets_version = self.index.presets_version()
+        items = self.index.videojobs.items
+        still_pending = self._still_pending(p.presets_version, jobs)
+        p.pending.extend(items[uid] if body is None else body for uid, (body, _) in still_pending.items())
+        p.presets.update((uid, snapshot) for uid, (_, snapshot) in still_pending.items() if snapshot is not None)
+        p.fine.update(still_pending)
+        for uid, vj in [(uid, vj) for uid, vj in items.items() if uid not in still_pending]:
             job = jobs.get(uid)
-            if job is None:
-                quick = still_pending.get(uid)
-                if (
-                    quick is not None
-                    and quick[0] == vj["metadata"].get("resourceVersion")
-                    and quick[1] == presets_version
-                ):
-                    p.pending.append(vj if quick[2] is None else quick[2])
-                    if quick[3] is not None:
-                        p.presets[uid] = quick[3]
-                    p.fine.add(uid)
-                    continue
             its_pods = pods.get(uid, [])
             try:
                 if job is not None and job_segments(job) > 1:  # chunked: its segments' Job and its join as one
@@ -570,7 +566,8 @@ class Reconciler:
         counts = RunningCounts(
             total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"], namespaces=p.running_in
         )
-        to_admit, positions, held, segments = plan_admission(p.pending, counts, settings, arrivals, self._sort_key)
+        order = self.queue_order.order(p.pending)
+        to_admit, positions, held, segments = admit_in_order(order, counts, settings, self.queue_order.namespaces)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
         admitted = await asyncio.gather(
@@ -592,13 +589,27 @@ class Reconciler:
             )
             if job is not None:
                 _count_running(p, vj, hardware, segments.get(uid, 1))
-        admitted_uids = {str(vj["metadata"]["uid"]) for vj, _ in to_admit}
-        waiting: set[str] = set()
+        waiting = positions.keys()  # every pending VideoJob not admitted has a position
+        queued, blocked, settled = self.queued, self.blocked, p.settled
         for vj in p.pending:
-            uid = str(vj["metadata"]["uid"])
-            if uid not in admitted_uids:
-                waiting.add(uid)
-                self._desire_queued(p, uid, vj, positions.get(uid), arrivals.get(uid), held.get(uid))
+            meta = vj["metadata"]
+            uid = str(meta["uid"])
+            position = positions.get(uid)
+            if position is None:
+                continue  # admitted
+            # the cheap case of _desire_queued, most of 10,000 queued VideoJobs in every pass, inlined
+            last = queued.get(uid)
+            if (
+                last is not None
+                and last[0] is vj
+                and shown_position(last[1], position) == last[2]
+                and last[3] == blocked.get(uid)
+                and last[4] == arrivals.get(uid)
+                and last[5] == held.get(uid)
+            ):
+                settled.append(str(meta["namespace"]))
+                continue
+            self._desire_queued(p, uid, vj, position, arrivals.get(uid), held.get(uid))
 
         for uid, (vj, new, its_pods) in p.desired.items():
             patch = status_patch(vj.get("status"), new)
@@ -622,8 +633,8 @@ class Reconciler:
             self.failed_passes = 0
         if p.next_ttl is not None:
             self.wake_in(p.next_ttl + 0.5)
-        self._record(p.desired, p.settled, positions, p.running)
-        self.notifier.consider(list(self.index.videojobs.items.values()), now)
+        self._record(p.desired, p.settled, self.queue_order.waiting_by_priority(vj for vj, _ in to_admit), p.running)
+        self.notifier.consider(self._notify_candidates(), now)
         for uid in p.fine - p.broken:
             self.broken.pop(uid, None)
         for uid in self.specs.keys() - self.index.videojobs.items.keys():
@@ -632,14 +643,35 @@ class Reconciler:
             del self.resolutions[uid]  # admitted, gone or no longer waiting
         for uid in self.queued.keys() - waiting:
             del self.queued[uid]  # admitted, gone or no longer waiting
-        for uid in self.sort_keys.keys() - waiting:
-            del self.sort_keys[uid]
         for uid in self.still_pending.keys() - waiting:
             del self.still_pending[uid]
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
             del self.blocked[uid]
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
             del self.broken[uid]
+
+    def _notify_candidates(self) -> list[Body]:
+        """What `Notifier.consider` needs to look at: the VideoJobs changed since the last pass and those whose
+        delivery task ended, not all 10,000."""
+        uids = self.changed_for_notifier | self.notifier.ended
+        self.changed_for_notifier.clear()
+        self.notifier.ended.clear()
+        items = self.index.videojobs.items
+        return [items[uid] for uid in uids if uid in items]
+
+    def _still_pending(self, presets_version: tuple[int, int], jobs: Mapping[str, Body]) -> dict[str, Any]:
+        """`still_pending` less the VideoJobs that changed since the last pass or have a Job now; all of it when a
+        preset changed (a pending VideoJob naming one is resolved again)."""
+        still_pending = self.still_pending
+        if presets_version != self.still_pending_presets:
+            still_pending.clear()
+            self.still_pending_presets = presets_version
+        for uid in self.changed_videojobs:
+            still_pending.pop(uid, None)
+        self.changed_videojobs.clear()
+        for uid in still_pending.keys() & jobs.keys():
+            del still_pending[uid]
+        return still_pending
 
     def _sort(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body]) -> None:
         """Decide what one VideoJob needs in this pass: finished (TTL), being deleted (artifacts), active (its status
@@ -736,9 +768,8 @@ class Reconciler:
         p.pending.append(queued_as)
         if snapshot is not None:
             p.presets[uid] = snapshot
-        version = vj["metadata"].get("resourceVersion")
-        if settled and version is not None and p.presets_version is not None:
-            self.still_pending[uid] = (version, p.presets_version, None if queued_as is vj else queued_as, snapshot)
+        if settled:
+            self.still_pending[uid] = (None if queued_as is vj else queued_as, snapshot)
 
     def _progress_of(self, uid: str, its_pods: list[Body], job: Body | None = None) -> float | None:
         """The progress last read from this VideoJob's pods that are still there (all its segments', when chunked)."""
@@ -757,18 +788,6 @@ class Reconciler:
             p.desired.pop(uid, None)
             self._isolate(p, uid, vj, job, e)
 
-    def _sort_key(self, vj: Mapping[str, Any]) -> SortKey:
-        """`admission.sort_key`, remembered per VideoJob version: a pass sorts every queued VideoJob."""
-        meta = vj["metadata"]
-        uid, version = str(meta["uid"]), meta.get("resourceVersion")
-        arrival = self.index.arrivals.get(uid)
-        cached = self.sort_keys.get(uid)
-        if cached is not None and version is not None and cached[0] == version and cached[1] == arrival:
-            return cached[2]
-        key = sort_key(vj, self.index.arrivals)
-        self.sort_keys[uid] = (version, arrival, key)
-        return key
-
     def _desire_queued(
         self,
         p: _Pass,
@@ -782,11 +801,13 @@ class Reconciler:
         (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
         what its status depends on changed."""
         written = (vj.get("status") or {}).get("queuePosition")
-        position = shown_position(written if isinstance(written, int) else None, position)
+        written = written if isinstance(written, int) else None
+        position = shown_position(written, position)
         blocked = self.blocked.get(uid)
-        version = vj["metadata"].get("resourceVersion")
-        basis = (version, position, blocked, queued_at, held)
-        if version is not None and self.queued.get(uid) == basis:
+        # the same object (a changed VideoJob is a new one in the index) with the same written position
+        basis = (vj, written, position, blocked, queued_at, held)
+        last = self.queued.get(uid)
+        if last is not None and last[0] is vj and last[1:] == basis[1:]:
             # the status it should have is the one derived last time: written, or waiting in the status writer
             p.settled.append(str(vj["metadata"]["namespace"]))
             return
@@ -833,17 +854,16 @@ class Reconciler:
         self,
         desired: Mapping[str, Desired],
         settled: list[str],
-        positions: Mapping[str, int],
+        queued: Mapping[int, int],
         running: Mapping[str, int],
     ) -> None:
-        items = self.index.videojobs.items
         phases = (
             (str(vj["metadata"]["namespace"]), str(new.get("phase") or Phase.PENDING.value))
             for vj, new, _ in desired.values()
         )
         self.metrics.observe_state(
             itertools.chain(phases, zip(settled, itertools.repeat(Phase.PENDING.value))),
-            (int((items[uid].get("spec") or {}).get("priority") or 5) for uid in positions if uid in items),
+            queued,
             running,
         )
 

@@ -20,6 +20,7 @@ from videojob.controller.admission import EXACT_POSITIONS, shown_position
 from videojob.controller.metrics import Metrics
 from videojob.controller.reconciler import Reconciler
 from videojob.controller.settings import Settings
+from videojob.controller.status import NO_POD_AFTER
 from videojob.kubeapi import ApiError
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -75,9 +76,9 @@ def test_a_written_position_is_never_more_than_a_tenth_off_however_the_queue_dra
 # --- whole passes ----------------------------------------------------------------------------------------------
 
 
-def _queue(n: int) -> tuple[Reconciler, FakeKube]:
+def _queue(n: int, max_running: int = 10) -> tuple[Reconciler, FakeKube]:
     kube = FakeKube()
-    settings = Settings(max_running=10, priority_classes={"urgent": "", "normal": "", "low": ""})
+    settings = Settings(max_running=max_running, priority_classes={"urgent": "", "normal": "", "low": ""})
     reconciler = Reconciler(settings, kube, Metrics())  # type: ignore[arg-type]
     kube.store = reconciler.index.videojobs
     for i in range(n):
@@ -357,5 +358,51 @@ def test_the_notifier_is_asked_only_about_changed_videojobs_and_ended_deliveries
         reconciler.notifier.ended.add("uid-vj-0100")
         await a_pass()
         assert asked[-1] == ["vj-0100", "vj-0200"]
+
+    _run(reconciler, scenario)
+
+
+def test_admitted_videojobs_are_derived_again_only_when_their_objects_or_the_clock_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300 admitted VideoJobs whose Jobs have no pod yet: a pass derives a status again only for one whose Job
+    changed, and for all of them once their Jobs have had no pod for NO_POD_AFTER (the clock changes it)."""
+    reconciler, kube = _queue(300, max_running=300)
+    derived: list[str] = []
+    real = reconciler_module.derive_status
+
+    def counting(vj: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        derived.append(vj["metadata"]["name"])
+        return real(vj, *args, **kwargs)
+
+    async def at(seconds: float) -> None:
+        await reconciler.reconcile(NOW + timedelta(seconds=seconds))
+        while reconciler.status_writer.pending():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)
+
+    async def scenario(_: Pass) -> None:
+        for second in range(3):
+            await at(second)
+        for job in kube.jobs.values():
+            reconciler.index.observe("jobs", "ADDED", job)
+        await at(3)
+        await at(4)
+        assert len(kube.jobs) == 300
+        monkeypatch.setattr(reconciler_module, "derive_status", counting)
+        written = len(kube.status_patches)
+        await at(5)
+        assert derived == [], "nothing changed: nothing derived again"
+        job = copy.deepcopy(kube.jobs["uid-vj-0007"])
+        job["metadata"]["resourceVersion"] = "900000"
+        reconciler.index.observe("jobs", "MODIFIED", job)
+        await at(6)
+        assert derived == ["vj-0007"]
+        assert len(kube.status_patches) == written
+        derived.clear()
+        await at(NO_POD_AFTER + 1)  # the Jobs were created at NOW
+        assert len(derived) == 300
+        reasons = {(vj.get("status") or {}).get("reason") for vj in reconciler.index.videojobs.items.values()}
+        assert reasons == {"NoPod"}
 
     _run(reconciler, scenario)

@@ -842,3 +842,42 @@ def test_a_failed_job_names_what_it_could_not_delete(leftovers: list[str], named
     assert status["phase"] == "Failed" and status["reason"] == "StorageUnavailable"
     assert ("could not delete" in status["message"]) is named
     assert "other-tenant" not in status["message"]
+
+
+_CREATED = {"metadata": {"name": "j", "creationTimestamp": "2026-01-01T12:00:00Z"}}  # NOW
+
+
+@pytest.mark.parametrize(
+    ("phase", "job", "seconds", "stuck", "until"),
+    [
+        ("Pending", _CREATED, 1, 120, NOW + timedelta(seconds=30)),
+        ("Pending", _CREATED, 30, 120, NOW + timedelta(seconds=30)),
+        ("Pending", _CREATED, 31, 120, NOW + timedelta(seconds=120)),
+        ("Pending", _CREATED, 31, None, "forever"),
+        ("Pending", _CREATED, 121, 120, "forever"),
+        ("Pending", {"metadata": {"name": "j"}}, 1, 120, "now"),
+        ("Pending", None, 1, 120, "forever"),
+        ("Running", _CREATED, 1, 120, "forever"),
+        ("Succeeded", _CREATED, 1, 120, "forever"),
+    ],
+    ids=[
+        "admitted: until its Job has had no pod for NO_POD_AFTER",
+        "at that moment: not yet past it",
+        "then until the stuck timeout",
+        "no stuck timeout",
+        "past both",
+        "a Job without a creation time: every pass",
+        "queued, no Job: nothing reads the clock",
+        "running",
+        "finished",
+    ],
+)
+def test_a_derived_status_holds_until_the_clock_can_change_it(
+    phase: str, job: dict[str, Any] | None, seconds: int, stuck: float | None, until: Any
+) -> None:
+    from videojob.controller.status import FOREVER, NO_POD_AFTER, derived_until
+
+    assert NO_POD_AFTER == 30
+    now = NOW + timedelta(seconds=seconds)
+    expected = {"forever": FOREVER, "now": now}.get(until, until) if isinstance(until, str) else until
+    assert derived_until({"phase": phase}, job, now, stuck) == expected

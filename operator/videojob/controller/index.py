@@ -17,6 +17,7 @@ it keeps each VideoJob's place, and VideoJobs never seen before are stamped late
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -116,9 +117,16 @@ def slim_pod(body: Mapping[str, Any]) -> Body:
 class Store:
     """Objects of one kind by uid, slimmed to what the operator reads (memory for thousands of them)."""
 
-    def __init__(self, slim: Callable[[Mapping[str, Any]], Body] = dict) -> None:
+    def __init__(
+        self,
+        slim: Callable[[Mapping[str, Any]], Body] = dict,
+        owner: Callable[[Mapping[str, Any]], str | None] | None = None,
+    ) -> None:
         self.slim = slim
         self.items: dict[str, Body] = {}
+        # uid -> the uid of its controller (`owner` of it), worked out once per stored object, not in every pass
+        self.owner = owner
+        self.owners: dict[str, str | None] = {}
         # uid -> resourceVersion of deletions seen since the last list: a list read before a deletion
         # must not bring the object back.
         self.tombstones: dict[str, int | None] = {}
@@ -133,6 +141,16 @@ class Store:
         self.trackers.append(changed)
         return changed
 
+    def _put(self, uid: str, body: Mapping[str, Any]) -> None:
+        self.items[uid] = self.slim(body)
+        if self.owner is not None:
+            self.owners[uid] = self.owner(body)
+        self._changed(uid)
+
+    def _drop(self, uid: str) -> None:
+        self.items.pop(uid, None)
+        self.owners.pop(uid, None)
+
     def _changed(self, uid: str) -> None:
         self.changes += 1
         for changed in self.trackers:
@@ -141,14 +159,13 @@ class Store:
     def upsert(self, body: Mapping[str, Any]) -> bool:
         uid = str(body["metadata"]["uid"])
         if newer_or_same(body, self.items.get(uid)):
-            self.items[uid] = self.slim(body)
-            self._changed(uid)
+            self._put(uid, body)
             return True
         return False
 
     def remove(self, body: Mapping[str, Any]) -> None:
         uid = str(body["metadata"]["uid"])
-        self.items.pop(uid, None)
+        self._drop(uid)
         self.tombstones[uid] = _version(body)
         self._changed(uid)
 
@@ -167,8 +184,7 @@ class Store:
         current = self.items.get(uid)
         a, b = _version(body), _version(current) if current is not None else None
         if current is None or a is None or b is None or a > b:
-            self.items[uid] = self.slim(body)
-            self._changed(uid)
+            self._put(uid, body)
         return uid
 
     def prune(self, listed: set[str], list_version: str) -> None:
@@ -181,7 +197,7 @@ class Store:
         for uid in [uid for uid in self.items if uid not in listed]:
             version = _version(self.items[uid])
             if listed_at is None or version is None or version <= listed_at:
-                del self.items[uid]
+                self._drop(uid)
                 self._changed(uid)
         self.changes += 1
         self.tombstones = {
@@ -200,8 +216,8 @@ class Index:
 
     def __init__(self) -> None:
         self.videojobs = Store(slim_videojob)
-        self.jobs = Store(slim_job)
-        self.pods = Store(slim_pod)
+        self.jobs = Store(slim_job, functools.partial(controller_uid, kind=KIND, group=GROUP))
+        self.pods = Store(slim_pod, functools.partial(controller_uid, kind="Job", group="batch"))
         self.presets = Store(slim_preset)
         self.cluster_presets = Store(slim_preset)
         # uid -> precise arrival time, for VideoJobs whose status does not record `queuedAt` yet.
@@ -245,23 +261,31 @@ class Index:
         reference names the VideoJob's uid, it lives in the VideoJob's namespace, and it has the name the operator
         gives that VideoJob's Job (derived from the uid). Labels are not looked at: anyone who may create a Job or
         a pod may give it any label."""
-        return self._jobs_named(job_name)
+        return self.owned_jobs()[0]
 
     def joins_by_videojob(self) -> dict[str, Body]:
         """Each chunked VideoJob's join Job, proven as `jobs_by_videojob` proves a Job (its name: `join_job_name`)."""
-        return self._jobs_named(join_job_name)
+        return self.owned_jobs()[1]
 
-    def _jobs_named(self, name_of: Callable[[Mapping[str, Any]], str]) -> dict[str, Body]:
-        out: dict[str, Body] = {}
-        for job in self.jobs.items.values():
-            meta = job["metadata"]
-            owner = controller_uid(job, KIND, GROUP)
-            vj = self.videojobs.items.get(owner) if owner else None
-            if vj is None or meta.get("namespace") != vj["metadata"].get("namespace"):
+    def owned_jobs(self) -> tuple[dict[str, Body], dict[str, Body]]:
+        """`jobs_by_videojob` and `joins_by_videojob` in one look at every Job."""
+        jobs: dict[str, Body] = {}
+        joins: dict[str, Body] = {}
+        videojobs, owners = self.videojobs.items, self.jobs.owners
+        for uid, job in self.jobs.items.items():
+            owner = owners.get(uid)
+            vj = videojobs.get(owner) if owner else None
+            if vj is None:
                 continue
-            if meta.get("name") == name_of(vj):
-                out[str(owner)] = job
-        return out
+            meta, vj_meta = job["metadata"], vj["metadata"]
+            if meta.get("namespace") != vj_meta.get("namespace"):
+                continue
+            name, vj_uid, vj_name = meta.get("name"), str(vj_meta["uid"]), str(vj_meta["name"])
+            if name == _name_for(job_name, vj_uid, vj_name):
+                jobs[vj_uid] = job
+            elif name == _name_for(join_job_name, vj_uid, vj_name):
+                joins[vj_uid] = job
+        return jobs, joins
 
     def pods_by_videojob(self, jobs: Mapping[str, Body] | None = None) -> dict[str, list[Body]]:
         """Each VideoJob's pods: those whose controller reference is its Job (`jobs_by_videojob`, or `jobs` when
@@ -269,8 +293,9 @@ class Index:
         jobs = self.jobs_by_videojob() if jobs is None else jobs
         owners = {str(job["metadata"]["uid"]): (uid, job["metadata"].get("namespace")) for uid, job in jobs.items()}
         out: dict[str, list[Body]] = defaultdict(list)
-        for pod in self.pods.items.values():
-            owner = owners.get(controller_uid(pod, "Job", "batch") or "")
+        controllers = self.pods.owners
+        for uid, pod in self.pods.items.items():
+            owner = owners.get(controllers.get(uid) or "")
             if owner is not None and pod["metadata"].get("namespace") == owner[1]:
                 out[owner[0]].append(pod)
         return out
@@ -306,6 +331,13 @@ class Index:
             self.arrivals[str(vj["metadata"]["uid"])] = precise_timestamp(moment)
             self.last_arrival = moment
             moment += _TICK
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _name_for(name_of: Callable[[Mapping[str, Any]], str], uid: str, name: str) -> str:
+    """`job_name` or `join_job_name` of the VideoJob with this uid and name (neither ever changes; a sha256 each
+    time, for 10,000 Jobs in every pass, is most of the pass)."""
+    return name_of({"metadata": {"uid": uid, "name": name}})
 
 
 _TICK = timedelta(microseconds=1)

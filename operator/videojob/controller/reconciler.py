@@ -31,7 +31,7 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +73,7 @@ from videojob.controller.status import (
     aggregate_progress,
     chunked_view,
     derive_status,
+    derived_until,
     job_condition,
     job_hardware,
     job_segments,
@@ -127,6 +128,9 @@ class _Pass:
     # the namespace of each queued VideoJob whose wanted status is the one of the last pass (written, or waiting in
     # the status writer): nothing to derive or write, only to count
     settled: list[str] = field(default_factory=list)
+    # (namespace, phase) of each VideoJob with a Job or a final phase whose status is the one of the last pass
+    unchanged: list[tuple[str, str]] = field(default_factory=list)
+    observed: set[str] = field(default_factory=set)  # uids of those (`Reconciler._observe`)
     broken: set[str] = field(default_factory=set)  # uids left out because of one
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> the preset its admission uses
     lookup: tuple[Mapping[tuple[str, str], Body], Mapping[str, Body]] | None = None  # Index.presets_by_name
@@ -141,6 +145,29 @@ class SpecFacts:
     reclaim_delete: bool
     outputs: tuple[str, ...]  # runtime.output_uris
     inadmissible: str | None  # admission.check_admissible
+
+
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """What a pass derived for a VideoJob with a Job or a final phase (`Reconciler._observe`), and from what."""
+
+    inputs: tuple[Any, ...]  # (the VideoJob, its Job, progress, arrival, *its pods): the objects, not copies
+    until: datetime  # status.derived_until
+    phase: str
+    hardware: str
+    stops_job: bool
+
+
+def _same_inputs(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """The same objects (the index replaces an object that changes) and the same progress and arrival."""
+    return (
+        len(a) == len(b)
+        and a[0] is b[0]
+        and a[1] is b[1]
+        and a[2] == b[2]
+        and a[3] == b[3]
+        and all(x is y for x, y in zip(a[4:], b[4:], strict=True))
+    )
 
 
 def _count_running(p: _Pass, vj: Mapping[str, Any], hardware: str, slots: int = 1) -> None:
@@ -342,6 +369,10 @@ class Reconciler:
         # positions, why its Job failed, its arrival, what holds it): derived again only when that changed, so a
         # pass over 10,000 queued VideoJobs costs little more than looking at each once
         self.queued: dict[str, tuple[Any, ...]] = {}
+        # uid -> what the last pass derived for a VideoJob with a Job or a final phase: derived again only when its
+        # VideoJob, Job, pods or progress changed or the clock can change it, so a pass over 10,000 admitted or
+        # finished VideoJobs neither derives nor holds 10,000 new statuses
+        self.observed: dict[str, _Observed] = {}
         self.queue_order = KeptOrder(lambda vj: sort_key(vj, self.index.arrivals))
         # uid -> (what it queues as, its preset snapshot) of a VideoJob the last pass found pending with nothing to
         # do: while neither it nor the presets changed and it has no Job, it is pending again without a look at it
@@ -405,6 +436,7 @@ class Reconciler:
     def _write_failed(self, uid: str, error: BaseException) -> None:
         log.warning("status write failed: %s", describe(error))
         self.queued.pop(uid, None)  # derived and submitted again by the next pass
+        self.observed.pop(uid, None)
         self.metrics.reconcile_errors.inc()
         self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
         vj = self.index.videojobs.items.get(uid)
@@ -532,9 +564,9 @@ class Reconciler:
     async def reconcile(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
         settings = self.settings
-        jobs = self.index.jobs_by_videojob()
+        jobs, joins = self.index.owned_jobs()
         pods = self.index.pods_by_videojob(jobs)
-        p = _Pass(now, joins=self.index.joins_by_videojob())
+        p = _Pass(now, joins=joins)
         join_pods = self.index.pods_by_videojob(p.joins)
         self.index.stamp_arrivals(now)
         arrivals = self.index.arrivals
@@ -633,7 +665,7 @@ class Reconciler:
             self.failed_passes = 0
         if p.next_ttl is not None:
             self.wake_in(p.next_ttl + 0.5)
-        self._record(p.desired, p.settled, self.queue_order.waiting_by_priority(vj for vj, _ in to_admit), p.running)
+        self._record(p, self.queue_order.waiting_by_priority(vj for vj, _ in to_admit))
         self.notifier.consider(self._notify_candidates(), now)
         for uid in p.fine - p.broken:
             self.broken.pop(uid, None)
@@ -649,6 +681,8 @@ class Reconciler:
             del self.blocked[uid]
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
             del self.broken[uid]
+        for uid in self.observed.keys() - p.observed:
+            del self.observed[uid]
 
     def _notify_candidates(self) -> list[Body]:
         """What `Notifier.consider` needs to look at: the VideoJobs changed since the last pass and those whose
@@ -691,26 +725,16 @@ class Reconciler:
         outputs = facts.outputs if facts is not None else None
         status = vj.get("status") or {}
         if status.get("phase") in TERMINAL:
-            new = derive_status(
-                vj,
-                job,
-                its_pods,
-                now,
-                queued_at=arrivals.get(uid),
-                stuck_timeout=settings.stuck_timeout_seconds,
-                outputs=outputs,
-                progress=self._progress_of(uid, its_pods, job),
-            )
-            p.desired[uid] = (vj, new, its_pods)
-            if new["phase"] not in TERMINAL:  # a terminal phase its Job does not bear out: still running
-                _count_running(p, vj, _hardware(new), running_slots(job))
+            observed = self._observe(p, uid, vj, job, its_pods, outputs)
+            if observed.phase not in TERMINAL:  # a terminal phase its Job does not bear out: still running
+                _count_running(p, vj, observed.hardware, running_slots(job))
                 return
             left = ttl_remaining(vj, settings.default_ttl_seconds, now)
             if left is not None and left <= 0:
                 p.work.append(self.call(self.kube.delete_videojob, meta["namespace"], meta["name"], uid))
             elif left is not None:
                 p.next_ttl = left if p.next_ttl is None else min(p.next_ttl, left)
-            if stops_its_job(new) and job is not None:
+            if observed.stops_job and job is not None:
                 p.work.append(self.stop_job(job))
                 if uid in p.joins:
                     p.work.append(self.stop_job(p.joins[uid]))
@@ -738,23 +762,52 @@ class Reconciler:
                     return
             p.desired[uid] = (vj, derive_status(vj, None, [], now, problem=problem, queued_at=arrivals.get(uid)), [])
             return
+        observed = self._observe(p, uid, vj, job, its_pods, outputs)
+        if observed.phase not in TERMINAL:
+            _count_running(p, vj, observed.hardware, running_slots(job))
+        if observed.stops_job and job is not None:
+            p.work.append(self.stop_job(job))
+            if uid in p.joins:
+                p.work.append(self.stop_job(p.joins[uid]))
+
+    def _observe(
+        self,
+        p: _Pass,
+        uid: str,
+        vj: Mapping[str, Any],
+        job: Body | None,
+        its_pods: list[Body],
+        outputs: Collection[str] | None,
+    ) -> _Observed:
+        """The status of a VideoJob with a Job (or a final phase) from its Job and pods, put in `p.desired`; or,
+        when nothing it is derived from changed (the same objects in the index) and the clock cannot change it
+        yet, what the last pass derived, which was written or waits in the status writer (a failed write forgets
+        it): counted in `p.unchanged` only."""
+        p.observed.add(uid)
+        progress = self._progress_of(uid, its_pods, job)
+        queued_at = self.index.arrivals.get(uid)
+        inputs = (vj, job, progress, queued_at, *its_pods)
+        last = self.observed.get(uid)
+        if last is not None and p.now < last.until and _same_inputs(last.inputs, inputs):
+            p.unchanged.append((str(vj["metadata"]["namespace"]), last.phase))
+            return last
+        stuck_timeout = self.settings.stuck_timeout_seconds
         new = derive_status(
             vj,
             job,
             its_pods,
-            now,
-            queued_at=arrivals.get(uid),
-            stuck_timeout=settings.stuck_timeout_seconds,
+            p.now,
+            queued_at=queued_at,
+            stuck_timeout=stuck_timeout,
             outputs=outputs,
-            progress=self._progress_of(uid, its_pods, job),
+            progress=progress,
         )
         p.desired[uid] = (vj, new, its_pods)
-        if new["phase"] not in TERMINAL:
-            _count_running(p, vj, _hardware(new), running_slots(job))
-        if stops_its_job(new) and job is not None:
-            p.work.append(self.stop_job(job))
-            if uid in p.joins:
-                p.work.append(self.stop_job(p.joins[uid]))
+        observed = _Observed(
+            inputs, derived_until(new, job, p.now, stuck_timeout), str(new["phase"]), _hardware(new), stops_its_job(new)
+        )
+        self.observed[uid] = observed
+        return observed
 
     def _pend(
         self,
@@ -850,21 +903,15 @@ class Reconciler:
         if (vj.get("status") or {}).get("message") != text:
             await self.call_status(self.kube.patch_videojob_status, meta["namespace"], meta["name"], {"message": text})
 
-    def _record(
-        self,
-        desired: Mapping[str, Desired],
-        settled: list[str],
-        queued: Mapping[int, int],
-        running: Mapping[str, int],
-    ) -> None:
+    def _record(self, p: _Pass, queued: Mapping[int, int]) -> None:
         phases = (
             (str(vj["metadata"]["namespace"]), str(new.get("phase") or Phase.PENDING.value))
-            for vj, new, _ in desired.values()
+            for vj, new, _ in p.desired.values()
         )
         self.metrics.observe_state(
-            itertools.chain(phases, zip(settled, itertools.repeat(Phase.PENDING.value))),
+            itertools.chain(phases, zip(p.settled, itertools.repeat(Phase.PENDING.value)), p.unchanged),
             queued,
-            running,
+            p.running,
         )
 
     # --- progress ------------------------------------------------------------------------------------------
@@ -883,7 +930,7 @@ class Reconciler:
     async def read_progress(self) -> bool:
         """One round of `poll_progress`; True when some VideoJob's progress changed."""
         targets: list[tuple[str, Body]] = []
-        for owners in (self.index.jobs_by_videojob(), self.index.joins_by_videojob()):
+        for owners in self.index.owned_jobs():
             for uid, its_pods in self.index.pods_by_videojob(owners).items():
                 # every running pod: a chunked VideoJob runs one per segment
                 targets += [(uid, p) for p in its_pods if "running" in transcoder_state(p)]

@@ -29,7 +29,7 @@ import functools
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -381,6 +381,23 @@ def owned_artifacts(artifacts: Sequence[Any], outputs: Collection[str] | None) -
         seen.add(uri)
         kept.append(wire)
     return kept[:MAX_ARTIFACTS]
+
+
+FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def derived_until(status: Mapping[str, Any], job: Body | None, now: datetime, stuck_timeout: float | None) -> datetime:
+    """Until when `derive_status` derives this status again from the same VideoJob, Job and pods. It reads the
+    clock to fill in times once (kept with the status) and, while an admitted VideoJob is Pending, to say that its
+    Job has had no pod for NO_POD_AFTER seconds and to fail it once stuck for `stuck_timeout`, both counted from
+    the Job's creation: the next of those moments, else forever."""
+    if status.get("phase") != Phase.PENDING.value or job is None:
+        return FOREVER
+    created = parse_time((job.get("metadata") or {}).get("creationTimestamp"))
+    if created is None:
+        return now  # cannot tell: derived again in every pass
+    after = [NO_POD_AFTER] if stuck_timeout is None else [NO_POD_AFTER, stuck_timeout]
+    return min((m for m in (created + timedelta(seconds=s) for s in after) if m >= now), default=FOREVER)
 
 
 def derive_status(

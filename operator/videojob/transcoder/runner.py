@@ -526,11 +526,12 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
             the_plan = plan_for(fallback)  # transcriptions do not depend on the hardware: they are kept
             upload = _start_upload(job, the_plan)
             _ffmpeg(the_plan.main, ProgressParser(the_plan.duration), job.reporter, deadline, server)
-        if upload is not None:
-            upload.stop()
         # The checks of the result (thumbnail, probe) run while its last parts upload; it appears only if they pass.
+        # They start first: stopping the upload waits for a part in flight.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             checked = pool.submit(_check_result, the_plan, spec, deadline)
+            if upload is not None:
+                upload.stop()
             layout = _layout(the_plan)
             if upload is not None:
                 stored = upload.finish(layout)

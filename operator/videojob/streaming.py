@@ -308,6 +308,7 @@ class InputServer:
     def __init__(self) -> None:
         self._token = secrets.token_urlsafe(18)
         self._inputs: dict[str, RemoteInput] = {}
+        self._pending: dict[str, threading.Event] = {}  # reserved keys whose input is not there yet
         self._errors: list[TranscodeError] = []
         self._lock = threading.Lock()
         self.bytes_served = 0
@@ -324,15 +325,36 @@ class InputServer:
 
     def add(self, source: RemoteInput) -> str:
         """Serve `source`; returns the URL FFmpeg opens (with `-protocol_whitelist http,tcp`)."""
-        key = str(len(self._inputs))
-        self._inputs[key] = source
+        url = self.reserve()
+        self.fill(url, source)
+        return url
+
+    def reserve(self) -> str:
+        """The URL of an input that `fill` provides later. A request for it waits until then, so ffprobe can be
+        started on it before the input is opened (or even before there is an S3 client to open it with). A URL
+        never filled is answered 404 when the server stops."""
+        with self._lock:
+            key = str(len(self._inputs) + len(self._pending))
+            self._pending[key] = threading.Event()
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/{self._token}/{key}"
+
+    def fill(self, url: str, source: RemoteInput) -> None:
+        """Serve `source` at `url`, from `reserve`; requests waiting for it go on."""
+        key = url.rpartition("/")[2]
+        with self._lock:
+            self._inputs[key] = source
+            self._pending.pop(key).set()
 
     def lookup(self, path: str) -> RemoteInput | None:
         token, _, key = path.lstrip("/").partition("/")
         if not secrets.compare_digest(token, self._token):
             return None
-        return self._inputs.get(key)
+        with self._lock:
+            pending = self._pending.get(key)
+        if pending is not None:
+            pending.wait()
+        with self._lock:
+            return self._inputs.get(key)
 
     def record(self, error: TranscodeError) -> None:
         with self._lock:
@@ -367,6 +389,9 @@ class InputServer:
                 self._httpd.handle_request()  # accepts the pending connection; a handler thread serves it
 
     def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            for pending in self._pending.values():  # requests for inputs never filled: answered 404
+                pending.set()
         os.write(self._wake[1], b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -387,6 +412,11 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def handle(self) -> None:
+        # a client may leave before its answer (an ffprobe stopped while it waited for its input): no traceback
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
 
     def do_HEAD(self) -> None:
         self._serve(body=False)

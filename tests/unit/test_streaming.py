@@ -275,7 +275,7 @@ def test_the_head_is_never_smaller_than_an_s3_part(tmp_path: Path) -> None:
         StreamedUpload(tmp_path / "x", "s3://media/out/x.mp4", "video/mp4", FakeS3(), head=MiB)
 
 
-# --- InputServer: inputs served by range -----------------------------------------------------------------------
+# --- InputServer: inputs served by range, and reserved before they are opened ----------------------------------
 
 
 class MemoryInput:
@@ -300,6 +300,33 @@ def _get(url: str, got: list[Any]) -> None:
         got.append(e.code)
     except (urllib.error.URLError, ConnectionError) as e:  # the server stopped before it answered
         got.append(e)
+
+
+def test_a_reserved_input_is_served_once_it_is_filled() -> None:
+    data = _pattern(300_000)
+    got: list[Any] = []
+    with streaming.InputServer() as server:
+        url = server.reserve()
+        reader = threading.Thread(target=_get, args=(url, got))
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive() and not got, "the request waits for its input"
+        source = MemoryInput(data)
+        server.fill(url, source)
+        reader.join(30)
+        assert server.add(MemoryInput(b"x")) != url  # reserved and added inputs never share a URL
+    assert got == [data] and source.reads == 1
+
+
+def test_a_request_for_an_input_never_filled_ends_when_the_server_stops() -> None:
+    got: list[Any] = []
+    with streaming.InputServer() as server:
+        url = server.reserve()
+        reader = threading.Thread(target=_get, args=(url, got))
+        reader.start()
+        reader.join(0.2)
+    reader.join(30)
+    assert not reader.is_alive() and len(got) == 1 and not isinstance(got[0], bytes)  # 404, or refused if not yet in
 
 
 def test_the_server_stops_when_told() -> None:

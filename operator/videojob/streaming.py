@@ -25,6 +25,7 @@ appears only when the upload completes; a failed run aborts the upload.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import http.server
@@ -666,20 +667,26 @@ class StreamedUpload:
                     self.abort()
                 self._single = data
                 return len(data), digest.hexdigest()
-            done: list[dict[str, Any]] = []
             first = layout.prefix + _read(f, body_start, self.head)
             digest.update(first)
-            done.append(self._send(1, first, None))
-            last_end = self.head
-            for number, start, end in middle:
-                data = _read(f, start, end)
-                digest.update(data)
-                done.append(self._send(number, data, (start, end)))
-                last_end = end
-            rest = _read(f, last_end, body_end) + (_read(f, *layout.tail) if layout.tail else b"")
-            if rest:
-                digest.update(rest)
-                done.append(self._send(len(done) + 1, rest, None))
+            self._ensure_upload()  # here, not in two threads at once
+            # The head part uploads while the parts after it are read, hashed and checked and the last one sent:
+            # the end of a run waits for one upload less (~30 ms for a 6 MiB head against a local MinIO).
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="head-part") as pool:
+                head = pool.submit(self._send, 1, first, None)
+                del first
+                later: list[dict[str, Any]] = []
+                last_end = self.head
+                for number, start, end in middle:
+                    data = _read(f, start, end)
+                    digest.update(data)
+                    later.append(self._send(number, data, (start, end)))
+                    last_end = end
+                rest = _read(f, last_end, body_end) + (_read(f, *layout.tail) if layout.tail else b"")
+                if rest:
+                    digest.update(rest)
+                    later.append(self._send(len(later) + 2, rest, None))
+                done = [head.result(), *later]
         # parts streamed past the body's end (the index FFmpeg wrote last) are not listed: S3 drops them
         self._done = done
         return layout.size, digest.hexdigest()

@@ -1,14 +1,28 @@
-"""parse_ffprobe: ffprobe's JSON → MediaFacts (pure), and probe() on a file that is not media."""
+"""parse_ffprobe: ffprobe's JSON → MediaFacts (pure), probe() on a file that is not media, and probes started
+early (before the runner has its S3 client), whose input is served when it is opened."""
 
 from __future__ import annotations
 
+import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from videojob import streaming
+from videojob.api.models import VideoJobSpec
 from videojob.errors import BadInput
-from videojob.transcoder.probe import MediaFacts, ffprobe_argv, parse_ffprobe, probe
+from videojob.transcoder import runner
+from videojob.transcoder.probe import (
+    MediaFacts,
+    Streamed,
+    ffprobe_argv,
+    finish_probe,
+    parse_ffprobe,
+    probe,
+    start_probe,
+)
 
 MP4: dict[str, Any] = {
     "streams": [
@@ -147,3 +161,76 @@ def test_probe_names_the_file_that_is_not_media(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="intro is not readable media") as info:
         probe(path, label="intro")
     assert info.value.exit_code == 65
+
+
+def _tone(path: Path, seconds: float = 0.2, rate: int = 8000) -> Path:
+    """A short silent WAV file, written without FFmpeg."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x00" * int(seconds * rate))
+    return path
+
+
+def test_a_probe_started_early_says_what_probe_says(tmp_path: Path) -> None:
+    tone = _tone(tmp_path / "tone.wav")
+    assert finish_probe(start_probe(tone), "input tone") == probe(tone, label="input tone")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"\x00\x01 definitely not media \xff" * 10)
+    with pytest.raises(BadInput) as by_probe:
+        probe(notes, label="input notes")
+    with pytest.raises(BadInput) as early:
+        finish_probe(start_probe(notes), "input notes")
+    assert str(early.value) == str(by_probe.value) and early.value.reason == by_probe.value.reason
+
+
+class _Opened:
+    """A streamed input as the runner opens it (an S3 object pinned by its ETag), from a local file."""
+
+    def __init__(self, path: Path) -> None:
+        self.uri = "s3://media/in/tone.wav"
+        self.data = path.read_bytes()
+        self.size = len(self.data)
+        self.reads = 0
+
+    def read_range(self, start: int, end: int) -> Iterator[bytes]:
+        self.reads += 1
+        yield self.data[start:end]
+
+
+def _job(tmp_path: Path) -> runner.Job:
+    spec = VideoJobSpec.model_validate(
+        {"inputs": [{"name": "tone", "uri": "s3://media/in/tone.wav"}], "output": {"uri": "s3://media/out/"}}
+    )
+    return runner.Job(spec=spec, workdir=tmp_path / "work")
+
+
+def test_an_early_probe_reads_its_input_only_when_asked(tmp_path: Path) -> None:
+    """ffprobe starts before there is an S3 client; it reads the input once the input is opened and its probe is
+    asked for (inputs are read in turn, as when each was probed after the last), and says what a probe says."""
+    tone = _tone(tmp_path / "tone.wav")
+    with streaming.InputServer() as server:
+        early = runner._EarlyProbes(_job(tmp_path), ["tone"], server)
+        opened = _Opened(tone)
+        url = early.url("tone", opened)
+        process = early.processes["tone"]
+        assert process.poll() is None and opened.reads == 0, "ffprobe waits for its input"
+        facts = early.probe("tone", Streamed(url))
+        early.close()
+    assert facts == probe(tone, label="input tone") and facts.has_audio and opened.reads >= 1
+
+
+def test_an_early_probe_whose_input_is_not_opened_is_stopped(tmp_path: Path) -> None:
+    with streaming.InputServer() as server:
+        early = runner._EarlyProbes(_job(tmp_path), ["tone"], server)
+        process = early.processes["tone"]
+        early.close()  # e.g. the output bucket does not exist: the run ends before it opens its inputs
+        assert process.returncode is not None and not early.processes
+
+
+def test_local_inputs_get_no_early_probe(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    job.local_inputs = {"tone": _tone(tmp_path / "tone.wav")}
+    with streaming.InputServer() as server:
+        assert not runner._EarlyProbes(job, ["tone"], server).processes

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +273,69 @@ def test_storage_trouble_while_streaming_is_reported_when_finishing(tmp_path: Pa
 def test_the_head_is_never_smaller_than_an_s3_part(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="5 MiB"):
         StreamedUpload(tmp_path / "x", "s3://media/out/x.mp4", "video/mp4", FakeS3(), head=MiB)
+
+
+# --- InputServer: inputs served by range, and reserved before they are opened ----------------------------------
+
+
+class MemoryInput:
+    """An opened input held in memory, counting the ranged reads made of it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.uri = "s3://media/in/tone.wav"
+        self.size = len(data)
+        self.data = data
+        self.reads = 0
+
+    def read_range(self, start: int, end: int) -> Iterator[bytes]:
+        self.reads += 1
+        yield self.data[start:end]
+
+
+def _get(url: str, got: list[Any]) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            got.append(response.read())
+    except urllib.error.HTTPError as e:
+        got.append(e.code)
+    except (urllib.error.URLError, ConnectionError) as e:  # the server stopped before it answered
+        got.append(e)
+
+
+def test_a_reserved_input_is_served_once_it_is_filled() -> None:
+    data = _pattern(300_000)
+    got: list[Any] = []
+    with streaming.InputServer() as server:
+        url = server.reserve()
+        reader = threading.Thread(target=_get, args=(url, got))
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive() and not got, "the request waits for its input"
+        source = MemoryInput(data)
+        server.fill(url, source)
+        reader.join(30)
+        assert server.add(MemoryInput(b"x")) != url  # reserved and added inputs never share a URL
+    assert got == [data] and source.reads == 1
+
+
+def test_a_request_for_an_input_never_filled_ends_when_the_server_stops() -> None:
+    got: list[Any] = []
+    with streaming.InputServer() as server:
+        url = server.reserve()
+        reader = threading.Thread(target=_get, args=(url, got))
+        reader.start()
+        reader.join(0.2)
+    reader.join(30)
+    assert not reader.is_alive() and len(got) == 1 and not isinstance(got[0], bytes)  # 404, or refused if not yet in
+
+
+def test_the_server_stops_when_told() -> None:
+    """It sleeps until a connection comes or `__exit__` wakes it (no polling): without that wake-up it would sleep
+    on, and stopping would wait out the 5 s join."""
+    server = streaming.InputServer().__enter__()
+    url = server.add(MemoryInput(b"abc"))
+    got: list[Any] = []
+    _get(url, got)
+    started = time.monotonic()
+    server.__exit__(None, None, None)
+    assert got == [b"abc"] and time.monotonic() - started < 1.0

@@ -26,7 +26,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from videojob import storage
@@ -46,10 +45,19 @@ DEADLINE_MARGIN = 15.0  # seconds before the Job's activeDeadlineSeconds when we
 
 def load_spec(text: str, source: str) -> VideoJobSpec:
     """A spec from JSON or YAML: the spec itself, or a whole VideoJob (its `.spec` is taken)."""
-    try:
-        data: Any = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        raise BadInput(f"spec from {source} is not JSON or YAML: {e}", reason=Reason.INVALID_SPEC) from None
+    data: Any
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise BadInput(f"spec from {source} is not JSON or YAML: {e}", reason=Reason.INVALID_SPEC) from None
+    else:
+        import yaml  # only for a spec written by hand: the operator hands over JSON (yaml costs ~10 ms to import)
+
+        try:
+            data = yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as e:
+            raise BadInput(f"spec from {source} is not JSON or YAML: {e}", reason=Reason.INVALID_SPEC) from None
     if isinstance(data, dict) and "spec" in data and "kind" in data:
         data = data["spec"]
     try:

@@ -187,14 +187,45 @@ def probe(path: Path | Streamed, label: str | None = None, formats: str | None =
             env=child_env(),  # no credentials for ffprobe
         )
     except subprocess.TimeoutExpired:
-        message = f"{name}: ffprobe did not finish within {PROBE_TIMEOUT:.0f} s"
-        raise BadInput(message, reason=Reason.UNREADABLE_MEDIA) from None
-    error = completed.stderr.decode("utf-8", "replace").strip().splitlines()
-    detail = error[-1] if error else f"ffprobe exit status {completed.returncode}"
-    if completed.returncode != 0:
+        raise _timed_out(name) from None
+    return _facts(name, formats, completed.returncode, completed.stdout, completed.stderr)
+
+
+def start_probe(path: Path | Streamed, formats: str | None = INPUT_FORMATS) -> subprocess.Popen[bytes]:
+    """`probe` in two steps: ffprobe started now, its answer read by `finish_probe`. The runner starts it on a
+    streamed input before that input is opened, so that ffprobe loads FFmpeg's libraries (most of its time)
+    while the runner still sets up its S3 client. Raises OSError if ffprobe cannot be started."""
+    return subprocess.Popen(
+        ffprobe_argv(path, formats),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env(),  # no credentials for ffprobe
+    )
+
+
+def finish_probe(process: subprocess.Popen[bytes], name: str, formats: str | None = INPUT_FORMATS) -> MediaFacts:
+    """What `probe` says, from the ffprobe `start_probe(path, formats)` started; errors name `name` (what `probe`
+    calls its label). It gets PROBE_TIMEOUT from now."""
+    try:
+        stdout, stderr = process.communicate(timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise _timed_out(name) from None
+    return _facts(name, formats, process.returncode, stdout, stderr)
+
+
+def _timed_out(name: str) -> BadInput:
+    return BadInput(f"{name}: ffprobe did not finish within {PROBE_TIMEOUT:.0f} s", reason=Reason.UNREADABLE_MEDIA)
+
+
+def _facts(name: str, formats: str | None, returncode: int, stdout: bytes, stderr: bytes) -> MediaFacts:
+    error = stderr.decode("utf-8", "replace").strip().splitlines()
+    detail = error[-1] if error else f"ffprobe exit status {returncode}"
+    if returncode != 0:
         accepted = " (accepted containers: MP4, MOV, MKV, WebM, AVI, MP3, AAC, WAV, Ogg, FLAC)" if formats else ""
         raise BadInput(f"{name} is not readable media{accepted}: {detail}", reason=Reason.UNREADABLE_MEDIA)
     try:
-        return parse_ffprobe(json.loads(completed.stdout or b"{}"))
+        return parse_ffprobe(json.loads(stdout or b"{}"))
     except (ValueError, json.JSONDecodeError) as e:
         raise BadInput(f"{name} is not readable media: {e}", reason=Reason.UNREADABLE_MEDIA) from None

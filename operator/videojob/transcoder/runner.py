@@ -35,7 +35,7 @@ from videojob.errors import BadInput, TranscodeError, Transient, Unsupported
 from videojob.inputs import InputPolicy
 from videojob.transcoder import encoders, mp4, planner
 from videojob.transcoder.childenv import child_env
-from videojob.transcoder.probe import MediaFacts, Streamed, probe
+from videojob.transcoder.probe import INPUT_FORMATS, MediaFacts, Streamed, finish_probe, probe, start_probe
 from videojob.transcoder.progress import NullReporter, ProgressParser, Reporter
 from videojob.transcoder.subtitle_files import PreparedSubtitles, prepare
 
@@ -214,7 +214,7 @@ def classify_failure(returncode: int, stderr: Sequence[str]) -> TranscodeError:
 
 
 def _open_inputs(
-    job: Job, names: Sequence[str], streamed: Sequence[str], server: streaming.InputServer
+    job: Job, names: Sequence[str], streamed: Sequence[str], server: streaming.InputServer, early: _EarlyProbes
 ) -> tuple[dict[str, Path | Streamed], int]:
     """Local files (--local), inputs served by `server` (the `streamed` names, when their storage serves byte
     ranges), or files fetched whole (subtitles, HTTP(S) servers without ranges). Returns them and their bytes."""
@@ -235,7 +235,7 @@ def _open_inputs(
         uri = job.spec.input(name).uri
         remote = streaming.open_input(uri, job.policy, job.s3) if name in streamed else None
         if remote is not None:
-            paths[name] = Streamed(server.add(remote))
+            paths[name] = Streamed(early.url(name, remote))
             total += remote.size
         else:
             dest = job.workdir / "in" / name
@@ -269,13 +269,70 @@ def _prepare_subtitles(
     return prepared
 
 
+class _EarlyProbes:
+    """ffprobe started on each input that may stream before the runner has an S3 client: loading FFmpeg's libraries
+    (~70 ms, most of a probe) then overlaps creating the client (~150 ms of Python), on another core. Each ffprobe
+    opens a URL the server reserved for its input, and its request waits there until `probe` hands the opened input
+    over: inputs are still read one at a time, in order, as by probing each after the last. An input that does not
+    stream after all (an HTTP server without ranges: fetched whole) has its early ffprobe stopped and is probed as
+    a file."""
+
+    def __init__(self, job: Job, names: Sequence[str], server: streaming.InputServer) -> None:
+        self.server = server
+        self.urls: dict[str, str] = {}  # input name -> the URL reserved for it
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}  # input name -> its ffprobe, not asked yet
+        self.opened: dict[str, streaming.RemoteInput] = {}  # opened, not handed to the server yet
+        if job.local_inputs is not None:
+            return
+        for name in names:
+            url = server.reserve()
+            try:
+                self.processes[name] = start_probe(Streamed(url), INPUT_FORMATS)
+            except OSError:  # no ffprobe: the probe in its turn says so, as it would without this
+                break
+            self.urls[name] = url
+
+    def url(self, name: str, remote: streaming.RemoteInput) -> str:
+        """The URL input `name`, opened as `remote`, is served at."""
+        if name not in self.urls:
+            return self.server.add(remote)
+        self.opened[name] = remote
+        return self.urls[name]
+
+    def probe(self, name: str, path: Path | Streamed) -> MediaFacts:
+        """`probe(path)` for input `name`: the answer of its early ffprobe, when it has one."""
+        process = self.processes.pop(name, None)
+        remote = self.opened.pop(name, None)
+        if process is None or remote is None:
+            if process is not None:
+                _stop(process)
+            return probe(path, label=f"input {name}")
+        self.server.fill(self.urls[name], remote)
+        return finish_probe(process, f"input {name}")
+
+    def close(self) -> None:
+        """Stop the ffprobes not asked for: the run failed before it probed their inputs."""
+        for process in self.processes.values():
+            _stop(process)
+        self.processes.clear()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.communicate()
+
+
 def _probe_inputs(
-    job: Job, paths: Mapping[str, Path | Streamed], names: Sequence[str], server: streaming.InputServer
+    job: Job,
+    paths: Mapping[str, Path | Streamed],
+    names: Sequence[str],
+    server: streaming.InputServer,
+    early: _EarlyProbes,
 ) -> dict[str, MediaFacts]:
     facts: dict[str, MediaFacts] = {}
     for name in names:
         try:
-            f = probe(paths[name], label=f"input {name}")
+            f = early.probe(name, paths[name])
         except BadInput as error:
             _served(server, error)
             raise
@@ -466,23 +523,28 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
     job.workdir.mkdir(parents=True, exist_ok=True)
     (job.workdir / "out").mkdir(exist_ok=True)
     job.reporter.report(0.0)
-    if job.local_inputs is None and job.s3 is None:
-        job.s3 = storage.s3_client_from_env()
-    if job.output_dir is None:
-        storage.check_output_bucket(spec.output.uri, job.s3)
-        if job.owner is not None:  # before any work: an output another wrote fails now, not after the transcode
-            job.conditions = storage.claim_outputs(output_uris(spec), job.owner, job.s3)
-
     subtitle_names = planner.subtitle_inputs(spec)
     used = {name for op in spec.operations for name in op.input_refs()} | {spec.inputs[0].name}
     media_names = [i.name for i in spec.inputs if i.name in used and i.name not in subtitle_names]
-    paths, bytes_in = _open_inputs(job, [i.name for i in spec.inputs if i.name in used], media_names, server)
-    prepared = _prepare_subtitles(job, paths, subtitle_names)
-    subtitle_paths: dict[str, Path] = {}
-    for name, sub in prepared.items():
-        subtitle_paths[name] = job.workdir / f"subtitles-{name}{sub.burn_suffix}"
-        subtitle_paths[name].write_text(sub.burn_text, encoding="utf-8")
-    facts = _probe_inputs(job, paths, media_names, server)
+    early = _EarlyProbes(job, media_names, server)
+    try:
+        if job.local_inputs is None and job.s3 is None:
+            job.s3 = storage.s3_client_from_env()
+        if job.output_dir is None:
+            storage.check_output_bucket(spec.output.uri, job.s3)
+            if job.owner is not None:  # before any work: an output another wrote fails now, not after the transcode
+                job.conditions = storage.claim_outputs(output_uris(spec), job.owner, job.s3)
+
+        names = [i.name for i in spec.inputs if i.name in used]
+        paths, bytes_in = _open_inputs(job, names, media_names, server, early)
+        prepared = _prepare_subtitles(job, paths, subtitle_names)
+        subtitle_paths: dict[str, Path] = {}
+        for name, sub in prepared.items():
+            subtitle_paths[name] = job.workdir / f"subtitles-{name}{sub.burn_suffix}"
+            subtitle_paths[name].write_text(sub.burn_text, encoding="utf-8")
+        facts = _probe_inputs(job, paths, media_names, server, early)
+    finally:
+        early.close()
 
     media = {n: paths[n] for n in media_names}
     chunking = job.chunking
@@ -526,11 +588,12 @@ def _run(job: Job, server: streaming.InputServer) -> TranscodeResult:
             the_plan = plan_for(fallback)  # transcriptions do not depend on the hardware: they are kept
             upload = _start_upload(job, the_plan)
             _ffmpeg(the_plan.main, ProgressParser(the_plan.duration), job.reporter, deadline, server)
-        if upload is not None:
-            upload.stop()
         # The checks of the result (thumbnail, probe) run while its last parts upload; it appears only if they pass.
+        # They start first: stopping the upload waits for a part in flight.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             checked = pool.submit(_check_result, the_plan, spec, deadline)
+            if upload is not None:
+                upload.stop()
             layout = _layout(the_plan)
             if upload is not None:
                 stored = upload.finish(layout)

@@ -118,26 +118,46 @@ class KeptOrder:
         self.key = key
         # (sort key, id of the VideoJob, the VideoJob), sorted; holding each object keeps its id from being reused
         self.entries: list[tuple[SortKey, int, Body]] = []
-        self.ids: set[int] = set()
-        self.namespaces = 0  # how many namespaces the order holds VideoJobs of
+        self.keys: dict[int, SortKey] = {}  # id of each VideoJob in `entries` -> its sort key
+        self.ordered: list[Body] = []  # the VideoJobs of `entries`
+        self.in_namespace: Counter[str] = Counter()  # namespace -> how many it holds (none: no entry)
         self.priorities: Counter[int] = Counter()  # priority -> how many it holds
+
+    @property
+    def namespaces(self) -> int:
+        """How many namespaces the order holds VideoJobs of."""
+        return len(self.in_namespace)
 
     def order(self, pending: Iterable[Body]) -> list[Body]:
         by_id = {id(vj): vj for vj in pending}
-        if by_id.keys() != self.ids:
-            entries = [entry for entry in self.entries if entry[1] in by_id]  # still in order
-            entries += [(self.key(by_id[new]), new, by_id[new]) for new in by_id.keys() - self.ids]
+        if by_id.keys() != self.keys.keys():
+            gone = self.keys.keys() - by_id.keys()
+            for old in gone:
+                self._count(self.keys.pop(old), -1)
+            entries = [entry for entry in self.entries if entry[1] in by_id] if gone else self.entries
+            for new in by_id.keys() - self.keys.keys():
+                key = self.keys[new] = self.key(by_id[new])
+                self._count(key, 1)
+                entries.append((key, new, by_id[new]))
             entries.sort(key=itemgetter(0))  # stable, and keys are unique: a sorted run and a few merged into it
-            self.entries, self.ids = entries, set(by_id)
-            self.namespaces = len({key[3] for key, _, _ in entries})
-            self.priorities = Counter(key[0] for key, _, _ in entries)
-        return [vj for _, _, vj in self.entries]
+            self.entries, self.ordered = entries, [vj for _, _, vj in entries]
+        return list(self.ordered)
+
+    def _count(self, key: SortKey, step: int) -> None:
+        _add(self.priorities, key[0], step)
+        _add(self.in_namespace, key[3], step)
 
     def waiting_by_priority(self, admitted: Iterable[Body]) -> Counter[int]:
         """priority -> how many of the last `order` wait, once `admitted` (some of them) are taken out."""
         waiting = Counter(self.priorities)
         waiting.subtract(_priority(vj) for vj in admitted)
         return +waiting
+
+
+def _add(counter: Counter[Any], value: Any, step: int) -> None:
+    counter[value] += step
+    if counter[value] <= 0:
+        del counter[value]
 
 
 def wants_gpu(vj: Body) -> bool | None:
@@ -241,7 +261,7 @@ def admit_in_order(
         free_total -= slots
         in_namespace[namespace] += 1
         to_admit.append((vj, hardware))
-    positions = {str(vj["metadata"]["uid"]): index for index, vj in enumerate(waiting, start=1)}
+    positions = {vj["metadata"]["uid"]: index for index, vj in enumerate(waiting, start=1)}
     return AdmissionPlan(to_admit, positions, held, segments)
 
 

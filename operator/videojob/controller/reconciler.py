@@ -374,11 +374,12 @@ class Reconciler:
         # finished VideoJobs neither derives nor holds 10,000 new statuses
         self.observed: dict[str, _Observed] = {}
         self.queue_order = KeptOrder(lambda vj: sort_key(vj, self.index.arrivals))
-        # uid -> (what it queues as, its preset snapshot) of a VideoJob the last pass found pending with nothing to
-        # do: while neither it nor the presets changed and it has no Job, it is pending again without a look at it
-        # (most of a pass over 10,000 queued VideoJobs). What it queues as is its spec merged with its preset, or
-        # None for the VideoJob itself (the index's object: never a second copy of it).
-        self.still_pending: dict[str, tuple[Mapping[str, Any] | None, dict[str, Any] | None]] = {}
+        # uid -> what it queues as (the index's object, or its spec merged with its preset) of a VideoJob the last
+        # pass found pending with nothing to do: while neither it nor the presets changed and it has no Job, it is
+        # pending again without a look at it (most of a pass over 10,000 queued VideoJobs). A changed VideoJob is
+        # dropped in the next pass, so this never keeps an object the index replaced for longer.
+        self.still_pending: dict[str, Mapping[str, Any]] = {}
+        self.still_pending_snapshots: dict[str, dict[str, Any]] = {}  # uid -> its preset snapshot, when it has one
         self.still_pending_presets: tuple[int, int] | None = None  # the presets version they were found under
         self.changed_videojobs = self.index.videojobs.track()  # what changed since the last pass looked
         # uid -> (what it was worked out from, the resolution of its preset), for pending VideoJobs naming one
@@ -577,8 +578,8 @@ class Reconciler:
         p.presets_version = self.index.presets_version()
         items = self.index.videojobs.items
         still_pending = self._still_pending(p.presets_version, jobs)
-        p.pending.extend(items[uid] if body is None else body for uid, (body, _) in still_pending.items())
-        p.presets.update((uid, snapshot) for uid, (_, snapshot) in still_pending.items() if snapshot is not None)
+        p.pending.extend(still_pending.values())
+        p.presets.update(self.still_pending_snapshots)
         p.fine.update(still_pending)
         for uid, vj in [(uid, vj) for uid, vj in items.items() if uid not in still_pending]:
             job = jobs.get(uid)
@@ -625,7 +626,7 @@ class Reconciler:
         queued, blocked, settled = self.queued, self.blocked, p.settled
         for vj in p.pending:
             meta = vj["metadata"]
-            uid = str(meta["uid"])
+            uid = meta["uid"]
             position = positions.get(uid)
             if position is None:
                 continue  # admitted
@@ -639,7 +640,7 @@ class Reconciler:
                 and last[4] == arrivals.get(uid)
                 and last[5] == held.get(uid)
             ):
-                settled.append(str(meta["namespace"]))
+                settled.append(meta["namespace"])
                 continue
             self._desire_queued(p, uid, vj, position, arrivals.get(uid), held.get(uid))
 
@@ -677,6 +678,8 @@ class Reconciler:
             del self.queued[uid]  # admitted, gone or no longer waiting
         for uid in self.still_pending.keys() - waiting:
             del self.still_pending[uid]
+        for uid in self.still_pending_snapshots.keys() - self.still_pending.keys():
+            del self.still_pending_snapshots[uid]
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
             del self.blocked[uid]
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
@@ -693,18 +696,23 @@ class Reconciler:
         items = self.index.videojobs.items
         return [items[uid] for uid in uids if uid in items]
 
-    def _still_pending(self, presets_version: tuple[int, int], jobs: Mapping[str, Body]) -> dict[str, Any]:
+    def _still_pending(
+        self, presets_version: tuple[int, int], jobs: Mapping[str, Body]
+    ) -> dict[str, Mapping[str, Any]]:
         """`still_pending` less the VideoJobs that changed since the last pass or have a Job now; all of it when a
         preset changed (a pending VideoJob naming one is resolved again)."""
-        still_pending = self.still_pending
+        still_pending, snapshots = self.still_pending, self.still_pending_snapshots
         if presets_version != self.still_pending_presets:
             still_pending.clear()
+            snapshots.clear()
             self.still_pending_presets = presets_version
         for uid in self.changed_videojobs:
             still_pending.pop(uid, None)
+            snapshots.pop(uid, None)
         self.changed_videojobs.clear()
         for uid in still_pending.keys() & jobs.keys():
             del still_pending[uid]
+            snapshots.pop(uid, None)
         return still_pending
 
     def _sort(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body]) -> None:
@@ -822,7 +830,9 @@ class Reconciler:
         if snapshot is not None:
             p.presets[uid] = snapshot
         if settled:
-            self.still_pending[uid] = (None if queued_as is vj else queued_as, snapshot)
+            self.still_pending[uid] = queued_as
+            if snapshot is not None:
+                self.still_pending_snapshots[uid] = snapshot
 
     def _progress_of(self, uid: str, its_pods: list[Body], job: Body | None = None) -> float | None:
         """The progress last read from this VideoJob's pods that are still there (all its segments', when chunked)."""

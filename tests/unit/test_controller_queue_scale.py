@@ -88,7 +88,7 @@ def _queue(n: int, max_running: int = 10) -> tuple[Reconciler, FakeKube]:
     return reconciler, kube
 
 
-Pass = Callable[[], Awaitable[None]]
+Pass = Callable[..., Awaitable[None]]
 
 
 def _run(reconciler: Reconciler, scenario: Callable[[Pass], Awaitable[None]]) -> None:
@@ -96,8 +96,9 @@ def _run(reconciler: Reconciler, scenario: Callable[[Pass], Awaitable[None]]) ->
     writer working; it gets `a_pass`, which runs a pass and waits until its status writes are done."""
     moments = iter(range(10_000))
 
-    async def a_pass() -> None:
-        await reconciler.reconcile(NOW + timedelta(seconds=next(moments)))
+    async def a_pass(seconds: float | None = None) -> None:
+        """A pass a second after the last one, or `seconds` after NOW."""
+        await reconciler.reconcile(NOW + timedelta(seconds=next(moments) if seconds is None else seconds))
         while reconciler.status_writer.pending():
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.01)  # the last write's response reaches the index
@@ -119,6 +120,19 @@ def _free_one_slot(reconciler: Reconciler, kube: FakeKube) -> None:
     del kube.jobs[uid]
 
 
+def _derivations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the VideoJobs whose status a pass derives (`derive_status`), from now on."""
+    derived: list[str] = []
+    real = reconciler_module.derive_status
+
+    def counting(vj: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        derived.append(vj["metadata"]["name"])
+        return real(vj, *args, **kwargs)
+
+    monkeypatch.setattr(reconciler_module, "derive_status", counting)
+    return derived
+
+
 def _positions(reconciler: Reconciler) -> dict[str, int]:
     return {
         uid: vj["status"]["queuePosition"]
@@ -129,12 +143,6 @@ def _positions(reconciler: Reconciler) -> dict[str, int]:
 
 def test_a_settled_queue_is_neither_derived_nor_written_again(monkeypatch: pytest.MonkeyPatch) -> None:
     reconciler, kube = _queue(300)
-    derived: list[str] = []
-    real = reconciler_module.derive_status
-
-    def counting(vj: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        derived.append(vj["metadata"]["name"])
-        return real(vj, *args, **kwargs)
 
     async def scenario(a_pass: Pass) -> None:
         await a_pass()
@@ -142,7 +150,7 @@ def test_a_settled_queue_is_neither_derived_nor_written_again(monkeypatch: pytes
         assert len(kube.jobs) == 10 and len(_positions(reconciler)) == 290
         written = len(kube.status_patches)
         assert written <= 300 + 10, "one status per VideoJob, and the admitted ones' Job"
-        monkeypatch.setattr(reconciler_module, "derive_status", counting)
+        derived = _derivations(monkeypatch)
         await a_pass()
         await a_pass()
         assert len(kube.status_patches) == written
@@ -368,20 +376,8 @@ def test_admitted_videojobs_are_derived_again_only_when_their_objects_or_the_clo
     """300 admitted VideoJobs whose Jobs have no pod yet: a pass derives a status again only for one whose Job
     changed, and for all of them once their Jobs have had no pod for NO_POD_AFTER (the clock changes it)."""
     reconciler, kube = _queue(300, max_running=300)
-    derived: list[str] = []
-    real = reconciler_module.derive_status
 
-    def counting(vj: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        derived.append(vj["metadata"]["name"])
-        return real(vj, *args, **kwargs)
-
-    async def at(seconds: float) -> None:
-        await reconciler.reconcile(NOW + timedelta(seconds=seconds))
-        while reconciler.status_writer.pending():
-            await asyncio.sleep(0.001)
-        await asyncio.sleep(0.01)
-
-    async def scenario(_: Pass) -> None:
+    async def scenario(at: Pass) -> None:
         for second in range(3):
             await at(second)
         for job in kube.jobs.values():
@@ -389,7 +385,7 @@ def test_admitted_videojobs_are_derived_again_only_when_their_objects_or_the_clo
         await at(3)
         await at(4)
         assert len(kube.jobs) == 300
-        monkeypatch.setattr(reconciler_module, "derive_status", counting)
+        derived = _derivations(monkeypatch)
         written = len(kube.status_patches)
         await at(5)
         assert derived == [], "nothing changed: nothing derived again"

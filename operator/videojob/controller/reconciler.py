@@ -630,7 +630,8 @@ class Reconciler:
             position = positions.get(uid)
             if position is None:
                 continue  # admitted
-            # the cheap case of _desire_queued, most of 10,000 queued VideoJobs in every pass, inlined
+            # nothing it depends on changed (most of 10,000 queued VideoJobs in every pass): the status it should
+            # have is the one derived last time, written or waiting in the status writer
             last = queued.get(uid)
             if (
                 last is not None
@@ -860,20 +861,15 @@ class Reconciler:
         queued_at: str | None,
         held: str | None = None,
     ) -> None:
-        """The status of a VideoJob left waiting by this pass. Its position is written as `shown_position` says
-        (not every move of every queued VideoJob), and nothing is derived again while neither the VideoJob nor
-        what its status depends on changed."""
+        """The status of a VideoJob left waiting by this pass, derived again because something it depends on
+        changed (`reconcile` skips the others: `self.queued` holds what each was last derived from). Its position is
+        written as `shown_position` says (not every move of every queued VideoJob)."""
         written = (vj.get("status") or {}).get("queuePosition")
         written = written if isinstance(written, int) else None
         position = shown_position(written, position)
         blocked = self.blocked.get(uid)
         # the same object (a changed VideoJob is a new one in the index) with the same written position
         basis = (vj, written, position, blocked, queued_at, held)
-        last = self.queued.get(uid)
-        if last is not None and last[0] is vj and last[1:] == basis[1:]:
-            # the status it should have is the one derived last time: written, or waiting in the status writer
-            p.settled.append(str(vj["metadata"]["namespace"]))
-            return
         self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at, held=held)
         if uid in p.desired:
             self.queued[uid] = basis

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,6 +100,7 @@ def _run(reconciler: Reconciler, scenario: Callable[[Pass], Awaitable[None]]) ->
     async def a_pass(seconds: float | None = None) -> None:
         """A pass a second after the last one, or `seconds` after NOW."""
         await reconciler.reconcile(NOW + timedelta(seconds=next(moments) if seconds is None else seconds))
+        await reconciler.admissions_settled()
         while reconciler.status_writer.pending():
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.01)  # the last write's response reaches the index
@@ -296,7 +298,10 @@ def test_a_relist_keeps_the_copy_the_index_holds_of_each_videojob_that_did_not_c
 # --- Jobs the API server does not create -------------------------------------------------------------------------
 
 
-def test_a_job_refused_for_good_fails_its_videojob_once_with_the_reason() -> None:
+@pytest.mark.parametrize("first_write_lost", [False, True])
+def test_a_job_refused_for_good_fails_its_videojob_once_with_the_reason(first_write_lost: bool) -> None:
+    """Also when the status write after the refusal is lost: the next passes fail it from what the refusal said,
+    without asking the API server for its Job again."""
     reconciler, kube = _queue(1)
     tried: list[str] = []
 
@@ -305,6 +310,17 @@ def test_a_job_refused_for_good_fails_its_videojob_once_with_the_reason() -> Non
         raise ApiError(422, "Unprocessable Entity", json.dumps({"message": "Job.batch is invalid: too long"}))
 
     kube.create_job = refuse  # type: ignore[method-assign]
+    if first_write_lost:
+        write = kube.patch_videojob_status
+        lost = [1]
+
+        def lose_once(namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+            if lost and patch.get("phase") == "Failed":
+                lost.pop()
+                raise ApiError(500, "Internal Server Error", json.dumps({"message": "etcd timeout"}))
+            return write(namespace, name, patch)
+
+        kube.patch_videojob_status = lose_once  # type: ignore[method-assign]
 
     async def scenario(a_pass: Pass) -> None:
         for _ in range(3):
@@ -341,6 +357,46 @@ def test_a_job_that_could_not_be_created_yet_waits_with_the_reason_and_is_tried_
     assert len(kube.jobs) == 1
     (vj,) = reconciler.index.videojobs.items.values()
     assert vj["status"].get("jobName") and "etcd leader changed" not in json.dumps(vj["status"])
+
+
+def test_a_pass_does_not_wait_for_a_jobs_creation_nor_admit_it_twice_nor_give_its_slot_away() -> None:
+    """A Job whose creation is slow holds its slot while passes go on (the API server answers in its own time)."""
+    reconciler, kube = _queue(2, max_running=1)
+    create = kube.create_job
+    answer = threading.Event()
+    asked: list[str] = []
+
+    def slow(manifest: dict[str, Any], owner_uid: str) -> tuple[dict[str, Any], bool]:
+        asked.append(owner_uid)
+        answer.wait(10)
+        return create(manifest, owner_uid)
+
+    kube.create_job = slow  # type: ignore[method-assign]
+    seen: dict[str, Any] = {}
+
+    async def scenario(a_pass: Pass) -> None:
+        for second in (1, 2):  # passes while the first Job is being created
+            await asyncio.wait_for(reconciler.reconcile(NOW + timedelta(seconds=second)), 5)
+        while reconciler.status_writer.pending():
+            await asyncio.sleep(0.001)
+        seen["admitting"] = set(reconciler.admitting)
+        seen["positions"] = _positions(reconciler)
+        answer.set()
+        await reconciler.admissions_settled()
+        while reconciler.status_writer.pending():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)  # the write's response reaches the index
+        seen["status"] = copy.deepcopy(reconciler.index.videojobs.items["uid-vj-0000"].get("status"))
+        await a_pass()
+
+    _run(reconciler, scenario)
+    assert asked == ["uid-vj-0000"], "one creation, by the first pass"
+    assert seen["admitting"] == {"uid-vj-0000"}
+    assert seen["positions"] == {"uid-vj-0001": 1}, "the second waits behind the slot being filled"
+    assert (seen["status"] or {}).get("jobName"), "its status is written as soon as its Job exists, before a pass"
+    assert set(kube.jobs) == {"uid-vj-0000"}
+    assert _positions(reconciler) == {"uid-vj-0001": 1}
+    assert reconciler.index.videojobs.items["uid-vj-0000"]["status"].get("jobName")
 
 
 def test_the_notifier_is_asked_only_about_changed_videojobs_and_ended_deliveries() -> None:

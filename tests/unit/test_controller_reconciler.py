@@ -118,6 +118,7 @@ def run_pass(reconciler: Reconciler, *videojobs: dict[str, Any]) -> None:
 
     async def main() -> None:
         await reconciler.reconcile(NOW)
+        await reconciler.admissions_settled()
 
     asyncio.run(main())
 

@@ -359,6 +359,10 @@ class Reconciler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self.failed_passes = 0
+        self.failed_admissions = 0  # Job creations in a row that must be retried (backoff)
+        # uid -> (its task, hardware, slots) of each VideoJob whose Job is being created: passes go on meanwhile
+        self.admitting: dict[str, tuple[asyncio.Task[None], str, int]] = {}
+        self.refused: dict[str, str] = {}  # uid -> why the API server refused its Job for good (it fails)
         self.last_pass_seconds = 0.0
         self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
         self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
@@ -544,6 +548,8 @@ class Reconciler:
             self.metrics.loop_alive = False
             for writer in writers:
                 writer.cancel()
+            for task, _, _ in self.admitting.values():
+                task.cancel()
 
     async def _pass_once(self) -> None:
         """One pass. A pass that raises is not a completed pass: /healthz counts it (see Metrics.healthy)."""
@@ -581,7 +587,12 @@ class Reconciler:
         p.pending.extend(still_pending.values())
         p.presets.update(self.still_pending_snapshots)
         p.fine.update(still_pending)
+        admitting = self.admitting
         for uid, vj in [(uid, vj) for uid, vj in items.items() if uid not in still_pending]:
+            if uid in admitting:  # its Job is being created: it holds its slot, and its status waits for the Job
+                _count_running(p, vj, *admitting[uid][1:])
+                p.fine.add(uid)
+                continue
             job = jobs.get(uid)
             its_pods = pods.get(uid, [])
             try:
@@ -603,25 +614,9 @@ class Reconciler:
         to_admit, positions, held, segments = admit_in_order(order, counts, settings, self.queue_order.namespaces)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
-        admitted = await asyncio.gather(
-            *(
-                self.admit(
-                    vj,
-                    hardware,
-                    now,
-                    p.presets.get(str(vj["metadata"]["uid"])),
-                    segments.get(str(vj["metadata"]["uid"]), 1),
-                )
-                for vj, hardware in to_admit
-            )
-        )
-        for (vj, hardware), (job, problem) in zip(to_admit, admitted, strict=True):
+        for vj, hardware in to_admit:
             uid = str(vj["metadata"]["uid"])
-            self._desire(
-                p, uid, vj, job, [], problem=problem, blocked=self.blocked.get(uid), queued_at=arrivals.get(uid)
-            )
-            if job is not None:
-                _count_running(p, vj, hardware, segments.get(uid, 1))
+            self._start_admission(uid, vj, hardware, now, p.presets.get(uid), segments.get(uid, 1))
         waiting = positions.keys()  # every pending VideoJob not admitted has a position
         queued, blocked, settled = self.queued, self.blocked, p.settled
         for vj in p.pending:
@@ -657,10 +652,9 @@ class Reconciler:
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             log.warning("API call failed: %s", describe(failure))
-        retry_admission = any(job is None and problem is None for job, problem in admitted)
         if failures:
             self.metrics.reconcile_errors.inc(len(failures))
-        if failures or retry_admission:  # back off: a quota or an outage must not be hammered every second
+        if failures:  # back off: a quota or an outage must not be hammered every second
             self.failed_passes += 1
             self.wake_in(min(RETRY_SECONDS * 2 ** (self.failed_passes - 1), MAX_RETRY_SECONDS))
         else:
@@ -685,6 +679,8 @@ class Reconciler:
             del self.blocked[uid]
         for uid in self.broken.keys() - self.index.videojobs.items.keys():
             del self.broken[uid]
+        for uid in self.refused.keys() - self.index.videojobs.items.keys():
+            del self.refused[uid]
         for uid in self.observed.keys() - p.observed:
             del self.observed[uid]
 
@@ -751,6 +747,8 @@ class Reconciler:
         if job is None and not status.get("jobName"):
             if problem is None and facts is not None:
                 problem = facts.inadmissible
+            if problem is None:
+                problem = self.refused.get(uid)
             if problem is None and not (vj.get("spec") or {}).get("cancel"):
                 resolution = self.resolve_preset(p, uid, vj)
                 if resolution is None:
@@ -1042,6 +1040,62 @@ class Reconciler:
             log.warning(
                 "cannot ensure transcoder RBAC in %s: %s", namespace, describe(e), extra={"namespace": namespace}
             )
+
+    def _start_admission(
+        self, uid: str, vj: Mapping[str, Any], hardware: str, now: datetime, preset: Any, segments: int
+    ) -> None:
+        """Create the Job of `vj` in the background (`admit`), bounded by `admission_slots`, in the order of the
+        calls. The pass does not wait for the API server: until the Job is in the index, `admitting` holds the
+        VideoJob's slot and keeps it out of the queue, so the next pass can neither admit it twice nor give its
+        slot away."""
+        task = asyncio.create_task(self._admission(uid, vj, hardware, now, preset, segments), name=f"admit-{uid}")
+        self.admitting[uid] = (task, hardware, segments)
+
+    async def _admission(
+        self, uid: str, vj: Mapping[str, Any], hardware: str, now: datetime, preset: Any, segments: int
+    ) -> None:
+        try:
+            job, problem = await self.admit(vj, hardware, now, preset, segments)
+        except NotLeading:
+            return  # the Lease is lost: the loop stops at its next call, and so does the process
+        finally:
+            # in the same step as `admit` put the Job in the index: no pass sees the VideoJob with neither
+            del self.admitting[uid]
+        if problem is not None:
+            self.refused[uid] = problem
+        if job is None and problem is None:  # back off: a quota or an outage must not be hammered every second
+            self.failed_admissions += 1
+            self.wake_in(min(RETRY_SECONDS * 2 ** (self.failed_admissions - 1), MAX_RETRY_SECONDS))
+        else:
+            self.failed_admissions = 0
+        # its status now (Admitted, Failed, or why it waits), as the pass would have written it; the next pass
+        # derives it again from the Job in the index
+        current = self.index.videojobs.items.get(uid)
+        if current is None:
+            return  # deleted meanwhile: its Job goes with it (owner reference)
+        try:
+            new = derive_status(
+                current,
+                job,
+                [],
+                now,
+                problem=problem,
+                blocked=self.blocked.get(uid),
+                queued_at=self.index.arrivals.get(uid),
+            )
+        except Exception:  # the next pass isolates and reports it
+            log.exception("cannot derive the status of %s after its admission", uid)
+            return
+        patch = status_patch(current.get("status"), new)
+        if patch:
+            basis = (current.get("status") or {}).get("phase")
+            self.status_writer.submit(uid, new, [], urgent=_is_urgent(patch), basis=basis)
+        self.wakeup.set()
+
+    async def admissions_settled(self) -> None:
+        """Wait until every Job creation started so far has ended (shutdown, tests)."""
+        while self.admitting:
+            await asyncio.gather(*(task for task, _, _ in list(self.admitting.values())), return_exceptions=True)
 
     async def admit(
         self,

@@ -274,6 +274,26 @@ def test_a_queued_videojob_whose_finalizer_was_not_written_is_tried_again_every_
     assert len(asked) == 3, "the write failed to show in the index, so each pass asks again"
 
 
+def test_a_running_videojob_whose_finalizer_was_not_written_is_tried_again_every_pass() -> None:
+    """Also once it runs: a running VideoJob is counted without a look only when the last pass had nothing else to
+    do for it."""
+    reconciler, kube = _queue(0)
+    body = videojob("keeps-artifacts", created="2026-01-01T11:59:59Z", artifactReclaimPolicy="Delete")
+    reconciler.index.observe("videojobs", "ADDED", body)
+    asked: list[tuple[Any, ...]] = []
+    kube.patch_videojob_finalizers = lambda *args: asked.append(args)  # type: ignore[method-assign]
+
+    async def scenario(a_pass: Pass) -> None:
+        await a_pass()
+        assert len(kube.jobs) == 1, "admitted in the first pass"
+        for _ in range(3):
+            await a_pass()
+        assert reconciler.index.jobs_by_videojob().keys() == {"uid-keeps-artifacts"}
+
+    _run(reconciler, scenario)
+    assert len(asked) == 4, "the write failed to show in the index, so each pass asks again"
+
+
 def test_a_relist_keeps_the_copy_the_index_holds_of_each_videojob_that_did_not_change() -> None:
     reconciler, kube = _queue(3)
     before = dict(reconciler.index.videojobs.items)

@@ -377,6 +377,9 @@ class Reconciler:
         # VideoJob, Job, pods or progress changed or the clock can change it, so a pass over 10,000 admitted or
         # finished VideoJobs neither derives nor holds 10,000 new statuses
         self.observed: dict[str, _Observed] = {}
+        # uid -> (its `observed` entry, its running slots) of a running VideoJob for which the last pass had nothing
+        # to do but count it: while that entry holds, the next pass counts it without a look (`_still_quiet`)
+        self.quiet: dict[str, tuple[_Observed, int]] = {}
         self.queue_order = KeptOrder(lambda vj: sort_key(vj, self.index.arrivals))
         # uid -> what it queues as (the index's object, or its spec merged with its preset) of a VideoJob the last
         # pass found pending with nothing to do: while neither it nor the presets changed and it has no Job, it is
@@ -587,7 +590,7 @@ class Reconciler:
         p.pending.extend(still_pending.values())
         p.presets.update(self.still_pending_snapshots)
         p.fine.update(still_pending)
-        admitting = self.admitting
+        admitting, quiet = self.admitting, self.quiet
         for uid, vj in [(uid, vj) for uid, vj in items.items() if uid not in still_pending]:
             if uid in admitting:  # its Job is being created: it holds its slot, and its status waits for the Job
                 _count_running(p, vj, *admitting[uid][1:])
@@ -595,6 +598,8 @@ class Reconciler:
                 continue
             job = jobs.get(uid)
             its_pods = pods.get(uid, [])
+            if uid in quiet and self._still_quiet(p, uid, vj, job, its_pods):
+                continue
             try:
                 if job is not None and job_segments(job) > 1:  # chunked: its segments' Job and its join as one
                     join = p.joins.get(uid)
@@ -683,6 +688,8 @@ class Reconciler:
             del self.refused[uid]
         for uid in self.observed.keys() - p.observed:
             del self.observed[uid]
+        for uid in self.quiet.keys() - p.observed:
+            del self.quiet[uid]
 
     def _notify_candidates(self) -> list[Body]:
         """What `Notifier.consider` needs to look at: the VideoJobs changed since the last pass and those whose
@@ -771,11 +778,31 @@ class Reconciler:
             return
         observed = self._observe(p, uid, vj, job, its_pods, outputs)
         if observed.phase not in TERMINAL:
-            _count_running(p, vj, observed.hardware, running_slots(job))
+            slots = running_slots(job)
+            _count_running(p, vj, observed.hardware, slots)
+            if settled and not observed.stops_job and job is not None and uid not in p.joins:
+                self.quiet[uid] = (observed, slots)
         if observed.stops_job and job is not None:
             p.work.append(self.stop_job(job))
             if uid in p.joins:
                 p.work.append(self.stop_job(p.joins[uid]))
+
+    def _still_quiet(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, its_pods: list[Body]) -> bool:
+        """For a running VideoJob the last pass only counted (`quiet`): when its VideoJob, Job and pods are the same
+        objects, its progress and arrival the same, and the clock cannot change its status yet, count it again and
+        say so; everything `_sort` would look at is a function of those objects (most of a pass over 10,000
+        running VideoJobs)."""
+        last, slots = self.quiet[uid]
+        if last is not self.observed.get(uid) or p.now >= last.until:
+            return False
+        inputs = (vj, job, self._progress_of(uid, its_pods, job), self.index.arrivals.get(uid), *its_pods)
+        if not _same_inputs(last.inputs, inputs):
+            return False
+        p.observed.add(uid)
+        p.unchanged.append((str(vj["metadata"]["namespace"]), last.phase))
+        _count_running(p, vj, last.hardware, slots)
+        p.fine.add(uid)
+        return True
 
     def _observe(
         self,

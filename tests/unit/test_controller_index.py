@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from videojob.controller.index import Index, Store, slim_job, slim_pod
-from videojob.controller.jobs import job_name
+from videojob.controller.jobs import job_name, join_job_name
 
 
 def obj(uid: str, version: str | None, **extra: Any) -> dict[str, Any]:
@@ -313,3 +314,68 @@ def test_a_tracker_sees_every_stored_replaced_and_forgotten_object_once_until_em
     changed.clear()
     store.replace([obj("listed", "4")], "6")  # "before" pruned
     assert changed == {"before"}
+
+
+def _owned_jobs_worked_out_again(index: Index) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`Index.owned_jobs` as it was before it was kept between calls: every Job looked at."""
+    jobs: dict[str, Any] = {}
+    joins: dict[str, Any] = {}
+    for uid, job in index.jobs.items.items():
+        vj = index.videojobs.items.get(index.jobs.owners.get(uid) or "")
+        if vj is None or job["metadata"].get("namespace") != vj["metadata"].get("namespace"):
+            continue
+        name = job["metadata"].get("name")
+        if name == job_name(vj):
+            jobs[vj["metadata"]["uid"]] = job
+        elif name == join_job_name(vj):
+            joins[vj["metadata"]["uid"]] = job
+    return jobs, joins
+
+
+def test_owned_jobs_kept_between_calls_agree_with_looking_at_every_job() -> None:
+    """300 random rounds of VideoJobs and Jobs (theirs, joins, decoys, other namespaces, other owners) created,
+    changed, deleted and listed again, in any order: after each, the kept answer is the full one."""
+    rng = random.Random(13)  # noqa: S311 (a reproducible test sequence)
+    index = Index()
+    version = iter(range(1, 1_000_000))
+    vj_uids = [f"vj{i}" for i in range(12)]
+
+    def a_videojob(uid: str) -> dict[str, Any]:
+        return obj(uid, str(next(version)), name=f"name-{uid}", namespace="media")
+
+    def some_job(uid: str) -> dict[str, Any]:
+        owner = rng.choice(vj_uids)
+        its = {"metadata": {"name": f"name-{owner}", "uid": owner}}
+        name = rng.choice([job_name(its), job_name(its), join_job_name(its), "decoy"])
+        namespace = rng.choice(["media", "media", "media", "other"])
+        return obj(
+            uid,
+            str(next(version)),
+            name=name,
+            namespace=namespace,
+            ownerReferences=[_ref("VideoJob", owner, controller=rng.random() < 0.9)],
+        )
+
+    for _ in range(300):
+        for _ in range(rng.randint(1, 6)):
+            action = rng.random()
+            if action < 0.3:
+                index.observe("videojobs", "MODIFIED", a_videojob(rng.choice(vj_uids)))
+            elif action < 0.4 and index.videojobs.items:
+                index.observe("videojobs", "DELETED", index.videojobs.items[rng.choice(list(index.videojobs.items))])
+            elif action < 0.75:
+                job = some_job(f"job{rng.randint(0, 20)}")
+                meta = job["metadata"]
+                taken = {  # the API server holds one Job of a name in a namespace
+                    (j["metadata"]["namespace"], j["metadata"]["name"])
+                    for uid, j in index.jobs.items.items()
+                    if uid != meta["uid"]
+                }
+                if (meta["namespace"], meta["name"]) not in taken:
+                    index.observe("jobs", "MODIFIED", job)
+            elif action < 0.9 and index.jobs.items:
+                index.observe("jobs", "DELETED", index.jobs.items[rng.choice(list(index.jobs.items))])
+            else:  # a relist that misses some Jobs
+                kept = [job for job in index.jobs.items.values() if rng.random() < 0.7]
+                index.jobs.replace(kept, str(next(version)))
+        assert index.owned_jobs() == _owned_jobs_worked_out_again(index)

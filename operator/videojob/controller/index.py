@@ -224,6 +224,15 @@ class Index:
         self.arrivals: dict[str, str] = {}
         self.last_arrival: datetime | None = None
         self._unstamped = self.videojobs.track()  # VideoJobs stored, replaced or forgotten since the last stamps
+        # owned_jobs, kept between calls: vj uid -> its Job, its join Job; job uid -> (vj uid, join?) of each Job
+        # proven to be one; job uid -> what its controller reference names, and the reverse
+        self._owned_jobs: dict[str, Body] = {}
+        self._owned_joins: dict[str, Body] = {}
+        self._claims: dict[str, tuple[str, bool]] = {}
+        self._job_owner: dict[str, str] = {}
+        self._jobs_of: dict[str, set[str]] = {}
+        self._jobs_seen = self.jobs.track()
+        self._videojobs_seen = self.videojobs.track()
 
     def store(self, kind: str) -> Store:
         return {
@@ -268,24 +277,60 @@ class Index:
         return self.owned_jobs()[1]
 
     def owned_jobs(self) -> tuple[dict[str, Body], dict[str, Body]]:
-        """`jobs_by_videojob` and `joins_by_videojob` in one look at every Job."""
-        jobs: dict[str, Body] = {}
-        joins: dict[str, Body] = {}
-        videojobs, owners = self.videojobs.items, self.jobs.owners
-        for uid, job in self.jobs.items.items():
-            owner = owners.get(uid)
-            vj = videojobs.get(owner) if owner else None
-            if vj is None:
-                continue
-            meta, vj_meta = job["metadata"], vj["metadata"]
-            if meta.get("namespace") != vj_meta.get("namespace"):
-                continue
-            name, vj_uid, vj_name = meta.get("name"), str(vj_meta["uid"]), str(vj_meta["name"])
-            if name == _name_for(job_name, vj_uid, vj_name):
-                jobs[vj_uid] = job
-            elif name == _name_for(join_job_name, vj_uid, vj_name):
-                joins[vj_uid] = job
-        return jobs, joins
+        """`jobs_by_videojob` and `joins_by_videojob` (copies: the caller may keep them across awaits). Kept up to
+        date from the Jobs and VideoJobs that changed since the last call, not worked out again for every Job."""
+        if self._jobs_seen or self._videojobs_seen:
+            self._update_claims()
+        return dict(self._owned_jobs), dict(self._owned_joins)
+
+    def _update_claims(self) -> None:
+        recheck: set[str] = set()
+        owners = self.jobs.owners
+        for job_uid in self._jobs_seen:
+            old = self._job_owner.pop(job_uid, None)
+            if old is not None:
+                self._jobs_of[old].discard(job_uid)
+                if not self._jobs_of[old]:
+                    del self._jobs_of[old]
+            owner = owners.get(job_uid) if job_uid in self.jobs.items else None
+            if owner:
+                self._job_owner[job_uid] = owner
+                self._jobs_of.setdefault(owner, set()).add(job_uid)
+            recheck.add(job_uid)
+        self._jobs_seen.clear()
+        for vj_uid in self._videojobs_seen:
+            recheck.update(self._jobs_of.get(vj_uid, ()))
+        self._videojobs_seen.clear()
+        for job_uid in recheck:
+            self._unclaim(job_uid)
+            self._claim_if_proven(job_uid)
+
+    def _unclaim(self, job_uid: str) -> None:
+        claim = self._claims.pop(job_uid, None)
+        if claim is not None:
+            vj_uid, is_join = claim
+            owned = self._owned_joins if is_join else self._owned_jobs
+            job = owned.get(vj_uid)
+            if job is not None and job["metadata"].get("uid") == job_uid:
+                del owned[vj_uid]
+
+    def _claim_if_proven(self, job_uid: str) -> None:
+        """The proof of `jobs_by_videojob` for one stored Job."""
+        owner = self._job_owner.get(job_uid)
+        vj = self.videojobs.items.get(owner) if owner else None
+        job = self.jobs.items.get(job_uid)
+        if vj is None or job is None:
+            return
+        meta, vj_meta = job["metadata"], vj["metadata"]
+        if meta.get("namespace") != vj_meta.get("namespace"):
+            return
+        name, vj_uid, vj_name = meta.get("name"), str(vj_meta["uid"]), str(vj_meta["name"])
+        if name == _name_for(job_name, vj_uid, vj_name):
+            self._owned_jobs[vj_uid] = job
+            self._claims[job_uid] = (vj_uid, False)
+        elif name == _name_for(join_job_name, vj_uid, vj_name):
+            self._owned_joins[vj_uid] = job
+            self._claims[job_uid] = (vj_uid, True)
 
     def pods_by_videojob(self, jobs: Mapping[str, Body] | None = None) -> dict[str, list[Body]]:
         """Each VideoJob's pods: those whose controller reference is its Job (`jobs_by_videojob`, or `jobs` when

@@ -23,7 +23,8 @@ What is measured, exactly
 - Steady round: VideoJobs applied at a fixed rate (default 50/s for 15 s), each create sent on its schedule by
   a pool of 16 client threads (so a slow create does not delay the next; the largest lag behind the schedule is
   printed, to show the client kept up). Its apply -> Job p50/p99 is the latency the target is about: jobs
-  arriving at a realistic rate. It runs between the small bursts and the largest one, on a drained namespace.
+  arriving at a realistic rate. It runs between the small bursts and the largest one, on a drained namespace
+  (the earlier rounds' VideoJobs and Jobs deleted, and gone).
 - RSS: VmRSS of the operator process (/proc/<pid>/status) right after it is healthy with 0 VideoJobs, and after
   the largest burst round with its VideoJobs admitted (the smaller rounds are deleted before it).
 - Queue round (--queued N, default 10,000): a second operator with maxRunning of --queue-max-running (50): N
@@ -615,8 +616,9 @@ def main() -> int:
 
 def drain(videojobs: VideoJobs, custom_objects: Any, namespace: str) -> None:
     """Delete the VideoJobs of the earlier rounds (the operator runs, so finalizers are handled) and their Jobs, and
-    wait. The garbage collector would delete the Jobs too, but an API server without controllers (--kubeconfig)
-    has none, and 10,000 orphaned Jobs would stay in the operator's view of the next round."""
+    wait until both are gone. The garbage collector would delete the Jobs too, but an API server without
+    controllers (--kubeconfig) has none, and 10,000 orphaned Jobs would stay in the operator's view of the next
+    round."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -635,11 +637,15 @@ def drain(videojobs: VideoJobs, custom_objects: Any, namespace: str) -> None:
 
     delete_all()
 
+    batch_v1 = client.BatchV1Api(custom_objects.api_client)
+
     def none_left() -> bool:  # one small page, not the whole list: 10,000 VideoJobs are tens of MB per request
         page = custom_objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, limit=1)
-        if page["items"] and time.monotonic() - asked[0] > 30:
+        # and their Jobs gone too: the next round must not share the API server with 1,000 deletions
+        jobs = batch_v1.list_namespaced_job(namespace, label_selector=SELECTOR, limit=1).items
+        if (page["items"] or jobs) and time.monotonic() - asked[0] > 30:
             delete_all()  # once more, in case an earlier request stopped at its timeout
-        return not page["items"]
+        return not page["items"] and not jobs
 
     from urllib3.exceptions import HTTPError
 

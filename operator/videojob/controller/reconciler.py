@@ -377,9 +377,10 @@ class Reconciler:
         # VideoJob, Job, pods or progress changed or the clock can change it, so a pass over 10,000 admitted or
         # finished VideoJobs neither derives nor holds 10,000 new statuses
         self.observed: dict[str, _Observed] = {}
-        # uid -> (its `observed` entry, its running slots) of a running VideoJob for which the last pass had nothing
-        # to do but count it: while that entry holds, the next pass counts it without a look (`_still_quiet`)
-        self.quiet: dict[str, tuple[_Observed, int]] = {}
+        # uid -> (its `observed` entry, its running slots, its namespace) of a running VideoJob for which the last
+        # pass had nothing to do but count it: while that entry holds, the next pass counts it without a look
+        # (`_still_quiet`)
+        self.quiet: dict[str, tuple[_Observed, int, str]] = {}
         self.queue_order = KeptOrder(lambda vj: sort_key(vj, self.index.arrivals))
         # uid -> what it queues as (the index's object, or its spec merged with its preset) of a VideoJob the last
         # pass found pending with nothing to do: while neither it nor the presets changed and it has no Job, it is
@@ -529,14 +530,17 @@ class Reconciler:
         try:
             while True:
                 await self._pass_once()
+                ended = time.monotonic()
                 # a pass at least every resync_seconds (from the index, like an informer's resync)
-                remaining = settings.resync_seconds - (time.monotonic() - self.pass_started)
+                remaining = settings.resync_seconds - (ended - self.pass_started)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), timeout=max(remaining, 0.01))
-                # Gather a burst of events into one pass; under load, at least as long as the last pass took, so
-                # passes over thousands of VideoJobs never take more than half of the operator's time.
-                pause = max(settings.debounce_seconds, min(self.last_pass_seconds, 1.0))
-                if pause:
+                # Gather a burst of events into one pass: the next pass starts no sooner than the debounce after the
+                # last one ended (under load, than as long as the last pass took, so passes over thousands of
+                # VideoJobs never take more than half of the operator's time). An event after a quieter spell is
+                # handled at once: the time spent waiting for it counts.
+                pause = max(settings.debounce_seconds, min(self.last_pass_seconds, 1.0)) - (time.monotonic() - ended)
+                if pause > 0:
                     await asyncio.sleep(pause)
                 self.wakeup.clear()
                 # and a full list far less often, a safety net for a missed watch event: with 10,000 VideoJobs one
@@ -781,7 +785,7 @@ class Reconciler:
             slots = running_slots(job)
             _count_running(p, vj, observed.hardware, slots)
             if settled and not observed.stops_job and job is not None and uid not in p.joins:
-                self.quiet[uid] = (observed, slots)
+                self.quiet[uid] = (observed, slots, str(meta.get("namespace", "")))
         if observed.stops_job and job is not None:
             p.work.append(self.stop_job(job))
             if uid in p.joins:
@@ -792,15 +796,20 @@ class Reconciler:
         objects, its progress and arrival the same, and the clock cannot change its status yet, count it again and
         say so; everything `_sort` would look at is a function of those objects (most of a pass over 10,000
         running VideoJobs)."""
-        last, slots = self.quiet[uid]
-        if last is not self.observed.get(uid) or p.now >= last.until:
+        last, slots, namespace = self.quiet[uid]
+        before = last.inputs
+        # the cheap tests first: the VideoJob and Job objects are the ones it was derived from
+        if before[0] is not vj or before[1] is not job or p.now >= last.until or last is not self.observed.get(uid):
             return False
-        inputs = (vj, job, self._progress_of(uid, its_pods, job), self.index.arrivals.get(uid), *its_pods)
-        if not _same_inputs(last.inputs, inputs):
+        progress = self._progress_of(uid, its_pods, job) if uid in self.progress else None
+        if before[2] != progress or before[3] != self.index.arrivals.get(uid) or len(before) != 4 + len(its_pods):
+            return False
+        if its_pods and not all(x is y for x, y in zip(before[4:], its_pods, strict=True)):
             return False
         p.observed.add(uid)
-        p.unchanged.append((str(vj["metadata"]["namespace"]), last.phase))
-        _count_running(p, vj, last.hardware, slots)
+        p.unchanged.append((namespace, last.phase))
+        p.running[last.hardware] += slots
+        p.running_in[namespace] += 1
         p.fine.add(uid)
         return True
 

@@ -415,7 +415,12 @@ class Settings(BaseModel):
         gt=0,
     )
     debounce_seconds: float = _env(
-        "VIDEOJOB_DEBOUNCE_SECONDS", "Gather events this long before a reconcile pass.", 0.05, ge=0, le=10
+        "VIDEOJOB_DEBOUNCE_SECONDS",
+        "Start a reconcile pass no sooner than this after the last one ended: events arriving meanwhile are handled "
+        "in one pass (an event after a quieter spell, at once).",
+        0.05,
+        ge=0,
+        le=10,
     )
     api_workers: int = _env(
         "VIDEOJOB_API_WORKERS", "Parallel API requests when applying a pass (creates, patches).", 8, ge=1, le=64

@@ -1,0 +1,32 @@
+"""The Kopf wiring: only event handlers, so Kopf may skip building a diff base for every event."""
+
+from __future__ import annotations
+
+import kopf
+
+from tests.unit.test_controller_reconciler import FakeKube
+from videojob.controller.handlers import EventsOnlyDiffBase, build_registry, configure_kopf
+from videojob.controller.metrics import Metrics
+from videojob.controller.reconciler import Reconciler
+from videojob.controller.settings import Settings
+
+
+def test_only_event_handlers_are_registered_so_no_diff_base_is_needed() -> None:
+    settings = Settings()
+    reconciler = Reconciler(settings, FakeKube(), Metrics())  # type: ignore[arg-type]
+    try:
+        registry = build_registry(settings, reconciler, reconciler.metrics)
+        kinds = {handler.selector.any_name for handler in registry._watching.get_all_handlers() if handler.selector}
+        assert {"videojobs", "jobs", "pods"} <= kinds
+        assert not registry._changing.get_all_handlers(), "a change handler needs Kopf's diff base back"
+        assert not registry._spawning.get_all_handlers(), "a daemon or timer needs Kopf's diff base back"
+        kopf_settings = kopf.OperatorSettings()
+        configure_kopf(kopf_settings, settings)
+        storage = kopf_settings.persistence.diffbase_storage
+        assert isinstance(storage, EventsOnlyDiffBase)
+        body = kopf.Body({"metadata": {"name": "a", "annotations": {}}, "spec": {"x": 1}})
+        assert storage.build(body=body) is None
+        assert storage.fetch(body=body) is None
+    finally:
+        reconciler.executor.shutdown()
+        reconciler.status_executor.shutdown()

@@ -51,6 +51,38 @@ def test_discarded_wishes_are_not_written() -> None:
     assert run_writer([("a", 1, False), ("b", 1, False)], discard=("a",)) == [("b", 1)]
 
 
+def test_a_newer_wish_waits_for_the_write_in_flight_of_the_same_videojob() -> None:
+    """With workers to spare, a wish submitted while its VideoJob's status is being written is written after that
+    write's answer is in (it is computed against the new status), never beside it; others go on meanwhile."""
+    log: list[str] = []
+
+    async def main() -> None:
+        answer = asyncio.Event()
+
+        async def write(uid: str, status: dict[str, Any], pods: list[Any], basis: str | None) -> None:
+            log.append(f"start {uid}{status['n']}")
+            if (uid, status["n"]) == ("a", 1):
+                await answer.wait()
+            log.append(f"end {uid}{status['n']}")
+
+        writer = StatusWriter(write, workers=4, on_error=lambda uid, e: None)
+        tasks = writer.start()
+        writer.submit("a", {"n": 1}, [], urgent=True)
+        await asyncio.sleep(0.01)
+        writer.submit("a", {"n": 2}, [], urgent=True)
+        writer.submit("b", {"n": 1}, [], urgent=False)
+        await asyncio.sleep(0.01)
+        log.append("answer")
+        answer.set()
+        while writer.pending() or writer.writing:
+            await asyncio.sleep(0.001)
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(main())
+    assert log == ["start a1", "start b1", "end b1", "answer", "end a1", "start a2", "end a2"]
+
+
 def test_what_is_urgent() -> None:
     assert _is_urgent({"phase": "Running", "node": "cpu-0"})
     assert _is_urgent({"jobName": "j", "queuePosition": None})

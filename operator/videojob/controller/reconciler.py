@@ -251,6 +251,10 @@ class StatusWriter(_Workers):
         self.wishes: dict[str, tuple[dict[str, Any], list[Body], str | None]] = {}
         self.urgent: dict[str, None] = {}  # insertion-ordered sets of uids
         self.background: dict[str, None] = {}
+        # uids being written now: a newer wish for one waits until that write's answer is in the index (as a
+        # client-go workqueue holds an item being processed), or it would be computed against the old status and
+        # sent again, with its Events
+        self.writing: set[str] = set()
 
     def submit(
         self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool, basis: str | None = None
@@ -270,21 +274,27 @@ class StatusWriter(_Workers):
         return len(self.wishes)
 
     def _take(self) -> str | None:
+        writing = self.writing
         for queue in (self.urgent, self.background):
-            if queue:
-                uid = next(iter(queue))
-                del queue[uid]
-                return uid
+            for uid in queue:  # skips at most one uid per worker
+                if uid not in writing:
+                    del queue[uid]
+                    return uid
         return None
 
     async def _handle(self, uid: str) -> None:
         wish = self.wishes.pop(uid, None)
         if wish is None:  # discarded since it was submitted
             return
+        self.writing.add(uid)
         try:
             await self.write(uid, *wish)
         except Exception as e:
             self.on_error(uid, e)
+        finally:
+            self.writing.discard(uid)
+            if uid in self.wishes:
+                self.ready.set()  # the newer wish that waited for this write
 
 
 def event_workers(settings: Settings) -> int:
@@ -1126,7 +1136,6 @@ class Reconciler:
         if patch:
             basis = (current.get("status") or {}).get("phase")
             self.status_writer.submit(uid, new, [], urgent=_is_urgent(patch), basis=basis)
-        self.wakeup.set()
 
     async def admissions_settled(self) -> None:
         """Wait until every Job creation started so far has ended (shutdown, tests)."""

@@ -5,8 +5,9 @@ Watches (handlers.py) only feed the index and wake the loop. A pass then
    them: finished (TTL), active (a Job exists or was made), impossible (operator-level problem, cancelled before
    admission) and pending;
 2. derives each active VideoJob's status from its Job and pods, which frees the slots of the finished ones;
-3. plans admission for all namespaces together (admission.plan_admission) and creates the Jobs, with bounded
-   parallelism (`settings.api_workers` threads);
+3. plans admission for all namespaces together (admission.plan_admission) and starts creating the Jobs, with
+   bounded parallelism (`settings.api_workers` threads), without waiting for them: until its Job is in the index,
+   an admitted VideoJob holds its slot (`admitting`), and its status is written once the Job exists;
 4. deletes the Jobs of cancelled VideoJobs and the VideoJobs whose TTL ran out, keeps the artifact finalizer;
 5. hands every status that changed to the StatusWriter, which patches them in the background (a minimal merge
    patch, admissions and phase changes first, queue positions after) and posts an Event per transition.

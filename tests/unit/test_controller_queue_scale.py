@@ -17,7 +17,7 @@ import pytest
 
 from tests.unit.test_controller_reconciler import FakeKube, videojob
 from videojob.controller import reconciler as reconciler_module
-from videojob.controller.admission import EXACT_POSITIONS, shown_position
+from videojob.controller.admission import EXACT_POSITIONS, positions_showing, shown_position
 from videojob.controller.metrics import Metrics
 from videojob.controller.reconciler import Reconciler
 from videojob.controller.settings import Settings
@@ -60,6 +60,19 @@ def test_which_queue_position_is_written(written: int | None, actual: int | None
     assert shown_position(written, actual) == shown
 
 
+def test_positions_showing_is_exactly_where_shown_position_shows_the_same() -> None:
+    """A pass skips a queued VideoJob while its real position stays within `positions_showing`: every real position
+    inside shows what was derived, and the ones just outside do not (or the skip would hide a needed write)."""
+    for written in [None, *range(1, 3001)]:
+        for actual in range(1, 3400, 1 if written is None or written < 200 else 7):
+            shown = shown_position(written, actual)
+            lowest, highest = positions_showing(written, shown)
+            assert lowest <= actual <= highest, (written, actual)
+            assert shown_position(written, lowest) == shown == shown_position(written, highest), (written, actual)
+            assert lowest == 1 or shown_position(written, lowest - 1) != shown, (written, actual)
+            assert shown_position(written, highest + 1) != shown, (written, actual)
+
+
 def test_a_written_position_is_never_more_than_a_tenth_off_however_the_queue_drains() -> None:
     written = None
     writes = 0
@@ -86,6 +99,7 @@ def _queue(n: int, max_running: int = 10) -> tuple[Reconciler, FakeKube]:
         body = videojob(f"vj-{i:04d}", created=f"2026-01-01T11:{i // 60:02d}:{i % 60:02d}Z")
         body["metadata"]["resourceVersion"] = str(10 + i)
         reconciler.index.observe("videojobs", "ADDED", body)
+    kube.version = max(kube.version, 10 + n)  # its answers are newer than these (the index keeps the newest)
     return reconciler, kube
 
 
@@ -460,5 +474,45 @@ def test_admitted_videojobs_are_derived_again_only_when_their_objects_or_the_clo
         assert len(derived) == 300
         reasons = {(vj.get("status") or {}).get("reason") for vj in reconciler.index.videojobs.items.values()}
         assert reasons == {"NoPod"}
+
+    _run(reconciler, scenario)
+
+
+@pytest.mark.parametrize("held_first", [True, False], ids=["held, then no free slot", "no free slot, then held"])
+def test_a_queued_videojob_that_did_not_change_is_derived_again_when_what_holds_it_does(held_first: bool) -> None:
+    """A pass skips a queued VideoJob whose object and shown position are unchanged, but not one whose reason to wait
+    changed. "a" waits at position 1 throughout, its object untouched: for its namespace's limit of 1 while slots
+    are free, or for a slot once other namespaces' VideoJobs (priority 1) take them all; its status must follow."""
+    reconciler, kube = _queue(0)
+    reconciler.settings = Settings(max_running=2 if held_first else 3, namespace_max_running={"media": 1})
+    items = reconciler.index.videojobs.items
+
+    def arrive(name: str, namespace: str = "media", **spec: Any) -> None:
+        body = videojob(name, created=f"2026-01-01T11:00:0{len(items)}Z", **spec)
+        body["metadata"] |= {"namespace": namespace, "resourceVersion": kube._next()}
+        reconciler.index.observe("videojobs", "ADDED", body)
+
+    def says_held() -> bool:
+        status = items["uid-a"]["status"]
+        assert status["queuePosition"] == 1
+        return "limit of 1" in json.dumps(status)
+
+    async def scenario(a_pass: Pass) -> None:
+        arrive("running")
+        if not held_first:
+            arrive("b1", namespace="other", priority=1)
+            arrive("b2", namespace="other", priority=1)
+        arrive("a")
+        await a_pass()
+        await a_pass()
+        assert says_held() is held_first
+        if held_first:  # the free slot is taken
+            arrive("b1", namespace="other", priority=1)
+        else:  # a slot frees, but its namespace runs its limit
+            reconciler.index.observe("videojobs", "DELETED", items["uid-b1"])
+            del kube.jobs["uid-b1"]
+        await a_pass()
+        await a_pass()
+        assert says_held() is not held_first, "its status still says what held it before"
 
     _run(reconciler, scenario)

@@ -43,12 +43,13 @@ more than about a tenth off and a VideoJob is rewritten about log(N) times while
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 from urllib.parse import urlsplit
 
 from videojob.api.models import Hardware, VideoCodec, VideoJobSpec
@@ -61,6 +62,9 @@ from videojob.controller.status import precise
 NVENC_CODECS = frozenset({VideoCodec.H264.value, VideoCodec.H265.value})
 EXACT_POSITIONS = 10  # queue positions up to this one are always written exactly
 POSITION_STEP = 0.1  # beyond them, a written position is rewritten once the real one moved by this fraction of it
+# A KeptOrder change this small (VideoJobs joining or leaving the queue) is bisected into the kept lists; a larger
+# one is merged by one sort. Either is far cheaper than sorting 10,000 again.
+FEW_CHANGES = 256
 
 Body = Mapping[str, Any]
 
@@ -78,9 +82,14 @@ class AdmissionPlan(NamedTuple):
     """What one pass admits and how the rest wait."""
 
     to_admit: list[tuple[Body, str]]  # (VideoJob, "cpu" or "nvidia"), in admission order
-    positions: dict[str, int]  # uid -> queue position of a waiting VideoJob, 1 = next
+    waiting: list[Body]  # the VideoJobs left waiting, the next first: the queue position of waiting[i] is i + 1
     held: dict[str, str]  # uid -> what a waiting VideoJob waits for beyond its turn (its namespace's limit)
     segments: Mapping[str, int] = {}  # uid -> segments of an admitted chunked VideoJob: the slots it takes
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """uid -> queue position of a waiting VideoJob, 1 = next."""
+        return {vj["metadata"]["uid"]: index for index, vj in enumerate(self.waiting, start=1)}
 
 
 SortKey = tuple[int, str, str, str, str]
@@ -128,19 +137,33 @@ class KeptOrder:
         """How many namespaces the order holds VideoJobs of."""
         return len(self.in_namespace)
 
-    def order(self, pending: Iterable[Body]) -> list[Body]:
-        by_id = {id(vj): vj for vj in pending}
+    def order(self, pending: Sequence[Body]) -> list[Body]:
+        by_id = dict(zip(map(id, pending), pending, strict=True))  # built in C: a pass changes a few of 10,000
         if by_id.keys() != self.keys.keys():
             gone = self.keys.keys() - by_id.keys()
+            new = by_id.keys() - self.keys.keys()
+            entries, ordered = self.entries, self.ordered
+            few = len(gone) + len(new) <= FEW_CHANGES
             for old in gone:
-                self._count(self.keys.pop(old), -1)
-            entries = [entry for entry in self.entries if entry[1] in by_id] if gone else self.entries
-            for new in by_id.keys() - self.keys.keys():
-                key = self.keys[new] = self.key(by_id[new])
+                key = self.keys.pop(old)
+                self._count(key, -1)
+                if few:  # keys are unique: bisect finds its entry
+                    at = bisect_left(entries, key, key=itemgetter(0))
+                    del entries[at], ordered[at]
+            if gone and not few:
+                entries = [entry for entry in entries if entry[1] in by_id]
+            for added in new:
+                key = self.keys[added] = self.key(by_id[added])
                 self._count(key, 1)
-                entries.append((key, new, by_id[new]))
-            entries.sort(key=itemgetter(0))  # stable, and keys are unique: a sorted run and a few merged into it
-            self.entries, self.ordered = entries, [vj for _, _, vj in entries]
+                if few:
+                    at = bisect_left(entries, key, key=itemgetter(0))
+                    entries.insert(at, (key, added, by_id[added]))
+                    ordered.insert(at, by_id[added])
+                else:
+                    entries.append((key, added, by_id[added]))
+            if not few:
+                entries.sort(key=itemgetter(0))  # stable, and keys are unique: a sorted run and some merged into it
+                self.entries, self.ordered = entries, [vj for _, _, vj in entries]
         return list(self.ordered)
 
     def _count(self, key: SortKey, step: int) -> None:
@@ -238,10 +261,10 @@ def admit_in_order(
     waiting: list[Body] = []
     held: dict[str, str] = {}
     segments: dict[str, int] = {}
-    for vj in order:
+    for at, vj in enumerate(order):
         if free_total <= 0:
-            waiting.append(vj)
-            continue
+            waiting.extend(order[at:])  # every slot is taken: the rest wait in their order
+            break
         namespace = _namespace(vj)
         limit = settings.namespace_limit(namespace)
         if limit is not None and in_namespace[namespace] >= limit:
@@ -261,8 +284,7 @@ def admit_in_order(
         free_total -= slots
         in_namespace[namespace] += 1
         to_admit.append((vj, hardware))
-    positions = {vj["metadata"]["uid"]: index for index, vj in enumerate(waiting, start=1)}
-    return AdmissionPlan(to_admit, positions, held, segments)
+    return AdmissionPlan(to_admit, waiting, held, segments)
 
 
 def namespace_limit_message(namespace: str, limit: int) -> str:
@@ -279,12 +301,31 @@ def _priority(vj: Body) -> int:
     return int(vj.get("spec", {}).get("priority", 5))
 
 
+@overload
+def shown_position(written: int | None, actual: int) -> int: ...
+@overload
+def shown_position(written: int | None, actual: None) -> None: ...
 def shown_position(written: int | None, actual: int | None) -> int | None:
     """The queue position to write for a waiting VideoJob whose status holds `written`: `actual` near the head of
     the queue, or once it is POSITION_STEP away from `written`; else `written` again (no write)."""
     if actual is None or written is None or actual <= EXACT_POSITIONS or written <= EXACT_POSITIONS:
         return actual
     return actual if abs(actual - written) >= written * POSITION_STEP else written
+
+
+def positions_showing(written: int | None, shown: int) -> tuple[int, int]:
+    """The real queue positions (lowest, highest) for which `shown_position(written, ...)` is `shown`: while a
+    waiting VideoJob's real position stays in it, what its status should say does not change. One interval: the
+    exact head and moves of a tenth or more show the real position; smaller moves show `written`."""
+    if written is None or shown != written or written <= EXACT_POSITIONS:
+        return shown, shown
+    # the largest move under a tenth, by the very comparison shown_position makes (floats and all)
+    move = int(written * POSITION_STEP)
+    while move > 0 and move >= written * POSITION_STEP:
+        move -= 1
+    while move + 1 < written * POSITION_STEP:
+        move += 1
+    return max(written - move, EXACT_POSITIONS + 1), written + move
 
 
 def check_admissible(spec: VideoJobSpec, settings: Settings) -> str | None:

@@ -49,6 +49,7 @@ from videojob.controller.admission import (
     RunningCounts,
     admit_in_order,
     check_admissible,
+    positions_showing,
     shown_position,
     sort_key,
 )
@@ -98,6 +99,9 @@ FINALIZER = f"{GROUP}/artifacts"
 ARTIFACT_DELETION_GIVE_UP_SECONDS = 300
 RETRY_SECONDS = 1.0  # after a failed call, the next pass comes this soon, doubling up to MAX_RETRY_SECONDS
 MAX_RETRY_SECONDS = 30.0
+# `Reconciler.queued` entries of VideoJob objects no longer waiting (an older version, gone) held before a pass
+# looks for them: each holds an old object (a few KB), and looking among 10,000 costs a pass about a millisecond
+STALE_QUEUED_ENTRIES = 256
 
 T = TypeVar("T")
 Desired = tuple[Mapping[str, Any], dict[str, Any], list[Body]]  # the VideoJob, its new status, its pods
@@ -380,10 +384,12 @@ class Reconciler:
         # uid -> {pod uid: percent}: the last progress lines read from the VideoJob's running pods (poll_progress)
         self.progress: dict[str, dict[str, float]] = {}
         self.specs: dict[str, tuple[Any, SpecFacts | None, str | None]] = {}  # uid -> (generation, facts, problem)
-        # uid -> what a queued VideoJob's status was last derived from (the VideoJob object, its written and shown
-        # positions, why its Job failed, its arrival, what holds it): derived again only when that changed, so a
-        # pass over 10,000 queued VideoJobs costs little more than looking at each once
-        self.queued: dict[str, tuple[Any, ...]] = {}
+        # id of a queued VideoJob object -> what its status was last derived from (`_desire_queued`: the object, the
+        # real positions that show the same, why its Job failed, its arrival, what holds it, whether neither, its
+        # uid and namespace): derived again only when that changed, so a pass over 10,000 queued VideoJobs costs
+        # little more than looking at each once. Keyed by the object (a changed VideoJob is a new object in the
+        # index; the entry holds it, so its id is not reused): the pass finds the entry without reading the body.
+        self.queued: dict[int, tuple[Any, ...]] = {}
         # uid -> what the last pass derived for a VideoJob with a Job or a final phase: derived again only when its
         # VideoJob, Job, pods or progress changed or the clock can change it, so a pass over 10,000 admitted or
         # finished VideoJobs neither derives nor holds 10,000 new statuses
@@ -455,7 +461,9 @@ class Reconciler:
 
     def _write_failed(self, uid: str, error: BaseException) -> None:
         log.warning("status write failed: %s", describe(error))
-        self.queued.pop(uid, None)  # derived and submitted again by the next pass
+        current = self.index.videojobs.items.get(uid)
+        if current is not None:
+            self.queued.pop(id(current), None)  # derived and submitted again by the next pass
         self.observed.pop(uid, None)
         self.metrics.reconcile_errors.inc()
         self.wake_in(RETRY_SECONDS)  # the next pass recomputes and resubmits it
@@ -631,34 +639,32 @@ class Reconciler:
             total=p.running["cpu"] + p.running["nvidia"], gpu=p.running["nvidia"], namespaces=p.running_in
         )
         order = self.queue_order.order(p.pending)
-        to_admit, positions, held, segments = admit_in_order(order, counts, settings, self.queue_order.namespaces)
+        to_admit, waiting, held, segments = admit_in_order(order, counts, settings, self.queue_order.namespaces)
         for namespace in {str(vj["metadata"]["namespace"]) for vj, _ in to_admit} - self.rbac_done:
             await self.ensure_rbac(namespace)
         for vj, hardware in to_admit:
             uid = str(vj["metadata"]["uid"])
             self._start_admission(uid, vj, hardware, now, p.presets.get(uid), segments.get(uid, 1))
-        waiting = positions.keys()  # every pending VideoJob not admitted has a position
-        queued, blocked, settled = self.queued, self.blocked, p.settled
-        for vj in p.pending:
-            meta = vj["metadata"]
-            uid = meta["uid"]
-            position = positions.get(uid)
-            if position is None:
-                continue  # admitted
-            # nothing it depends on changed (most of 10,000 queued VideoJobs in every pass): the status it should
-            # have is the one derived last time, written or waiting in the status writer
-            last = queued.get(uid)
+            # pending = admitted + waiting: no longer pending as it was (the next pass counts it as admitting)
+            self.still_pending.pop(uid, None)
+            self.queued.pop(id(vj), None)
+        queued, settled = self.queued, p.settled
+        blocked_get, held_get = self.blocked.get, held.get
+        plain = not self.blocked and not held  # the usual pass: no VideoJob blocked or held, nothing to look up
+        for position, vj in enumerate(waiting, start=1):  # most of 10,000 queued VideoJobs in every pass: kept lean
+            # Nothing it depends on changed: the status it should have is the one derived last time, written or
+            # waiting in the status writer. Its arrival stamp cannot have changed while the object did not (the
+            # index stamps a VideoJob once, and drops the stamp only once a new version records it or it is gone).
+            last = queued.get(id(vj))
             if (
                 last is not None
-                and last[0] is vj
-                and shown_position(last[1], position) == last[2]
-                and last[3] == blocked.get(uid)
-                and last[4] == arrivals.get(uid)
-                and last[5] == held.get(uid)
+                and last[1] <= position <= last[2]
+                and (last[6] if plain else last[3] == blocked_get(last[7]) and last[5] == held_get(last[7]))
             ):
-                settled.append(meta["namespace"])
+                settled.append(last[8])
                 continue
-            self._desire_queued(p, uid, vj, position, arrivals.get(uid), held.get(uid))
+            uid = vj["metadata"]["uid"]
+            self._desire_queued(p, uid, vj, position, arrivals.get(uid), held_get(uid))
 
         for uid, (vj, new, its_pods) in p.desired.items():
             patch = status_patch(vj.get("status"), new)
@@ -683,16 +689,21 @@ class Reconciler:
             self.wake_in(p.next_ttl + 0.5)
         self._record(p, self.queue_order.waiting_by_priority(vj for vj, _ in to_admit))
         self.notifier.consider(self._notify_candidates(), now)
-        for uid in p.fine - p.broken:
-            self.broken.pop(uid, None)
-        for uid in self.specs.keys() - self.index.videojobs.items.keys():
-            del self.specs[uid]
-        for uid in self.resolutions.keys() - waiting:
-            del self.resolutions[uid]  # admitted, gone or no longer waiting
-        for uid in self.queued.keys() - waiting:
-            del self.queued[uid]  # admitted, gone or no longer waiting
-        for uid in self.still_pending.keys() - waiting:
-            del self.still_pending[uid]
+        for uid in [uid for uid in self.broken if uid in p.fine and uid not in p.broken]:
+            del self.broken[uid]
+        # What gone VideoJobs leave behind is looked for among 10,000 only once it may have piled up: an entry
+        # of one that is gone is never used again, only held.
+        items = self.index.videojobs.items
+        if len(self.specs) > len(items):
+            for uid in self.specs.keys() - items.keys():
+                del self.specs[uid]
+        if self.resolutions:
+            waiting_now = {vj["metadata"]["uid"] for vj in waiting}
+            for uid in self.resolutions.keys() - waiting_now:
+                del self.resolutions[uid]  # admitted, gone or no longer waiting
+        if len(self.queued) > len(waiting) + STALE_QUEUED_ENTRIES:
+            for key in self.queued.keys() - set(map(id, waiting)):
+                del self.queued[key]  # admitted, gone, no longer waiting, or an older version
         for uid in self.still_pending_snapshots.keys() - self.still_pending.keys():
             del self.still_pending_snapshots[uid]
         for uid in self.blocked.keys() - self.index.videojobs.items.keys():
@@ -902,7 +913,7 @@ class Reconciler:
         p: _Pass,
         uid: str,
         vj: Mapping[str, Any],
-        position: int | None,
+        position: int,
         queued_at: str | None,
         held: str | None = None,
     ) -> None:
@@ -911,19 +922,21 @@ class Reconciler:
         written as `shown_position` says (not every move of every queued VideoJob)."""
         written = (vj.get("status") or {}).get("queuePosition")
         written = written if isinstance(written, int) else None
-        position = shown_position(written, position)
+        shown = shown_position(written, position)
         blocked = self.blocked.get(uid)
-        # the same object (a changed VideoJob is a new one in the index) with the same written position
-        basis = (vj, written, position, blocked, queued_at, held)
-        self._desire(p, uid, vj, None, [], queue_position=position, blocked=blocked, queued_at=queued_at, held=held)
+        # the same object (a changed VideoJob is a new one in the index) at a real position that shows the same
+        lowest, highest = positions_showing(written, shown)
+        namespace = str(vj["metadata"]["namespace"])
+        basis = (vj, lowest, highest, blocked, queued_at, held, blocked is None and held is None, uid, namespace)
+        self._desire(p, uid, vj, None, [], queue_position=shown, blocked=blocked, queued_at=queued_at, held=held)
         if uid in p.desired:
-            self.queued[uid] = basis
+            self.queued[id(vj)] = basis
             if not status_patch(vj.get("status"), p.desired[uid][1]):
                 # Its status is already this one (the first pass after a restart finds all of them so): let the
                 # derived copy go now, not at the end of the pass, which held 10,000 of them (~20 MB) at once.
                 del p.desired[uid]
                 self.status_writer.discard(uid)  # an older wish must not overwrite what is now right
-                p.settled.append(str(vj["metadata"]["namespace"]))
+                p.settled.append(namespace)
 
     def _isolate(self, p: _Pass, uid: str, vj: Mapping[str, Any], job: Body | None, error: Exception) -> None:
         """Leave a VideoJob the pass could not handle out of it: it keeps its slot while its Job runs (so a broken

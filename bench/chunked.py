@@ -41,21 +41,41 @@ OUT = REPO / "bench" / "out"
 TARGET_EFFICIENCY = 0.85
 
 
-def job_spans(batch: Any, namespace: str, seen: set[str]) -> list[dict[str, Any]]:
+def job_spans(batch: Any, core: Any, namespace: str, seen: set[str]) -> list[dict[str, Any]]:
     """The Jobs of the namespace not reported before (the run's own: its Job, or its segments' Job and its join),
-    each with the seconds from its creation to its start and to its completion (the Job controller's own times)."""
+    each with the seconds from its creation to its start and to its completion (the Job controller's own times),
+    and each of its pods: when its container started and ended (the kubelet's times, whole seconds) and how long
+    the transcoder itself ran (its termination message), both from the Job's creation."""
     spans = []
     for job in sorted(batch.list_namespaced_job(namespace).items, key=lambda j: j.metadata.creation_timestamp):
         if job.metadata.name in seen:
             continue
         seen.add(job.metadata.name)
         created, status = job.metadata.creation_timestamp, job.status
+        pods = []
+        for pod in core.list_namespaced_pod(namespace, label_selector=f"job-name={job.metadata.name}").items:
+            state = next(iter(pod.status.container_statuses or []), None)
+            ended = state.state.terminated if state is not None and state.state else None
+            if ended is None or ended.started_at is None or ended.finished_at is None:
+                continue
+            try:
+                transcoder_s = float(json.loads(ended.message or "{}").get("seconds", 0))
+            except ValueError:
+                transcoder_s = None
+            pods.append(
+                {
+                    "container_start_s": (ended.started_at - created).total_seconds(),
+                    "container_end_s": (ended.finished_at - created).total_seconds(),
+                    "transcoder_s": transcoder_s,
+                }
+            )
         spans.append(
             {
                 "name": job.metadata.name,
                 "completions": job.spec.completions or 1,
                 "start_s": (status.start_time - created).total_seconds() if status.start_time else None,
                 "complete_s": (status.completion_time - created).total_seconds() if status.completion_time else None,
+                "pods": sorted(pods, key=lambda pod: pod["container_start_s"]),
             }
         )
     return spans
@@ -217,7 +237,7 @@ def main() -> int:
             seconds = time.monotonic() - started
             results[label] = {
                 "seconds": round(seconds, 1),
-                "jobs": job_spans(batch, namespace, seen),
+                "jobs": job_spans(batch, core, namespace, seen),
                 "load_before": before,
                 "load_after": load(),
                 **facts(s3, done["status"]["artifacts"][0]["uri"], OUT),
@@ -256,6 +276,11 @@ def main() -> int:
                 f"  {label} Job {job['name']} ({job['completions']} pod{'s' if job['completions'] > 1 else ''}): "
                 f"created -> complete {job['complete_s']} s"
             )
+            for pod in job["pods"]:
+                print(
+                    f"    pod: container {pod['container_start_s']:.0f} -> {pod['container_end_s']:.0f} s after the "
+                    f"Job's creation, the transcoder {pod['transcoder_s']} s of it"
+                )
     verdict = "PASS" if speedup >= target else "FAIL"
     print(f"speedup {speedup:.2f}x, target >= {target:.2f}x ({TARGET_EFFICIENCY} x {args.segments}): {verdict}")
     busiest = max(single["load_after"], chunked["load_before"], chunked["load_after"])

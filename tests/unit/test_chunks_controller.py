@@ -251,6 +251,66 @@ def pod(index: str | None, state: str, exit_code: int = 0, uid: str = "", create
             id="joining",
         ),
         pytest.param(
+            segments_job(),
+            None,
+            [pod("0", "terminated"), pod("1", "terminated")],
+            "Running",
+            "Joining",
+            1,
+            True,
+            id="every segment pod succeeded, the Job not marked yet: the join starts",
+        ),
+        pytest.param(
+            segments_job(),
+            None,
+            [pod("0", "terminated"), pod("1", "terminated", 1)],
+            "Running",
+            "Retrying",
+            2,
+            False,
+            id="a segment pod failed and is retried: no join yet",
+        ),
+        pytest.param(
+            segments_job(),
+            None,
+            [pod("0", "terminated"), pod("1", "terminated", 1), pod("1", "terminated", created="11:12")],
+            "Running",
+            "Joining",
+            1,
+            True,
+            id="the retried segment succeeded: the join starts",
+        ),
+        pytest.param(
+            segments_job(),
+            join_job(),
+            [pod("0", "terminated"), pod("1", "terminated"), pod(None, "running")],
+            "Running",
+            "Joining",
+            1,
+            False,
+            id="joining before the Job controller marked the segments",
+        ),
+        pytest.param(
+            segments_job(),
+            join_job("Complete"),
+            [pod("0", "terminated"), pod("1", "terminated"), pod(None, "terminated")],
+            "Running",
+            "Joining",
+            1,
+            False,
+            id="joined before the segments were marked: succeeded only once they are (a final phase must hold)",
+        ),
+        pytest.param(
+            segments_job("Failed"),
+            None,
+            [pod("0", "terminated"), pod("1", "terminated")],
+            "Failed",
+            "Failed",
+            2,
+            False,
+            id="the segments Job failed though its pods succeeded: no join",
+        ),
+        pytest.param(
             segments_job("Complete"),
             join_job("Complete"),
             [pod("0", "terminated"), pod(None, "terminated")],
@@ -291,8 +351,9 @@ def test_a_chunked_videojob_status_from_its_two_jobs(
     slots: int,
     wants_join: bool,
 ) -> None:
-    assert needs_join(segments, join) is wants_join
-    view = chunked_view(segments, join)
+    segment_pods = [p for p in pods if p["metadata"]["labels"]["videojob.dev/part"] == "segments"]
+    assert needs_join(segments, join, segment_pods) is wants_join
+    view = chunked_view(segments, join, segment_pods)
     status = derive_status(vj(status={"phase": "Running"}), view, pods, NOW)
     assert (status["phase"], status["reason"]) == (phase, reason)
     assert status["jobName"] == "promo-abc"

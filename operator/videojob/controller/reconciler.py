@@ -626,9 +626,9 @@ class Reconciler:
             try:
                 if job is not None and job_segments(job) > 1:  # chunked: its segments' Job and its join as one
                     join = p.joins.get(uid)
-                    if needs_join(job, join) and not (vj.get("spec") or {}).get("cancel"):
+                    if needs_join(job, join, its_pods) and not (vj.get("spec") or {}).get("cancel"):
                         p.work.append(self.start_join(vj, job))
-                    job, its_pods = chunked_view(job, join), [*its_pods, *join_pods.get(uid, [])]
+                    job, its_pods = chunked_view(job, join, its_pods), [*its_pods, *join_pods.get(uid, [])]
                 self._sort(p, uid, vj, job, its_pods)
             except Exception as e:
                 self._isolate(p, uid, vj, job, e)

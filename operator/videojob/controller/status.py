@@ -274,32 +274,62 @@ def job_segments(job: Body | None) -> int:
         return 1
 
 
-def needs_join(segments_job: Body | None, join: Body | None) -> bool:
-    """The segments' Indexed Job completed and no join Job exists: the operator creates it."""
+def needs_join(segments_job: Body | None, join: Body | None, pods: Sequence[Body] = ()) -> bool:
+    """The segments are done and no join Job exists: the operator creates it. Done: the segments' Indexed Job
+    completed, or, before the Job controller says so, every index has a pod that succeeded (`pods`: the pods the
+    index proved the Job's)."""
     return (
         segments_job is not None
         and job_segments(segments_job) > 1
         and join is None
-        and job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
         and not (segments_job.get("metadata") or {}).get("deletionTimestamp")
+        and job_condition(segments_job, "Failed", "FailureTarget") is None
+        and (
+            job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
+            or every_index_succeeded(job_segments(segments_job), pods)
+        )
     )
 
 
-def chunked_view(segments_job: Body, join: Body | None) -> dict[str, Any]:
+def _is_join(pod: Body) -> bool:
+    return (pod.get("metadata", {}).get("labels") or {}).get(LABEL_PART) == PART_JOIN
+
+
+def every_index_succeeded(segments: int, pods: Sequence[Body]) -> bool:
+    """Each index 0..segments-1 has a segment pod in phase Succeeded (the kubelet's word: the pod's container
+    exited 0 after storing its segment). The Job controller marks the Job complete about 3 s later (it batches pod
+    updates), and the join need not wait for that: a pod that could fake this (one whose controller is the Job) is
+    one the Job controller would count too."""
+    succeeded = {
+        str((pod["metadata"].get("labels") or {}).get(LABEL_COMPLETION_INDEX))
+        for pod in pods
+        if (pod["metadata"].get("labels") or {}).get(LABEL_PART) == PART_SEGMENTS
+        and (pod.get("status") or {}).get("phase") == "Succeeded"
+    }
+    return succeeded >= {str(index) for index in range(segments)}
+
+
+def chunked_view(segments_job: Body, join: Body | None, segment_pods: Sequence[Body] = ()) -> dict[str, Any]:
     """A chunked VideoJob's two Jobs as the one Job `derive_status` reads: the segments' identity and placement,
     and the state of the whole: running while segments or the join run; complete when the join is; failed when
-    either failed. Segments done without a join yet carry the JOINING condition."""
+    either failed. Segments done without a join yet carry the JOINING condition. Done: their Job completed, or
+    every index has a pod that succeeded (`segment_pods`, see `every_index_succeeded`); in that case the join's
+    completion waits for the Job controller to complete the segments' Job too (a terminal phase must hold)."""
     status = dict(segments_job.get("status") or {})
     conditions = [c for c in status.get("conditions") or [] if c.get("type") not in ("Complete", "SuccessCriteriaMet")]
-    if (
-        job_condition(segments_job, "Failed", "FailureTarget") is None
-        and job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
+    marked = job_condition(segments_job, "Complete", "SuccessCriteriaMet") is not None
+    if job_condition(segments_job, "Failed", "FailureTarget") is None and (
+        marked or every_index_succeeded(job_segments(segments_job), segment_pods)
     ):
         join_status = dict((join or {}).get("status") or {})
         conditions = [*(join_status.get("conditions") or [])]
-        if job_condition(join, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") is None:
+        if not marked:
+            conditions = [c for c in conditions if c.get("type") not in ("Complete", "SuccessCriteriaMet")]
+        if job_condition(join, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") is None or not marked:
             conditions.append({"type": JOINING, "status": "True"})
         status = {**join_status, "conditions": conditions}
+        if not marked:
+            status.pop("completionTime", None)
     else:
         status["conditions"] = conditions
         status.pop("completionTime", None)
@@ -505,12 +535,16 @@ def derive_status(
         if held:
             new["message"] += f"; {held}"
     elif job_condition(job, JOINING) and not any(
-        (p.get("metadata", {}).get("labels") or {}).get(LABEL_PART) == PART_JOIN for p in pods if pod_started(p)
+        _is_join(p) and pod_started(p) and (p.get("status") or {}).get("phase") != "Succeeded" for p in pods
     ):
         phase, new["reason"] = Phase.RUNNING.value, Reason.JOINING.value
         if progress is not None:
             new["progress"] = min(max(float(progress), 0.0), 99.9)
-        new["message"] = f"its {job_segments(job)} segments are encoded; waiting for the join"
+        if any(_is_join(p) and (p.get("status") or {}).get("phase") == "Succeeded" for p in pods):
+            # the join ran before the Job controller marked the segments' Job complete (see chunked_view)
+            new["message"] = f"its {job_segments(job)} segments are joined; waiting for their Job to be complete"
+        else:
+            new["message"] = f"its {job_segments(job)} segments are encoded; waiting for the join"
     elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):
         running = [
             p

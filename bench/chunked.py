@@ -10,7 +10,8 @@ a MinIO bucket of the bench's own. Two VideoJobs with the same spec (h264 crf 23
 cpu), one after the other: the first in one pod, the second with `parallelism: N` (an Indexed Job of N segment
 pods, then the join). Each is timed from its create request until the VideoJob is Succeeded (polled every 0.5 s),
 and the speedup single / chunked is printed with the target (>= 0.85 x N) and PASS or FAIL. The results' frame
-counts and durations are printed beside (they must match).
+counts and durations are printed beside (they must match), and where the time went: each Job's span, each of its
+pods' container span and the transcoder's own seconds (what is not in a pod is the Job controller's).
 
 The machine's cores are shared with other sessions: the 1-min load average before and after each run is printed,
 and a warning when it is above the cores the bench uses (then the pods did not get their CPU each, and the speedup

@@ -48,11 +48,13 @@ def job_spans(batch: Any, core: Any, namespace: str, seen: set[str]) -> list[dic
     and each of its pods: when its container started and ended (the kubelet's times, whole seconds) and how long
     the transcoder itself ran (its termination message), both from the Job's creation."""
     spans = []
+    first = None
     for job in sorted(batch.list_namespaced_job(namespace).items, key=lambda j: j.metadata.creation_timestamp):
         if job.metadata.name in seen:
             continue
         seen.add(job.metadata.name)
         created, status = job.metadata.creation_timestamp, job.status
+        first = first or created
         pods = []
         for pod in core.list_namespaced_pod(namespace, label_selector=f"job-name={job.metadata.name}").items:
             state = next(iter(pod.status.container_statuses or []), None)
@@ -74,6 +76,7 @@ def job_spans(batch: Any, core: Any, namespace: str, seen: set[str]) -> list[dic
             {
                 "name": job.metadata.name,
                 "completions": job.spec.completions or 1,
+                "created_s": (created - first).total_seconds(),  # after the run's first Job
                 "start_s": (status.start_time - created).total_seconds() if status.start_time else None,
                 "complete_s": (status.completion_time - created).total_seconds() if status.completion_time else None,
                 "pods": sorted(pods, key=lambda pod: pod["container_start_s"]),
@@ -275,7 +278,7 @@ def main() -> int:
         for job in results[label]["jobs"]:
             print(
                 f"  {label} Job {job['name']} ({job['completions']} pod{'s' if job['completions'] > 1 else ''}): "
-                f"created -> complete {job['complete_s']} s"
+                f"created {job['created_s']:.0f} s after the first, -> complete {job['complete_s']} s"
             )
             for pod in job["pods"]:
                 print(

@@ -131,3 +131,25 @@ def test_an_event_that_cannot_be_posted_does_not_stop_the_next() -> None:
 
     asyncio.run(main())
     assert posted == ["Queued", "Admitted"]
+
+
+def test_a_waiting_event_holds_the_videojobs_identity_not_the_videojob() -> None:
+    """In a burst thousands of Events wait; each must not keep an old version of its whole VideoJob alive."""
+    whole = {
+        "metadata": {**VJ["metadata"], "resourceVersion": "7", "labels": {"team": "promo"}},
+        "spec": {"inputs": [{"name": "in", "uri": "s3://media/in.mp4"}] * 50},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "message": "x" * 1000}]},
+    }
+    posted: list[Any] = []
+
+    async def post(vj: Any, event_type: str, reason: str, message: str, when: str) -> None:
+        posted.append(vj)
+
+    async def main() -> None:
+        poster = EventPoster(post, workers=1)
+        poster.submit(whole, "Normal", "Started", "running on cpu-0", "2026-01-01T12:00:00Z")
+        assert poster.queue[0][0] == VJ
+        await poster.drain()
+
+    asyncio.run(main())
+    assert posted == [VJ]

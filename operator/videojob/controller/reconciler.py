@@ -325,8 +325,11 @@ class EventPoster(_Workers):
         self.dropped = 0
 
     def submit(self, vj: Mapping[str, Any], event_type: str, reason: str, message: str, when: str) -> None:
-        """Queue one Event (the arguments of Kube.create_event)."""
-        event = (vj, event_type, reason, message, when)
+        """Queue one Event (the arguments of Kube.create_event). Only the VideoJob's identity waits with it: in a
+        burst thousands wait, and each whole VideoJob would be an old version held alive (a few KB each)."""
+        meta = vj["metadata"]
+        about = {"metadata": {key: meta[key] for key in ("name", "namespace", "uid") if key in meta}}
+        event = (about, event_type, reason, message, when)
         if len(self.queue) >= self.limit:
             self.queue.popleft()
             self.dropped += 1

@@ -301,6 +301,16 @@ def pod(index: str | None, state: str, exit_code: int = 0, uid: str = "", create
             id="joined before the segments were marked: succeeded only once they are (a final phase must hold)",
         ),
         pytest.param(
+            segments_job("Complete"),
+            join_job(),
+            [pod("0", "terminated"), pod("1", "terminated"), pod(None, "terminated")],
+            "Running",
+            "Joining",
+            1,
+            False,
+            id="the join's pod succeeded, its Job not marked yet: still joining, not retrying",
+        ),
+        pytest.param(
             segments_job("Failed"),
             None,
             [pod("0", "terminated"), pod("1", "terminated")],

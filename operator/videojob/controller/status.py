@@ -297,9 +297,9 @@ def _is_join(pod: Body) -> bool:
 
 def every_index_succeeded(segments: int, pods: Sequence[Body]) -> bool:
     """Each index 0..segments-1 has a segment pod in phase Succeeded (the kubelet's word: the pod's container
-    exited 0 after storing its segment). The Job controller marks the Job complete about 3 s later (it batches pod
-    updates), and the join need not wait for that: a pod that could fake this (one whose controller is the Job) is
-    one the Job controller would count too."""
+    exited 0 after storing its segment). The Job controller marks the Job complete a second or more later (it
+    batches pod updates), and the join need not wait for that: a pod that could fake this (one whose controller is
+    the Job) is one the Job controller would count too."""
     succeeded = {
         str((pod["metadata"].get("labels") or {}).get(LABEL_COMPLETION_INDEX))
         for pod in pods
@@ -541,8 +541,8 @@ def derive_status(
         if progress is not None:
             new["progress"] = min(max(float(progress), 0.0), 99.9)
         if any(_is_join(p) and (p.get("status") or {}).get("phase") == "Succeeded" for p in pods):
-            # the join ran before the Job controller marked the segments' Job complete (see chunked_view)
-            new["message"] = f"its {job_segments(job)} segments are joined; waiting for their Job to be complete"
+            # the join's pod is done; the Job controller has yet to mark its Job, or the segments' (chunked_view)
+            new["message"] = f"its {job_segments(job)} segments are joined; waiting for the Jobs to be marked complete"
         else:
             new["message"] = f"its {job_segments(job)} segments are encoded; waiting for the join"
     elif any((p.get("status") or {}).get("phase") == "Running" and "running" in transcoder_state(p) for p in pods):

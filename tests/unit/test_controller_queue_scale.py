@@ -516,3 +516,25 @@ def test_a_queued_videojob_that_did_not_change_is_derived_again_when_what_holds_
         assert says_held() is not held_first, "its status still says what held it before"
 
     _run(reconciler, scenario)
+
+
+def test_entries_of_videojobs_no_longer_waiting_are_swept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Reconciler.queued` keeps an entry per waiting VideoJob object; those of older versions and of admitted or
+    deleted VideoJobs are only held, and are swept once more than STALE_QUEUED_ENTRIES piled up (memory stays
+    bounded however long the queue drains)."""
+    monkeypatch.setattr(reconciler_module, "STALE_QUEUED_ENTRIES", 5)
+    reconciler, kube = _queue(60)
+    sizes: list[tuple[int, int]] = []
+
+    async def scenario(a_pass: Pass) -> None:
+        await a_pass()
+        for _ in range(30):
+            _free_one_slot(reconciler, kube)
+            await a_pass()
+            waiting = sum(
+                1 for vj in reconciler.index.videojobs.items.values() if vj["metadata"]["uid"] not in kube.jobs
+            )
+            sizes.append((len(reconciler.queued), waiting))
+
+    _run(reconciler, scenario)
+    assert all(entries <= waiting + 5 for entries, waiting in sizes), sizes

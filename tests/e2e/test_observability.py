@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from devkit.harness import Diagnostics, HeldInput, MediaFactory, ScriptedHTTPServer, VideoJobs
+from devkit.harness import Diagnostics, HeldInput, MediaFactory, NotYet, ScriptedHTTPServer, VideoJobs
 from devkit.operator_release import OperatorRelease
 from devkit.specs import VideoJobWrapper, encode_spec
 from tests.conftest import TestEnv
@@ -74,10 +74,15 @@ def test_kubectl_wait_events_and_metrics_follow_a_job(
 
     done = videojobs.get("watched")
     assert done["status"]["phase"] == "Succeeded"
-    events = core_v1.list_namespaced_event(namespace, field_selector="involvedObject.name=watched").items
-    reasons = [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
-    for expected in ("Admitted", "Started", "Succeeded"):
-        assert expected in reasons, f"no {expected} Event; Events: {reasons}\n{diagnostics.report(['watched'])}"
+
+    def events_posted() -> bool | NotYet:
+        events = core_v1.list_namespaced_event(namespace, field_selector="involvedObject.name=watched").items
+        reasons = [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
+        return all(expected in reasons for expected in ("Admitted", "Started", "Succeeded")) or NotYet(reasons)
+
+    # Events are posted beside the status writes (a status write never waits for its Events), so the Succeeded
+    # Event may follow the status that `kubectl wait` saw by a moment.
+    diagnostics.wait(events_posted, timeout=30, message="the Admitted, Started and Succeeded Events")
 
     def counted() -> bool:
         samples = op.metrics()

@@ -1,11 +1,14 @@
-"""The Kopf wiring: only event handlers, so Kopf may skip building a diff base for every event."""
+"""The Kopf wiring: only event handlers, so Kopf may skip building a diff base for every event and keep no memory
+of each object between its events."""
 
 from __future__ import annotations
+
+import asyncio
 
 import kopf
 
 from tests.unit.test_controller_reconciler import FakeKube
-from videojob.controller.handlers import EventsOnlyDiffBase, build_registry, configure_kopf
+from videojob.controller.handlers import EventsOnlyDiffBase, EventsOnlyMemories, build_registry, configure_kopf
 from videojob.controller.metrics import Metrics
 from videojob.controller.reconciler import Reconciler
 from videojob.controller.settings import Settings
@@ -30,3 +33,19 @@ def test_only_event_handlers_are_registered_so_no_diff_base_is_needed() -> None:
     finally:
         reconciler.executor.shutdown()
         reconciler.status_executor.shutdown()
+
+
+def test_no_memory_of_an_object_is_kept_between_its_events() -> None:
+    async def recall_twice() -> None:
+        memories = EventsOnlyMemories()
+        bodies: list[kopf.RawBody] = [
+            {"metadata": {"uid": f"uid-{i}", "name": f"vj-{i}", "namespace": "ns"}} for i in range(3)
+        ]
+        first = [await memories.recall(body, noticed_by_listing=True) for body in bodies]
+        again = await memories.recall(bodies[0])
+        assert list(memories.iter_all_memories()) == []
+        assert again is not first[0]  # a fresh memory for each event
+        assert first[0].noticed_by_listing and not again.noticed_by_listing
+        await memories.forget(bodies[0])  # what Kopf calls on DELETED: nothing to forget, no error
+
+    asyncio.run(recall_twice())

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from videojob.controller.index import Index, Store, slim_job, slim_pod
-from videojob.controller.jobs import job_name, join_job_name
+from videojob.controller.jobs import (
+    ANNOTATION_PRESET,
+    LABEL_COMPLETION_INDEX,
+    LABEL_HARDWARE,
+    LABEL_PART,
+    LABEL_SEGMENTS,
+    job_name,
+    join_job_name,
+)
 
 
 def obj(uid: str, version: str | None, **extra: Any) -> dict[str, Any]:
@@ -146,23 +154,61 @@ def test_grouping_follows_deletions() -> None:
 
 def test_slim_objects_keep_what_the_operator_reads() -> None:
     job: dict[str, Any] = {
-        "metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}, "managedFields": [{}] * 5},
-        "spec": {"template": {"spec": {"containers": [{"env": [{"name": "VIDEOJOB_SPEC"}]}]}}},
+        "metadata": {
+            "uid": "j",
+            "name": "j",
+            "namespace": "ns",
+            "resourceVersion": "7",
+            "labels": {"a": "b"},  # editable by anyone who may patch Jobs: not read
+            "ownerReferences": [{"kind": "VideoJob", "uid": "vj", "controller": True}],  # read once, into owners
+            "managedFields": [{}] * 5,
+        },
+        "spec": {
+            "template": {
+                "metadata": {
+                    "labels": {LABEL_HARDWARE: "cpu", LABEL_PART: "segments", LABEL_SEGMENTS: "2", "job-name": "j"},
+                    "annotations": {ANNOTATION_PRESET: "{}", "videojob.dev/spec": "{}"},
+                },
+                "spec": {"containers": [{"env": [{"name": "VIDEOJOB_SPEC"}]}]},
+            }
+        },
         "status": {"active": 1},
     }
-    assert slim_job(job) == {"metadata": {"uid": "j", "name": "j", "labels": {"a": "b"}}, "status": {"active": 1}}
+    assert slim_job(job) == {
+        "metadata": {"uid": "j", "name": "j", "namespace": "ns", "resourceVersion": "7"},
+        "spec": {
+            "template": {
+                "metadata": {
+                    "labels": {LABEL_HARDWARE: "cpu", LABEL_PART: "segments", LABEL_SEGMENTS: "2"},
+                    "annotations": {ANNOTATION_PRESET: "{}"},
+                }
+            }
+        },
+        "status": {"active": 1},
+    }
     job["spec"]["activeDeadlineSeconds"] = 60  # kept: the message of a Job stopped at its deadline names it
-    assert slim_job(job)["spec"] == {"activeDeadlineSeconds": 60}
+    assert slim_job(job)["spec"]["activeDeadlineSeconds"] == 60
+    job["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"  # kept: a Job being deleted is not running
+    assert slim_job(job)["metadata"]["deletionTimestamp"] == "2026-01-01T00:00:00Z"
     pod = {
-        "metadata": {"uid": "p", "name": "p"},
+        "metadata": {"uid": "p", "name": "p", "labels": {LABEL_COMPLETION_INDEX: "1"}, "ownerReferences": [{}]},
         "spec": {"nodeName": "cpu-0", "containers": [{}]},
         "status": {"phase": "Running"},
     }
     assert slim_pod(pod) == {
-        "metadata": {"uid": "p", "name": "p"},
+        "metadata": {"uid": "p", "name": "p", "labels": {LABEL_COMPLETION_INDEX: "1"}},
         "spec": {"nodeName": "cpu-0"},
         "status": {"phase": "Running"},
     }
+
+
+def test_a_slim_job_still_belongs_to_its_videojob() -> None:
+    """The controller reference is read from the whole Job when it is stored, so dropping it from the slim copy
+    changes nothing a pass proves (`jobs_by_videojob`)."""
+    index = _indexed(a_job(), [a_pod("p1")])
+    assert "ownerReferences" not in index.jobs.items["j1"]["metadata"]
+    assert index.jobs_by_videojob()["vj1"]["metadata"]["uid"] == "j1"
+    assert [p["metadata"]["uid"] for p in index.pods_by_videojob()["vj1"]] == ["p1"]
 
 
 # --- arrival stamps (first come, first served within a creation second) ----------------------------------------

@@ -25,7 +25,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from videojob.api.models import GROUP, KIND
-from videojob.controller.jobs import ANNOTATION_PRESET, controller_uid, job_name, join_job_name
+from videojob.controller.jobs import (
+    ANNOTATION_PRESET,
+    LABEL_HARDWARE,
+    LABEL_PART,
+    LABEL_SEGMENTS,
+    controller_uid,
+    job_name,
+    join_job_name,
+)
 from videojob.controller.status import TTL_ANNOTATIONS, parse_time, precise, precise_timestamp
 
 Body = dict[str, Any]
@@ -76,20 +84,37 @@ def slim_videojob(body: Mapping[str, Any]) -> Body:
     return slim
 
 
+# What a pass reads of a Job's and a pod's metadata. A Job's own labels and its controller reference are not among
+# them: the controller is worked out once when a Job is stored (`Store.owner`), and anyone who may patch Jobs may
+# edit their labels (`status.job_hardware`). Together they were half of a slim Job's memory.
+JOB_METADATA = ("uid", "name", "namespace", "resourceVersion", "creationTimestamp", "deletionTimestamp")
+# Of a Job's pod template labels: where the operator placed it, which part of a chunked VideoJob it runs, and into
+# how many segments (`status.template_labels`)
+JOB_TEMPLATE_LABELS = (LABEL_HARDWARE, LABEL_PART, LABEL_SEGMENTS)
+POD_METADATA = (*JOB_METADATA, "labels")  # a pod's labels say which segment it encodes (its completion index)
+
+
+def _picked(mapping: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str, Any]:
+    mapping = mapping or {}
+    return {key: mapping[key] for key in keys if key in mapping}
+
+
 def slim_job(body: Mapping[str, Any]) -> Body:
-    """A Job's identity, time limit, its pod template's labels and preset annotation, and its status; the rest of
-    the template (with the spec in an annotation) stays out of memory. The time limit is kept for the message of a
-    Job stopped at its deadline; the template's labels and annotation say where the operator placed it and which
-    preset it merged (they cannot change after creation, unlike the Job's own labels)."""
-    slim = {**_slim_metadata(body), "status": body.get("status") or {}}
+    """A Job's identity, time limit, its pod template's placement labels and preset annotation, and its status;
+    the rest of the template (with the spec in an annotation) stays out of memory. The time limit is kept for the
+    message of a Job stopped at its deadline; the template's labels and annotation say where the operator placed
+    it and which preset it merged (they cannot change after creation, unlike the Job's own labels). Compacted
+    (`compact`), as the index holds one per admitted VideoJob."""
+    slim: Body = {"metadata": _picked(body.get("metadata"), JOB_METADATA), "status": body.get("status") or {}}
     spec = body.get("spec") or {}
     kept: dict[str, Any] = {}
     if spec.get("activeDeadlineSeconds") is not None:
         kept["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
     template_meta = (spec.get("template") or {}).get("metadata") or {}
     template: dict[str, Any] = {}
-    if template_meta.get("labels"):
-        template["labels"] = dict(template_meta["labels"])
+    labels = _picked(template_meta.get("labels"), JOB_TEMPLATE_LABELS)
+    if labels:
+        template["labels"] = labels
     preset = (template_meta.get("annotations") or {}).get(ANNOTATION_PRESET)
     if preset is not None:
         template["annotations"] = {ANNOTATION_PRESET: preset}
@@ -97,7 +122,8 @@ def slim_job(body: Mapping[str, Any]) -> Body:
         kept["template"] = {"metadata": template}
     if kept:
         slim["spec"] = kept
-    return slim
+    compacted: Body = compact(slim)
+    return compacted
 
 
 def slim_preset(body: Mapping[str, Any]) -> Body:
@@ -106,12 +132,15 @@ def slim_preset(body: Mapping[str, Any]) -> Body:
 
 
 def slim_pod(body: Mapping[str, Any]) -> Body:
-    """A pod's identity, node and status."""
-    return {
-        **_slim_metadata(body),
-        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
-        "status": body.get("status") or {},
-    }
+    """A pod's identity, labels, node and status, compacted (`compact`)."""
+    slim: Body = compact(
+        {
+            "metadata": _picked(body.get("metadata"), POD_METADATA),
+            "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+            "status": body.get("status") or {},
+        }
+    )
+    return slim
 
 
 class Store:

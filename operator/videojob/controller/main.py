@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import kopf
 
-    from videojob.controller.handlers import build_registry
+    from videojob.controller.handlers import EventsOnlyMemories, build_registry
     from videojob.controller.kube import Kube, api_client
     from videojob.controller.metrics import Metrics, configure_logging
     from videojob.controller.reconciler import Reconciler, event_workers
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=settings.clusterwide,
         namespaces=settings.namespaces,
         stop_flag=stop,
+        memories=EventsOnlyMemories(),
     )
     if elector is not None and elector.lost:
         sys.stderr.write("videojob-operator: lost the leader election Lease; exiting to restart as a standby\n")

@@ -288,7 +288,7 @@ def test_a_forged_succeeded_frees_no_slot_and_is_corrected(operator: tuple[Recon
     )
     run_pass(reconciler, running, videojob("waiting", created="2026-01-01T11:30:00Z"))
     assert "uid-waiting" not in kube.jobs, "the slot of the running VideoJob stayed taken"
-    status, _, basis = reconciler.status_writer.wishes["uid-running"]
+    status, _, basis, _ = reconciler.status_writer.wishes["uid-running"]
     assert status["phase"] == "Running" and basis == "Succeeded"
 
     async def write() -> None:
@@ -347,3 +347,30 @@ def test_a_replica_that_does_not_lead_makes_no_api_call(operator: tuple[Reconcil
     reconciler.may_act = lambda: True
     run_pass(reconciler)
     assert list(kube.jobs) == ["uid-queued"]
+
+
+def test_a_status_wish_keeps_no_conditions_and_its_write_derives_them_against_the_status_it_patches(
+    operator: tuple[Reconciler, FakeKube],
+) -> None:
+    """Conditions are most of a waiting wish's memory: the write derives them, as of the pass that made the wish,
+    and keeps the transition time of a condition the status it patches already holds."""
+    reconciler, kube = operator
+    run_pass(reconciler, videojob("fresh"))
+    status, _, basis, now = reconciler.status_writer.wishes["uid-fresh"]
+    assert "conditions" not in status and status["jobName"] and now == NOW
+    # meanwhile its status gained the Admitted condition, true since a minute earlier
+    earlier = "2026-01-01T11:59:00Z"
+    admitted = {"type": "Admitted", "status": "True", "reason": "JobCreated", "lastTransitionTime": earlier}
+    reconciler.index.videojobs.items["uid-fresh"]["status"] = {"phase": "Pending", "conditions": [admitted]}
+
+    async def write() -> None:
+        await reconciler.write_status("uid-fresh", status, [], basis, now)
+        await reconciler.events.drain()
+
+    asyncio.run(write())
+    (patch,) = [patch for name, patch in kube.status_patches if name == "fresh"]
+    by_type = {condition["type"]: condition for condition in patch["conditions"]}
+    assert set(by_type) == {"Admitted", "Running", "Succeeded", "Failed", "Cancelled", "Finished"}
+    assert by_type["Admitted"]["status"] == "True" and by_type["Admitted"]["lastTransitionTime"] == earlier
+    assert by_type["Running"]["status"] == "False"
+    assert by_type["Running"]["lastTransitionTime"] == "2026-01-01T12:00:00Z"  # the pass's moment

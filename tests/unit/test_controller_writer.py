@@ -11,7 +11,7 @@ from videojob.controller.reconciler import EventPoster, StatusWriter, _is_urgent
 def run_writer(submissions: list[tuple[str, int, bool]], discard: tuple[str, ...] = ()) -> list[tuple[str, int]]:
     written: list[tuple[str, int]] = []
 
-    async def write(uid: str, status: dict[str, Any], pods: list[Any], basis: str | None) -> None:
+    async def write(uid: str, status: dict[str, Any], pods: list[Any], basis: str | None, now: Any) -> None:
         written.append((uid, status["n"]))
 
     async def main() -> None:
@@ -59,7 +59,7 @@ def test_a_newer_wish_waits_for_the_write_in_flight_of_the_same_videojob() -> No
     async def main() -> None:
         answer = asyncio.Event()
 
-        async def write(uid: str, status: dict[str, Any], pods: list[Any], basis: str | None) -> None:
+        async def write(uid: str, status: dict[str, Any], pods: list[Any], basis: str | None, now: Any) -> None:
             log.append(f"start {uid}{status['n']}")
             if (uid, status["n"]) == ("a", 1):
                 await answer.wait()

@@ -74,6 +74,7 @@ from videojob.controller.status import (
     TERMINAL,
     aggregate_progress,
     chunked_view,
+    conditions,
     derive_status,
     derived_until,
     job_condition,
@@ -192,6 +193,13 @@ def _job_hardware(job: Body) -> str:
 _URGENT_FIELDS = frozenset({"jobName", "attempts", "node", "startedAt", "completedAt"})
 
 
+def without_conditions(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A status as a wish of the status writer keeps it. Its conditions follow from its other fields (`conditions`)
+    and are most of its memory, six dicts; in a burst of 10,000 VideoJobs thousands of wishes wait for the API
+    server, so the write derives them again when it starts (`Reconciler.write_status`)."""
+    return {key: value for key, value in status.items() if key != "conditions"}
+
+
 def _is_urgent(patch: Mapping[str, Any]) -> bool:
     """Admissions and phase changes are written before queue positions (which move for every queued job)."""
     return bool(_URGENT_FIELDS & set(patch)) or patch.get("phase") not in (None, "Pending")
@@ -238,22 +246,22 @@ class StatusWriter(_Workers):
     A pass only says what each status should be; when positions move for hundreds of queued VideoJobs, their
     patches must not hold up the next pass (which admits the next Job). Submitting again before a write happened
     replaces the wish (writes coalesce); each write re-reads the VideoJob from the index, so it patches only the
-    difference that is left.
+    difference that is left. A wish also carries the moment its pass looked (`now`), for what the write derives.
     """
 
     task_name = "videojob-status"
 
     def __init__(
         self,
-        write: Callable[[str, dict[str, Any], list[Body], str | None], Awaitable[None]],
+        write: Callable[[str, dict[str, Any], list[Body], str | None, datetime | None], Awaitable[None]],
         workers: int,
         on_error: Callable[[str, BaseException], None],
     ) -> None:
         super().__init__(workers)
         self.write = write
         self.on_error = on_error
-        # uid -> (status, pods, basis): basis is the phase of the status the wish was computed from.
-        self.wishes: dict[str, tuple[dict[str, Any], list[Body], str | None]] = {}
+        # uid -> (status, pods, basis, now): basis is the phase of the status the wish was computed from.
+        self.wishes: dict[str, tuple[dict[str, Any], list[Body], str | None, datetime | None]] = {}
         self.urgent: dict[str, None] = {}  # insertion-ordered sets of uids
         self.background: dict[str, None] = {}
         # uids being written now: a newer wish for one waits until that write's answer is in the index (as a
@@ -262,9 +270,15 @@ class StatusWriter(_Workers):
         self.writing: set[str] = set()
 
     def submit(
-        self, uid: str, status: dict[str, Any], pods: list[Body], urgent: bool, basis: str | None = None
+        self,
+        uid: str,
+        status: dict[str, Any],
+        pods: list[Body],
+        urgent: bool,
+        basis: str | None = None,
+        now: datetime | None = None,
     ) -> None:
-        self.wishes[uid] = (status, pods, basis)
+        self.wishes[uid] = (status, pods, basis, now)
         if urgent:
             self.background.pop(uid, None)
             self.urgent[uid] = None
@@ -673,7 +687,12 @@ class Reconciler:
             patch = status_patch(vj.get("status"), new)
             if patch:
                 self.status_writer.submit(
-                    uid, new, its_pods, urgent=_is_urgent(patch), basis=(vj.get("status") or {}).get("phase")
+                    uid,
+                    without_conditions(new),
+                    its_pods,
+                    urgent=_is_urgent(patch),
+                    basis=(vj.get("status") or {}).get("phase"),
+                    now=p.now,
                 )
             else:
                 self.status_writer.discard(uid)  # an older wish must not overwrite what is now right
@@ -1152,7 +1171,7 @@ class Reconciler:
         patch = status_patch(current.get("status"), new)
         if patch:
             basis = (current.get("status") or {}).get("phase")
-            self.status_writer.submit(uid, new, [], urgent=_is_urgent(patch), basis=basis)
+            self.status_writer.submit(uid, without_conditions(new), [], urgent=_is_urgent(patch), basis=basis, now=now)
 
     async def admissions_settled(self) -> None:
         """Wait until every Job creation started so far has ended (shutdown, tests)."""
@@ -1250,14 +1269,24 @@ class Reconciler:
             self.deleting_jobs.discard(meta["uid"])
             raise
 
-    async def write_status(self, uid: str, new: dict[str, Any], its_pods: list[Body], basis: str | None = None) -> None:
+    async def write_status(
+        self,
+        uid: str,
+        new: dict[str, Any],
+        its_pods: list[Body],
+        basis: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
         """Patch one VideoJob's status to `new` (computed against what the index holds now), then post the Events
-        of the transition. Called by the status writer; `basis` is the phase the wish was computed from."""
+        of the transition. Called by the status writer; `basis` is the phase the wish was computed from. A `new`
+        without conditions (`without_conditions`) gets them here, as of `now`, against the status it patches."""
         vj = self.index.videojobs.items.get(uid)
         if vj is None or vj["metadata"].get("deletionTimestamp"):
             return
         meta = vj["metadata"]
         old = dict(vj.get("status") or {})
+        if "conditions" not in new and now is not None:
+            new = {**new, "conditions": conditions(new, old.get("conditions") or [], now)}
         if old.get("phase") in TERMINAL and new.get("phase") != old.get("phase") and basis != old.get("phase"):
             # Terminal phases are final, so a wish computed before the status became terminal is stale. A wish
             # computed from this very terminal phase overrules it: its Job does not bear it out (a forged status).

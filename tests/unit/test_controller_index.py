@@ -202,6 +202,17 @@ def test_slim_objects_keep_what_the_operator_reads() -> None:
     }
 
 
+def test_slim_jobs_of_the_same_placement_share_one_spec() -> None:
+    def job(uid: str, hardware: str) -> dict[str, Any]:
+        labels = {LABEL_HARDWARE: hardware, "job-name": uid}
+        return {"metadata": {"uid": uid}, "spec": {"template": {"metadata": {"labels": labels}}}}
+
+    a, b, gpu = slim_job(job("a", "cpu")), slim_job(job("b", "cpu")), slim_job(job("c", "nvidia"))
+    assert a["spec"] is b["spec"]
+    assert gpu["spec"] == {"template": {"metadata": {"labels": {LABEL_HARDWARE: "nvidia"}}}}
+    assert a["spec"] == {"template": {"metadata": {"labels": {LABEL_HARDWARE: "cpu"}}}}
+
+
 def test_a_slim_job_still_belongs_to_its_videojob() -> None:
     """The controller reference is read from the whole Job when it is stored, so dropping it from the slim copy
     changes nothing a pass proves (`jobs_by_videojob`)."""

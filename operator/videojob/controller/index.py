@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -60,16 +61,45 @@ def _slim_metadata(body: Mapping[str, Any]) -> Body:
 
 
 def compact(value: Any) -> Any:
-    """A copy of a JSON value whose dict keys and short strings are interned. Each decoded object has its own copy
-    of every key ("metadata", "lastTransitionTime", ...) and of values such as condition types and reasons: for
-    10,000 VideoJobs those are over a million str objects, about half of the index's memory."""
-    if isinstance(value, dict):
-        return {sys.intern(k) if type(k) is str else k: compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [compact(v) for v in value]
-    if type(value) is str and len(value) <= 64:
-        return sys.intern(value)
-    return value
+    """A copy of a JSON value that shares its strings. Each decoded object has its own copy of every key
+    ("metadata", "lastTransitionTime", ...), of values such as condition types and reasons, and of every repeat of
+    a value within it (the six conditions of a status repeat its message and transition time): for 10,000
+    VideoJobs those are over a million str objects, most of the index's memory. Keys and the values that recur
+    across objects (`_recurs_across_objects`) are interned; any other string is shared within the value only, so
+    the interpreter's table of interned strings does not grow by every uid, name and resourceVersion."""
+    within: dict[str, str] = {}
+
+    def shared(text: str) -> str:
+        if len(text) <= _RECURRING_MAX_LENGTH and _recurs_across_objects(text):
+            return sys.intern(text)
+        return within.setdefault(text, text)
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {sys.intern(k) if type(k) is str else k: copy(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [copy(v) for v in value]
+        if type(value) is str:
+            return shared(value)
+        return value
+
+    return copy(value)
+
+
+_RECURRING_MAX_LENGTH = 40
+_DIGIT = re.compile(r"[0-9]")
+_API_VERSION = re.compile(r"([a-z0-9.-]+/)?v[0-9]+((alpha|beta)[0-9]+)?")
+
+
+def _recurs_across_objects(text: str) -> bool:
+    """Words (condition types, reasons, phases, hardware, namespaces, finalizers: no digit), API versions, and times
+    to the second (`creationTimestamp`, `lastTransitionTime`: a burst creates hundreds in one second) recur across
+    the index's objects. Uids, names, resourceVersions and times to the microsecond have digits and are unique."""
+    return (
+        _DIGIT.search(text) is None
+        or (len(text) == 20 and text[10] == "T" and text[-1] == "Z")
+        or _API_VERSION.fullmatch(text) is not None
+    )
 
 
 def slim_videojob(body: Mapping[str, Any]) -> Body:

@@ -342,8 +342,7 @@ class EventPoster(_Workers):
         """Queue one Event (the arguments of Kube.create_event). Only the VideoJob's identity waits with it: in a
         burst thousands wait, and each whole VideoJob would be an old version held alive (a few KB each)."""
         meta = vj["metadata"]
-        about = {"metadata": {key: meta[key] for key in ("name", "namespace", "uid") if key in meta}}
-        event = (about, event_type, reason, message, when)
+        event = (meta.get("name"), meta.get("namespace"), meta.get("uid"), event_type, reason, message, when)
         if len(self.queue) >= self.limit:
             self.queue.popleft()
             self.dropped += 1
@@ -361,10 +360,12 @@ class EventPoster(_Workers):
         return self.queue.popleft() if self.queue else None
 
     async def _handle(self, event: tuple[Any, ...]) -> None:
+        name, namespace, uid, *rest = event
+        about = {"metadata": {"name": name, "namespace": namespace, "uid": uid}}
         try:
-            await self.post(*event)
+            await self.post(about, *rest)
         except Exception as e:  # the transition itself is recorded; a lost Event is not worth a retry
-            log.warning("cannot post Event %s: %s", event[2], describe(e))
+            log.warning("cannot post Event %s: %s", event[4], describe(e))
 
 
 class Reconciler:

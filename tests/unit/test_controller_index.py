@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from videojob.controller.index import Index, Store, compact, slim_job, slim_pod
+from videojob.controller.index import Index, Store, compact, slim_job, slim_pod, slim_videojob
 from videojob.controller.jobs import (
     ANNOTATION_PRESET,
     LABEL_COMPLETION_INDEX,
@@ -474,3 +474,26 @@ def test_compact_shares_a_string_within_a_value_and_across_values_only_when_it_r
     assert all(message is messages[0] for message in messages)
     assert (messages[0] is other["status"]["conditions"][0]["message"]) is across_objects
     assert next(iter(one)) is next(iter(other)), "keys are always interned"
+
+
+def test_videojobs_with_the_same_settings_share_them_in_the_index_and_read_as_they_were_written() -> None:
+    def body(i: int, crf: Any) -> dict[str, Any]:
+        return {
+            "metadata": {"uid": f"u{i}", "name": f"vj-{i}", "resourceVersion": "1"},
+            "spec": {
+                "inputs": [{"name": "main", "uri": f"s3://in/{i}.mp4"}],
+                "output": {"uri": f"s3://out/{i}/", "video": {"codec": "h264", "crf": crf}, "audio": {"codec": "aac"}},
+            },
+        }
+
+    first, second, third, fourth = (
+        slim_videojob(json.loads(json.dumps(body(i, crf)))) for i, crf in enumerate([23, 23, 23.0, 30])
+    )
+    for i, (slim, crf) in enumerate(zip([first, second, third, fourth], [23, 23, 23.0, 30], strict=True)):
+        assert slim == body(i, crf)
+    assert first["spec"]["output"]["video"] is second["spec"]["output"]["video"]
+    assert first["spec"]["output"]["audio"] is fourth["spec"]["output"]["audio"]
+    assert type(third["spec"]["output"]["video"]["crf"]) is float, "23.0 is not shared with 23"
+    assert first["spec"]["output"]["video"] is not fourth["spec"]["output"]["video"]
+    assert first["spec"]["output"] is not second["spec"]["output"], "dicts holding others are each VideoJob's own"
+    assert first["spec"]["inputs"][0]["uri"] == "s3://in/0.mp4"

@@ -474,6 +474,8 @@ def test_compact_shares_a_string_within_a_value_and_across_values_only_when_it_r
     assert all(message is messages[0] for message in messages)
     assert (messages[0] is other["status"]["conditions"][0]["message"]) is across_objects
     assert next(iter(one)) is next(iter(other)), "keys are always interned"
+    newer = compact(value(), like=one)
+    assert newer["status"]["conditions"][0]["message"] is messages[0], "a new version shares the old one's strings"
 
 
 def test_videojobs_with_the_same_settings_share_them_in_the_index_and_read_as_they_were_written() -> None:
@@ -497,3 +499,33 @@ def test_videojobs_with_the_same_settings_share_them_in_the_index_and_read_as_th
     assert first["spec"]["output"]["video"] is not fourth["spec"]["output"]["video"]
     assert first["spec"]["output"] is not second["spec"]["output"], "dicts holding others are each VideoJob's own"
     assert first["spec"]["inputs"][0]["uri"] == "s3://in/0.mp4"
+
+
+def test_the_index_forgets_the_job_name_of_a_videojob_that_is_gone() -> None:
+    """Job names are kept per VideoJob while it is in the index: a cache of every VideoJob ever seen would grow."""
+    index = Index()
+    vj = {"metadata": {"uid": "u1", "name": "promo", "namespace": "media", "resourceVersion": "1"}}
+    job = {
+        "metadata": {
+            "uid": "j1",
+            "name": job_name(vj),
+            "namespace": "media",
+            "resourceVersion": "2",
+            "ownerReferences": [
+                {
+                    "apiVersion": "videojob.dev/v1alpha1",
+                    "kind": "VideoJob",
+                    "name": "promo",
+                    "uid": "u1",
+                    "controller": True,
+                }
+            ],
+        }
+    }
+    index.observe("videojobs", "ADDED", vj)
+    index.observe("jobs", "ADDED", job)
+    assert index.jobs_by_videojob()["u1"]["metadata"]["uid"] == "j1"
+    assert index._job_names == {"u1": job_name(vj)}
+    index.observe("videojobs", "DELETED", vj)
+    assert index.jobs_by_videojob() == {}
+    assert index._job_names == {}

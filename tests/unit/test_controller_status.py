@@ -13,6 +13,7 @@ from videojob.api.models import VideoJobStatus
 from videojob.controller.status import (
     derive_status,
     failure,
+    precise,
     reason_word,
     status_patch,
     stops_its_job,
@@ -881,3 +882,24 @@ def test_a_derived_status_holds_until_the_clock_can_change_it(
     now = NOW + timedelta(seconds=seconds)
     expected = {"forever": FOREVER, "now": now}.get(until, until) if isinstance(until, str) else until
     assert derived_until({"phase": phase}, job, now, stuck) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("2026-01-01T12:00:05Z", "2026-01-01T12:00:05.000000Z", id="to the second"),
+        pytest.param("2026-01-01T12:00:05.000000Z", "2026-01-01T12:00:05.000000Z", id="already precise"),
+        pytest.param("2026-01-01T14:00:05.250000+02:00", "2026-01-01T12:00:05.250000Z", id="an offset"),
+        pytest.param("2026-01-01T12:00:05.25", "2026-01-01T12:00:05.250000Z", id="no zone is UTC"),
+        pytest.param("2026-13-01T12:00:05.000000Z", None, id="precise in form, no date"),
+        pytest.param("0001-01-01T00:00:00.000000Z", "1-01-01T00:00:00.000000Z", id="year 1 as strftime writes it"),
+        pytest.param("soon", None, id="not a time"),
+        pytest.param(17, None, id="not a string"),
+    ],
+)
+def test_precise(text: Any, expected: str | None) -> None:
+    """The form in which arrival times compare as strings; a recorded queuedAt is already in it and is returned as
+    it is, without a cache entry for each of 10,000 VideoJobs."""
+    assert precise(text) == expected
+    if expected == text:
+        assert precise(text) is text

@@ -60,14 +60,18 @@ def _slim_metadata(body: Mapping[str, Any]) -> Body:
     return {"metadata": meta}
 
 
-def compact(value: Any) -> Any:
+def compact(value: Any, like: Any = None) -> Any:
     """A copy of a JSON value that shares its strings. Each decoded object has its own copy of every key
     ("metadata", "lastTransitionTime", ...), of values such as condition types and reasons, and of every repeat of
     a value within it (the six conditions of a status repeat its message and transition time): for 10,000
     VideoJobs those are over a million str objects, most of the index's memory. Keys and the values that recur
-    across objects (`_recurs_across_objects`) are interned; any other string is shared within the value only, so
-    the interpreter's table of interned strings does not grow by every uid, name and resourceVersion."""
+    across objects (`_recurs_across_objects`) are interned; any other string is shared within the value, and with
+    `like` (the compacted older version of the same object, whose uid, name and most of whose status a new version
+    repeats, and which a pass or a waiting Event may still hold), so the interpreter's table of interned strings
+    does not grow by every uid, name and resourceVersion."""
     within: dict[str, str] = {}
+    if like is not None:
+        _collect_strings(like, within)
 
     def shared(text: str) -> str:
         if len(text) <= _RECURRING_MAX_LENGTH and _recurs_across_objects(text):
@@ -86,6 +90,17 @@ def compact(value: Any) -> Any:
     return copy(value)
 
 
+def _collect_strings(value: Any, into: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for child in value.values():
+            _collect_strings(child, into)
+    elif isinstance(value, list):
+        for child in value:
+            _collect_strings(child, into)
+    elif type(value) is str:
+        into.setdefault(value, value)
+
+
 _RECURRING_MAX_LENGTH = 40
 _DIGIT = re.compile(r"[0-9]")
 _API_VERSION = re.compile(r"([a-z0-9.-]+/)?v[0-9]+((alpha|beta)[0-9]+)?")
@@ -102,7 +117,7 @@ def _recurs_across_objects(text: str) -> bool:
     )
 
 
-def slim_videojob(body: Mapping[str, Any]) -> Body:
+def slim_videojob(body: Mapping[str, Any], previous: Body | None = None) -> Body:
     """What a pass reads of a VideoJob: all of it but the server's field-ownership bookkeeping and the annotations
     (kubectl's last-applied-configuration alone repeats the whole spec) other than those that decide its TTL
     (`status.TTL_ANNOTATIONS`); compacted (`compact`), as the index holds one per VideoJob."""
@@ -111,7 +126,7 @@ def slim_videojob(body: Mapping[str, Any]) -> Body:
     kept = {k: v for k, v in annotations.items() if k in TTL_ANNOTATIONS}
     if kept:
         meta["annotations"] = kept
-    slim: Body = compact({**body, "metadata": meta})
+    slim: Body = compact({**body, "metadata": meta}, like=previous)
     if isinstance(slim.get("spec"), dict):
         _share_leaves(slim["spec"])
     return slim
@@ -150,7 +165,7 @@ def _picked(mapping: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str,
     return {key: mapping[key] for key in keys if key in mapping}
 
 
-def slim_job(body: Mapping[str, Any]) -> Body:
+def slim_job(body: Mapping[str, Any], previous: Body | None = None) -> Body:
     """A Job's identity, time limit, its pod template's placement labels and preset annotation, and its status;
     the rest of the template (with the spec in an annotation) stays out of memory. The time limit is kept for the
     message of a Job stopped at its deadline; the template's labels and annotation say where the operator placed
@@ -171,7 +186,7 @@ def slim_job(body: Mapping[str, Any]) -> Body:
         template["annotations"] = {ANNOTATION_PRESET: preset}
     if template:
         kept["template"] = {"metadata": template}
-    compacted: Body = compact(slim)
+    compacted: Body = compact(slim, like=previous)
     if kept:
         compacted["spec"] = _shared_job_spec(json.dumps(kept, sort_keys=True))
     return compacted
@@ -185,29 +200,35 @@ def _shared_job_spec(text: str) -> Body:
     return spec
 
 
-def slim_preset(body: Mapping[str, Any]) -> Body:
-    """A preset's identity and spec (a few hundred bytes)."""
+def slim_preset(body: Mapping[str, Any], previous: Body | None = None) -> Body:
+    """A preset's identity and spec (a few hundred bytes; there are few)."""
     return compact({**_slim_metadata(body), "spec": body.get("spec") or {}})
 
 
-def slim_pod(body: Mapping[str, Any]) -> Body:
+def slim_pod(body: Mapping[str, Any], previous: Body | None = None) -> Body:
     """A pod's identity, labels, node and status, compacted (`compact`)."""
     slim: Body = compact(
         {
             "metadata": _picked(body.get("metadata"), POD_METADATA),
             "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
             "status": body.get("status") or {},
-        }
+        },
+        like=previous,
     )
     return slim
 
 
+def _as_dict(body: Mapping[str, Any], previous: Body | None = None) -> Body:
+    return dict(body)
+
+
 class Store:
-    """Objects of one kind by uid, slimmed to what the operator reads (memory for thousands of them)."""
+    """Objects of one kind by uid, slimmed to what the operator reads (memory for thousands of them). `slim` gets
+    the object and the slimmed version it replaces (None for a new one)."""
 
     def __init__(
         self,
-        slim: Callable[[Mapping[str, Any]], Body] = dict,
+        slim: Callable[[Mapping[str, Any], Body | None], Body] = _as_dict,
         owner: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
         self.slim = slim
@@ -230,9 +251,10 @@ class Store:
         return changed
 
     def _put(self, uid: str, body: Mapping[str, Any]) -> None:
-        self.items[uid] = self.slim(body)
+        self.items[uid] = self.slim(body, self.items.get(uid))
         if self.owner is not None:
-            self.owners[uid] = self.owner(body)
+            owner, old = self.owner(body), self.owners.get(uid)
+            self.owners[uid] = old if old == owner else owner  # a new version names the same one: one string
         self._changed(uid)
 
     def _drop(self, uid: str) -> None:
@@ -323,6 +345,9 @@ class Index:
         self._jobs_of: dict[str, tuple[str, ...]] = {}
         self._jobs_seen = self.jobs.track()
         self._videojobs_seen = self.videojobs.track()
+        # VideoJob uid -> the name of its Job (`job_name`: a sha256, for 10,000 Jobs whenever they change), kept
+        # while the VideoJob is in the index
+        self._job_names: dict[str, str] = {}
 
     def store(self, kind: str) -> Store:
         return {
@@ -392,6 +417,8 @@ class Index:
         self._jobs_seen.clear()
         for vj_uid in self._videojobs_seen:
             recheck.update(self._jobs_of.get(vj_uid, ()))
+            if vj_uid not in self.videojobs.items:
+                self._job_names.pop(vj_uid, None)
         self._videojobs_seen.clear()
         for job_uid in recheck:
             self._unclaim(job_uid)
@@ -417,10 +444,13 @@ class Index:
         if meta.get("namespace") != vj_meta.get("namespace"):
             return
         name, vj_uid, vj_name = meta.get("name"), str(vj_meta["uid"]), str(vj_meta["name"])
-        if name == _name_for(job_name, vj_uid, vj_name):
+        identity = {"metadata": {"uid": vj_uid, "name": vj_name}}
+        if vj_uid not in self._job_names:
+            self._job_names[vj_uid] = job_name(identity)
+        if name == self._job_names[vj_uid]:
             self._owned_jobs[vj_uid] = job
             self._claims[job_uid] = (vj_uid, False)
-        elif name == _name_for(join_job_name, vj_uid, vj_name):
+        elif name == join_job_name(identity):  # seldom: only join Jobs (and Jobs that are no VideoJob's) get here
             self._owned_joins[vj_uid] = job
             self._claims[job_uid] = (vj_uid, True)
 
@@ -468,13 +498,6 @@ class Index:
             self.arrivals[str(vj["metadata"]["uid"])] = precise_timestamp(moment)
             self.last_arrival = moment
             moment += _TICK
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _name_for(name_of: Callable[[Mapping[str, Any]], str], uid: str, name: str) -> str:
-    """`job_name` or `join_job_name` of the VideoJob with this uid and name (neither ever changes; a sha256 each
-    time, for 10,000 Jobs in every pass, is most of the pass)."""
-    return name_of({"metadata": {"uid": uid, "name": name}})
 
 
 _TICK = timedelta(microseconds=1)

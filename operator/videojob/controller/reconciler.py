@@ -30,6 +30,7 @@ import gc
 import itertools
 import logging
 import os
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -342,7 +343,16 @@ class EventPoster(_Workers):
         """Queue one Event (the arguments of Kube.create_event). Only the VideoJob's identity waits with it: in a
         burst thousands wait, and each whole VideoJob would be an old version held alive (a few KB each)."""
         meta = vj["metadata"]
-        event = (meta.get("name"), meta.get("namespace"), meta.get("uid"), event_type, reason, message, when)
+        # `when` is to the second: one string for the hundreds of a burst
+        event = (
+            meta.get("name"),
+            meta.get("namespace"),
+            meta.get("uid"),
+            event_type,
+            reason,
+            message,
+            sys.intern(when),
+        )
         if len(self.queue) >= self.limit:
             self.queue.popleft()
             self.dropped += 1

@@ -77,10 +77,17 @@ def precise_timestamp(moment: datetime) -> str:
 def precise(text: Any) -> str | None:
     """Any RFC 3339 time as `precise_timestamp` writes it (None when it is not one): "…:05Z" and "…:05.000000Z"
     name the same moment but do not sort as strings."""
-    return _precise(text) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        return None
+    if _PRECISE_FORMAT.fullmatch(text) and text[0] != "0" and parse_time(text) is not None:
+        return text  # already one (every recorded queuedAt): a cache entry for each would hold 10,000 copies
+    return _precise(text)
 
 
-@functools.lru_cache(maxsize=1 << 17)  # one queuedAt per VideoJob, read every pass: at least as many as VideoJobs
+_PRECISE_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+@functools.lru_cache(maxsize=1 << 12)  # creationTimestamps, to the second: a burst shares a few
 def _precise(text: str) -> str | None:
     moment = parse_time(text)
     return None if moment is None else precise_timestamp(moment)

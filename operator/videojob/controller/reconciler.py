@@ -343,16 +343,8 @@ class EventPoster(_Workers):
         """Queue one Event (the arguments of Kube.create_event). Only the VideoJob's identity waits with it: in a
         burst thousands wait, and each whole VideoJob would be an old version held alive (a few KB each)."""
         meta = vj["metadata"]
-        # `when` is to the second: one string for the hundreds of a burst
-        event = (
-            meta.get("name"),
-            meta.get("namespace"),
-            meta.get("uid"),
-            event_type,
-            reason,
-            message,
-            sys.intern(when),
-        )
+        when = sys.intern(when)  # to the second: one string for the hundreds of a burst
+        event = (meta.get("name"), meta.get("namespace"), meta.get("uid"), event_type, reason, message, when)
         if len(self.queue) >= self.limit:
             self.queue.popleft()
             self.dropped += 1

@@ -13,5 +13,6 @@ I/O:
     reconciler  the debounced reconcile pass and the background status writer
     handlers    Kopf wiring: watches feed the index; startup/cleanup of the loop and the metrics server
     metrics     Prometheus metrics, /healthz, JSON logs
+    memory      the process and glibc's allocator: arenas capped, free pages given back after passes
     main        the `videojob-operator` entry point
 """

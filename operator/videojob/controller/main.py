@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"videojob-operator: {e}\n")
         return 2
 
-    _limit_malloc_arenas()
+    from videojob.controller.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()
 
     import kopf
 
@@ -91,21 +93,6 @@ def _elector(settings: Settings, kube: Kube, metrics: Metrics) -> LeaderElector:
         metrics,
         labels={LABEL_MANAGED_BY: MANAGED_BY},
     )
-
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas before any thread starts. By default every thread that allocates (the API
-    worker pools, Kopf's executor) may get an arena of its own, and the JSON of watch events and lists spread
-    over many arenas keeps the process's memory high long after it is freed (the same as MALLOC_ARENA_MAX=2)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass  # not glibc (e.g. musl): nothing to tune
 
 
 if __name__ == "__main__":  # pragma: no cover

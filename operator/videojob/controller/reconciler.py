@@ -66,6 +66,7 @@ from videojob.controller.kube import (
     presets_path,
     videojobs_path,
 )
+from videojob.controller.memory import HeapTrimmer, malloc_trim
 from videojob.controller.metrics import Metrics
 from videojob.controller.notify import Notifier
 from videojob.controller.presets import Resolution, find_preset, resolve
@@ -399,6 +400,7 @@ class Reconciler:
         self.admitting: dict[str, tuple[asyncio.Task[None], str, int]] = {}
         self.refused: dict[str, str] = {}  # uid -> why the API server refused its Job for good (it fails)
         self.last_pass_seconds = 0.0
+        self.heap = HeapTrimmer(malloc_trim())
         self.blocked: dict[str, str] = {}  # uid -> why creating its Job failed last time (retried)
         self.broken: dict[str, str] = {}  # uid -> why the last pass could not handle it (reported once)
         # uid -> {pod uid: percent}: the last progress lines read from the VideoJob's running pods (poll_progress)
@@ -613,6 +615,7 @@ class Reconciler:
             self.metrics.last_pass = time.monotonic()
         self.last_pass_seconds = time.perf_counter() - started
         self.metrics.reconcile_duration.observe(self.last_pass_seconds)
+        self.heap.after_pass()
 
     async def reconcile(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)

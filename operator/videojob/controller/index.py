@@ -70,35 +70,30 @@ def compact(value: Any, like: Any = None) -> Any:
     repeats, and which a pass or a waiting Event may still hold), so the interpreter's table of interned strings
     does not grow by every uid, name and resourceVersion."""
     within: dict[str, str] = {}
-    if like is not None:
-        _collect_strings(like, within)
 
-    def shared(text: str) -> str:
-        if len(text) <= _RECURRING_MAX_LENGTH and _recurs_across_objects(text):
-            return sys.intern(text)
-        return within.setdefault(text, text)
-
-    def copy(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {sys.intern(k) if type(k) is str else k: copy(v) for k, v in value.items()}
+    def copy(value: Any, like: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            if like == value and type(like) is str:  # the same field of the older version: its string
+                return like
+            if len(value) <= _RECURRING_MAX_LENGTH and _recurs_across_objects(value):
+                return sys.intern(value)
+            return within.setdefault(value, value)
+        if kind is dict:
+            if type(like) is not dict:
+                return {sys.intern(k) if type(k) is str else k: copy(v, None) for k, v in value.items()}
+            return {sys.intern(k) if type(k) is str else k: copy(v, like.get(k)) for k, v in value.items()}
+        if kind is list:
+            if type(like) is list and len(like) == len(value):
+                return [copy(v, old) for v, old in zip(value, like, strict=True)]
+            return [copy(v, None) for v in value]
+        if isinstance(value, dict):  # subclasses, as callers may hand over
+            return copy(dict(value), like)
         if isinstance(value, list):
-            return [copy(v) for v in value]
-        if type(value) is str:
-            return shared(value)
+            return copy(list(value), like)
         return value
 
-    return copy(value)
-
-
-def _collect_strings(value: Any, into: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for child in value.values():
-            _collect_strings(child, into)
-    elif isinstance(value, list):
-        for child in value:
-            _collect_strings(child, into)
-    elif type(value) is str:
-        into.setdefault(value, value)
+    return copy(value, like)
 
 
 _RECURRING_MAX_LENGTH = 40
@@ -133,21 +128,39 @@ def slim_videojob(body: Mapping[str, Any], previous: Body | None = None) -> Body
 
 
 def _share_leaves(value: Any) -> None:
-    """Replace, in a value just compacted, each dict of scalars (`{"codec": "h264", "crf": 23}`) by one object
-    shared by every VideoJob whose dict has the same content: most specs repeat the same few settings. Read only,
-    like everything in the index."""
+    """Replace, in a value just compacted, each dict of settings (`{"codec": "h264", "crf": 23}`: scalars and
+    short strings) by one object shared by every VideoJob whose dict has the same content: most
+    specs repeat the same few settings. Read only, like everything in the index."""
     children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, child in list(children):
-        if isinstance(child, dict) and not any(isinstance(v, (dict, list)) for v in child.values()):
-            value[key] = _shared_leaf(json.dumps(child))
-        else:
+        if isinstance(child, dict):
+            shape = _settings_shape(child)
+            if shape is None:
+                _share_leaves(child)
+            elif shape in _SHARED_SETTINGS or len(_SHARED_SETTINGS) < _SHARED_SETTINGS_MAX:
+                value[key] = _SHARED_SETTINGS.setdefault(shape, child)
+        elif isinstance(child, list):
             _share_leaves(child)
 
 
-@functools.lru_cache(maxsize=1024)
-def _shared_leaf(text: str) -> Body:
-    leaf: Body = compact(json.loads(text))
-    return leaf
+def _settings_shape(leaf: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """A dict of settings as a key, types included (23 and 23.0 are not the same setting, nor 1 and true); None for
+    a dict that holds others or a long string (a URI, most likely its VideoJob's own): sharing it would save
+    nothing."""
+    shape = []
+    for key, value in leaf.items():
+        if isinstance(value, (dict, list)):
+            return None
+        if type(value) is str and len(value) > _SETTING_MAX_LENGTH:
+            return None
+        shape.append((key, type(value), value))
+    return tuple(shape)
+
+
+# shape -> the one dict of those settings. Not evicted: distinct settings are few; past the bound they go unshared.
+_SHARED_SETTINGS: dict[tuple[Any, ...], Body] = {}
+_SHARED_SETTINGS_MAX = 4096
+_SETTING_MAX_LENGTH = 32
 
 
 # What a pass reads of a Job's and a pod's metadata. A Job's own labels and its controller reference are not among

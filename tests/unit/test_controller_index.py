@@ -529,3 +529,34 @@ def test_the_index_forgets_the_job_name_of_a_videojob_that_is_gone() -> None:
     index.observe("videojobs", "DELETED", vj)
     assert index.jobs_by_videojob() == {}
     assert index._job_names == {}
+
+
+def test_a_proven_job_shares_its_videojobs_uid_and_its_name_with_the_index() -> None:
+    """One string object each (10,000 Jobs), and the Job is still proven after newer versions of both."""
+    index = Index()
+    vj = json.loads(
+        json.dumps({"metadata": {"uid": "u1", "name": "promo", "namespace": "media", "resourceVersion": "1"}})
+    )
+    reference = {
+        "apiVersion": "videojob.dev/v1alpha1",
+        "kind": "VideoJob",
+        "name": "promo",
+        "uid": "u1",
+        "controller": True,
+    }
+
+    def job(version: str) -> dict[str, Any]:
+        meta = {"uid": "j1", "name": job_name(vj), "namespace": "media", "resourceVersion": version}
+        return json.loads(json.dumps({"metadata": {**meta, "ownerReferences": [reference]}}))
+
+    index.observe("videojobs", "ADDED", vj)
+    index.observe("jobs", "ADDED", job("2"))
+    assert index.jobs_by_videojob()["u1"]["metadata"]["resourceVersion"] == "2"
+    stored_uid = next(iter(index.videojobs.items.values()))["metadata"]["uid"]
+    assert index.jobs.owners["j1"] is stored_uid
+    assert index._job_names["u1"] is index.jobs.items["j1"]["metadata"]["name"]
+    index.observe("jobs", "MODIFIED", job("3"))
+    index.observe("videojobs", "MODIFIED", {"metadata": {**vj["metadata"], "resourceVersion": "4"}})
+    assert index.jobs_by_videojob()["u1"]["metadata"]["resourceVersion"] == "3"
+    assert index.jobs.owners["j1"] == "u1"
+    assert list(index._jobs_of) == ["u1"]

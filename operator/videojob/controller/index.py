@@ -463,9 +463,19 @@ class Index:
         if name == self._job_names[vj_uid]:
             self._owned_jobs[vj_uid] = job
             self._claims[job_uid] = (vj_uid, False)
+            self._job_names[vj_uid] = name  # the Job's own string: one copy of the name, not two
+            self._share_owner(job_uid, vj_uid)
         elif name == join_job_name(identity):  # seldom: only join Jobs (and Jobs that are no VideoJob's) get here
             self._owned_joins[vj_uid] = job
             self._claims[job_uid] = (vj_uid, True)
+
+    def _share_owner(self, job_uid: str, vj_uid: str) -> None:
+        """Where a proven Job's controller uid is kept, the VideoJob's own uid string in place of the equal one
+        decoded from the Job (another copy for each of 10,000 Jobs; `Store._put` keeps it for newer versions)."""
+        if self.jobs.owners.get(job_uid) is not vj_uid and vj_uid in self._jobs_of:
+            self.jobs.owners[job_uid] = vj_uid
+            self._job_owner[job_uid] = vj_uid
+            self._jobs_of[vj_uid] = self._jobs_of.pop(vj_uid)  # a dict keeps the key it was first given
 
     def pods_by_videojob(self, jobs: Mapping[str, Body] | None = None) -> dict[str, list[Body]]:
         """Each VideoJob's pods: those whose controller reference is its Job (`jobs_by_videojob`, or `jobs` when

@@ -47,15 +47,16 @@ def test_on_glibc_malloc_trim_gives_freed_memory_back() -> None:
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
     libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
-    # 64 KiB blocks stay under the mmap threshold: they are carved from the heap, like the JSON of watch events; a
-    # small block kept after each (like an object of the index) leaves a hole below the heap's top when it is freed
-    blocks, kept = [], []
-    for _ in range(800):
+    # 64 KiB blocks stay under the mmap threshold: they are carved from the heap, like the JSON of watch events.
+    # Every other one is kept (like the index's objects between them): the freed ones are holes that cannot merge
+    # with a neighbour or with the heap's top, so `free` alone cannot give them back.
+    blocks = []
+    for _ in range(1600):
         blocks.append(libc.malloc(64 * 1024))
         libc.memset(blocks[-1], 1, 64 * 1024)  # touched: resident
-        kept.append(libc.malloc(256))
+    holes, kept = blocks[0::2], blocks[1::2]
     before = _rss()
-    for block in blocks:
+    for block in holes:
         libc.free(block)
     freed = _rss()
     assert trim() == 1, "malloc_trim says it released memory"

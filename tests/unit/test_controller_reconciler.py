@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +100,58 @@ def videojob(
     if status is not None:
         body["status"] = status
     return body
+
+
+def its_job(vj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The VideoJob's Job as the API server shows it, with the Job controller's `status`."""
+    name = vj["metadata"]["name"]
+    return {
+        "metadata": {
+            "name": job_name(vj),
+            "namespace": "media",
+            "uid": f"job-{name}",
+            "resourceVersion": "5",
+            "ownerReferences": [
+                {
+                    "apiVersion": "videojob.dev/v1alpha1",
+                    "kind": "VideoJob",
+                    "name": name,
+                    "uid": vj["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"template": {"metadata": {"labels": {"videojob.dev/hardware": "cpu"}}}},
+        "status": status,
+    }
+
+
+def its_pod(job: dict[str, Any], state: dict[str, Any], phase: str = "Running") -> dict[str, Any]:
+    """The Job's pod, its transcoder container in `state`."""
+    return {
+        "metadata": {
+            "name": f"{job['metadata']['name']}-pod",
+            "namespace": "media",
+            "uid": f"pod-{job['metadata']['uid']}",
+            "resourceVersion": "6",
+            "creationTimestamp": "2026-01-01T11:40:00Z",
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": job["metadata"]["name"],
+                    "uid": job["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"nodeName": "cpu-0"},
+        "status": {
+            "phase": phase,
+            "startTime": "2026-01-01T11:40:00Z",
+            "containerStatuses": [{"name": "transcode", "state": state}],
+        },
+    }
 
 
 @pytest.fixture
@@ -238,54 +291,8 @@ def test_a_forged_succeeded_frees_no_slot_and_is_corrected(operator: tuple[Recon
             "completedAt": "2026-01-01T11:59:00Z",
         },
     )
-    job: dict[str, Any] = {
-        "metadata": {
-            "name": job_name(running),
-            "namespace": "media",
-            "uid": "job-running",
-            "resourceVersion": "5",
-            "ownerReferences": [
-                {
-                    "apiVersion": "videojob.dev/v1alpha1",
-                    "kind": "VideoJob",
-                    "name": "running",
-                    "uid": "uid-running",
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {"template": {"metadata": {"labels": {"videojob.dev/hardware": "cpu"}}}},
-        "status": {"active": 1},
-    }
-    reconciler.index.observe("jobs", "ADDED", job)
-    reconciler.index.observe(
-        "pods",
-        "ADDED",
-        {
-            "metadata": {
-                "name": "running-pod",
-                "namespace": "media",
-                "uid": "pod-1",
-                "resourceVersion": "6",
-                "creationTimestamp": "2026-01-01T11:40:00Z",
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "name": job["metadata"]["name"],
-                        "uid": "job-running",
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": {"nodeName": "cpu-0"},
-            "status": {
-                "phase": "Running",
-                "startTime": "2026-01-01T11:40:00Z",
-                "containerStatuses": [{"name": "transcode", "state": {"running": {}}}],
-            },
-        },
-    )
+    reconciler.index.observe("jobs", "ADDED", (job := its_job(running, {"active": 1})))
+    reconciler.index.observe("pods", "ADDED", its_pod(job, {"running": {}}))
     run_pass(reconciler, running, videojob("waiting", created="2026-01-01T11:30:00Z"))
     assert "uid-waiting" not in kube.jobs, "the slot of the running VideoJob stayed taken"
     status, _, basis, _ = reconciler.status_writer.wishes["uid-running"]
@@ -374,3 +381,32 @@ def test_a_status_wish_keeps_no_conditions_and_its_write_derives_them_against_th
     assert by_type["Admitted"]["status"] == "True" and by_type["Admitted"]["lastTransitionTime"] == earlier
     assert by_type["Running"]["status"] == "False"
     assert by_type["Running"]["lastTransitionTime"] == "2026-01-01T12:00:00Z"  # the pass's moment
+
+
+def test_a_complete_job_whose_pod_is_not_seen_yet_succeeds_with_its_result_once_it_is(
+    operator: tuple[Reconciler, FakeKube],
+) -> None:
+    """CI caught it after the API server restarted: the Jobs' watch came back before the pods', the Job said Complete,
+    and the VideoJob became Succeeded (final) without the artifacts its pod's result lists."""
+    reconciler, _ = operator
+    running = videojob("done", {"phase": "Running", "jobName": job_name(videojob("done")), "attempts": 1})
+    job = its_job(
+        running,
+        {
+            "succeeded": 1,
+            "completionTime": "2026-01-01T11:59:50Z",
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T11:59:50Z"}],
+        },
+    )
+    reconciler.index.observe("jobs", "ADDED", job)
+    run_pass(reconciler, running)
+    status = reconciler.status_writer.wishes["uid-done"][0]
+    assert status["phase"] == "Running" and "waiting to see its pod's result" in status["message"]
+
+    artifact = {"uri": "s3://media/out/done/output.mp4", "size": 10, "sha256": "0" * 64}
+    message = json.dumps({"ok": True, "artifacts": [artifact]})
+    done = {"terminated": {"exitCode": 0, "reason": "Completed", "message": message}}
+    reconciler.index.observe("pods", "ADDED", its_pod(job, done, phase="Succeeded"))
+    run_pass(reconciler)
+    status = reconciler.status_writer.wishes["uid-done"][0]
+    assert status["phase"] == "Succeeded" and [a["uri"] for a in status["artifacts"]] == [artifact["uri"]]

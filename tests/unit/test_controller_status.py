@@ -846,6 +846,10 @@ def test_a_failed_job_names_what_it_could_not_delete(leftovers: list[str], named
 
 
 _CREATED = {"metadata": {"name": "j", "creationTimestamp": "2026-01-01T12:00:00Z"}}  # NOW
+_COMPLETE = {
+    **_CREATED,
+    "status": {"completionTime": "2026-01-01T12:00:00Z", "conditions": [{"type": "Complete", "status": "True"}]},
+}
 
 
 @pytest.mark.parametrize(
@@ -860,6 +864,8 @@ _CREATED = {"metadata": {"name": "j", "creationTimestamp": "2026-01-01T12:00:00Z
         ("Pending", None, 1, 120, "forever"),
         ("Running", _CREATED, 1, 120, "forever"),
         ("Succeeded", _CREATED, 1, 120, "forever"),
+        ("Running", _COMPLETE, 1, 120, NOW + timedelta(seconds=60)),
+        ("Succeeded", _COMPLETE, 1, 120, "forever"),
     ],
     ids=[
         "admitted: until its Job has had no pod for NO_POD_AFTER",
@@ -871,6 +877,8 @@ _CREATED = {"metadata": {"name": "j", "creationTimestamp": "2026-01-01T12:00:00Z
         "queued, no Job: nothing reads the clock",
         "running",
         "finished",
+        "its Job complete, its pod's result not seen: until RESULT_WAIT after the completion",
+        "its Job complete and the phase final",
     ],
 )
 def test_a_derived_status_holds_until_the_clock_can_change_it(
@@ -903,3 +911,93 @@ def test_precise(text: Any, expected: str | None) -> None:
     assert precise(text) == expected
     if expected == text:
         assert precise(text) is text
+
+
+@pytest.mark.parametrize(
+    ("reason", "pods", "phase", "expected"),
+    [
+        pytest.param("PodFailurePolicy", [], "Running", "waiting to see its pod's exit", id="no pod seen yet: waits"),
+        pytest.param("BackoffLimitExceeded", [pod("running")], "Running", "waiting", id="its pod seen still running"),
+        pytest.param(
+            "PodFailurePolicy",
+            [pod("terminated", 65, result(False, reason="InputNotFound", message="s3://m/in.mp4 missing"))],
+            "Failed",
+            "InputNotFound",
+            id="seen: the transcoder's reason",
+        ),
+        pytest.param(
+            "DeadlineExceeded", [], "Failed", "DeadlineExceeded", id="stopped by its deadline: no pod says why"
+        ),
+    ],
+)
+def test_a_failed_job_waits_a_while_for_its_pods_exit(
+    reason: str, pods: list[dict[str, Any]], phase: str, expected: str
+) -> None:
+    failed = job(("Failed", reason))
+    failed["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T11:59:50Z"
+    status = derive_status(vj({"phase": "Running"}), failed, pods, NOW, outputs=OUTPUTS)
+    assert status["phase"] == phase and expected in (status["reason"] if phase == "Failed" else status["message"])
+
+
+def _chunked(part: str, state: str, index: str = "0") -> dict[str, Any]:
+    body = pod(state, 0, result() if part == "join" else None)
+    body["metadata"]["labels"] = {"videojob.dev/part": part, "batch.kubernetes.io/job-completion-index": index}
+    return body
+
+
+_SEGMENTS_JOB = job(("Complete", "Completed"), completion="2026-01-01T11:59:50Z")
+_SEGMENTS_JOB["spec"] = {
+    "template": {"metadata": {"labels": {"videojob.dev/part": "segments", "videojob.dev/segments": "2"}}}
+}
+
+
+@pytest.mark.parametrize(
+    ("completed", "pods", "phase", "message"),
+    [
+        pytest.param("11:59:50", [], "Running", "waiting to see its pod's result", id="no pod seen yet: waits"),
+        pytest.param(
+            "11:59:50", [pod("running")], "Running", "waiting to see its pod's result", id="its pod seen still running"
+        ),
+        pytest.param("11:59:50", [pod("terminated", 0, result())], "Succeeded", "1 artifact(s) written", id="seen"),
+        pytest.param(
+            "11:59:50",
+            [pod("terminated", 0, "not json")],
+            "Succeeded",
+            "no readable result",
+            id="seen, its result unreadable: no use waiting",
+        ),
+        pytest.param("11:59:00", [], "Succeeded", "no readable result", id="RESULT_WAIT after the completion: final"),
+        pytest.param(None, [], "Succeeded", "no readable result", id="no completion time: nothing to wait from"),
+    ],
+)
+def test_a_complete_job_waits_a_while_for_its_pods_result(
+    completed: str | None, pods: list[dict[str, Any]], phase: str, message: str
+) -> None:
+    """After the API server restarted, the Jobs' watch can come back before the pods' (CI saw it): the Job says
+    Complete while the pod that holds the result (its artifacts) is not seen yet, and a Succeeded is final."""
+    from videojob.controller.status import RESULT_WAIT
+
+    assert RESULT_WAIT == 60
+    complete = job(("Complete", "Completed"), completion=f"2026-01-01T{completed}Z" if completed else None)
+    if completed is None:
+        del complete["status"]["conditions"][0]["lastTransitionTime"]
+    status = derive_status(vj({"phase": "Running"}), complete, pods, NOW, outputs=OUTPUTS)
+    VideoJobStatus.model_validate(status)
+    assert status["phase"] == phase and message in status["message"]
+    assert status["artifacts"] == ([] if "artifact(s)" not in message else status["artifacts"])
+
+
+@pytest.mark.parametrize(
+    ("pods", "phase"),
+    [
+        pytest.param(
+            [_chunked("segments", "terminated"), _chunked("segments", "terminated", "1")], "Running", id="segments only"
+        ),
+        pytest.param(
+            [_chunked("segments", "terminated"), _chunked("join", "terminated")], "Succeeded", id="the join seen"
+        ),
+    ],
+)
+def test_a_chunked_videojobs_result_is_its_joins(pods: list[dict[str, Any]], phase: str) -> None:
+    status = derive_status(vj({"phase": "Running"}), _SEGMENTS_JOB, pods, NOW, outputs=OUTPUTS)
+    assert status["phase"] == phase

@@ -52,6 +52,7 @@ TERMINAL = (Phase.SUCCEEDED.value, Phase.FAILED.value, Phase.CANCELLED.value)
 MAX_MESSAGE = 4096
 MAX_ARTIFACTS = 16  # status.artifacts' bound in the CRD: a longer list would make the API server refuse the status
 NO_POD_AFTER = 30  # seconds a Job may exist without a pod before the status says so
+RESULT_WAIT = 60  # seconds a finished Job's VideoJob stays Running while the pod that says how is not seen
 
 _REASON_CHARS = re.compile(r"[^A-Za-z0-9_,:]")
 _EXIT_REASONS = {
@@ -253,6 +254,36 @@ def _failure(job: Body | None, pods: Sequence[Body]) -> tuple[str, str]:
     return reason_word(job_reason or Reason.JOB_FAILED), job_message or "the Job failed"
 
 
+def finished_at(job: Body | None) -> datetime | None:
+    """When the Job was marked complete or failed (its completionTime, else its condition's transition), or None."""
+    marked = job_condition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget")
+    if job is None or marked is None:
+        return None
+    return parse_time((job.get("status") or {}).get("completionTime")) or parse_time(marked.get("lastTransitionTime"))
+
+
+def awaits_pod(job: Body | None, pods: Sequence[Body], now: datetime) -> str | None:
+    """What a finished Job's VideoJob waits to see, or None: its Job is marked complete (or failed by its pods),
+    yet no pod of it that exited 0 (nonzero) is seen, and it finished less than RESULT_WAIT seconds ago. The pods'
+    watch lags the Jobs' (each reconnects on its own after the API server restarted, with its own back-off), and
+    only that pod's termination message holds the result (its artifacts) or the transcoder's reason: a terminal
+    phase written now would be final without them. For a chunked VideoJob the result is its join's."""
+    finished = finished_at(job)
+    if finished is None or now >= finished + timedelta(seconds=RESULT_WAIT):
+        return None
+    exits = [transcoder_state(pod).get("terminated", {}).get("exitCode") for pod in pods]
+    if job_condition(job, "Complete", "SuccessCriteriaMet"):
+        chunked = job_segments(job) > 1
+        if any(code == 0 for pod, code in zip(pods, exits, strict=True) if _is_join(pod) or not chunked):
+            return None
+        return "its Job is complete; waiting to see its pod's result"
+    if (job_condition(job, "Failed", "FailureTarget") or {}).get("reason") == "DeadlineExceeded":
+        return None  # the Job controller stopped it: no pod's exit says why
+    if any(code not in (None, 0) for code in exits):
+        return None
+    return "its Job failed; waiting to see its pod's exit"
+
+
 def succeeded_result(pods: Sequence[Body]) -> TranscodeResult | None:
     for pod in sorted(pods, key=_finished_at, reverse=True):
         terminated = transcoder_state(pod).get("terminated") or {}
@@ -427,7 +458,10 @@ def derived_until(status: Mapping[str, Any], job: Body | None, now: datetime, st
     """Until when `derive_status` derives this status again from the same VideoJob, Job and pods. It reads the
     clock to fill in times once (kept with the status) and, while an admitted VideoJob is Pending, to say that its
     Job has had no pod for NO_POD_AFTER seconds and to fail it once stuck for `stuck_timeout`, both counted from
-    the Job's creation: the next of those moments, else forever."""
+    the Job's creation: the next of those moments, else forever. A Running VideoJob whose Job finished waits to
+    see its pod until RESULT_WAIT seconds after that (`awaits_pod`)."""
+    if status.get("phase") == Phase.RUNNING.value and (finished := finished_at(job)) is not None:
+        return max(finished + timedelta(seconds=RESULT_WAIT), now)
     if status.get("phase") != Phase.PENDING.value or job is None:
         return FOREVER
     created = parse_time((job.get("metadata") or {}).get("creationTimestamp"))
@@ -505,6 +539,8 @@ def derive_status(
         phase = old_phase
     elif problem is not None:
         phase, new["reason"], new["message"] = Phase.FAILED.value, Reason.INVALID_SPEC, problem
+    elif (unseen := awaits_pod(job, pods, now)) is not None:
+        phase, new["reason"], new["message"] = Phase.RUNNING.value, Reason.RUNNING, unseen
     elif job_condition(job, "Complete", "SuccessCriteriaMet"):
         phase = Phase.SUCCEEDED.value
         result = succeeded_result(pods)

@@ -560,3 +560,71 @@ def test_a_proven_job_shares_its_videojobs_uid_and_its_name_with_the_index() -> 
     assert index.jobs_by_videojob()["u1"]["metadata"]["resourceVersion"] == "3"
     assert index.jobs.owners["j1"] == "u1"
     assert list(index._jobs_of) == ["u1"]
+
+
+def _with_conditions(*conditions: Any, message: str = "running on cpu-0 (attempt 1)") -> dict[str, Any]:
+    body = obj("vj-1", "5", namespace="media")
+    body["status"] = {"phase": "Running", "message": message, "conditions": list(conditions)}
+    return json.loads(json.dumps(body))  # as Kopf hands it over: every string its own object
+
+
+_CONDITION = {
+    "type": "Running",
+    "status": "True",
+    "reason": "Running",
+    "message": "running on cpu-0 (attempt 1)",
+    "lastTransitionTime": "2026-01-01T12:00:00Z",
+    "observedGeneration": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("condition", "folded"),
+    [
+        pytest.param(_CONDITION, True, id="all six fields"),
+        pytest.param({"type": "Running", "status": "True"}, True, id="some of them"),
+        pytest.param({**_CONDITION, "extra": "x"}, False, id="a field no condition has: kept as it is"),
+        pytest.param("Running", False, id="not an object at all (written by hand)"),
+    ],
+)
+def test_the_index_holds_a_videojobs_conditions_in_slots_and_they_read_as_written(condition: Any, folded: bool) -> None:
+    from videojob.controller.index import Condition
+
+    (held,) = slim_videojob(_with_conditions(condition))["status"]["conditions"]
+    assert isinstance(held, Condition) == folded
+    assert held == condition and condition == held and [held] == [condition]
+    if folded:
+        assert dict(held) == condition and list(held) == list(condition) and len(held) == len(condition)
+        assert held.get("extra") is None and "extra" not in held and "type" in held
+        assert json.loads(json.dumps(held, default=dict)) == condition
+        with pytest.raises(KeyError):
+            held["extra"]
+
+
+def test_a_condition_in_slots_takes_a_third_of_a_dicts_memory() -> None:
+    import sys
+
+    (held,) = slim_videojob(_with_conditions(_CONDITION))["status"]["conditions"]
+    assert not hasattr(held, "__dict__")
+    assert sys.getsizeof(held) * 3 <= sys.getsizeof(dict(_CONDITION))
+
+
+def test_conditions_held_in_slots_keep_their_transition_times_and_need_no_patch() -> None:
+    """What the status writer does with a status from the index: derive the conditions against it and patch only
+    what changed."""
+    from videojob.controller.status import conditions, status_patch
+
+    status = {"phase": "Running", "reason": "Running", "message": "running", "observedGeneration": 1}
+    first = conditions(status, [], datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    held = slim_videojob(_with_conditions(*first))["status"]
+    again = conditions(status, held["conditions"], datetime(2026, 1, 1, 12, 5, tzinfo=UTC))
+    assert again == first and status_patch(held, {**held, "conditions": again}) == {}
+    finished = conditions({**status, "phase": "Succeeded"}, held["conditions"], datetime(2026, 1, 1, 12, 5, tzinfo=UTC))
+    assert "conditions" in status_patch(held, {**held, "conditions": finished})
+
+
+def test_a_newer_status_shares_its_message_with_its_conditions_and_the_older_version() -> None:
+    older = slim_videojob(_with_conditions(_CONDITION))
+    newer = slim_videojob(_with_conditions(_CONDITION), older)
+    messages = [newer["status"]["message"], older["status"]["message"], newer["status"]["conditions"][0]["message"]]
+    assert len({id(m) for m in messages}) == 1

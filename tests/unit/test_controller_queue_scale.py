@@ -60,6 +60,11 @@ def test_which_queue_position_is_written(written: int | None, actual: int | None
     assert shown_position(written, actual) == shown
 
 
+def shown(status: Any) -> str:
+    """A status as JSON text, to find a message in it (the index holds conditions as `index.Condition` mappings)."""
+    return json.dumps(status, default=dict)
+
+
 def test_positions_showing_is_exactly_where_shown_position_shows_the_same() -> None:
     """A pass skips a queued VideoJob while its real position stays within `positions_showing`: every real position
     inside shows what was derived, and the ones just outside do not (or the skip would hide a needed write)."""
@@ -347,7 +352,7 @@ def test_a_job_refused_for_good_fails_its_videojob_once_with_the_reason(first_wr
     _run(reconciler, scenario)
     (vj,) = reconciler.index.videojobs.items.values()
     assert vj["status"]["phase"] == "Failed"
-    assert "Job.batch is invalid: too long" in json.dumps(vj["status"])
+    assert "Job.batch is invalid: too long" in shown(vj["status"])
     assert len(tried) == 1
 
 
@@ -371,10 +376,10 @@ def test_a_job_that_could_not_be_created_yet_waits_with_the_reason_and_is_tried_
         await a_pass()
 
     _run(reconciler, scenario)
-    assert statuses[0]["phase"] == "Pending" and "etcd leader changed" in json.dumps(statuses[0])
+    assert statuses[0]["phase"] == "Pending" and "etcd leader changed" in shown(statuses[0])
     assert len(kube.jobs) == 1
     (vj,) = reconciler.index.videojobs.items.values()
-    assert vj["status"].get("jobName") and "etcd leader changed" not in json.dumps(vj["status"])
+    assert vj["status"].get("jobName") and "etcd leader changed" not in shown(vj["status"])
 
 
 def test_a_pass_does_not_wait_for_a_jobs_creation_nor_admit_it_twice_nor_give_its_slot_away() -> None:
@@ -495,7 +500,7 @@ def test_a_queued_videojob_that_did_not_change_is_derived_again_when_what_holds_
     def says_held() -> bool:
         status = items["uid-a"]["status"]
         assert status["queuePosition"] == 1
-        return "limit of 1" in json.dumps(status)
+        return "limit of 1" in shown(status)
 
     async def scenario(a_pass: Pass) -> None:
         arrive("running")

@@ -22,7 +22,7 @@ import json
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,8 +74,8 @@ def compact(value: Any, like: Any = None) -> Any:
     def copy(value: Any, like: Any) -> Any:
         kind = type(value)
         if kind is str:
-            if like == value and type(like) is str:  # the same field of the older version: its string
-                return like
+            if like == value and type(like) is str:  # the same field of the older version: its string, for the
+                return within.setdefault(value, like)  # rest of this value too (conditions repeat the message)
             if len(value) <= _RECURRING_MAX_LENGTH and _recurs_across_objects(value):
                 return sys.intern(value)
             return within.setdefault(value, value)
@@ -124,7 +124,64 @@ def slim_videojob(body: Mapping[str, Any], previous: Body | None = None) -> Body
     slim: Body = compact({**body, "metadata": meta}, like=previous)
     if isinstance(slim.get("spec"), dict):
         _share_leaves(slim["spec"])
+    if isinstance(slim.get("status"), dict) and isinstance(slim["status"].get("conditions"), list):
+        slim["status"]["conditions"] = [Condition.of(c) for c in slim["status"]["conditions"]]
     return slim
+
+
+_ABSENT: Any = object()
+
+
+class Condition(Mapping[str, Any]):
+    """One condition of a VideoJob's status as the index holds it: its fields in slots, 80 bytes, where a dict of
+    the same six fields takes 272; every VideoJob has six (about 10 MB for 10,000). It reads as the dict it came
+    from (`get`, `[]`, `in`, `dict()`, and equal to it), and is read only, like everything in the index. It is no
+    dict, so `json.dumps` needs `default=dict` for it; the operator never serialises what the index holds."""
+
+    __slots__ = ("lastTransitionTime", "message", "observedGeneration", "reason", "status", "type")
+
+    type: Any
+    status: Any
+    reason: Any
+    message: Any
+    lastTransitionTime: Any
+    observedGeneration: Any
+    _FIELDS = ("type", "status", "reason", "message", "lastTransitionTime", "observedGeneration")  # in wire order
+
+    @classmethod
+    def of(cls, value: Any) -> Any:
+        """`value` as a Condition when it is a dict of condition fields only; else itself (a status written by hand
+        may hold anything, and the index keeps it as it is)."""
+        if type(value) is not dict or not value.keys() <= _CONDITION_FIELDS:
+            return value
+        condition = cls()
+        get = value.get
+        condition.type = get("type", _ABSENT)
+        condition.status = get("status", _ABSENT)
+        condition.reason = get("reason", _ABSENT)
+        condition.message = get("message", _ABSENT)
+        condition.lastTransitionTime = get("lastTransitionTime", _ABSENT)
+        condition.observedGeneration = get("observedGeneration", _ABSENT)
+        return condition
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _CONDITION_FIELDS:
+            value = getattr(self, key)
+            if value is not _ABSENT:
+                return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self._FIELDS if getattr(self, key) is not _ABSENT)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+_CONDITION_FIELDS = frozenset(Condition.__slots__)
 
 
 def _share_leaves(value: Any) -> None:

@@ -585,6 +585,7 @@ _CONDITION = {
         pytest.param({"type": "Running", "status": "True"}, True, id="some of them"),
         pytest.param({**_CONDITION, "extra": "x"}, False, id="a field no condition has: kept as it is"),
         pytest.param("Running", False, id="not an object at all (written by hand)"),
+        pytest.param({}, False, id="empty: a dict, as falsy as it was"),
     ],
 )
 def test_the_index_holds_a_videojobs_conditions_in_slots_and_they_read_as_written(condition: Any, folded: bool) -> None:

@@ -165,11 +165,10 @@ class Condition(Mapping[str, Any]):
         return condition
 
     def __getitem__(self, key: str) -> Any:
-        if key in _CONDITION_FIELDS:
-            value = getattr(self, key)
-            if value is not _ABSENT:
-                return value
-        raise KeyError(key)
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:  # Mapping's goes through KeyError: 3x slower
         if key in _CONDITION_FIELDS:

@@ -262,6 +262,10 @@ def finished_at(job: Body | None) -> datetime | None:
     return parse_time((job.get("status") or {}).get("completionTime")) or parse_time(marked.get("lastTransitionTime"))
 
 
+def _exit_code(pod: Body) -> Any:
+    return transcoder_state(pod).get("terminated", {}).get("exitCode")
+
+
 def awaits_pod(job: Body | None, pods: Sequence[Body], now: datetime) -> str | None:
     """What a finished Job's VideoJob waits to see, or None: its Job is marked complete (or failed by its pods),
     yet no pod of it that exited 0 (nonzero) is seen, and it finished less than RESULT_WAIT seconds ago. The pods'
@@ -271,15 +275,14 @@ def awaits_pod(job: Body | None, pods: Sequence[Body], now: datetime) -> str | N
     finished = finished_at(job)
     if finished is None or now >= finished + timedelta(seconds=RESULT_WAIT):
         return None
-    exits = [transcoder_state(pod).get("terminated", {}).get("exitCode") for pod in pods]
     if job_condition(job, "Complete", "SuccessCriteriaMet"):
         chunked = job_segments(job) > 1
-        if any(code == 0 for pod, code in zip(pods, exits, strict=True) if _is_join(pod) or not chunked):
+        if any(_exit_code(pod) == 0 for pod in pods if _is_join(pod) or not chunked):
             return None
         return "its Job is complete; waiting to see its pod's result"
     if (job_condition(job, "Failed", "FailureTarget") or {}).get("reason") == "DeadlineExceeded":
         return None  # the Job controller stopped it: no pod's exit says why
-    if any(code not in (None, 0) for code in exits):
+    if any(_exit_code(pod) not in (None, 0) for pod in pods):
         return None
     return "its Job failed; waiting to see its pod's exit"
 

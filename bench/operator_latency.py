@@ -36,6 +36,12 @@ What is measured, exactly
   sent) -> the next Job seen, the passes' durations while N wait (the operator's own histogram,
   videojob_reconcile_duration_seconds: mean, and how many took <= 100 ms), and the status writes per freed slot
   (every admission moves every queued VideoJob up one place).
+- CPU and API requests per round: CPU seconds of the operator, kube-apiserver and this client (the load
+  generator shares the machine's cores with what it measures: its share is printed), and the requests the API
+  server served meanwhile, from its own counter (apiserver_request_total): writes per VideoJob and per second, by
+  verb, resource and code. Three writes per VideoJob are the operator's (its Job, its status, and its Event, posted
+  in the background, so a burst's may come after the round), one is the client's create; the Job controller's
+  pod creates refused by the quota and its Events come on top.
 - Targets (issue 13): >= 200 admitted/s (bursts), steady p99 <= 0.2 s at 50/s, a pass <= 100 ms with 10,000
   queued, RSS <= 150 MB in every run. PASS/FAIL is printed per line; the load average beside them.
 
@@ -50,6 +56,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -79,6 +86,7 @@ from devkit.harness import (  # noqa: E402
 )
 from devkit.testenv import DEFAULT_TESTENV_DIR, TESTENV_SCRIPT, load_testenv, wait_for  # noqa: E402
 from videojob.controller.jobs import SELECTOR  # noqa: E402
+from videojob.kubeapi import ApiError, Client, load_connection  # noqa: E402
 
 P99_TARGET_S = 0.2
 RATE_TARGET = 200.0
@@ -123,10 +131,12 @@ def pids_named(name: str) -> list[int]:
 
 
 class CPU:
-    """CPU seconds the operator and the API server used between `start` and `stop`."""
+    """CPU seconds the operator, the API server and this benchmark (the client: its creates and its watches) used
+    between `start` and `stop`. They share this machine's cores; the client's share is printed so that a reader
+    sees how much of the machine the measuring took."""
 
     def __init__(self, operator_pid: int) -> None:
-        self.pids = {"operator": [operator_pid], "apiserver": pids_named("kube-apiserver")}
+        self.pids = {"operator": [operator_pid], "apiserver": pids_named("kube-apiserver"), "client": [os.getpid()]}
         self.used: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
@@ -147,6 +157,68 @@ class CPU:
         end = self._now()
         self.used = {what: end[what] - self._start[what] for what in end}
         self.used["wall"] = time.monotonic() - self._t0
+
+
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
+
+
+class ApiRequests:
+    """Requests the API server served between `start` and `stop`, by verb, resource and response code, from its
+    own counter (apiserver_request_total on /metrics): whose they are follows from what they are (POST jobs and
+    PATCH videojobs/status: the operator; POST videojobs: this client; POST pods: the Job controller). None
+    when /metrics cannot be read (another cluster, a user without the nonResourceURL)."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        self.client = Client(load_connection(kubeconfig), pool_size=1, user_agent="bench-operator-latency")
+        self.used: dict[str, float] | None = None
+
+    def _now(self) -> dict[str, float] | None:
+        try:
+            text = self.client.request_text("GET", "/metrics", accept="text/plain")
+        except (ApiError, OSError):
+            return None
+        return requests_by_kind(text)
+
+    def __enter__(self) -> ApiRequests:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        if self._start is not None and end is not None:
+            self.used = {k: v - self._start.get(k, 0.0) for k, v in end.items() if v > self._start.get(k, 0.0)}
+
+
+def requests_by_kind(metrics_text: str) -> dict[str, float]:
+    """apiserver_request_total summed over its other labels: {"POST jobs 201": n, "PATCH videojobs/status 200": n}."""
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, value = line.rsplit("} ", 1)
+        label = dict(LABEL.findall(labels_text))
+        resource, subresource = label.get("resource", ""), label.get("subresource", "")
+        # a resource with its subresource ("videojobs/status"); a URL that is no resource is in the subresource
+        what = f"{resource}/{subresource}" if resource and subresource else resource or subresource or "-"
+        key = f"{label.get('verb', '?')} {what} {label.get('code', '?')}"
+        out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def requests_summary(used: dict[str, float] | None, n: int, wall: float) -> str:
+    """Writes per VideoJob and per second, and the writes that came to 0.05 per VideoJob or more."""
+    if used is None:
+        return "API requests: n/a (the API server's /metrics could not be read)"
+    writes = {k: v for k, v in used.items() if k.split(" ", 1)[0] in WRITE_VERBS}
+    total = sum(writes.values())
+    common = sorted(((v, k) for k, v in writes.items() if v / n >= 0.05), reverse=True)
+    return (
+        f"API writes: {total / n:.2f} per VideoJob, {total / wall:.0f}/s ("
+        + ", ".join(f"{k} {v / n:.2f}" for v, k in common)
+        + f"); reads (GET, LIST) {sum(v for k, v in used.items() if k.split(' ', 1)[0] in ('GET', 'LIST')) / n:.2f}"
+        " per VideoJob"
+    )
 
 
 def run_round(n: int, prefix: str, videojobs: VideoJobs, recorder: JobRecorder) -> dict[str, float]:
@@ -461,7 +533,8 @@ def main() -> int:
 
     from kubernetes import client, config
 
-    api = config.new_client_from_config(config_file=str(args.kubeconfig or testenv.kubeconfig))
+    kubeconfig = str(args.kubeconfig or testenv.kubeconfig)
+    api = config.new_client_from_config(config_file=kubeconfig)
     api.configuration.connection_pool_maxsize = CLIENT_THREADS * 2
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = CLIENT_THREADS * 2
     core_v1, batch_v1 = client.CoreV1Api(api), client.BatchV1Api(api)
@@ -474,6 +547,8 @@ def main() -> int:
     videojobs = VideoJobs(custom_objects, namespace)
     results: list[dict[str, float]] = []
     steady: dict[str, float] | None = None
+    steady_requests = ""
+    round_requests: dict[int, str] = {}
     queue: dict[str, Any] | None = None
     try:
         core_v1.create_namespaced_resource_quota(
@@ -498,15 +573,17 @@ def main() -> int:
             for n in sizes:
                 if n == max(sizes) and args.steady_rate > 0 and steady is None:
                     drain(videojobs, custom_objects, namespace)
-                    with CPU(operator.pid) as cpu:
+                    with CPU(operator.pid) as cpu, ApiRequests(kubeconfig) as requests:
                         steady = run_steady(args.steady_rate, args.steady_seconds, "steady", videojobs, recorder)
                     steady.update({f"cpu_{k}": v for k, v in cpu.used.items()})
+                    steady_requests = requests_summary(requests.used, int(steady["n"]), cpu.used["wall"])
                     print("  steady round done", file=sys.stderr)
                 if n == max(sizes) and (len(sizes) > 1 or steady is not None):
                     drain(videojobs, custom_objects, namespace)
-                with CPU(operator.pid) as cpu:
+                with CPU(operator.pid) as cpu, ApiRequests(kubeconfig) as requests:
                     results.append(run_round(n, f"n{n}", videojobs, recorder))
                 results[-1].update({f"cpu_{k}": v for k, v in cpu.used.items()})
+                round_requests[n] = requests_summary(requests.used, n, cpu.used["wall"])
                 if n == max(sizes):
                     rss_loaded = operator.rss_bytes()
                 print(f"  round N={n} done", file=sys.stderr)
@@ -537,9 +614,10 @@ def main() -> int:
         )
         print(
             f"  CPU meanwhile: operator {steady['cpu_operator']:.1f} s, kube-apiserver "
-            f"{steady['cpu_apiserver']:.1f} s in {steady['cpu_wall']:.1f} s "
+            f"{steady['cpu_apiserver']:.1f} s, this client {steady['cpu_client']:.1f} s in {steady['cpu_wall']:.1f} s "
             f"({steady['cpu_operator'] / steady['n'] * 1000:.1f} ms of operator CPU per VideoJob)"
         )
+        print(f"  {steady_requests}")
         print()
     print(
         f"Burst rounds: N VideoJobs created at once by {CLIENT_THREADS} client threads. admitted/s = N / (last Job "
@@ -560,13 +638,17 @@ def main() -> int:
             f"{int(r['duplicates']):>9}  {rate_text}"
         )
     print(
-        "  CPU per round (operator / kube-apiserver / wall seconds, operator ms per VideoJob): "
+        "  CPU per round (operator / kube-apiserver / this client / wall seconds, operator ms per VideoJob): "
         + "; ".join(
-            f"N={int(r['n'])}: {r['cpu_operator']:.1f} / {r['cpu_apiserver']:.1f} / {r['cpu_wall']:.1f} s, "
+            f"N={int(r['n'])}: {r['cpu_operator']:.1f} / {r['cpu_apiserver']:.1f} / {r['cpu_client']:.1f} / "
+            f"{r['cpu_wall']:.1f} s, "
             f"{r['cpu_operator'] / r['n'] * 1000:.1f} ms"
             for r in results
         )
     )
+    for n, line in round_requests.items():
+        if n > 1:
+            print(f"  N={n}: {line}")
     print()
     mb_idle, mb_loaded = rss_idle / 1e6, rss_loaded / 1e6
     print(

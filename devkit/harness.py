@@ -544,7 +544,7 @@ class JobAdded:
     owner: str | None  # the owning VideoJob's name
     created: str  # creationTimestamp (second resolution)
     seen: float  # time.monotonic() when the watch delivered ADDED
-    obj: Any
+    obj: dict[str, Any]  # the Job as the watch delivered it
 
 
 class JobRecorder:
@@ -576,13 +576,14 @@ class JobRecorder:
         self._stop.set()
         self._thread.join(15)
 
-    def _record(self, job: Any) -> None:
-        owner = next((r.name for r in (job.metadata.owner_references or []) if r.kind == "VideoJob"), None)
+    def _record(self, job: dict[str, Any]) -> None:
+        meta = job["metadata"]
+        owner = next((r["name"] for r in meta.get("ownerReferences") or [] if r.get("kind") == "VideoJob"), None)
         entry = JobAdded(
-            uid=job.metadata.uid,
-            name=job.metadata.name,
+            uid=meta["uid"],
+            name=meta["name"],
             owner=owner,
-            created=job.metadata.creation_timestamp.isoformat() if job.metadata.creation_timestamp else "",
+            created=meta.get("creationTimestamp") or "",
             seen=time.monotonic(),
             obj=job,
         )
@@ -595,32 +596,21 @@ class JobRecorder:
             self.on_added(entry)
 
     def _run(self) -> None:
-        from kubernetes import watch
+        # Plain JSON, not the client's models: turning every Job event into a V1Job cost the benchmark client
+        # more CPU than the operator it measures (bench/operator_latency.py shares two cores with it).
         from kubernetes.client.exceptions import ApiException
 
         rv: str | None = None
         while not self._stop.is_set():
             try:
                 if rv is None:
-                    lst = self.batch_v1.list_namespaced_job(self.namespace)
-                    for job in lst.items:
+                    listed = self.batch_v1.list_namespaced_job(self.namespace, _preload_content=False)
+                    lst = json.loads(listed.data)
+                    for job in lst["items"]:
                         self._record(job)
-                    rv = lst.metadata.resource_version
+                    rv = lst["metadata"]["resourceVersion"]
                     self._ready.set()
-                w = watch.Watch()
-                for ev in w.stream(
-                    self.batch_v1.list_namespaced_job,
-                    self.namespace,
-                    resource_version=rv,
-                    timeout_seconds=2,
-                    allow_watch_bookmarks=True,
-                ):
-                    obj = ev["object"]
-                    rv = obj.metadata.resource_version
-                    if ev["type"] in ("ADDED", "MODIFIED"):
-                        self._record(obj)
-                    if self._stop.is_set():
-                        w.stop()
+                rv = self._watch(rv)
             except ApiException as e:
                 if e.status == 410:
                     rv = None  # expired: re-list (uids dedupe what was seen already)
@@ -629,7 +619,38 @@ class JobRecorder:
                 time.sleep(0.5)  # the API server hiccupped; the watch resumes
             except Exception as e:  # keep watching; report at the end
                 self._error = e
-                time.sleep(0.5)
+                time.sleep(0.5)  # the API server hiccupped; the watch resumes
+
+    def _watch(self, rv: str) -> str | None:
+        """One watch request (2 s) from `rv`; the resourceVersion to go on from, None to list again."""
+        response = self.batch_v1.list_namespaced_job(
+            self.namespace,
+            watch=True,
+            resource_version=rv,
+            timeout_seconds=2,
+            allow_watch_bookmarks=True,
+            _preload_content=False,
+        )
+        try:
+            for line in response:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj = event["object"]
+                if event["type"] == "ERROR":
+                    response.close()
+                    if obj.get("code") == 410:
+                        return None  # expired: re-list (uids dedupe what was seen already)
+                    raise RuntimeError(f"the Job watch failed: {obj.get('message')}")
+                rv = obj["metadata"]["resourceVersion"]
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    self._record(obj)
+                if self._stop.is_set():
+                    response.close()  # not read to its end: not back into the pool
+                    return rv
+        finally:
+            response.release_conn()
+        return rv
 
     def snapshot(self) -> list[JobAdded]:
         with self._lock:

@@ -387,8 +387,8 @@ def test_deleting_videojobs_while_their_jobs_are_created_leaves_no_job(
     diagnostics.wait(no_videojobs_and_no_jobs, timeout=90, message="every VideoJob, Job and pod gone")
     assert sorted(deleted_on_job) == on_job, f"deleted when their Job appeared: {deleted_on_job}"
     for entry in job_recorder.snapshot():  # every Job that did get created named its (deleted) owner
-        owners = entry.obj.metadata.owner_references or []
-        assert [(r.kind, r.controller) for r in owners] == [("VideoJob", True)], (entry.name, owners)
+        owners = entry.obj["metadata"].get("ownerReferences") or []
+        assert [(r["kind"], r.get("controller")) for r in owners] == [("VideoJob", True)], (entry.name, owners)
 
 
 @pytest.fixture

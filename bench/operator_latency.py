@@ -206,19 +206,32 @@ def requests_by_kind(metrics_text: str) -> dict[str, float]:
     return out
 
 
-def requests_summary(used: dict[str, float] | None, n: int, wall: float) -> str:
-    """Writes per VideoJob and per second, and the writes that came to 0.05 per VideoJob or more."""
+def writes(used: dict[str, float]) -> float:
+    return sum(v for k, v in used.items() if k.split(" ", 1)[0] in WRITE_VERBS)
+
+
+def requests_summary(used: dict[str, float] | None, n: int, wall: float, apiserver_cpu: float) -> str:
+    """Writes per VideoJob and per second, the writes that came to 0.05 per VideoJob or more, and the API server's
+    CPU per write (all of its CPU over its writes: what each write cost it, reads and watches included)."""
     if used is None:
         return "API requests: n/a (the API server's /metrics could not be read)"
-    writes = {k: v for k, v in used.items() if k.split(" ", 1)[0] in WRITE_VERBS}
-    total = sum(writes.values())
-    common = sorted(((v, k) for k, v in writes.items() if v / n >= 0.05), reverse=True)
+    total = writes(used)
+    common = sorted(((v, k) for k, v in used.items() if k.split(" ", 1)[0] in WRITE_VERBS and v / n >= 0.05))
+    reads = sum(v for k, v in used.items() if k.split(" ", 1)[0] in ("GET", "LIST"))
     return (
         f"API writes: {total / n:.2f} per VideoJob, {total / wall:.0f}/s ("
-        + ", ".join(f"{k} {v / n:.2f}" for v, k in common)
-        + f"); reads (GET, LIST) {sum(v for k, v in used.items() if k.split(' ', 1)[0] in ('GET', 'LIST')) / n:.2f}"
-        " per VideoJob"
+        + ", ".join(f"{k} {v / n:.2f}" for v, k in reversed(common))
+        + f"); reads (GET, LIST) {reads / n:.2f} per VideoJob; kube-apiserver "
+        f"{apiserver_cpu / total * 1000 if total else 0:.1f} ms of CPU per write"
     )
+
+
+def apiserver_cores_at(rate: float, used: dict[str, float] | None, n: int, apiserver_cpu: float) -> float | None:
+    """The cores kube-apiserver would need to admit `rate` VideoJobs per second, at the writes per VideoJob and the
+    CPU per write that a round measured (None without its requests)."""
+    if used is None or not writes(used):
+        return None
+    return rate * writes(used) / n * apiserver_cpu / writes(used)
 
 
 def run_round(n: int, prefix: str, videojobs: VideoJobs, recorder: JobRecorder) -> dict[str, float]:
@@ -549,6 +562,7 @@ def main() -> int:
     steady: dict[str, float] | None = None
     steady_requests = ""
     round_requests: dict[int, str] = {}
+    round_cores: dict[int, float | None] = {}
     queue: dict[str, Any] | None = None
     try:
         core_v1.create_namespaced_resource_quota(
@@ -576,14 +590,17 @@ def main() -> int:
                     with CPU(operator.pid) as cpu, ApiRequests(kubeconfig) as requests:
                         steady = run_steady(args.steady_rate, args.steady_seconds, "steady", videojobs, recorder)
                     steady.update({f"cpu_{k}": v for k, v in cpu.used.items()})
-                    steady_requests = requests_summary(requests.used, int(steady["n"]), cpu.used["wall"])
+                    steady_requests = requests_summary(
+                        requests.used, int(steady["n"]), cpu.used["wall"], cpu.used["apiserver"]
+                    )
                     print("  steady round done", file=sys.stderr)
                 if n == max(sizes) and (len(sizes) > 1 or steady is not None):
                     drain(videojobs, custom_objects, namespace)
                 with CPU(operator.pid) as cpu, ApiRequests(kubeconfig) as requests:
                     results.append(run_round(n, f"n{n}", videojobs, recorder))
                 results[-1].update({f"cpu_{k}": v for k, v in cpu.used.items()})
-                round_requests[n] = requests_summary(requests.used, n, cpu.used["wall"])
+                round_requests[n] = requests_summary(requests.used, n, cpu.used["wall"], cpu.used["apiserver"])
+                round_cores[n] = apiserver_cores_at(RATE_TARGET, requests.used, n, cpu.used["apiserver"])
                 if n == max(sizes):
                     rss_loaded = operator.rss_bytes()
                 print(f"  round N={n} done", file=sys.stderr)
@@ -649,6 +666,13 @@ def main() -> int:
     for n, line in round_requests.items():
         if n > 1:
             print(f"  N={n}: {line}")
+    cores = round_cores.get(max(sizes))
+    if cores is not None and max(sizes) > 1:
+        print(
+            f"  At {RATE_TARGET:g}/s, kube-apiserver alone would need {cores:.1f} cores (N={max(sizes)}'s writes per "
+            f"VideoJob and CPU per write); this machine has {os.cpu_count()}, shared with the operator, etcd, the "
+            "Job controller and this client"
+        )
     print()
     mb_idle, mb_loaded = rss_idle / 1e6, rss_loaded / 1e6
     print(

@@ -62,9 +62,25 @@ def test_a_label_value_with_an_escaped_quote_does_not_end_it(bench: ModuleType) 
             {"POST jobs 201": 100.0, "PATCH videojobs/status 200": 100.0, "POST pods 403": 4.0, "GET jobs 200": 50.0},
             # 4 pod creates are 0.04 per VideoJob: counted in the total, not listed
             "API writes: 2.04 per VideoJob, 51/s (POST jobs 201 1.00, PATCH videojobs/status 200 1.00); "
-            "reads (GET, LIST) 0.50 per VideoJob",
+            "reads (GET, LIST) 0.50 per VideoJob; kube-apiserver 4.9 ms of CPU per write",
         ),
     ],
 )
 def test_requests_summary(bench: ModuleType, used: dict[str, float] | None, expected: str) -> None:
-    assert bench.requests_summary(used, 100, 4.0) == expected
+    assert bench.requests_summary(used, 100, 4.0, 1.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("used", "cores"),
+    [
+        (None, None),
+        ({"GET jobs 200": 10.0}, None),  # no writes: no cost per write
+        # 4 writes per VideoJob at 2.5 ms each: 200/s needs 2 cores, whatever the round's own rate was
+        ({"POST jobs 201": 100.0, "POST videojobs 201": 100.0, "PATCH videojobs/status 200": 200.0}, 2.0),
+    ],
+)
+def test_apiserver_cores_at_the_target_rate(
+    bench: ModuleType, used: dict[str, float] | None, cores: float | None
+) -> None:
+    needed = bench.apiserver_cores_at(200.0, used, 100, 1.0)
+    assert needed == (None if cores is None else pytest.approx(cores))

@@ -418,7 +418,7 @@ class Settings(BaseModel):
         "VIDEOJOB_DEBOUNCE_SECONDS",
         "Start a reconcile pass no sooner than this after the last one ended: events arriving meanwhile are handled "
         "in one pass (an event after a quieter spell, at once).",
-        0.05,
+        0.02,
         ge=0,
         le=10,
     )

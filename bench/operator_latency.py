@@ -666,9 +666,9 @@ def main() -> int:
             print(f"  N={n}: {line}")
     if max(sizes) > 1:
         print(
-            f"  At {RATE_TARGET:g}/s, kube-apiserver alone would need {round_cores[max(sizes)]:.1f} cores (N={max(sizes)}'s CPU per "
-            f"VideoJob); this machine has {os.cpu_count()}, shared with the operator, etcd, the "
-            "Job controller and this client"
+            f"  At {RATE_TARGET:g}/s, kube-apiserver alone would need {round_cores[max(sizes)]:.1f} cores "
+            f"(N={max(sizes)}'s CPU per VideoJob); this machine has {os.cpu_count()}, shared with the operator, "
+            "etcd, the Job controller and this client"
         )
     print()
     mb_idle, mb_loaded = rss_idle / 1e6, rss_loaded / 1e6

@@ -186,6 +186,7 @@ class ApiRequests:
 
     def __exit__(self, *exc: object) -> None:
         end = self._now()
+        self.client.close()  # one per round: its connection is not kept for the next
         if self._start is not None and end is not None:
             self.used = {k: v - self._start.get(k, 0.0) for k, v in end.items() if v > self._start.get(k, 0.0)}
 
